@@ -1,0 +1,183 @@
+//! Garrison's domain types. Pure data: no I/O, no clocks except where a caller passes one.
+//!
+//! Every record that belongs to a customer carries a [`TenantId`]; the store layer refuses
+//! any query that does not name one.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+pub use jiff::Timestamp;
+
+/// Identifier of a tenant (a customer of a managed provider, or the one organisation of a SOC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TenantId(pub i64);
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Role of a user or API token. Ordered by power only where [`Role::allows`] says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Analyst,
+    Responder,
+    Viewer,
+}
+
+impl Role {
+    pub const ALL: [Role; 4] = [Role::Admin, Role::Analyst, Role::Responder, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Responder => "responder",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown role {0:?}: expected one of admin, analyst, responder, viewer")]
+pub struct UnknownRole(pub String);
+
+impl FromStr for Role {
+    type Err = UnknownRole;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "analyst" => Ok(Role::Analyst),
+            "responder" => Ok(Role::Responder),
+            "viewer" => Ok(Role::Viewer),
+            _ => Err(UnknownRole(s.to_string())),
+        }
+    }
+}
+
+/// What a principal may do. Kept as an explicit list so a new permission is a reviewed decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Permission {
+    /// Read events, alerts, incidents.
+    Read,
+    /// Manage tenants, users, tokens, sources, retention.
+    Administer,
+}
+
+impl Role {
+    pub fn allows(self, permission: Permission) -> bool {
+        match permission {
+            Permission::Read => true,
+            Permission::Administer => self == Role::Admin,
+        }
+    }
+}
+
+/// Sigma-style log source: which product/service/category a stream of events belongs to.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct LogSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub category: Option<String>,
+}
+
+/// One event as it travels from a decoder to the event log and the store.
+///
+/// `fields` holds what the sender sent, unchanged. `normalized` is the ECS-style view derived
+/// from it through the source's field mapping; both are kept so nothing a sender meant is lost.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// ULID assigned at ingest, or derived from the sender's own id so a retry is stored once.
+    pub id: String,
+    pub tenant_id: TenantId,
+    /// The event's own time (parsed from the payload), else the time it was received.
+    pub time: Timestamp,
+    pub received: Timestamp,
+    /// Name of the ingest source (set by the ingest token).
+    pub source: String,
+    #[serde(default)]
+    pub logsource: LogSource,
+    pub fields: serde_json::Value,
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub normalized: serde_json::Map<String, serde_json::Value>,
+    /// The original bytes where the input was text (a syslog line, a HEC raw line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+/// Derives the stored id of an event whose sender gave its own id: the same sender id from the
+/// same tenant and source always maps to the same record, so a retried batch is stored once.
+pub fn event_id_from_sender(tenant: TenantId, source: &str, sender_id: &str) -> String {
+    // FNV-1a 128 over the key, rendered as a ULID-length string prefixed to keep it apart from
+    // ULIDs. Collisions across 2^64 distinct sender ids are negligible for idempotency keys.
+    let mut hash: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for byte in tenant
+        .0
+        .to_le_bytes()
+        .iter()
+        .chain([0u8].iter())
+        .chain(source.as_bytes())
+        .chain([0u8].iter())
+        .chain(sender_id.as_bytes())
+    {
+        hash ^= u128::from(*byte);
+        hash = hash.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    format!("s{hash:032x}")
+}
+
+/// A fresh sortable id for a record.
+pub fn new_ulid() -> String {
+    ulid::Ulid::new().to_string()
+}
+
+/// Microseconds since the Unix epoch: the one integer encoding of time in the stores.
+pub fn to_micros(t: Timestamp) -> i64 {
+    t.as_microsecond()
+}
+
+pub fn from_micros(us: i64) -> Timestamp {
+    Timestamp::from_microsecond(us).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sender_ids_are_stable_and_scoped() {
+        let a = event_id_from_sender(TenantId(1), "fw", "abc");
+        assert_eq!(a, event_id_from_sender(TenantId(1), "fw", "abc"));
+        assert_ne!(a, event_id_from_sender(TenantId(2), "fw", "abc"));
+        assert_ne!(a, event_id_from_sender(TenantId(1), "fw2", "abc"));
+        assert_ne!(
+            event_id_from_sender(TenantId(1), "a", "bc"),
+            event_id_from_sender(TenantId(1), "ab", "c")
+        );
+    }
+
+    #[test]
+    fn roles_parse_and_round_trip() {
+        for role in Role::ALL {
+            assert_eq!(role.as_str().parse::<Role>().ok(), Some(role));
+        }
+        assert!("root".parse::<Role>().is_err());
+        assert!(Role::Admin.allows(Permission::Administer));
+        assert!(!Role::Viewer.allows(Permission::Administer));
+    }
+}
