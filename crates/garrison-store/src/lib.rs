@@ -1,0 +1,266 @@
+//! Garrison's persistence, behind repository traits.
+//!
+//! One implementation, [`SqlStore`], speaks to SQLite (embedded default) or PostgreSQL through
+//! sqlx; the SQL that differs (full-text search, JSON access, types) lives in the [`Dialect`]
+//! and each backend has its own migrations. The same conformance suite (`tests/`) runs against
+//! both.
+//!
+//! **Invariant:** every method that reads or writes tenant data takes a [`TenantId`] and puts it
+//! in the `WHERE` clause itself; callers cannot forget it. The only lookups that are not scoped
+//! are the ones that establish a tenant: a token by its hash, a tenant by its name.
+//!
+//! **Invariant:** secrets (passwords, tokens) enter as plaintext and are stored only hashed;
+//! nothing here returns or logs them.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod credentials;
+mod sql;
+
+pub use credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
+pub use sql::{Dialect, SqlStore};
+
+use async_trait::async_trait;
+use garrison_model::{Event, Role, TenantId, Timestamp};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration {version} failed: {source}")]
+    Migration {
+        version: i64,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("{what} not found")]
+    NotFound { what: String },
+    #[error("{what} already exists")]
+    Conflict { what: String },
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: String, reason: String },
+    #[error("corrupt stored value in {column}: {reason}")]
+    Corrupt { column: &'static str, reason: String },
+    #[error("unsupported database url {0:?}: expected sqlite://... or postgres://...")]
+    UnsupportedUrl(String),
+    #[error("password hashing failed: {0}")]
+    Hashing(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tenant {
+    pub id: TenantId,
+    pub name: String,
+    /// Events older than this many days (by time received) are deleted; `None` keeps them.
+    pub retention_days: Option<i64>,
+    pub created: Timestamp,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub username: String,
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+    pub created: Timestamp,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenKind {
+    /// A personal or service API token for `/api/v1`.
+    Api,
+    /// Sends events for one source; nothing else.
+    Ingest,
+    /// Issued by a password login; expires.
+    Session,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Api => "api",
+            TokenKind::Ingest => "ingest",
+            TokenKind::Session => "session",
+        }
+    }
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "api" => Ok(TokenKind::Api),
+            "ingest" => Ok(TokenKind::Ingest),
+            "session" => Ok(TokenKind::Session),
+            other => Err(StoreError::Corrupt {
+                column: "tokens.kind",
+                reason: format!("unknown kind {other:?}"),
+            }),
+        }
+    }
+}
+
+/// A token as stored: never its secret, only what it may do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiToken {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub kind: TokenKind,
+    pub name: String,
+    /// The first characters of the secret, to recognise a token in lists.
+    pub prefix: String,
+    pub roles: Vec<Role>,
+    /// For ingest tokens: the source the events are attributed to.
+    pub source: Option<String>,
+    pub user_id: Option<i64>,
+    pub created: Timestamp,
+    pub expires: Option<Timestamp>,
+    pub last_used: Option<Timestamp>,
+    pub revoked: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub tenant_id: TenantId,
+    pub kind: TokenKind,
+    pub name: String,
+    pub roles: Vec<Role>,
+    pub source: Option<String>,
+    pub user_id: Option<i64>,
+    pub expires: Option<Timestamp>,
+}
+
+/// An ingest source: sets the logsource and the field mapping of the events it sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub id: i64,
+    pub tenant_id: TenantId,
+    pub name: String,
+    pub product: Option<String>,
+    pub service: Option<String>,
+    pub category: Option<String>,
+    /// Pairs of (field path as sent, ECS-style name), applied on top of the built-in mapping.
+    pub field_mapping: Vec<(String, String)>,
+    pub created: Timestamp,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct NewSource {
+    pub name: String,
+    pub product: Option<String>,
+    pub service: Option<String>,
+    pub category: Option<String>,
+    pub field_mapping: Vec<(String, String)>,
+}
+
+/// A search over stored events. All conditions are ANDed.
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    /// Event time, inclusive.
+    pub from: Option<Timestamp>,
+    /// Event time, exclusive.
+    pub to: Option<Timestamp>,
+    pub source: Option<String>,
+    /// Equality on a field: a dotted path into the original fields, or an ECS name.
+    pub fields: Vec<(String, String)>,
+    /// Full-text words; every word must occur.
+    pub text: Option<String>,
+    pub limit: usize,
+    /// Opaque cursor from a previous page's `next_cursor`.
+    pub cursor: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct EventPage {
+    pub events: Vec<Event>,
+    pub next_cursor: Option<String>,
+}
+
+#[async_trait]
+pub trait TenantRepo: Send + Sync {
+    /// Creates a tenant, or returns the existing one of that name.
+    async fn ensure_tenant(&self, name: &str) -> Result<Tenant>;
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>>;
+    async fn tenant(&self, id: TenantId) -> Result<Tenant>;
+    async fn list_tenants(&self) -> Result<Vec<Tenant>>;
+    async fn set_retention(&self, id: TenantId, days: Option<i64>) -> Result<Tenant>;
+}
+
+#[async_trait]
+pub trait UserRepo: Send + Sync {
+    async fn create_user(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        password: &str,
+        roles: &[Role],
+    ) -> Result<User>;
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>>;
+    /// Checks a password; `None` for an unknown user, a wrong password or a disabled account
+    /// (callers must not be able to tell which).
+    async fn authenticate_user(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>>;
+    async fn set_user_disabled(&self, tenant: TenantId, user_id: i64, disabled: bool)
+        -> Result<User>;
+    async fn count_users(&self, tenant: TenantId) -> Result<i64>;
+}
+
+#[async_trait]
+pub trait TokenRepo: Send + Sync {
+    /// Creates a token; the secret is returned once and only its hash is kept.
+    async fn create_token(&self, token: NewToken) -> Result<(ApiToken, TokenSecret)>;
+    /// Resolves a presented secret to its token, if it exists, is not revoked and not expired.
+    async fn authenticate_token(&self, secret: &str, now: Timestamp) -> Result<Option<ApiToken>>;
+    async fn list_tokens(&self, tenant: TenantId) -> Result<Vec<ApiToken>>;
+    async fn revoke_token(&self, tenant: TenantId, token_id: i64) -> Result<ApiToken>;
+}
+
+#[async_trait]
+pub trait SourceRepo: Send + Sync {
+    /// Creates or updates the source of that name in the tenant.
+    async fn upsert_source(&self, tenant: TenantId, source: NewSource) -> Result<Source>;
+    async fn source(&self, tenant: TenantId, name: &str) -> Result<Option<Source>>;
+    async fn list_sources(&self, tenant: TenantId) -> Result<Vec<Source>>;
+}
+
+#[async_trait]
+pub trait EventRepo: Send + Sync {
+    /// Stores events (of any tenants; each carries its own) and moves `consumer`'s position to
+    /// `position` in the same transaction. An event whose (tenant, id) exists is skipped, so
+    /// replaying a log range stores each event once. Returns how many were new.
+    async fn store_events(&self, events: &[Event], consumer: &str, position: u64) -> Result<u64>;
+    async fn search_events(&self, tenant: TenantId, query: &EventQuery) -> Result<EventPage>;
+    async fn count_events(&self, tenant: TenantId) -> Result<i64>;
+    /// Deletes the tenant's events received before `cutoff`; returns how many.
+    async fn delete_events_received_before(&self, tenant: TenantId, cutoff: Timestamp)
+        -> Result<u64>;
+    async fn consumer_position(&self, consumer: &str) -> Result<u64>;
+}
+
+/// Everything the service needs from storage.
+pub trait Store: TenantRepo + UserRepo + TokenRepo + SourceRepo + EventRepo {}
+impl<T: TenantRepo + UserRepo + TokenRepo + SourceRepo + EventRepo> Store for T {}
+
+fn roles_to_text(roles: &[Role]) -> String {
+    roles
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn roles_from_text(text: &str) -> Result<Vec<Role>> {
+    text.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse().map_err(|e: garrison_model::UnknownRole| StoreError::Corrupt {
+                column: "roles",
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,1012 @@
+//! The SQL implementation of the repository traits, for SQLite and PostgreSQL.
+//!
+//! Queries use `$N` placeholders, which both backends accept. Where the SQL must differ the
+//! [`Dialect`] supplies it. Queries are checked at run time (sqlx `Any`), and proved by the
+//! conformance suite against both backends.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use garrison_model::{from_micros, to_micros, Event, LogSource, Role, TenantId, Timestamp};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
+use crate::{
+    roles_from_text, roles_to_text, ApiToken, EventPage, EventQuery, EventRepo, NewSource,
+    NewToken, Result, Source, SourceRepo, StoreError, Tenant, TenantRepo, TokenKind, TokenRepo,
+    User, UserRepo,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn from_url(url: &str) -> Result<Dialect> {
+        if url.starts_with("sqlite:") {
+            Ok(Dialect::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Dialect::Postgres)
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_string()))
+        }
+    }
+
+    fn migrations(self) -> &'static [(i64, &'static str)] {
+        match self {
+            Dialect::Sqlite => &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))],
+            Dialect::Postgres => &[(
+                1,
+                include_str!("../migrations/postgres/0001_foundation.sql"),
+            )],
+        }
+    }
+
+    /// A JSON column read back as text.
+    fn json_text(self, column: &str) -> String {
+        match self {
+            Dialect::Sqlite => column.to_string(),
+            Dialect::Postgres => format!("{column}::text"),
+        }
+    }
+
+    /// A JSON value bound as text, stored as the backend's JSON type.
+    fn json_param(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("${n}"),
+            Dialect::Postgres => format!("${n}::jsonb"),
+        }
+    }
+}
+
+/// SQL assembled from constants and `$N` placeholders only; values are always bound, never
+/// formatted in.
+macro_rules! sql {
+    ($($arg:tt)*) => {
+        sqlx::AssertSqlSafe(format!($($arg)*))
+    };
+}
+
+/// Most rows in one INSERT; keeps under both backends' parameter limits.
+const EVENT_ROWS_PER_STATEMENT: usize = 400;
+/// Longest text indexed for full-text search per event.
+const MAX_INDEXED_TEXT: usize = 16 * 1024;
+
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+}
+
+const TENANT_COLUMNS: &str = "id, name, retention_days, created_us";
+const USER_COLUMNS: &str = "id, tenant_id, username, roles, disabled, created_us";
+const TOKEN_COLUMNS: &str = "id, tenant_id, kind, name, prefix, roles, source, user_id, created_us, expires_us, last_used_us, revoked";
+const SOURCE_COLUMNS: &str =
+    "id, tenant_id, name, product, service, category, field_mapping, created_us";
+
+impl SqlStore {
+    /// Connects to `sqlite://PATH` (created if missing) or `postgres://...` and applies every
+    /// migration that has not run yet.
+    pub async fn connect(url: &str) -> Result<SqlStore> {
+        sqlx::any::install_default_drivers();
+        let dialect = Dialect::from_url(url)?;
+        let url = match dialect {
+            Dialect::Sqlite if !url.contains("mode=") => {
+                let separator = if url.contains('?') { '&' } else { '?' };
+                format!("{url}{separator}mode=rwc")
+            }
+            _ => url.to_string(),
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(match dialect {
+                Dialect::Sqlite => 8,
+                Dialect::Postgres => 16,
+            })
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        // WAL lets readers (the CLI, searches) run beside the indexer; FULL makes
+                        // each committed indexer position survive power loss, so a log segment is
+                        // never deleted before what came from it is safe.
+                        for pragma in [
+                            "PRAGMA journal_mode = WAL",
+                            "PRAGMA synchronous = FULL",
+                            "PRAGMA busy_timeout = 15000",
+                            "PRAGMA foreign_keys = ON",
+                            "PRAGMA temp_store = MEMORY",
+                        ] {
+                            conn.execute(pragma).await?;
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let store = SqlStore { pool, dialect };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// A cheap round trip, for readiness checks.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        if self.dialect == Dialect::Postgres {
+            // Several nodes (or tests) may start at once: one migrates, the others wait.
+            conn.execute("SELECT pg_advisory_lock(7262770738)").await?;
+        }
+        let result = self.migrate_locked(&mut conn).await;
+        if self.dialect == Dialect::Postgres {
+            conn.execute("SELECT pg_advisory_unlock(7262770738)").await?;
+        }
+        result
+    }
+
+    async fn migrate_locked(&self, conn: &mut sqlx::AnyConnection) -> Result<()> {
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS garrison_migrations (version BIGINT PRIMARY KEY, applied_us BIGINT NOT NULL)",
+        )
+        .await?;
+        for &(version, script) in self.dialect.migrations() {
+            let applied: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM garrison_migrations WHERE version = $1")
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+            if applied.is_some() {
+                continue;
+            }
+            let run = async {
+                let mut tx = self.pool.begin().await?;
+                // Migration scripts hold no string literals with ';', so splitting is exact
+                // once `--` comment lines are gone.
+                let code: String = script
+                    .lines()
+                    .filter(|line| !line.trim_start().starts_with("--"))
+                    .map(|line| format!("{line}\n"))
+                    .collect();
+                for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                    tx.execute(sqlx::AssertSqlSafe(statement.to_string())).await?;
+                }
+                sqlx::query("INSERT INTO garrison_migrations (version, applied_us) VALUES ($1, $2)")
+                    .bind(version)
+                    .bind(to_micros(Timestamp::now()))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            };
+            run.await
+                .map_err(|source| StoreError::Migration { version, source })?;
+            tracing::info!(version, "applied database migration");
+        }
+        Ok(())
+    }
+
+    /// Creates an empty database beside this one (PostgreSQL), for tests that need isolation.
+    #[doc(hidden)]
+    pub async fn create_database_for_tests(&self, name: &str) -> Result<()> {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Invalid {
+                what: "database name".into(),
+                reason: format!("{name:?} must be alphanumeric"),
+            });
+        }
+        sqlx::query(sql!("CREATE DATABASE {name}"))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes all tenant data. For the conformance suite's clean slate; not exposed by the API.
+    #[doc(hidden)]
+    pub async fn truncate_all_for_tests(&self) -> Result<()> {
+        for table in [
+            "events",
+            "tokens",
+            "users",
+            "sources",
+            "consumer_positions",
+            "tenants",
+        ] {
+            sqlx::query(sql!("DELETE FROM {table}"))
+                .execute(&self.pool)
+                .await?;
+        }
+        if self.dialect == Dialect::Sqlite {
+            sqlx::query("DELETE FROM events_fts")
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+fn conflict_or(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |error| match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
+            what: what.into(),
+        },
+        _ => StoreError::Database(error),
+    }
+}
+
+fn opt_time(us: Option<i64>) -> Option<Timestamp> {
+    us.map(from_micros)
+}
+
+fn tenant_from_row(row: &AnyRow) -> Result<Tenant> {
+    Ok(Tenant {
+        id: TenantId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        retention_days: row.try_get("retention_days")?,
+        created: from_micros(row.try_get("created_us")?),
+    })
+}
+
+fn user_from_row(row: &AnyRow) -> Result<User> {
+    Ok(User {
+        id: row.try_get("id")?,
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        username: row.try_get("username")?,
+        roles: roles_from_text(&row.try_get::<String, _>("roles")?)?,
+        disabled: row.try_get::<i64, _>("disabled")? != 0,
+        created: from_micros(row.try_get("created_us")?),
+    })
+}
+
+fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
+    Ok(ApiToken {
+        id: row.try_get("id")?,
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        kind: TokenKind::parse(&row.try_get::<String, _>("kind")?)?,
+        name: row.try_get("name")?,
+        prefix: row.try_get("prefix")?,
+        roles: roles_from_text(&row.try_get::<String, _>("roles")?)?,
+        source: row.try_get("source")?,
+        user_id: row.try_get("user_id")?,
+        created: from_micros(row.try_get("created_us")?),
+        expires: opt_time(row.try_get("expires_us")?),
+        last_used: opt_time(row.try_get("last_used_us")?),
+        revoked: row.try_get::<i64, _>("revoked")? != 0,
+    })
+}
+
+fn source_from_row(row: &AnyRow) -> Result<Source> {
+    let mapping: String = row.try_get("field_mapping")?;
+    Ok(Source {
+        id: row.try_get("id")?,
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        name: row.try_get("name")?,
+        product: row.try_get("product")?,
+        service: row.try_get("service")?,
+        category: row.try_get("category")?,
+        field_mapping: serde_json::from_str(&mapping).map_err(|e| StoreError::Corrupt {
+            column: "sources.field_mapping",
+            reason: e.to_string(),
+        })?,
+        created: from_micros(row.try_get("created_us")?),
+    })
+}
+
+fn event_from_row(row: &AnyRow) -> Result<Event> {
+    let fields: String = row.try_get("fields")?;
+    let normalized: String = row.try_get("normalized")?;
+    Ok(Event {
+        id: row.try_get("id")?,
+        tenant_id: TenantId(row.try_get("tenant_id")?),
+        time: from_micros(row.try_get("time_us")?),
+        received: from_micros(row.try_get("received_us")?),
+        source: row.try_get("source")?,
+        logsource: LogSource {
+            product: row.try_get("product")?,
+            service: row.try_get("service")?,
+            category: row.try_get("category")?,
+        },
+        fields: serde_json::from_str(&fields).map_err(|e| StoreError::Corrupt {
+            column: "events.fields",
+            reason: e.to_string(),
+        })?,
+        normalized: serde_json::from_str(&normalized).map_err(|e| StoreError::Corrupt {
+            column: "events.normalized",
+            reason: e.to_string(),
+        })?,
+        raw: row.try_get("raw")?,
+    })
+}
+
+/// The words of an event for full-text search: every string and number value, and the raw text.
+fn searchable_text(event: &Event) -> String {
+    fn walk(value: &serde_json::Value, out: &mut String) {
+        if out.len() >= MAX_INDEXED_TEXT {
+            return;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                out.push_str(s);
+                out.push(' ');
+            }
+            serde_json::Value::Number(n) => {
+                out.push_str(&n.to_string());
+                out.push(' ');
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+        }
+    }
+    let mut text = String::new();
+    walk(&event.fields, &mut text);
+    if let Some(raw) = &event.raw {
+        text.push_str(raw);
+    }
+    if text.len() > MAX_INDEXED_TEXT {
+        let mut cut = MAX_INDEXED_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
+/// FTS5 query from free text: each word quoted, so user input is never FTS syntax.
+fn fts5_query(text: &str) -> Option<String> {
+    let terms: Vec<String> = text
+        .split_whitespace()
+        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+fn encode_cursor(time_us: i64, seq: i64) -> String {
+    format!("{time_us}.{seq}")
+}
+
+fn decode_cursor(cursor: &str) -> Result<(i64, i64)> {
+    let invalid = || StoreError::Invalid {
+        what: "cursor".into(),
+        reason: format!("{cursor:?} is not a cursor returned by a previous page"),
+    };
+    let (time, seq) = cursor.split_once('.').ok_or_else(invalid)?;
+    Ok((
+        i64::from_str(time).map_err(|_| invalid())?,
+        i64::from_str(seq).map_err(|_| invalid())?,
+    ))
+}
+
+/// A bound parameter of a dynamically built query.
+enum Param {
+    Int(i64),
+    Text(String),
+}
+
+#[async_trait]
+impl TenantRepo for SqlStore {
+    async fn ensure_tenant(&self, name: &str) -> Result<Tenant> {
+        if name.trim().is_empty() || name.len() > 128 {
+            return Err(StoreError::Invalid {
+                what: "tenant name".into(),
+                reason: "must be 1 to 128 characters".into(),
+            });
+        }
+        sqlx::query(
+            "INSERT INTO tenants (name, created_us) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(to_micros(Timestamp::now()))
+        .execute(&self.pool)
+        .await?;
+        self.tenant_by_name(name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                what: format!("tenant {name:?}"),
+            })
+    }
+
+    async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
+        let row = sqlx::query(sql!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"
+        ))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(tenant_from_row).transpose()
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Tenant> {
+        let row = sqlx::query(sql!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1"))
+            .bind(id.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        match row {
+            Some(row) => tenant_from_row(&row),
+            None => Err(StoreError::NotFound {
+                what: format!("tenant {id}"),
+            }),
+        }
+    }
+
+    async fn list_tenants(&self) -> Result<Vec<Tenant>> {
+        let rows = sqlx::query(sql!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(tenant_from_row).collect()
+    }
+
+    async fn set_retention(&self, id: TenantId, days: Option<i64>) -> Result<Tenant> {
+        if let Some(days) = days {
+            if days < 1 {
+                return Err(StoreError::Invalid {
+                    what: "retention_days".into(),
+                    reason: format!("{days} is not a positive number of days"),
+                });
+            }
+        }
+        sqlx::query("UPDATE tenants SET retention_days = $1 WHERE id = $2")
+            .bind(days)
+            .bind(id.0)
+            .execute(&self.pool)
+            .await?;
+        self.tenant(id).await
+    }
+}
+
+#[async_trait]
+impl UserRepo for SqlStore {
+    async fn create_user(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        password: &str,
+        roles: &[Role],
+    ) -> Result<User> {
+        if username.trim().is_empty() || username.len() > 128 {
+            return Err(StoreError::Invalid {
+                what: "username".into(),
+                reason: "must be 1 to 128 characters".into(),
+            });
+        }
+        if password.chars().count() < 12 {
+            return Err(StoreError::Invalid {
+                what: "password".into(),
+                reason: "must have at least 12 characters".into(),
+            });
+        }
+        let password = password.to_string();
+        let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+            .await
+            .map_err(|e| StoreError::Hashing(e.to_string()))??;
+        let row = sqlx::query(sql!(
+            "INSERT INTO users (tenant_id, username, password_hash, roles, created_us) VALUES ($1, $2, $3, $4, $5) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(tenant.0)
+        .bind(username)
+        .bind(hash)
+        .bind(roles_to_text(roles))
+        .bind(to_micros(Timestamp::now()))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(conflict_or(format!("user {username:?}")))?;
+        user_from_row(&row)
+    }
+
+    async fn list_users(&self, tenant: TenantId) -> Result<Vec<User>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {USER_COLUMNS} FROM users WHERE tenant_id = $1 ORDER BY id"
+        ))
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn authenticate_user(
+        &self,
+        tenant: TenantId,
+        username: &str,
+        password: &str,
+    ) -> Result<Option<User>> {
+        let row = sqlx::query(sql!(
+            "SELECT {USER_COLUMNS}, password_hash FROM users WHERE tenant_id = $1 AND username = $2"
+        ))
+        .bind(tenant.0)
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await?;
+        // An unknown user still costs one hash, so timing does not reveal which names exist.
+        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Qk5bmv0Qb2sJJdHgX9xYqZx6fZ4r3kH+ZrK0C1mFHw";
+        let stored_hash = match &row {
+            Some(row) => row.try_get::<String, _>("password_hash")?,
+            None => DUMMY.to_string(),
+        };
+        let password = password.to_string();
+        let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
+            .await
+            .map_err(|e| StoreError::Hashing(e.to_string()))?;
+        match row {
+            Some(row) if valid => {
+                let user = user_from_row(&row)?;
+                Ok((!user.disabled).then_some(user))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    async fn set_user_disabled(
+        &self,
+        tenant: TenantId,
+        user_id: i64,
+        disabled: bool,
+    ) -> Result<User> {
+        let row = sqlx::query(sql!(
+            "UPDATE users SET disabled = $1 WHERE tenant_id = $2 AND id = $3 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(i64::from(disabled))
+        .bind(tenant.0)
+        .bind(user_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let row = row.ok_or_else(|| StoreError::NotFound {
+            what: format!("user {user_id}"),
+        })?;
+        if disabled {
+            // A disabled account's tokens stop working at once.
+            sqlx::query("UPDATE tokens SET revoked = 1 WHERE tenant_id = $1 AND user_id = $2")
+                .bind(tenant.0)
+                .bind(user_id)
+                .execute(&self.pool)
+                .await?;
+        }
+        user_from_row(&row)
+    }
+
+    async fn count_users(&self, tenant: TenantId) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+}
+
+#[async_trait]
+impl TokenRepo for SqlStore {
+    async fn create_token(&self, token: NewToken) -> Result<(ApiToken, TokenSecret)> {
+        if token.kind == TokenKind::Ingest && token.source.as_deref().unwrap_or("").is_empty() {
+            return Err(StoreError::Invalid {
+                what: "ingest token".into(),
+                reason: "needs a source".into(),
+            });
+        }
+        let secret = generate_token(token.kind);
+        let prefix: String = secret.expose().chars().take(14).collect();
+        let row = sqlx::query(sql!(
+            "INSERT INTO tokens (tenant_id, kind, name, token_hash, prefix, roles, source, user_id, created_us, expires_us) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(token.tenant_id.0)
+        .bind(token.kind.as_str())
+        .bind(token.name)
+        .bind(hash_token(secret.expose()))
+        .bind(prefix)
+        .bind(roles_to_text(&token.roles))
+        .bind(token.source)
+        .bind(token.user_id)
+        .bind(to_micros(Timestamp::now()))
+        .bind(token.expires.map(to_micros))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((token_from_row(&row)?, secret))
+    }
+
+    async fn authenticate_token(&self, secret: &str, now: Timestamp) -> Result<Option<ApiToken>> {
+        let row = sqlx::query(sql!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked = 0"
+        ))
+        .bind(hash_token(secret))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let token = token_from_row(&row)?;
+        if token.expires.is_some_and(|expires| expires <= now) {
+            return Ok(None);
+        }
+        // Record use at most once a minute per token: a write per request would cost more
+        // than the request.
+        let stale = token
+            .last_used
+            .is_none_or(|last| now.as_second() - last.as_second() >= 60);
+        if stale {
+            sqlx::query("UPDATE tokens SET last_used_us = $1 WHERE id = $2")
+                .bind(to_micros(now))
+                .bind(token.id)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(Some(token))
+    }
+
+    async fn list_tokens(&self, tenant: TenantId) -> Result<Vec<ApiToken>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND kind <> 'session' ORDER BY id"
+        ))
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, tenant: TenantId, token_id: i64) -> Result<ApiToken> {
+        let row = sqlx::query(sql!(
+            "UPDATE tokens SET revoked = 1 WHERE tenant_id = $1 AND id = $2 RETURNING {TOKEN_COLUMNS}"
+        ))
+        .bind(tenant.0)
+        .bind(token_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => token_from_row(&row),
+            None => Err(StoreError::NotFound {
+                what: format!("token {token_id}"),
+            }),
+        }
+    }
+}
+
+#[async_trait]
+impl SourceRepo for SqlStore {
+    async fn upsert_source(&self, tenant: TenantId, source: NewSource) -> Result<Source> {
+        if source.name.trim().is_empty() || source.name.len() > 128 {
+            return Err(StoreError::Invalid {
+                what: "source name".into(),
+                reason: "must be 1 to 128 characters".into(),
+            });
+        }
+        let mapping = serde_json::to_string(&source.field_mapping).map_err(|e| {
+            StoreError::Invalid {
+                what: "field mapping".into(),
+                reason: e.to_string(),
+            }
+        })?;
+        let row = sqlx::query(sql!(
+            "INSERT INTO sources (tenant_id, name, product, service, category, field_mapping, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, name) DO UPDATE SET product = excluded.product, service = excluded.service, category = excluded.category, field_mapping = excluded.field_mapping \
+             RETURNING {SOURCE_COLUMNS}"
+        ))
+        .bind(tenant.0)
+        .bind(&source.name)
+        .bind(source.product)
+        .bind(source.service)
+        .bind(source.category)
+        .bind(mapping)
+        .bind(to_micros(Timestamp::now()))
+        .fetch_one(&self.pool)
+        .await?;
+        source_from_row(&row)
+    }
+
+    async fn source(&self, tenant: TenantId, name: &str) -> Result<Option<Source>> {
+        let row = sqlx::query(sql!(
+            "SELECT {SOURCE_COLUMNS} FROM sources WHERE tenant_id = $1 AND name = $2"
+        ))
+        .bind(tenant.0)
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(source_from_row).transpose()
+    }
+
+    async fn list_sources(&self, tenant: TenantId) -> Result<Vec<Source>> {
+        let rows = sqlx::query(sql!(
+            "SELECT {SOURCE_COLUMNS} FROM sources WHERE tenant_id = $1 ORDER BY name"
+        ))
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(source_from_row).collect()
+    }
+}
+
+#[async_trait]
+impl EventRepo for SqlStore {
+    async fn store_events(&self, events: &[Event], consumer: &str, position: u64) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut inserted = 0u64;
+        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
+            let per_row = match self.dialect {
+                Dialect::Sqlite => 11,
+                Dialect::Postgres => 12,
+            };
+            let mut sql = String::with_capacity(chunk.len() * 80 + 200);
+            sql.push_str("INSERT INTO events (tenant_id, id, time_us, received_us, source, product, service, category, fields, normalized, raw");
+            if self.dialect == Dialect::Postgres {
+                sql.push_str(", tsv");
+            }
+            sql.push_str(") VALUES ");
+            for row in 0..chunk.len() {
+                let base = row * per_row;
+                if row > 0 {
+                    sql.push(',');
+                }
+                sql.push('(');
+                for column in 1..=11 {
+                    if column > 1 {
+                        sql.push(',');
+                    }
+                    if column == 9 || column == 10 {
+                        sql.push_str(&self.dialect.json_param(base + column));
+                    } else {
+                        sql.push_str(&format!("${}", base + column));
+                    }
+                }
+                if self.dialect == Dialect::Postgres {
+                    sql.push_str(&format!(",to_tsvector('simple', ${})", base + 12));
+                }
+                sql.push(')');
+            }
+            sql.push_str(" ON CONFLICT (tenant_id, id) DO NOTHING RETURNING seq, id");
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for event in chunk {
+                let fields = serde_json::to_string(&event.fields).map_err(|e| StoreError::Invalid {
+                    what: "event fields".into(),
+                    reason: e.to_string(),
+                })?;
+                let normalized =
+                    serde_json::to_string(&event.normalized).map_err(|e| StoreError::Invalid {
+                        what: "event normalized fields".into(),
+                        reason: e.to_string(),
+                    })?;
+                query = query
+                    .bind(event.tenant_id.0)
+                    .bind(event.id.clone())
+                    .bind(to_micros(event.time))
+                    .bind(to_micros(event.received))
+                    .bind(event.source.clone())
+                    .bind(event.logsource.product.clone())
+                    .bind(event.logsource.service.clone())
+                    .bind(event.logsource.category.clone())
+                    .bind(fields)
+                    .bind(normalized)
+                    .bind(event.raw.clone());
+                if self.dialect == Dialect::Postgres {
+                    query = query.bind(searchable_text(event));
+                }
+            }
+            let rows = query.fetch_all(&mut *tx).await?;
+            inserted += rows.len() as u64;
+            if self.dialect == Dialect::Sqlite && !rows.is_empty() {
+                // The ids of the rows really inserted (replays insert nothing) get indexed.
+                let by_id: HashMap<&str, &Event> =
+                    chunk.iter().map(|e| (e.id.as_str(), e)).collect();
+                let mut fts_sql = String::from("INSERT INTO events_fts (rowid, text) VALUES ");
+                let mut fts_params = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let seq: i64 = row.try_get("seq")?;
+                    let id: String = row.try_get("id")?;
+                    if let Some(event) = by_id.get(id.as_str()) {
+                        fts_params.push((seq, searchable_text(event)));
+                    }
+                }
+                for (i, _) in fts_params.iter().enumerate() {
+                    if i > 0 {
+                        fts_sql.push(',');
+                    }
+                    fts_sql.push_str(&format!("(${},${})", 2 * i + 1, 2 * i + 2));
+                }
+                let mut fts = sqlx::query(sqlx::AssertSqlSafe(fts_sql));
+                for (seq, text) in fts_params {
+                    fts = fts.bind(seq).bind(text);
+                }
+                fts.execute(&mut *tx).await?;
+            }
+        }
+        sqlx::query(
+            "INSERT INTO consumer_positions (consumer, position) VALUES ($1, $2) \
+             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+        )
+        .bind(consumer)
+        .bind(i64::try_from(position).map_err(|_| StoreError::Invalid {
+            what: "log position".into(),
+            reason: format!("{position} does not fit a signed 64-bit integer"),
+        })?)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    async fn search_events(&self, tenant: TenantId, query: &EventQuery) -> Result<EventPage> {
+        let limit = query.limit.clamp(1, 1000);
+        let mut params = vec![Param::Int(tenant.0)];
+        let mut conditions = vec!["e.tenant_id = $1".to_string()];
+        let next = |params: &mut Vec<Param>, p: Param| {
+            params.push(p);
+            params.len()
+        };
+        if let Some(from) = query.from {
+            let n = next(&mut params, Param::Int(to_micros(from)));
+            conditions.push(format!("e.time_us >= ${n}"));
+        }
+        if let Some(to) = query.to {
+            let n = next(&mut params, Param::Int(to_micros(to)));
+            conditions.push(format!("e.time_us < ${n}"));
+        }
+        if let Some(source) = &query.source {
+            let n = next(&mut params, Param::Text(source.clone()));
+            conditions.push(format!("e.source = ${n}"));
+        }
+        for (field, value) in &query.fields {
+            if field.is_empty() || field.len() > 256 {
+                return Err(StoreError::Invalid {
+                    what: "field filter".into(),
+                    reason: "a field name must have 1 to 256 characters".into(),
+                });
+            }
+            let segments: Vec<&str> = field.split('.').collect();
+            let v = next(&mut params, Param::Text(value.clone()));
+            match self.dialect {
+                Dialect::Sqlite => {
+                    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\\\""));
+                    let nested = format!(
+                        "${}",
+                        segments.iter().map(|s| format!(".{}", quote(s))).collect::<String>()
+                    );
+                    let flat = format!("$.{}", quote(field));
+                    let n = next(&mut params, Param::Text(nested));
+                    let f = next(&mut params, Param::Text(flat));
+                    conditions.push(format!(
+                        "(CAST(json_extract(e.fields, ${n}) AS TEXT) = ${v} OR CAST(json_extract(e.fields, ${f}) AS TEXT) = ${v} OR CAST(json_extract(e.normalized, ${f}) AS TEXT) = ${v})"
+                    ));
+                }
+                Dialect::Postgres => {
+                    let path = format!(
+                        "{{{}}}",
+                        segments
+                            .iter()
+                            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    let n = next(&mut params, Param::Text(path));
+                    let k = next(&mut params, Param::Text(field.clone()));
+                    conditions.push(format!(
+                        "(e.fields #>> ${n}::text[] = ${v} OR e.fields ->> ${k} = ${v} OR e.normalized ->> ${k} = ${v})"
+                    ));
+                }
+            }
+        }
+        if let Some(text) = query.text.as_deref().filter(|t| !t.trim().is_empty()) {
+            match self.dialect {
+                Dialect::Sqlite => {
+                    if let Some(fts) = fts5_query(text) {
+                        let n = next(&mut params, Param::Text(fts));
+                        conditions.push(format!(
+                            "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ${n})"
+                        ));
+                    }
+                }
+                Dialect::Postgres => {
+                    let n = next(&mut params, Param::Text(text.to_string()));
+                    conditions.push(format!("e.tsv @@ plainto_tsquery('simple', ${n})"));
+                }
+            }
+        }
+        if let Some(cursor) = &query.cursor {
+            let (time_us, seq) = decode_cursor(cursor)?;
+            let t = next(&mut params, Param::Int(time_us));
+            let s = next(&mut params, Param::Int(seq));
+            conditions.push(format!(
+                "(e.time_us < ${t} OR (e.time_us = ${t} AND e.seq < ${s}))"
+            ));
+        }
+        let l = next(&mut params, Param::Int(limit as i64 + 1));
+        let sql = format!(
+            "SELECT e.seq, e.tenant_id, e.id, e.time_us, e.received_us, e.source, e.product, e.service, e.category, {fields} AS fields, {normalized} AS normalized, e.raw \
+             FROM events e WHERE {where_clause} ORDER BY e.time_us DESC, e.seq DESC LIMIT ${l}",
+            fields = self.dialect.json_text("e.fields"),
+            normalized = self.dialect.json_text("e.normalized"),
+            where_clause = conditions.join(" AND "),
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for param in params {
+            q = match param {
+                Param::Int(i) => q.bind(i),
+                Param::Text(s) => q.bind(s),
+            };
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        let has_more = rows.len() > limit;
+        let mut events = Vec::with_capacity(rows.len().min(limit));
+        let mut next_cursor = None;
+        for row in rows.iter().take(limit) {
+            events.push(event_from_row(row)?);
+            if has_more {
+                next_cursor = Some(encode_cursor(
+                    row.try_get("time_us")?,
+                    row.try_get("seq")?,
+                ));
+            }
+        }
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    async fn count_events(&self, tenant: TenantId) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1")
+                .bind(tenant.0)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn delete_events_received_before(
+        &self,
+        tenant: TenantId,
+        cutoff: Timestamp,
+    ) -> Result<u64> {
+        let cutoff = to_micros(cutoff);
+        let mut deleted = 0;
+        // In slices, so a large purge never holds the write lock for long.
+        loop {
+            let mut tx = self.pool.begin().await?;
+            let seqs: Vec<i64> = sqlx::query_scalar(
+                "SELECT seq FROM events WHERE tenant_id = $1 AND received_us < $2 LIMIT 5000",
+            )
+            .bind(tenant.0)
+            .bind(cutoff)
+            .fetch_all(&mut *tx)
+            .await?;
+            if seqs.is_empty() {
+                return Ok(deleted);
+            }
+            let (Some(&low), Some(&high)) = (seqs.iter().min(), seqs.iter().max()) else {
+                return Ok(deleted);
+            };
+            if self.dialect == Dialect::Sqlite {
+                sqlx::query("DELETE FROM events_fts WHERE rowid IN (SELECT seq FROM events WHERE tenant_id = $1 AND received_us < $2 AND seq BETWEEN $3 AND $4)")
+                    .bind(tenant.0)
+                    .bind(cutoff)
+                    .bind(low)
+                    .bind(high)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            let result = sqlx::query("DELETE FROM events WHERE tenant_id = $1 AND received_us < $2 AND seq BETWEEN $3 AND $4")
+                .bind(tenant.0)
+                .bind(cutoff)
+                .bind(low)
+                .bind(high)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            deleted += result.rows_affected();
+        }
+    }
+
+    async fn consumer_position(&self, consumer: &str) -> Result<u64> {
+        let position: Option<i64> =
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(position.map_or(0, |p| p.max(0) as u64))
+    }
+}
