@@ -1,1 +1,233 @@
-fn main() {}
+//! `garrison`: the one binary. It owns the terminal; every library below it is silent.
+
+mod admin;
+mod bench;
+mod config;
+mod search;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use garrison_server::{bootstrap, open_store, ServerConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "garrison",
+    version,
+    about = "Garrison: security operations in one binary — ingest, detect, triage, respond.",
+    long_about = "Garrison: security operations in one binary — ingest, detect, triage, respond.\n\n\
+        Start the service with `garrison serve` (data in ./garrison-data, SQLite, HTTP on \
+        127.0.0.1:8080, syslog on 127.0.0.1:5514). Settings come from a TOML file (--config), \
+        GARRISON_* environment variables and flags, in that order of precedence (flags win).",
+    after_help = "Examples:\n  garrison serve\n  garrison token create --ingest --source firewall\n  \
+        garrison events search --q mimikatz --limit 20\n  garrison bench ingest --events 200000"
+)]
+struct Cli {
+    /// TOML configuration file.
+    #[arg(long, global = true, env = "GARRISON_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where Garrison keeps its data (event log, SQLite database).
+    #[arg(long, global = true, env = "GARRISON_DATA_DIR", default_value = "./garrison-data", value_name = "DIR")]
+    data_dir: PathBuf,
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data dir).
+    #[arg(long, global = true, env = "GARRISON_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
+    /// Log format: text or json.
+    #[arg(long, global = true, env = "GARRISON_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the service: HTTP API and ingest, Splunk HEC, syslog, background indexing.
+    Serve(ServeArgs),
+    /// Manage users (argon2id passwords, roles admin/analyst/responder/viewer).
+    #[command(subcommand)]
+    User(admin::UserCommand),
+    /// Create, list and revoke API and ingest tokens.
+    #[command(subcommand)]
+    Token(admin::TokenCommand),
+    /// Manage tenants (customers of a managed provider) and their retention.
+    #[command(subcommand)]
+    Tenant(admin::TenantCommand),
+    /// Configure ingest sources: logsource and field mapping.
+    #[command(subcommand)]
+    Source(admin::SourceCommand),
+    /// Search stored events.
+    #[command(subcommand)]
+    Events(search::EventsCommand),
+    /// Measure whole pipelines (ingest throughput, ack latency, memory).
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// HTTP(S) listen address.
+    #[arg(long, env = "GARRISON_HTTP_ADDR", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    http_addr: String,
+    /// Syslog listen address, UDP and TCP (`off` to disable).
+    #[arg(long, env = "GARRISON_SYSLOG_ADDR", default_value = "127.0.0.1:5514", value_name = "ADDR")]
+    syslog_addr: String,
+    /// Syslog over TLS (RFC 5425) listen address; needs --tls-cert and --tls-key.
+    #[arg(long, env = "GARRISON_SYSLOG_TLS_ADDR", value_name = "ADDR")]
+    syslog_tls_addr: Option<String>,
+    /// PEM certificate chain: serve HTTPS instead of HTTP.
+    #[arg(long, env = "GARRISON_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, env = "GARRISON_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("GARRISON_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> Result<()> {
+    // One TLS provider for the whole process (ring), before any TLS is set up.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches)?;
+    let file = config::FileConfig::load(cli.config.as_deref())?;
+    let log_format = config::pick(&matches, "log_format", Some(&cli.log_format), file.log_format.clone())
+        .unwrap_or_else(|| cli.log_format.clone());
+    init_logging(&log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(run(cli, matches, file))
+}
+
+async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> Result<()> {
+    let data_dir = config::pick(&matches, "data_dir", Some(&cli.data_dir), file.data_dir.clone())
+        .unwrap_or_else(|| cli.data_dir.clone());
+    let database_url = config::pick(&matches, "database_url", cli.database_url.as_ref(), file.database_url.clone());
+    match cli.command {
+        Command::Serve(args) => {
+            let serve_matches = matches
+                .subcommand_matches("serve")
+                .context("serve arguments")?;
+            let layered = config::Layered {
+                matches: serve_matches,
+                file,
+            };
+            let config = config::server_config(
+                layered,
+                &data_dir,
+                database_url,
+                Some(&args.http_addr),
+                Some(&args.syslog_addr),
+                args.syslog_tls_addr.as_ref(),
+                args.tls_cert.as_ref(),
+                args.tls_key.as_ref(),
+            )?;
+            serve(config).await
+        }
+        Command::User(command) => admin::user(command, &store_config(&data_dir, database_url)).await,
+        Command::Token(command) => admin::token(command, &store_config(&data_dir, database_url)).await,
+        Command::Tenant(command) => admin::tenant(command, &store_config(&data_dir, database_url)).await,
+        Command::Source(command) => admin::source(command, &store_config(&data_dir, database_url)).await,
+        Command::Events(command) => search::run(command, &store_config(&data_dir, database_url)).await,
+        Command::Bench(command) => bench::run(command).await,
+    }
+}
+
+fn store_config(data_dir: &std::path::Path, database_url: Option<String>) -> ServerConfig {
+    let mut config = ServerConfig::new(data_dir);
+    config.database_url = database_url;
+    config
+}
+
+async fn serve(config: ServerConfig) -> Result<()> {
+    let store = open_store(&config)
+        .await
+        .with_context(|| format!("cannot open the database at {}", config.database_url()))?;
+    if let Some(created) = bootstrap(&store).await? {
+        // Shown once: only hashes are stored.
+        eprintln!(
+            "\nGarrison first start: created tenant {:?} and admin user {:?}.\n  password:  {}\n  API token: {}\nStore them now; they are not shown again.\n",
+            created.tenant, created.username, created.password, created.api_token
+        );
+    }
+    let running = garrison_server::start(config.clone(), store).await?;
+    tracing::info!(
+        http = %running.http_addr,
+        https = running.https,
+        syslog = ?running.syslog_addr,
+        syslog_tls = ?running.syslog_tls_addr,
+        data_dir = %config.data_dir.display(),
+        database = %redact_url(&config.database_url()),
+        "garrison is serving"
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    running.shutdown().await;
+    Ok(())
+}
+
+/// A database URL without its password, for logs.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn database_passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
+    }
+}

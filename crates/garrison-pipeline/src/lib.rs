@@ -1,0 +1,325 @@
+//! Wires Garrison's stages together.
+//!
+//! ```text
+//! decoded records ──► Ingestor ──► EventLog (durable: the ack point) ──► Indexer ──► Store
+//!                     (ids, time,                                     (position committed
+//!                      normalise)                                      with the rows)
+//! ```
+//!
+//! **Invariant:** an event gets its id before it is appended, so every replay of the log
+//! stores the same rows; the indexer's position moves in the same transaction as the rows.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use garrison_bus::{EventLog, LogError};
+use garrison_ingest::normalize::{FieldMapping, Normalizer};
+use garrison_ingest::Record;
+use garrison_model::{event_id_from_sender, new_ulid, Event, LogSource, TenantId, Timestamp};
+use garrison_store::{EventRepo, Source, StoreError, TenantRepo};
+use tokio::sync::watch;
+
+/// The consumer name under which the store indexer commits its log position.
+pub const INDEXER: &str = "indexer";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The write path is saturated; the sender should retry later. Nothing was stored.
+    #[error("the service is busy: {reason}")]
+    Busy { reason: String },
+    #[error("event log: {0}")]
+    Log(#[from] LogError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("could not encode events: {0}")]
+    Encode(String),
+}
+
+/// Where a batch of records comes from: the tenant, the source and how to read its fields.
+#[derive(Clone, Debug)]
+pub struct SourceContext {
+    pub tenant: TenantId,
+    pub source: String,
+    pub logsource: LogSource,
+    normalizer: Arc<Normalizer>,
+}
+
+impl SourceContext {
+    /// The context of a stored source: its logsource and its mapping on top of the built-in one.
+    pub fn from_source(source: &Source) -> SourceContext {
+        let mut mapping = FieldMapping::builtin();
+        if !source.field_mapping.is_empty() {
+            // The source's own pairs win over the built-in names.
+            mapping.extend(FieldMapping::from_pairs(source.field_mapping.clone()));
+        }
+        SourceContext {
+            tenant: source.tenant_id,
+            source: source.name.clone(),
+            logsource: LogSource {
+                product: source.product.clone(),
+                service: source.service.clone(),
+                category: source.category.clone(),
+            },
+            normalizer: Arc::new(Normalizer::new(&mapping)),
+        }
+    }
+
+    /// A source that has no stored configuration: built-in mapping, no logsource.
+    pub fn unconfigured(tenant: TenantId, source: &str) -> SourceContext {
+        SourceContext {
+            tenant,
+            source: source.to_string(),
+            logsource: LogSource::default(),
+            normalizer: Arc::new(Normalizer::new(&FieldMapping::builtin())),
+        }
+    }
+
+    /// Turns a decoded record into an event: id (stable when the sender gave one), time,
+    /// normalised view. The sender's fields are kept as they were.
+    pub fn event(&self, record: Record, received: Timestamp) -> Event {
+        let id = match &record.sender_id {
+            Some(sender_id) => event_id_from_sender(self.tenant, &self.source, sender_id),
+            None => new_ulid(),
+        };
+        let normalized = self.normalizer.normalize(&record.fields);
+        Event {
+            id,
+            tenant_id: self.tenant,
+            time: record.time.unwrap_or(received),
+            received,
+            source: self.source.clone(),
+            logsource: self.logsource.clone(),
+            fields: serde_json::Value::Object(record.fields),
+            normalized,
+            raw: record.raw,
+        }
+    }
+}
+
+/// Accepts batches of events and answers once they are durable.
+#[derive(Clone)]
+pub struct Ingestor {
+    log: EventLog,
+    max_backlog_bytes: u64,
+    indexed: watch::Receiver<u64>,
+}
+
+impl Ingestor {
+    /// `max_backlog_bytes` bounds how far the log may run ahead of the indexer before new
+    /// data is refused: disk is not infinite, and a client that retries loses nothing.
+    pub fn new(log: EventLog, indexed: watch::Receiver<u64>, max_backlog_bytes: u64) -> Ingestor {
+        Ingestor {
+            log,
+            max_backlog_bytes,
+            indexed,
+        }
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    /// Bytes of log not yet indexed.
+    pub fn backlog_bytes(&self) -> u64 {
+        self.log
+            .committed_end()
+            .saturating_sub(*self.indexed.borrow())
+    }
+
+    /// Appends the events durably. `Ok` means they survive a crash; `Busy` means nothing was
+    /// written and the sender should retry.
+    pub async fn accept(&self, events: &[Event], protocol: &'static str) -> Result<u64, PipelineError> {
+        if events.is_empty() {
+            return Ok(self.log.committed_end());
+        }
+        let backlog = self.backlog_bytes();
+        if backlog > self.max_backlog_bytes {
+            metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "busy")
+                .increment(events.len() as u64);
+            return Err(PipelineError::Busy {
+                reason: format!("{backlog} bytes wait to be indexed"),
+            });
+        }
+        let started = Instant::now();
+        let payload =
+            serde_json::to_vec(events).map_err(|e| PipelineError::Encode(e.to_string()))?;
+        let result = self.log.append(&payload).await;
+        metrics::gauge!("garrison_log_pending_appends").set(self.log.pending_appends() as f64);
+        match result {
+            Ok(position) => {
+                metrics::histogram!("garrison_ingest_ack_seconds", "protocol" => protocol)
+                    .record(started.elapsed().as_secs_f64());
+                metrics::counter!("garrison_events_accepted_total", "protocol" => protocol)
+                    .increment(events.len() as u64);
+                Ok(position)
+            }
+            Err(LogError::Busy { pending }) => {
+                metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "busy")
+                    .increment(events.len() as u64);
+                Err(PipelineError::Busy {
+                    reason: format!("{pending} batches wait for the disk"),
+                })
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+/// Follows the log into the store from the last committed position, forever.
+pub struct Indexer<S> {
+    store: Arc<S>,
+    log: EventLog,
+    indexed: watch::Sender<u64>,
+    /// Most events written to the store in one transaction.
+    pub max_batch_events: usize,
+}
+
+impl<S: EventRepo + 'static> Indexer<S> {
+    /// Starts from the store's committed position. Returns the indexer and a receiver that
+    /// tracks the indexed position (for backpressure and the lag metric).
+    pub async fn new(store: Arc<S>, log: EventLog) -> Result<(Self, watch::Receiver<u64>), PipelineError> {
+        let position = store.consumer_position(INDEXER).await?;
+        let (indexed, receiver) = watch::channel(position);
+        Ok((
+            Indexer {
+                store,
+                log,
+                indexed,
+                max_batch_events: 5000,
+            },
+            receiver,
+        ))
+    }
+
+    /// Indexes what the log holds now; returns how many events were read.
+    pub async fn run_once(&self) -> Result<usize, PipelineError> {
+        let start = *self.indexed.borrow();
+        let mut reader = self.log.reader(start);
+        let committed = self.log.committed_end();
+        let mut total = 0;
+        loop {
+            let entries = reader.read(committed, 64)?;
+            if entries.is_empty() {
+                return Ok(total);
+            }
+            let mut events: Vec<Event> = Vec::new();
+            let mut position = *self.indexed.borrow();
+            let mut oldest_received: Option<Timestamp> = None;
+            for entry in entries {
+                let batch: Vec<Event> = match serde_json::from_slice(&entry.payload) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        // Written by us and checksummed: this is a bug, not bad input. Skip
+                        // the frame loudly rather than stall every tenant's indexing.
+                        tracing::error!(position = entry.position_after, error = %e, "undecodable log entry skipped");
+                        metrics::counter!("garrison_index_errors_total").increment(1);
+                        Vec::new()
+                    }
+                };
+                for event in &batch {
+                    oldest_received = Some(oldest_received.map_or(event.received, |t| t.min(event.received)));
+                }
+                events.extend(batch);
+                position = entry.position_after;
+                if events.len() >= self.max_batch_events {
+                    break;
+                }
+            }
+            // Re-position the reader if we stopped early inside what it had read.
+            reader = self.log.reader(position);
+            let stored = self.store.store_events(&events, INDEXER, position).await?;
+            self.indexed.send_replace(position);
+            total += events.len();
+            metrics::counter!("garrison_events_stored_total").increment(stored);
+            metrics::gauge!("garrison_index_lag_bytes")
+                .set(self.log.committed_end().saturating_sub(position) as f64);
+            if let Some(oldest) = oldest_received {
+                let lag = Timestamp::now().as_millisecond() - oldest.as_millisecond();
+                metrics::gauge!("garrison_index_lag_seconds").set(lag.max(0) as f64 / 1000.0);
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true, waking whenever the log grows.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let mut committed = self.log.watch_committed();
+        let mut last_cleanup = Instant::now();
+        loop {
+            match self.run_once().await {
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(error = %e, "indexing failed; retrying");
+                    metrics::counter!("garrison_index_errors_total").increment(1);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+            if last_cleanup.elapsed() > Duration::from_secs(10) {
+                last_cleanup = Instant::now();
+                let indexed = *self.indexed.borrow();
+                if let Err(e) = self.log.remove_segments_before(indexed) {
+                    tracing::warn!(error = %e, "could not remove indexed log segments");
+                }
+            }
+            metrics::gauge!("garrison_index_lag_bytes")
+                .set(self.log.committed_end().saturating_sub(*self.indexed.borrow()) as f64);
+            if *committed.borrow_and_update() > *self.indexed.borrow() {
+                continue;
+            }
+            metrics::gauge!("garrison_index_lag_seconds").set(0.0);
+            tokio::select! {
+                changed = committed.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+                // Wake up now and then for segment cleanup even when idle.
+                _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}
+
+/// Deletes events past each tenant's retention, now and then.
+pub async fn run_retention<S: EventRepo + TenantRepo + 'static>(
+    store: Arc<S>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        match enforce_retention(store.as_ref(), Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "retention removed old events"),
+            Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// One retention pass over every tenant; returns how many events were deleted.
+pub async fn enforce_retention<S: EventRepo + TenantRepo>(
+    store: &S,
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    for tenant in store.list_tenants().await? {
+        let Some(days) = tenant.retention_days else {
+            continue;
+        };
+        let cutoff = now
+            .checked_sub(jiff_hours(days.saturating_mul(24)))
+            .unwrap_or(Timestamp::UNIX_EPOCH);
+        let removed = store.delete_events_received_before(tenant.id, cutoff).await?;
+        metrics::counter!("garrison_events_expired_total").increment(removed);
+        deleted += removed;
+    }
+    Ok(deleted)
+}
+
+fn jiff_hours(hours: i64) -> garrison_model::SignedDuration {
+    garrison_model::SignedDuration::from_hours(hours)
+}

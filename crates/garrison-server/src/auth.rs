@@ -1,0 +1,99 @@
+//! Who is calling: a token from the `Authorization` header, resolved through the store.
+//!
+//! Handlers receive a [`Principal`] that carries the tenant; every store call takes that tenant,
+//! so a handler cannot reach another tenant's data even by mistake.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
+use garrison_model::{Role, TenantId, Timestamp};
+use garrison_store::{ApiToken, TokenKind, TokenRepo};
+
+use crate::error::{ApiError, ErrorCode};
+use crate::AppState;
+
+/// An authenticated caller of the management and search API (API or session token).
+#[derive(Clone, Debug)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub token: ApiToken,
+}
+
+impl Principal {
+    pub fn has_role(&self, role: Role) -> bool {
+        self.token.roles.contains(&role)
+    }
+
+    /// Passes when the caller has any of `roles`.
+    pub fn require_any(&self, roles: &[Role]) -> Result<(), ApiError> {
+        if roles.iter().any(|r| self.has_role(*r)) {
+            return Ok(());
+        }
+        let wanted: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+        Err(ApiError::forbidden(format!(
+            "this action needs one of the roles [{}]",
+            wanted.join(", ")
+        )))
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        self.require_any(&[Role::Admin])
+    }
+}
+
+/// Extracts the secret from `Authorization: Bearer <token>` or `Authorization: Splunk <token>`.
+pub fn presented_secret(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::new(ErrorCode::InvalidToken, "the Authorization header is not text"))?;
+    let (scheme, secret) = value.trim().split_once(' ').ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "the Authorization header must be `Bearer <token>`",
+        )
+    })?;
+    if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("splunk")) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidToken,
+            format!("unsupported authorization scheme {scheme:?}; use Bearer"),
+        ));
+    }
+    Ok(Some(secret.trim()))
+}
+
+/// Resolves the token of a request, any kind.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiToken, ApiError> {
+    let secret = presented_secret(headers)?.ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::MissingAuthorization,
+            "send `Authorization: Bearer <token>`",
+        )
+    })?;
+    let token = state
+        .store()
+        .authenticate_token(secret, Timestamp::now())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token is unknown, revoked or expired"))?;
+    metrics::counter!("garrison_token_uses_total", "kind" => token.kind.as_str()).increment(1);
+    Ok(token)
+}
+
+impl FromRequestParts<AppState> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = authenticate(state, &parts.headers).await?;
+        if token.kind == TokenKind::Ingest {
+            return Err(ApiError::forbidden(
+                "an ingest token can only send events; use an API token here",
+            ));
+        }
+        Ok(Principal {
+            tenant: token.tenant_id,
+            token,
+        })
+    }
+}

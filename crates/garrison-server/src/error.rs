@@ -1,0 +1,171 @@
+//! One table of error codes behind every problem+json answer (RFC 9457).
+//!
+//! A code is stable: clients and scripts may match on it. The message says what and where.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use garrison_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+macro_rules! error_codes {
+    ($($variant:ident => ($name:literal, $status:ident, $kind:literal, $doc:literal)),* $(,)?) => {
+        /// Every error the API can answer with.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum ErrorCode { $($variant),* }
+
+        impl ErrorCode {
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant),*];
+            pub fn name(self) -> &'static str { match self { $(ErrorCode::$variant => $name),* } }
+            pub fn status(self) -> StatusCode { match self { $(ErrorCode::$variant => StatusCode::$status),* } }
+            /// `auth`, `invalid_request` or `system`: what kind of fix it needs.
+            pub fn kind(self) -> &'static str { match self { $(ErrorCode::$variant => $kind),* } }
+            pub fn description(self) -> &'static str { match self { $(ErrorCode::$variant => $doc),* } }
+        }
+    };
+}
+
+error_codes! {
+    MissingAuthorization => ("missing_authorization", UNAUTHORIZED, "auth", "No `Authorization: Bearer <token>` header was sent."),
+    InvalidToken => ("invalid_token", UNAUTHORIZED, "auth", "The token is unknown, revoked or expired."),
+    InvalidCredentials => ("invalid_credentials", UNAUTHORIZED, "auth", "The tenant, user name or password is wrong, or the account is disabled."),
+    Forbidden => ("forbidden", FORBIDDEN, "auth", "The token is valid but its roles or kind do not allow this action."),
+    NotFound => ("not_found", NOT_FOUND, "invalid_request", "No such object in this tenant."),
+    Conflict => ("conflict", CONFLICT, "invalid_request", "An object with that name already exists."),
+    InvalidRequest => ("invalid_request", BAD_REQUEST, "invalid_request", "A parameter or body field is missing or malformed."),
+    InvalidEvents => ("invalid_events", BAD_REQUEST, "invalid_request", "No record of the batch could be decoded; `errors` lists each one."),
+    EmptyBody => ("empty_body", BAD_REQUEST, "invalid_request", "The request had no data."),
+    PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "invalid_request", "The body (after decompression) exceeds the size limit."),
+    Busy => ("busy", SERVICE_UNAVAILABLE, "system", "The write path is saturated. Nothing was stored; retry after the `Retry-After` seconds."),
+    Internal => ("internal", INTERNAL_SERVER_ERROR, "system", "An unexpected error; the log has details."),
+}
+
+/// The problem+json body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// `urn:garrison:error:<code>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    /// What went wrong and where.
+    pub detail: String,
+    /// The stable error code (see the table in the README).
+    pub code: String,
+    /// Per-record errors for batch requests.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<serde_json::Value>,
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+    pub errors: Vec<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            detail: detail.into(),
+            errors: Vec::new(),
+        }
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, detail)
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, detail)
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> Self {
+        // The detail stays generic: internals (paths, SQL) are for the log, not the client.
+        tracing::error!(error = %error, "internal error");
+        Self::new(ErrorCode::Internal, "internal error; see the service log")
+    }
+
+    pub fn with_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
+        self.errors = errors;
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { what } => ApiError::new(ErrorCode::NotFound, format!("{what} not found")),
+            StoreError::Conflict { what } => {
+                ApiError::new(ErrorCode::Conflict, format!("{what} already exists"))
+            }
+            StoreError::Invalid { what, reason } => {
+                ApiError::invalid(format!("invalid {what}: {reason}"))
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<garrison_pipeline::PipelineError> for ApiError {
+    fn from(error: garrison_pipeline::PipelineError) -> Self {
+        match error {
+            garrison_pipeline::PipelineError::Busy { reason } => {
+                ApiError::new(ErrorCode::Busy, format!("service busy ({reason}); retry later"))
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        let body = Problem {
+            kind: format!("urn:garrison:error:{}", self.code.name()),
+            title: status.canonical_reason().unwrap_or("error").to_string(),
+            status: status.as_u16(),
+            detail: self.detail,
+            code: self.code.name().to_string(),
+            errors: self.errors,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if self.code == ErrorCode::Busy {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(
+            self.code,
+            ErrorCode::MissingAuthorization | ErrorCode::InvalidToken
+        ) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_are_unique_and_snake_case() {
+        let mut names: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.name()).collect();
+        assert!(names
+            .iter()
+            .all(|n| n.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+}

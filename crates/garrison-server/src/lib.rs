@@ -1,0 +1,416 @@
+//! Garrison's service: the HTTP API, Splunk HEC, syslog listeners, and the background tasks
+//! that follow the event log.
+//!
+//! **Invariant:** only this crate knows HTTP and sockets. Authorization happens here; tenant
+//! scoping is enforced again by the store's signatures.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod auth;
+pub mod error;
+mod openapi;
+mod routes;
+mod syslog;
+mod tls;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use garrison_bus::{EventLog, LogConfig};
+use garrison_ingest::Limits;
+use garrison_model::{Role, TenantId};
+use garrison_pipeline::{Indexer, Ingestor, SourceContext};
+use garrison_store::{NewToken, SourceRepo, SqlStore, TenantRepo, TokenKind, TokenRepo, UserRepo};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::sync::watch;
+
+pub use openapi::openapi_document;
+
+/// The name of the tenant created on first start; its admins also manage other tenants.
+pub const DEFAULT_TENANT: &str = "default";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("store: {0}")]
+    Store(#[from] garrison_store::StoreError),
+    #[error("event log: {0}")]
+    Log(#[from] garrison_bus::LogError),
+    #[error("pipeline: {0}")]
+    Pipeline(#[from] garrison_pipeline::PipelineError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// Everything `garrison serve` needs, after file, environment and flags were merged.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub data_dir: PathBuf,
+    /// `None`: SQLite in the data directory.
+    pub database_url: Option<String>,
+    pub http_addr: SocketAddr,
+    /// UDP and TCP syslog; `None` disables it.
+    pub syslog_addr: Option<SocketAddr>,
+    /// Syslog over TLS (RFC 5425); needs the certificate and key.
+    pub syslog_tls_addr: Option<SocketAddr>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// The tenant and source that syslog events are attributed to.
+    pub syslog_tenant: String,
+    pub syslog_source: String,
+    pub limits: Limits,
+    /// New data is refused (503) while more than this many bytes of log wait to be indexed.
+    pub max_index_backlog_bytes: u64,
+    pub retention_interval: Duration,
+    /// `false` only for benchmarks that isolate the cost of everything but the disk flush.
+    pub fsync: bool,
+}
+
+impl ServerConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            database_url: None,
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            syslog_addr: Some(SocketAddr::from(([127, 0, 0, 1], 5514))),
+            syslog_tls_addr: None,
+            tls_cert: None,
+            tls_key: None,
+            syslog_tenant: DEFAULT_TENANT.to_string(),
+            syslog_source: "syslog".to_string(),
+            limits: Limits::default(),
+            max_index_backlog_bytes: 2 * 1024 * 1024 * 1024,
+            retention_interval: Duration::from_secs(3600),
+            fsync: true,
+        }
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("garrison.db").display())
+        })
+    }
+}
+
+/// Opens the store the configuration names (creating the data directory for SQLite).
+pub async fn open_store(config: &ServerConfig) -> Result<SqlStore, ServerError> {
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+        ServerError::Config(format!(
+            "cannot create data directory {}: {e}",
+            config.data_dir.display()
+        ))
+    })?;
+    Ok(SqlStore::connect(&config.database_url()).await?)
+}
+
+/// What first start created: shown once by the binary, never stored in clear.
+#[derive(Debug)]
+pub struct Bootstrap {
+    pub tenant: String,
+    pub username: String,
+    pub password: String,
+    pub api_token: String,
+}
+
+/// Creates the default tenant and, if it has no users yet, an admin with a random password
+/// and an admin API token. Returns the credentials only when it created them.
+pub async fn bootstrap(store: &SqlStore) -> Result<Option<Bootstrap>, ServerError> {
+    let tenant = store.ensure_tenant(DEFAULT_TENANT).await?;
+    if store.count_users(tenant.id).await? > 0 {
+        return Ok(None);
+    }
+    let password = random_password();
+    let user = store
+        .create_user(tenant.id, "admin", &password, &[Role::Admin])
+        .await?;
+    let (_, secret) = store
+        .create_token(NewToken {
+            tenant_id: tenant.id,
+            kind: TokenKind::Api,
+            name: "bootstrap admin token".into(),
+            roles: vec![Role::Admin],
+            source: None,
+            user_id: Some(user.id),
+            expires: None,
+        })
+        .await?;
+    Ok(Some(Bootstrap {
+        tenant: tenant.name,
+        username: user.username,
+        password,
+        api_token: secret.expose().to_string(),
+    }))
+}
+
+fn random_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// Shared by every handler and listener.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    store: Arc<SqlStore>,
+    ingestor: Ingestor,
+    limits: Limits,
+    metrics: PrometheusHandle,
+    provider_tenant: TenantId,
+    /// Source contexts by (tenant, source name), refreshed every few seconds so a changed
+    /// source mapping takes effect without a restart.
+    max_backlog: u64,
+    max_pending: usize,
+    sources: std::sync::Mutex<HashMap<(TenantId, String), (Instant, SourceContext)>>,
+}
+
+const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+impl AppState {
+    pub fn store(&self) -> &SqlStore {
+        &self.inner.store
+    }
+    pub fn ingestor(&self) -> &Ingestor {
+        &self.inner.ingestor
+    }
+    pub fn limits(&self) -> &Limits {
+        &self.inner.limits
+    }
+    /// How events of `source` in `tenant` are attributed and normalised.
+    pub async fn source_context(
+        &self,
+        tenant: TenantId,
+        source: &str,
+    ) -> Result<SourceContext, error::ApiError> {
+        let key = (tenant, source.to_string());
+        if let Ok(cache) = self.inner.sources.lock() {
+            if let Some((at, context)) = cache.get(&key) {
+                if at.elapsed() < SOURCE_CACHE_TTL {
+                    return Ok(context.clone());
+                }
+            }
+        }
+        let context = match self.store().source(tenant, source).await? {
+            Some(stored) => SourceContext::from_source(&stored),
+            None => SourceContext::unconfigured(tenant, source),
+        };
+        if let Ok(mut cache) = self.inner.sources.lock() {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(key, (Instant::now(), context.clone()));
+        }
+        Ok(context)
+    }
+
+    /// True while new data would be refused.
+    pub fn is_saturated(&self) -> bool {
+        let ingestor = self.ingestor();
+        ingestor.backlog_bytes() > self.inner.max_backlog
+            || ingestor.log().pending_appends() * 10 >= self.inner.max_pending * 9
+    }
+
+    pub fn metrics(&self) -> &PrometheusHandle {
+        &self.inner.metrics
+    }
+
+    /// The tenant whose admins manage all tenants (the managed provider itself).
+    pub fn provider_tenant(&self) -> TenantId {
+        self.inner.provider_tenant
+    }
+}
+
+/// One Prometheus recorder per process, installed on first use.
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let buckets = [
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ];
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .unwrap_or_else(|_| PrometheusBuilder::new());
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Fails only if another recorder was installed first; then ours just stays local.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// A started service: its bound addresses and a way to stop it.
+pub struct RunningServer {
+    pub http_addr: SocketAddr,
+    pub https: bool,
+    pub syslog_addr: Option<SocketAddr>,
+    pub syslog_tls_addr: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets in-flight requests finish, stops background tasks.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// Starts everything: store, event log, indexer, retention, HTTP(S), syslog.
+pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServer, ServerError> {
+    let metrics = metrics_handle();
+    let store = Arc::new(store);
+    let provider = store.ensure_tenant(DEFAULT_TENANT).await?;
+
+    let mut log_config = LogConfig::new(config.data_dir.join("log"));
+    log_config.fsync = config.fsync;
+    let log = EventLog::open(log_config)?;
+    let (indexer, indexed) = Indexer::new(store.clone(), log.clone()).await?;
+    let ingestor = Ingestor::new(log.clone(), indexed, config.max_index_backlog_bytes);
+
+    let state = AppState {
+        inner: Arc::new(StateInner {
+            store: store.clone(),
+            ingestor,
+            limits: config.limits.clone(),
+            metrics,
+            provider_tenant: provider.id,
+            sources: std::sync::Mutex::new(HashMap::new()),
+            max_backlog: config.max_index_backlog_bytes,
+            max_pending: LogConfig::new("").max_pending_appends,
+        }),
+    };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
+    tasks.push(tokio::spawn(garrison_pipeline::run_retention(
+        store.clone(),
+        config.retention_interval,
+        shutdown_rx.clone(),
+    )));
+    {
+        let handle = state.inner.metrics.clone();
+        let mut shutdown = shutdown_rx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                handle.run_upkeep();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }));
+    }
+
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::server_config(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(ServerError::Config(
+                "TLS needs both a certificate and a key".into(),
+            ))
+        }
+    };
+
+    let router = routes::router(state.clone());
+    let listener = tokio::net::TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: config.http_addr,
+            source,
+        })?;
+    let http_addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: config.http_addr,
+        source,
+    })?;
+    let https = tls.is_some();
+    {
+        let mut shutdown = shutdown_rx.clone();
+        let graceful = async move {
+            let _ = shutdown.changed().await;
+        };
+        let service = router.into_make_service();
+        tasks.push(match tls.clone() {
+            Some(tls_config) => {
+                let listener = tls::TlsListener::new(listener, tls_config);
+                tokio::spawn(async move {
+                    if let Err(e) = axum::serve(listener, service)
+                        .with_graceful_shutdown(graceful)
+                        .await
+                    {
+                        tracing::error!(error = %e, "HTTPS server stopped");
+                    }
+                })
+            }
+            None => tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, service)
+                    .with_graceful_shutdown(graceful)
+                    .await
+                {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            }),
+        });
+    }
+
+    let syslog_context = syslog::SyslogContext::new(
+        state.clone(),
+        &config.syslog_tenant,
+        &config.syslog_source,
+    )
+    .await?;
+    let syslog_addr = match config.syslog_addr {
+        Some(addr) => Some(
+            syslog::spawn_plain(syslog_context.clone(), addr, shutdown_rx.clone(), &mut tasks)
+                .await?,
+        ),
+        None => None,
+    };
+    let syslog_tls_addr = match (config.syslog_tls_addr, tls) {
+        (Some(addr), Some(tls_config)) => Some(
+            syslog::spawn_tls(
+                syslog_context,
+                addr,
+                tls_config,
+                shutdown_rx.clone(),
+                &mut tasks,
+            )
+            .await?,
+        ),
+        (Some(_), None) => {
+            return Err(ServerError::Config(
+                "syslog over TLS needs --tls-cert and --tls-key".into(),
+            ))
+        }
+        (None, _) => None,
+    };
+
+    Ok(RunningServer {
+        http_addr,
+        https,
+        syslog_addr,
+        syslog_tls_addr,
+        shutdown: shutdown_tx,
+        tasks,
+    })
+}

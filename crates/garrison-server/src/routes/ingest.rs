@@ -1,0 +1,321 @@
+//! Event ingest: Garrison's own JSON/NDJSON route and the Splunk HEC-compatible routes.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use garrison_ingest::hec::{self, HecDecoded, RawParams};
+use garrison_ingest::{decode_json, decompress_body, BodyError, Record};
+use garrison_model::{Event, Role, Timestamp};
+use garrison_pipeline::{PipelineError, SourceContext};
+use garrison_store::TokenKind;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::authenticate;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::AppState;
+
+/// The answer to an ingest request.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestResponse {
+    /// Records stored durably (they survive a crash from now on).
+    pub accepted: usize,
+    /// Records refused; `errors` says which and why.
+    pub rejected: usize,
+    pub errors: Vec<RecordErrorView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RecordErrorView {
+    /// 0-based position of the record in the batch.
+    pub index: usize,
+    /// 1-based line, for NDJSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
+    pub reason: String,
+}
+
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query.and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+/// The source context of an ingest request: an ingest token's own source, or for an API
+/// token with a writing role, the `source` query parameter (default `api`).
+async fn ingest_context(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<SourceContext, ApiError> {
+    let token = authenticate(state, headers).await?;
+    let source = match token.kind {
+        TokenKind::Ingest => token.source.clone().unwrap_or_else(|| "ingest".into()),
+        TokenKind::Api | TokenKind::Session => {
+            if !token
+                .roles
+                .iter()
+                .any(|r| matches!(r, Role::Admin | Role::Analyst | Role::Responder))
+            {
+                return Err(ApiError::forbidden(
+                    "sending events needs an ingest token or the admin, analyst or responder role",
+                ));
+            }
+            query_param(query, "source").unwrap_or_else(|| "api".into())
+        }
+    };
+    state.source_context(token.tenant_id, &source).await
+}
+
+fn body_error(error: BodyError) -> ApiError {
+    match error {
+        BodyError::TooLarge { .. } => ApiError::new(ErrorCode::PayloadTooLarge, error.to_string()),
+        BodyError::Empty => ApiError::new(ErrorCode::EmptyBody, error.to_string()),
+        other => ApiError::invalid(other.to_string()),
+    }
+}
+
+fn content_encoding(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+}
+
+/// Decoding is CPU work measured in milliseconds per batch: callers run it in
+/// `spawn_blocking`, off the async workers.
+fn to_events(context: &SourceContext, records: Vec<Record>) -> Vec<Event> {
+    let received = Timestamp::now();
+    records
+        .into_iter()
+        .map(|record| context.event(record, received))
+        .collect()
+}
+
+/// Send events: one JSON object, a JSON array of objects, or NDJSON; gzip bodies welcome.
+///
+/// A 200 answer means the accepted records are on disk. Bad records are listed with their
+/// index and reason; the good ones beside them are kept. Records with an `id` (or `event_id`)
+/// are stored once however often the batch is retried.
+#[utoipa::path(
+    post,
+    path = "/api/v1/ingest/events",
+    tag = "ingest",
+    params(("source" = Option<String>, Query, description = "Source name, for API tokens (ingest tokens have their own)")),
+    request_body(content = String, description = "JSON object, JSON array or NDJSON; Content-Encoding: gzip allowed", content_type = "application/x-ndjson"),
+    responses(
+        (status = 200, description = "Stored (possibly with some records rejected)", body = IngestResponse),
+        (status = 400, description = "Nothing decodable", body = Problem),
+        (status = 401, description = "No or invalid token", body = Problem),
+        (status = 413, description = "Body too large", body = Problem),
+        (status = 503, description = "Busy; retry after Retry-After", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn ingest_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Result<Json<IngestResponse>, ApiError> {
+    let context = ingest_context(&state, &headers, query.as_deref()).await?;
+    let limits = state.limits().clone();
+    let encoding = content_encoding(&headers).map(str::to_string);
+    let (events, errors, total) = tokio::task::spawn_blocking(move || {
+        let body = decompress_body(&body, encoding.as_deref(), &limits).map_err(body_error)?;
+        let decoded = decode_json(&body, &limits).map_err(body_error)?;
+        let errors: Vec<RecordErrorView> = decoded
+            .errors
+            .into_iter()
+            .map(|e| RecordErrorView {
+                index: e.index,
+                line: e.line,
+                reason: e.reason,
+            })
+            .collect();
+        Ok::<_, ApiError>((to_events(&context, decoded.records), errors, decoded.total))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    metrics::counter!("garrison_events_received_total", "protocol" => "http").increment(total as u64);
+    if !errors.is_empty() {
+        metrics::counter!("garrison_events_rejected_total", "protocol" => "http", "reason" => "invalid")
+            .increment(errors.len() as u64);
+    }
+    if events.is_empty() {
+        if errors.is_empty() {
+            return Err(ApiError::new(ErrorCode::EmptyBody, "the body holds no events"));
+        }
+        let detail = format!("none of the {} records could be decoded", errors.len());
+        let listed = errors
+            .iter()
+            .map(|e| serde_json::to_value(e).unwrap_or_default())
+            .collect();
+        return Err(ApiError::new(ErrorCode::InvalidEvents, detail).with_errors(listed));
+    }
+    state.ingestor().accept(&events, "http").await?;
+    Ok(Json(IngestResponse {
+        accepted: events.len(),
+        rejected: errors.len(),
+        errors,
+    }))
+}
+
+/// HEC's answer body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HecAnswer {
+    pub text: String,
+    pub code: u32,
+    #[serde(rename = "invalid-event-number", skip_serializing_if = "Option::is_none")]
+    pub invalid_event_number: Option<usize>,
+}
+
+fn hec_answer(status: StatusCode, code: u32, text: &str, invalid: Option<usize>) -> Response {
+    (
+        status,
+        Json(HecAnswer {
+            text: text.to_string(),
+            code,
+            invalid_event_number: invalid,
+        }),
+    )
+        .into_response()
+}
+
+/// Maps an API error to HEC's codes, so HEC clients react as they would with Splunk.
+fn hec_error(error: ApiError) -> Response {
+    match error.code {
+        ErrorCode::MissingAuthorization => hec_answer(StatusCode::UNAUTHORIZED, 2, "Token is required", None),
+        ErrorCode::InvalidToken => hec_answer(StatusCode::FORBIDDEN, 4, "Invalid token", None),
+        ErrorCode::Forbidden => hec_answer(StatusCode::FORBIDDEN, 4, "Invalid token", None),
+        ErrorCode::EmptyBody => hec_answer(StatusCode::BAD_REQUEST, 5, "No data", None),
+        ErrorCode::Busy => {
+            let mut response = hec_answer(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy", None);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+        ErrorCode::PayloadTooLarge => hec_answer(StatusCode::PAYLOAD_TOO_LARGE, 6, "Invalid data format", None),
+        ErrorCode::InvalidRequest | ErrorCode::InvalidEvents => {
+            hec_answer(StatusCode::BAD_REQUEST, 6, "Invalid data format", None)
+        }
+        _ => hec_answer(StatusCode::INTERNAL_SERVER_ERROR, 8, "Internal server error", None),
+    }
+}
+
+async fn hec_ingest(
+    state: AppState,
+    headers: HeaderMap,
+    query: Option<String>,
+    body: Bytes,
+    raw: bool,
+) -> Response {
+    let context = match ingest_context(&state, &headers, None).await {
+        Ok(context) => context,
+        Err(e) => return hec_error(e),
+    };
+    let limits = state.limits().clone();
+    let encoding = content_encoding(&headers).map(str::to_string);
+    let decoded = tokio::task::spawn_blocking(move || {
+        let body = decompress_body(&body, encoding.as_deref(), &limits).map_err(body_error)?;
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(ErrorCode::EmptyBody, "no data"));
+        }
+        let decoded: HecDecoded = if raw {
+            let params = RawParams {
+                host: query_param(query.as_deref(), "host"),
+                source: query_param(query.as_deref(), "source"),
+                sourcetype: query_param(query.as_deref(), "sourcetype"),
+                index: query_param(query.as_deref(), "index"),
+                time: query_param(query.as_deref(), "time"),
+            };
+            hec::decode_raw(&body, &params, &limits).map_err(body_error)?
+        } else {
+            hec::decode_events(&body, &limits).map_err(body_error)?
+        };
+        let first_error = decoded.errors.first().map(|e| (e.code, e.text, e.event_index));
+        let rejected = decoded.errors.len();
+        Ok::<_, ApiError>((to_events(&context, decoded.records), first_error, rejected))
+    })
+    .await;
+    let (events, first_error, rejected) = match decoded {
+        Ok(Ok(decoded)) => decoded,
+        Ok(Err(e)) => return hec_error(e),
+        Err(e) => return hec_error(ApiError::internal(e)),
+    };
+    let protocol = if raw { "hec_raw" } else { "hec" };
+    metrics::counter!("garrison_events_received_total", "protocol" => protocol)
+        .increment((events.len() + rejected) as u64);
+    if !events.is_empty() {
+        match state.ingestor().accept(&events, protocol).await {
+            Ok(_) => {}
+            Err(PipelineError::Busy { reason }) => {
+                return hec_error(ApiError::new(ErrorCode::Busy, reason))
+            }
+            Err(e) => return hec_error(ApiError::internal(e)),
+        }
+    }
+    match first_error {
+        // Like Splunk: the events before the bad one are indexed; the answer names the bad one.
+        Some((code, text, index)) => {
+            metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "invalid")
+                .increment(rejected as u64);
+            hec_answer(StatusCode::BAD_REQUEST, code, text, Some(index))
+        }
+        None if events.is_empty() => hec_answer(StatusCode::BAD_REQUEST, 5, "No data", None),
+        None => hec_answer(StatusCode::OK, 0, "Success", None),
+    }
+}
+
+macro_rules! hec_route {
+    ($name:ident, $path:literal, $raw:expr, $doc:literal) => {
+        #[doc = $doc]
+        #[utoipa::path(
+            post,
+            path = $path,
+            tag = "splunk-hec",
+            request_body(content = String, description = "HEC event envelopes (or raw lines)"),
+            responses(
+                (status = 200, description = "Success: the events are durable", body = HecAnswer),
+                (status = 400, description = "No data / invalid data format (code 5, 6, 12, 13)", body = HecAnswer),
+                (status = 401, description = "Token is required (code 2)", body = HecAnswer),
+                (status = 403, description = "Invalid token (code 4)", body = HecAnswer),
+                (status = 503, description = "Server is busy (code 9)", body = HecAnswer),
+            ),
+            security(("splunk" = []))
+        )]
+        pub async fn $name(
+            State(state): State<AppState>,
+            headers: HeaderMap,
+            RawQuery(query): RawQuery,
+            body: Bytes,
+        ) -> Response {
+            hec_ingest(state, headers, query, body, $raw).await
+        }
+    };
+}
+
+hec_route!(hec_event, "/services/collector/event", false, "Splunk HEC: JSON event envelopes (`Authorization: Splunk <ingest token>`).");
+hec_route!(hec_collector, "/services/collector", false, "Splunk HEC: same as `/services/collector/event`.");
+hec_route!(hec_event_v1, "/services/collector/event/1.0", false, "Splunk HEC: same as `/services/collector/event`.");
+hec_route!(hec_raw, "/services/collector/raw", true, "Splunk HEC raw: one event per line; `host`, `source`, `sourcetype`, `index`, `time` from the query.");
+hec_route!(hec_raw_v1, "/services/collector/raw/1.0", true, "Splunk HEC raw: same as `/services/collector/raw`.");
+
+/// Splunk HEC health check.
+#[utoipa::path(
+    get,
+    path = "/services/collector/health",
+    tag = "splunk-hec",
+    responses((status = 200, description = "HEC is healthy (code 17)", body = HecAnswer),
+              (status = 503, description = "HEC is unhealthy: the write path is saturated", body = HecAnswer))
+)]
+pub async fn hec_health(State(state): State<AppState>) -> Response {
+    if state.is_saturated() {
+        return hec_answer(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy", None);
+    }
+    hec_answer(StatusCode::OK, 17, "HEC is healthy", None)
+}

@@ -1,0 +1,281 @@
+//! Syslog over UDP, TCP and TLS (RFC 5424 / 3164 payloads, CEF and LEEF inside).
+//!
+//! TCP and TLS: frames are batched and appended when the socket goes quiet or a batch is full;
+//! while the log refuses (busy), the connection is not read, so the sender feels backpressure.
+//! UDP cannot push back: what the service cannot take is dropped and counted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use garrison_ingest::syslog::{parse, Framer};
+use garrison_model::{Event, Timestamp};
+use garrison_pipeline::{PipelineError, SourceContext};
+use garrison_store::{SourceRepo, TenantRepo};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::sync::{watch, Semaphore};
+
+use crate::{AppState, ServerError};
+
+const MAX_BATCH: usize = 1000;
+/// How long a partial batch may wait for more lines before it is appended.
+const QUIET_FLUSH: Duration = Duration::from_millis(10);
+
+#[derive(Clone)]
+pub struct SyslogContext {
+    state: AppState,
+    source: SourceContext,
+}
+
+impl SyslogContext {
+    pub async fn new(state: AppState, tenant: &str, source: &str) -> Result<Self, ServerError> {
+        let tenant = state.store().ensure_tenant(tenant).await?;
+        let source = match state.store().source(tenant.id, source).await? {
+            Some(stored) => SourceContext::from_source(&stored),
+            None => SourceContext::unconfigured(tenant.id, source),
+        };
+        Ok(SyslogContext { state, source })
+    }
+
+    fn event(&self, frame: &[u8]) -> Option<Event> {
+        let received = Timestamp::now();
+        match parse(frame, received, self.state.limits()) {
+            Ok(record) => Some(self.source.event(record, received)),
+            Err(e) => {
+                tracing::debug!(error = %e, "syslog message rejected");
+                metrics::counter!("garrison_events_rejected_total", "protocol" => "syslog", "reason" => "invalid")
+                    .increment(1);
+                None
+            }
+        }
+    }
+}
+
+pub async fn spawn_plain(
+    context: SyslogContext,
+    addr: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<SocketAddr, ServerError> {
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = tcp
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    // UDP on the same port as TCP, as syslog senders expect.
+    let udp = UdpSocket::bind(bound)
+        .await
+        .map_err(|source| ServerError::Bind { addr: bound, source })?;
+    tasks.push(tokio::spawn(run_udp(context.clone(), udp, shutdown.clone())));
+    tasks.push(tokio::spawn(run_tcp(context, tcp, None, shutdown)));
+    Ok(bound)
+}
+
+pub async fn spawn_tls(
+    context: SyslogContext,
+    addr: SocketAddr,
+    tls: Arc<rustls::ServerConfig>,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<SocketAddr, ServerError> {
+    let tcp = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = tcp
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    tasks.push(tokio::spawn(run_tcp(context, tcp, Some(tls), shutdown)));
+    Ok(bound)
+}
+
+async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch::Receiver<bool>) {
+    let socket = Arc::new(socket);
+    // Appends in flight at once; beyond that, receiving waits (and the kernel buffer fills).
+    let in_flight = Arc::new(Semaphore::new(8));
+    let mut buffer = vec![0u8; 65536];
+    let mut batch: Vec<Event> = Vec::new();
+    loop {
+        let received = if batch.is_empty() {
+            tokio::select! {
+                r = socket.recv_from(&mut buffer) => Some(r),
+                _ = shutdown.changed() => return,
+            }
+        } else {
+            tokio::select! {
+                r = socket.recv_from(&mut buffer) => Some(r),
+                _ = tokio::time::sleep(QUIET_FLUSH) => None,
+                _ = shutdown.changed() => None,
+            }
+        };
+        match received {
+            Some(Ok((len, _peer))) => {
+                metrics::counter!("garrison_events_received_total", "protocol" => "syslog_udp")
+                    .increment(1);
+                if let Some(event) = buffer.get(..len).and_then(|frame| context.event(frame)) {
+                    batch.push(event);
+                }
+                if batch.len() < MAX_BATCH {
+                    continue;
+                }
+            }
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "syslog UDP receive failed");
+                continue;
+            }
+            None => {}
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let events = std::mem::take(&mut batch);
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let ingestor = context.state.ingestor().clone();
+        tokio::spawn(async move {
+            if let Err(e) = ingestor.accept(&events, "syslog_udp").await {
+                metrics::counter!("garrison_syslog_udp_dropped_total").increment(events.len() as u64);
+                tracing::warn!(error = %e, dropped = events.len(), "syslog UDP batch dropped");
+            }
+            drop(permit);
+        });
+        if *shutdown.borrow() {
+            return;
+        }
+    }
+}
+
+async fn run_tcp(
+    context: SyslogContext,
+    listener: TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let protocol: &'static str = if acceptor.is_some() {
+        "syslog_tls"
+    } else {
+        "syslog_tcp"
+    };
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    tracing::warn!(error = %e, "syslog accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let context = context.clone();
+        let acceptor = acceptor.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let result = match acceptor {
+                Some(acceptor) => {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                        Ok(Ok(tls)) => read_connection(&context, tls, protocol, shutdown).await,
+                        Ok(Err(e)) => Err(e),
+                        Err(_) => Err(std::io::Error::other("TLS handshake timed out")),
+                    }
+                }
+                None => read_connection(&context, stream, protocol, shutdown).await,
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "syslog connection ended with an error");
+            }
+        });
+    }
+}
+
+async fn read_connection<S: AsyncRead + Unpin>(
+    context: &SyslogContext,
+    mut stream: S,
+    protocol: &'static str,
+    mut shutdown: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let mut framer = Framer::new(context.state.limits().max_line_bytes);
+    let mut buffer = vec![0u8; 64 * 1024];
+    let mut batch: Vec<Event> = Vec::new();
+    loop {
+        let read = if batch.is_empty() {
+            tokio::select! {
+                r = stream.read(&mut buffer) => Some(r?),
+                _ = shutdown.changed() => return Ok(()),
+            }
+        } else {
+            tokio::select! {
+                r = stream.read(&mut buffer) => Some(r?),
+                _ = tokio::time::sleep(QUIET_FLUSH) => None,
+            }
+        };
+        let at_eof = read == Some(0);
+        if let Some(n) = read.filter(|n| *n > 0) {
+            framer.push(buffer.get(..n).unwrap_or_default());
+        }
+        if at_eof {
+            if let Some(tail) = framer.finish() {
+                push_frame(context, &tail, protocol, &mut batch);
+            }
+        }
+        while let Some(frame) = framer.next_frame() {
+            match frame {
+                Ok(frame) => push_frame(context, &frame, protocol, &mut batch),
+                Err(e) => {
+                    tracing::debug!(error = %e, "syslog frame rejected");
+                    metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "frame")
+                        .increment(1);
+                }
+            }
+            if batch.len() >= MAX_BATCH {
+                flush(context, &mut batch, protocol).await;
+            }
+        }
+        // Quiet socket, full batch or end of stream: make what we have durable.
+        if read.is_none() || at_eof || batch.len() >= MAX_BATCH {
+            flush(context, &mut batch, protocol).await;
+        }
+        if at_eof {
+            return Ok(());
+        }
+    }
+}
+
+fn push_frame(context: &SyslogContext, frame: &[u8], protocol: &'static str, batch: &mut Vec<Event>) {
+    metrics::counter!("garrison_events_received_total", "protocol" => protocol).increment(1);
+    if let Some(event) = context.event(frame) {
+        batch.push(event);
+    }
+}
+
+/// Appends the batch, waiting (and so not reading the socket) while the service is busy.
+async fn flush(context: &SyslogContext, batch: &mut Vec<Event>, protocol: &'static str) {
+    if batch.is_empty() {
+        return;
+    }
+    let mut delay = Duration::from_millis(20);
+    loop {
+        match context.state.ingestor().accept(batch, protocol).await {
+            Ok(_) => {
+                batch.clear();
+                return;
+            }
+            Err(PipelineError::Busy { .. }) => {
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => {
+                tracing::error!(error = %e, lost = batch.len(), "syslog batch could not be stored");
+                metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "error")
+                    .increment(batch.len() as u64);
+                batch.clear();
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! Administration from the command line, straight on the store. Works while the service runs
+//! on the same data directory (SQLite WAL; PostgreSQL is shared anyway).
+
+use std::io::Read;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use garrison_model::{Role, Timestamp};
+use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
+use garrison_store::{
+    NewSource, NewToken, SourceRepo, SqlStore, Tenant, TenantRepo, TokenKind, TokenRepo, UserRepo,
+};
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Prints a generated password unless one is given on stdin.
+    Create {
+        #[arg(long)]
+        username: String,
+        /// Make the user an admin (same as --role admin).
+        #[arg(long)]
+        admin: bool,
+        /// Role(s): admin, analyst, responder, viewer. Repeat for several.
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<Role>,
+        /// Read the password from standard input instead of generating one.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// List the users of a tenant.
+    List {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// Disable a user (their tokens are revoked) or enable it again.
+    Disable {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        enable: bool,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print only its secret on stdout (shown once).
+    ///
+    /// API token: `--role admin`. Ingest token: `--ingest --source NAME`.
+    Create {
+        /// Role(s) of an API token. Repeat for several.
+        #[arg(long = "role", value_name = "ROLE", conflicts_with = "ingest")]
+        roles: Vec<Role>,
+        /// Make an ingest token (sends events for one source, nothing else).
+        #[arg(long, requires = "source")]
+        ingest: bool,
+        /// The source an ingest token's events belong to (created if new).
+        #[arg(long)]
+        source: Option<String>,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: Option<String>,
+        /// Expire after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<i64>,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// List a tenant's tokens (never their secrets).
+    List {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// Revoke a token by id.
+    Revoke {
+        id: i64,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantCommand {
+    /// Create a tenant (idempotent).
+    Create {
+        name: String,
+        /// Delete events older than this many days.
+        #[arg(long, value_name = "DAYS")]
+        retention_days: Option<i64>,
+    },
+    /// List tenants.
+    List,
+    /// Set (or with `--keep-forever`, remove) a tenant's retention.
+    Retention {
+        name: String,
+        #[arg(long, value_name = "DAYS", required_unless_present = "keep_forever")]
+        days: Option<i64>,
+        #[arg(long)]
+        keep_forever: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SourceCommand {
+    /// Create or update a source: its Sigma logsource and extra field mapping.
+    Set {
+        name: String,
+        #[arg(long)]
+        product: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        #[arg(long)]
+        category: Option<String>,
+        /// Field mapping `FIELD=ECS.NAME`; repeat for several.
+        #[arg(long = "map", value_name = "FIELD=ECS")]
+        mappings: Vec<String>,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// List a tenant's sources.
+    List {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+}
+
+async fn tenant_named(store: &SqlStore, name: &str) -> Result<Tenant> {
+    store
+        .tenant_by_name(name)
+        .await?
+        .with_context(|| format!("no tenant named {name:?} (create it with `garrison tenant create {name}`)"))
+}
+
+/// Opens the store; creates the default tenant so commands work before the first `serve`.
+async fn store(config: &ServerConfig) -> Result<SqlStore> {
+    let store = open_store(config)
+        .await
+        .with_context(|| format!("cannot open the database at {}", config.database_url()))?;
+    store.ensure_tenant(DEFAULT_TENANT).await?;
+    Ok(store)
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
+    let store = store(config).await?;
+    match command {
+        UserCommand::Create {
+            username,
+            admin,
+            mut roles,
+            password_stdin,
+            tenant,
+        } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            if admin && !roles.contains(&Role::Admin) {
+                roles.push(Role::Admin);
+            }
+            if roles.is_empty() {
+                bail!("give the user a role: --admin or --role analyst|responder|viewer");
+            }
+            let (password, generated) = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin()
+                    .read_to_string(&mut text)
+                    .context("cannot read the password from stdin")?;
+                (text.trim_end_matches(['\r', '\n']).to_string(), false)
+            } else {
+                (generate_password(), true)
+            };
+            let user = store.create_user(tenant.id, &username, &password, &roles).await?;
+            eprintln!("created user {:?} in tenant {:?} (id {})", user.username, tenant.name, user.id);
+            if generated {
+                println!("{password}");
+            }
+        }
+        UserCommand::List { tenant } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            print_json(&store.list_users(tenant.id).await?)?;
+        }
+        UserCommand::Disable {
+            username,
+            enable,
+            tenant,
+        } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            let user = store
+                .list_users(tenant.id)
+                .await?
+                .into_iter()
+                .find(|u| u.username == username)
+                .with_context(|| format!("no user {username:?} in tenant {:?}", tenant.name))?;
+            let user = store.set_user_disabled(tenant.id, user.id, !enable).await?;
+            eprintln!(
+                "user {:?} is now {}",
+                user.username,
+                if user.disabled { "disabled (tokens revoked)" } else { "enabled" }
+            );
+        }
+    }
+    Ok(())
+}
+
+fn generate_password() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rngs::OsRng;
+    (0..24)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
+    let store = store(config).await?;
+    match command {
+        TokenCommand::Create {
+            roles,
+            ingest,
+            source,
+            name,
+            expires_in_days,
+            tenant,
+        } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            let kind = if ingest { TokenKind::Ingest } else { TokenKind::Api };
+            if kind == TokenKind::Api && roles.is_empty() {
+                bail!("an API token needs --role (admin, analyst, responder or viewer); for an ingest token use --ingest --source NAME");
+            }
+            if let Some(source) = source.as_deref().filter(|_| ingest) {
+                if store.source(tenant.id, source).await?.is_none() {
+                    store
+                        .upsert_source(tenant.id, NewSource { name: source.to_string(), ..NewSource::default() })
+                        .await?;
+                }
+            }
+            let expires = match expires_in_days {
+                Some(days) if days < 1 => bail!("--expires-in-days must be at least 1"),
+                Some(days) => Some(
+                    Timestamp::now()
+                        .checked_add(garrison_model::SignedDuration::from_hours(days.saturating_mul(24)))
+                        .context("expiry out of range")?,
+                ),
+                None => None,
+            };
+            let default_name = match (&source, kind) {
+                (Some(source), TokenKind::Ingest) => format!("ingest for {source}"),
+                _ => format!("cli {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join("+")),
+            };
+            let (_, secret) = store
+                .create_token(NewToken {
+                    tenant_id: tenant.id,
+                    kind,
+                    name: name.unwrap_or(default_name),
+                    roles,
+                    source: source.filter(|_| ingest),
+                    user_id: None,
+                    expires,
+                })
+                .await?;
+            // Only the secret on stdout, so scripts can capture it.
+            println!("{}", secret.expose());
+        }
+        TokenCommand::List { tenant } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            print_json(&store.list_tokens(tenant.id).await?)?;
+        }
+        TokenCommand::Revoke { id, tenant } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            let token = store.revoke_token(tenant.id, id).await?;
+            eprintln!("revoked token {} ({})", token.id, token.prefix);
+        }
+    }
+    Ok(())
+}
+
+pub async fn tenant(command: TenantCommand, config: &ServerConfig) -> Result<()> {
+    let store = store(config).await?;
+    match command {
+        TenantCommand::Create { name, retention_days } => {
+            let mut tenant = store.ensure_tenant(&name).await?;
+            if retention_days.is_some() {
+                tenant = store.set_retention(tenant.id, retention_days).await?;
+            }
+            print_json(&tenant)?;
+        }
+        TenantCommand::List => print_json(&store.list_tenants().await?)?,
+        TenantCommand::Retention { name, days, keep_forever } => {
+            let tenant = tenant_named(&store, &name).await?;
+            let days = if keep_forever { None } else { days };
+            print_json(&store.set_retention(tenant.id, days).await?)?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()> {
+    let store = store(config).await?;
+    match command {
+        SourceCommand::Set {
+            name,
+            product,
+            service,
+            category,
+            mappings,
+            tenant,
+        } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            let field_mapping = mappings
+                .iter()
+                .map(|m| {
+                    m.split_once('=')
+                        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+                        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+                        .with_context(|| format!("--map {m:?}: expected FIELD=ECS.NAME"))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let source = store
+                .upsert_source(
+                    tenant.id,
+                    NewSource {
+                        name,
+                        product,
+                        service,
+                        category,
+                        field_mapping,
+                    },
+                )
+                .await?;
+            print_json(&source)?;
+        }
+        SourceCommand::List { tenant } => {
+            let tenant = tenant_named(&store, &tenant).await?;
+            print_json(&store.list_sources(tenant.id).await?)?;
+        }
+    }
+    Ok(())
+}

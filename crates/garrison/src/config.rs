@@ -1,0 +1,131 @@
+//! Configuration: one TOML file < `GARRISON_*` environment variables < command-line flags.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::parser::ValueSource;
+use clap::ArgMatches;
+use garrison_server::ServerConfig;
+use serde::Deserialize;
+
+/// The TOML file. Every key is optional; see `garrison.example.toml`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub database_url: Option<String>,
+    pub http_addr: Option<String>,
+    pub syslog_addr: Option<String>,
+    pub syslog_tls_addr: Option<String>,
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    pub syslog_tenant: Option<String>,
+    pub syslog_source: Option<String>,
+    pub log_format: Option<String>,
+    pub max_body_bytes: Option<usize>,
+    pub max_line_bytes: Option<usize>,
+    pub max_fields: Option<usize>,
+    pub max_depth: Option<usize>,
+    pub max_index_backlog_bytes: Option<u64>,
+    pub retention_interval_secs: Option<u64>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> Result<FileConfig> {
+        let Some(path) = path else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+/// The value from the command line or environment if given there, else the file's, else none.
+pub fn pick<T: Clone>(matches: &ArgMatches, id: &str, cli: Option<&T>, file: Option<T>) -> Option<T> {
+    match matches.value_source(id) {
+        Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable) => cli.cloned(),
+        _ => file.or_else(|| cli.cloned()),
+    }
+}
+
+/// `off` (or empty) disables a listener; anything else must be host:port.
+pub fn parse_optional_addr(name: &str, value: &str) -> Result<Option<SocketAddr>> {
+    let value = value.trim();
+    if value.is_empty() || value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    match value.parse() {
+        Ok(addr) => Ok(Some(addr)),
+        Err(_) => bail!("{name}: {value:?} is not an address like 127.0.0.1:5514 (or `off`)"),
+    }
+}
+
+pub struct Layered<'a> {
+    pub matches: &'a ArgMatches,
+    pub file: FileConfig,
+}
+
+impl Layered<'_> {
+    pub fn string(&self, id: &str, cli: Option<&String>, file: Option<String>) -> Option<String> {
+        pick(self.matches, id, cli, file)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub fn server_config(
+    layered: Layered<'_>,
+    data_dir: &Path,
+    database_url: Option<String>,
+    http_addr: Option<&String>,
+    syslog_addr: Option<&String>,
+    syslog_tls_addr: Option<&String>,
+    tls_cert: Option<&PathBuf>,
+    tls_key: Option<&PathBuf>,
+) -> Result<ServerConfig> {
+    let file = &layered.file;
+    let mut config = ServerConfig::new(data_dir);
+    config.database_url = database_url;
+    if let Some(http) = layered.string("http_addr", http_addr, file.http_addr.clone()) {
+        config.http_addr = http
+            .parse()
+            .with_context(|| format!("http address {http:?} is not host:port"))?;
+    }
+    if let Some(syslog) = layered.string("syslog_addr", syslog_addr, file.syslog_addr.clone()) {
+        config.syslog_addr = parse_optional_addr("syslog address", &syslog)?;
+    }
+    if let Some(syslog_tls) =
+        layered.string("syslog_tls_addr", syslog_tls_addr, file.syslog_tls_addr.clone())
+    {
+        config.syslog_tls_addr = parse_optional_addr("syslog TLS address", &syslog_tls)?;
+    }
+    config.tls_cert = pick(layered.matches, "tls_cert", tls_cert, file.tls_cert.clone());
+    config.tls_key = pick(layered.matches, "tls_key", tls_key, file.tls_key.clone());
+    if let Some(tenant) = &file.syslog_tenant {
+        config.syslog_tenant = tenant.clone();
+    }
+    if let Some(source) = &file.syslog_source {
+        config.syslog_source = source.clone();
+    }
+    if let Some(v) = file.max_body_bytes {
+        config.limits.max_body_bytes = v;
+    }
+    if let Some(v) = file.max_line_bytes {
+        config.limits.max_line_bytes = v;
+    }
+    if let Some(v) = file.max_fields {
+        config.limits.max_fields = v;
+    }
+    if let Some(v) = file.max_depth {
+        config.limits.max_depth = v;
+    }
+    if let Some(v) = file.max_index_backlog_bytes {
+        config.max_index_backlog_bytes = v;
+    }
+    if let Some(v) = file.retention_interval_secs {
+        config.retention_interval = Duration::from_secs(v.max(1));
+    }
+    Ok(config)
+}

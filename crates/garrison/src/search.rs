@@ -1,0 +1,165 @@
+//! `garrison events search`: the same search as `GET /api/v1/events`, from the terminal.
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use garrison_model::Timestamp;
+use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
+use garrison_store::{EventQuery, EventRepo, TenantRepo};
+
+#[derive(Debug, Subcommand)]
+pub enum EventsCommand {
+    /// Search events, newest first; prints one JSON event per line.
+    ///
+    /// Without --url, reads the local data directory (safe while the service runs).
+    /// With --url and --token, asks a running service over its API.
+    Search {
+        /// Full-text words; all must occur.
+        #[arg(long, short)]
+        q: Option<String>,
+        /// Only events of this source.
+        #[arg(long)]
+        source: Option<String>,
+        /// Field filter FIELD=VALUE (a dotted path as sent, or an ECS name); repeatable.
+        #[arg(long = "field", value_name = "FIELD=VALUE")]
+        fields: Vec<String>,
+        /// Event time from (RFC 3339 or Unix seconds).
+        #[arg(long)]
+        from: Option<String>,
+        /// Event time to, exclusive (RFC 3339 or Unix seconds).
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Continue after a previous page (its printed next cursor).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Fetch every page, not just one.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+        /// A running service, e.g. http://127.0.0.1:8080.
+        #[arg(long, requires = "token", env = "GARRISON_URL")]
+        url: Option<String>,
+        /// API token for --url.
+        #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+}
+
+fn parse_time(name: &str, value: &str) -> Result<Timestamp> {
+    if let Ok(seconds) = value.parse::<i64>() {
+        return Timestamp::from_second(seconds).with_context(|| format!("--{name} {value}"));
+    }
+    value
+        .parse()
+        .with_context(|| format!("--{name} {value:?} is neither RFC 3339 nor Unix seconds"))
+}
+
+pub async fn run(command: EventsCommand, config: &ServerConfig) -> Result<()> {
+    let EventsCommand::Search {
+        q,
+        source,
+        fields,
+        from,
+        to,
+        limit,
+        cursor,
+        all,
+        tenant,
+        url,
+        token,
+    } = command;
+    let fields = fields
+        .iter()
+        .map(|f| {
+            f.split_once('=')
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .with_context(|| format!("--field {f:?}: expected FIELD=VALUE"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let mut query = EventQuery {
+        from: from.as_deref().map(|v| parse_time("from", v)).transpose()?,
+        to: to.as_deref().map(|v| parse_time("to", v)).transpose()?,
+        source,
+        fields,
+        text: q,
+        limit: limit.clamp(1, 1000),
+        cursor,
+    };
+    if let (Some(url), Some(token)) = (url, token) {
+        return search_remote(&url, &token, query, all).await;
+    }
+    let store = open_store(config).await?;
+    let tenant = store
+        .tenant_by_name(&tenant)
+        .await?
+        .with_context(|| format!("no tenant named {tenant:?}"))?;
+    loop {
+        let page = store.search_events(tenant.id, &query).await?;
+        for event in &page.events {
+            println!("{}", serde_json::to_string(event)?);
+        }
+        match page.next_cursor {
+            Some(next) if all => query.cursor = Some(next),
+            Some(next) => {
+                eprintln!("more results: --cursor {next}");
+                return Ok(());
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+async fn search_remote(url: &str, token: &str, query: EventQuery, all: bool) -> Result<()> {
+    let client = reqwest::Client::new();
+    let mut params: Vec<(String, String)> = vec![("limit".into(), query.limit.to_string())];
+    if let Some(q) = &query.text {
+        params.push(("q".into(), q.clone()));
+    }
+    if let Some(source) = &query.source {
+        params.push(("source".into(), source.clone()));
+    }
+    if let Some(from) = query.from {
+        params.push(("from".into(), from.to_string()));
+    }
+    if let Some(to) = query.to {
+        params.push(("to".into(), to.to_string()));
+    }
+    for (field, value) in &query.fields {
+        params.push((format!("field.{field}"), value.clone()));
+    }
+    let mut cursor = query.cursor.clone();
+    loop {
+        let mut page_params = params.clone();
+        if let Some(c) = &cursor {
+            page_params.push(("cursor".into(), c.clone()));
+        }
+        let response = client
+            .get(format!("{}/api/v1/events", url.trim_end_matches('/')))
+            .bearer_auth(token)
+            .query(&page_params)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {url}"))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("answer is not JSON")?;
+        if !status.is_success() {
+            anyhow::bail!(
+                "{status}: {}",
+                body.get("detail").and_then(|d| d.as_str()).unwrap_or("request failed")
+            );
+        }
+        for event in body["events"].as_array().into_iter().flatten() {
+            println!("{}", serde_json::to_string(event)?);
+        }
+        match body["next_cursor"].as_str() {
+            Some(next) if all => cursor = Some(next.to_string()),
+            Some(next) => {
+                eprintln!("more results: --cursor {next}");
+                return Ok(());
+            }
+            None => return Ok(()),
+        }
+    }
+}
