@@ -120,6 +120,11 @@ impl Ingestor {
         &self.log
     }
 
+    /// The log position the store indexer has committed.
+    pub fn indexed_position(&self) -> u64 {
+        *self.indexed.borrow()
+    }
+
     /// Bytes of log not yet indexed.
     pub fn backlog_bytes(&self) -> u64 {
         self.log

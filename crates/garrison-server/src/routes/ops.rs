@@ -23,6 +23,10 @@ pub struct Readiness {
     pub index_backlog_bytes: u64,
     /// False while new data would be refused (503).
     pub accepting: bool,
+    /// Event log position acknowledged so far.
+    pub log_committed: u64,
+    /// Event log position indexed into the store so far.
+    pub log_indexed: u64,
 }
 
 /// Readiness: the database answers and the write path takes data.
@@ -37,6 +41,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         database,
         index_backlog_bytes: state.ingestor().backlog_bytes(),
         accepting,
+        log_committed: state.ingestor().log().committed_end(),
+        log_indexed: state.ingestor().indexed_position(),
     };
     let status = if readiness.ready {
         StatusCode::OK

@@ -1,0 +1,433 @@
+//! Splunk HTTP Event Collector: `/services/collector/event` envelopes and
+//! `/services/collector/raw` lines.
+
+use crate::json::{self, Bounds, Item};
+use crate::{time, BodyError, Limits, Record};
+use jiff::Timestamp;
+use serde_json::{Map, Value};
+
+/// One rejected event, with Splunk's code and text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HecError {
+    /// Splunk HEC status code: 6 invalid data format, 12 event field required, 13 event field
+    /// blank, 15 error in handling indexed fields.
+    pub code: u32,
+    pub text: &'static str,
+    /// 0-based index of the event in the body (Splunk's `invalid-event-number`).
+    pub event_index: usize,
+    /// What exactly was wrong, for logs (not part of Splunk's answer).
+    pub detail: String,
+}
+
+pub const INVALID_DATA_FORMAT: (u32, &str) = (6, "Invalid data format");
+pub const EVENT_FIELD_REQUIRED: (u32, &str) = (12, "Event field is required");
+pub const EVENT_FIELD_BLANK: (u32, &str) = (13, "Event field cannot be blank");
+pub const INDEXED_FIELDS_ERROR: (u32, &str) = (15, "Error in handling indexed fields");
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HecDecoded {
+    pub records: Vec<Record>,
+    pub errors: Vec<HecError>,
+    /// Events seen, including rejected ones.
+    pub total: usize,
+    /// Rejected events beyond the first [`crate::MAX_REPORTED_ERRORS`], counted only.
+    pub errors_omitted: usize,
+}
+
+impl HecDecoded {
+    fn reject(&mut self, (code, text): (u32, &'static str), detail: String) {
+        if self.errors.len() < crate::MAX_REPORTED_ERRORS {
+            self.errors.push(HecError {
+                code,
+                text,
+                event_index: self.total,
+                detail,
+            });
+        } else {
+            self.errors_omitted += 1;
+        }
+        self.total += 1;
+    }
+}
+
+/// Envelope keys copied into the record when the event does not have them.
+const META_KEYS: [&str; 4] = ["host", "source", "sourcetype", "index"];
+
+/// Decodes `/services/collector/event` bodies: one or many concatenated JSON envelopes
+/// `{"event": .., "time": .., "host", "source", "sourcetype", "index", "fields": {..}}`.
+///
+/// A rejected envelope does not lose the others; after a JSON syntax error decoding resumes at
+/// the next line that starts with `{`. The envelope may be one nesting level and a few keys
+/// bigger than [`Limits`] allow for a record. An empty body is [`BodyError::Empty`] (Splunk's
+/// code 5, "No data").
+pub fn decode_events(body: &[u8], limits: &Limits) -> Result<HecDecoded, BodyError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(BodyError::TooLarge {
+            limit: limits.max_body_bytes,
+        });
+    }
+    let bounds = Bounds {
+        max_bytes: limits.max_line_bytes,
+        max_depth: limits.max_depth.saturating_add(1),
+        max_fields: limits.max_fields.saturating_add(META_KEYS.len() + 3),
+    };
+    let mut out = HecDecoded::default();
+    let seen_any = json::for_each_value(body, &bounds, false, |item| match item {
+        Item::Error { reason, .. } => out.reject(INVALID_DATA_FORMAT, reason),
+        Item::Value { value } => match envelope(value) {
+            Ok(record) => {
+                out.records.push(record);
+                out.total += 1;
+            }
+            Err((code, detail)) => out.reject(code, detail),
+        },
+    });
+    if !seen_any {
+        return Err(BodyError::Empty);
+    }
+    Ok(out)
+}
+
+type Reject = ((u32, &'static str), String);
+
+fn envelope(value: Value) -> Result<Record, Reject> {
+    let Value::Object(mut env) = value else {
+        return Err((
+            INVALID_DATA_FORMAT,
+            "an event envelope must be a JSON object".to_owned(),
+        ));
+    };
+    let event = match env.remove("event") {
+        None => {
+            return Err((
+                EVENT_FIELD_REQUIRED,
+                "the envelope has no \"event\" key".to_owned(),
+            ))
+        }
+        Some(Value::Null) => {
+            return Err((EVENT_FIELD_BLANK, "\"event\" is null".to_owned()));
+        }
+        Some(Value::String(s)) if s.trim().is_empty() => {
+            return Err((EVENT_FIELD_BLANK, "\"event\" is an empty string".to_owned()));
+        }
+        Some(event) => event,
+    };
+    let indexed = match env.remove("fields") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(m)) => m,
+        Some(_) => {
+            return Err((
+                INDEXED_FIELDS_ERROR,
+                "\"fields\" must be a JSON object".to_owned(),
+            ))
+        }
+    };
+    let mut fields = match event {
+        Value::Object(m) => m,
+        other => {
+            let mut m = Map::new();
+            m.insert("message".to_owned(), other);
+            m
+        }
+    };
+    // Event payload first: the envelope only fills what the event does not say itself.
+    for key in META_KEYS {
+        if let Some(v) = env.remove(key) {
+            if !v.is_null() && !fields.contains_key(key) {
+                fields.insert(key.to_owned(), v);
+            }
+        }
+    }
+    for (k, v) in indexed {
+        if !fields.contains_key(&k) {
+            fields.insert(k, v);
+        }
+    }
+    let envelope_time = env.get("time").and_then(time::parse_value);
+    let mut record = Record::from_fields(fields);
+    if envelope_time.is_some() {
+        record.time = envelope_time;
+    }
+    Ok(record)
+}
+
+/// Query-string parameters of `/services/collector/raw`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RawParams {
+    pub host: Option<String>,
+    pub source: Option<String>,
+    pub sourcetype: Option<String>,
+    pub index: Option<String>,
+    /// Epoch seconds (with fraction) or any format [`time::parse_str`] reads.
+    pub time: Option<String>,
+}
+
+/// Decodes `/services/collector/raw`: one event per line (LF or CRLF; blank lines skipped).
+/// Fields are `{"message": line}` plus host/source/sourcetype/index from the query; time comes
+/// from the query, else a timestamp at the start of the line (syslog or ISO), else None.
+/// Year-less syslog times are resolved against the current clock; use [`decode_raw_at`] to
+/// pass the receive time instead.
+pub fn decode_raw(
+    body: &[u8],
+    params: &RawParams,
+    limits: &Limits,
+) -> Result<HecDecoded, BodyError> {
+    decode_raw_at(body, params, limits, Timestamp::now())
+}
+
+/// [`decode_raw`] with an explicit receive time (for year-less syslog timestamps).
+pub fn decode_raw_at(
+    body: &[u8],
+    params: &RawParams,
+    limits: &Limits,
+    received: Timestamp,
+) -> Result<HecDecoded, BodyError> {
+    if body.len() > limits.max_body_bytes {
+        return Err(BodyError::TooLarge {
+            limit: limits.max_body_bytes,
+        });
+    }
+    let param_time = params.time.as_deref().and_then(time::parse_str);
+    let meta = [
+        ("host", &params.host),
+        ("source", &params.source),
+        ("sourcetype", &params.sourcetype),
+        ("index", &params.index),
+    ];
+    let mut out = HecDecoded::default();
+    let mut seen_any = false;
+    for line in body.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        seen_any = true;
+        if line.len() > limits.max_line_bytes {
+            out.reject(
+                INVALID_DATA_FORMAT,
+                format!(
+                    "line of {} bytes exceeds the limit of {} bytes",
+                    line.len(),
+                    limits.max_line_bytes
+                ),
+            );
+            continue;
+        }
+        let text = String::from_utf8_lossy(line).into_owned();
+        let mut fields = Map::new();
+        fields.insert("message".to_owned(), Value::String(text.clone()));
+        for (key, value) in meta {
+            if let Some(v) = value {
+                fields.insert(key.to_owned(), Value::String(v.clone()));
+            }
+        }
+        let time = param_time.or_else(|| line_time(text.as_bytes(), received));
+        out.records.push(Record {
+            fields,
+            time,
+            sender_id: None,
+            raw: Some(text),
+        });
+        out.total += 1;
+    }
+    if !seen_any {
+        return Err(BodyError::Empty);
+    }
+    Ok(out)
+}
+
+/// A timestamp at the start of a raw line, after an optional syslog `<PRI>` and RFC 5424
+/// version.
+fn line_time(line: &[u8], received: Timestamp) -> Option<Timestamp> {
+    let mut b = line;
+    if b.first() == Some(&b'<') {
+        if let Some(close) = b.iter().take(5).position(|&c| c == b'>') {
+            b = b.get(close + 1..)?;
+            // RFC 5424 "1 " version.
+            if let [d, b' ', rest @ ..] = b {
+                if d.is_ascii_digit() {
+                    b = rest;
+                }
+            }
+        }
+    }
+    time::parse_text_prefix(b, received).map(|(t, _)| t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().expect("valid test timestamp")
+    }
+
+    #[test]
+    fn splunk_doc_envelopes_concatenated() {
+        // As in Splunk's "Format events for HTTP Event Collector": batched, no separator.
+        let body = br#"{"event": "Pony 1 has left the barn"}{"event": "Pony 2 has left the barn"}{"event": "Pony 3 has left the barn", "nested": {"key1": "value1"}}"#;
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        assert_eq!(out.total, 3);
+        assert_eq!(out.records[1].fields["message"], "Pony 2 has left the barn");
+    }
+
+    #[test]
+    fn metadata_time_and_indexed_fields() {
+        let body = br#"{"time": 1426279439, "host": "localhost", "source": "random-data-generator", "sourcetype": "my_sample_data", "index": "main", "event": {"message": "Something happened", "severity": "INFO", "host": "app-7"}, "fields": {"region": "eu", "severity": "ignored"}}
+{"time": "1426279439.500", "event": "Hello world!"}
+"#;
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let first = &out.records[0];
+        assert_eq!(first.time, Some(ts("2015-03-13T20:43:59Z")));
+        assert_eq!(
+            serde_json::Value::Object(first.fields.clone()),
+            json!({"message": "Something happened", "severity": "INFO", "host": "app-7",
+                   "source": "random-data-generator", "sourcetype": "my_sample_data",
+                   "index": "main", "region": "eu"})
+        );
+        assert_eq!(out.records[1].time, Some(ts("2015-03-13T20:43:59.5Z")));
+        assert_eq!(out.records[1].fields["message"], "Hello world!");
+    }
+
+    #[test]
+    fn time_falls_back_to_event_payload() {
+        let body = br#"{"event": {"@timestamp": "2024-05-01T10:00:00Z", "id": "abc"}}"#;
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        assert_eq!(out.records[0].time, Some(ts("2024-05-01T10:00:00Z")));
+        assert_eq!(out.records[0].sender_id.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn hec_error_codes_keep_good_events() {
+        let body = br#"{"event": "ok 0"}
+{"host": "h"}
+{"event": ""}
+{"event": null}
+{"event": "ok 4", "fields": [1]}
+["not an envelope"]
+{"event": "ok 6"}
+"#;
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        let codes: Vec<(u32, usize)> = out.errors.iter().map(|e| (e.code, e.event_index)).collect();
+        assert_eq!(codes, vec![(12, 1), (13, 2), (13, 3), (15, 4), (6, 5)]);
+        assert_eq!(out.errors[0].text, "Event field is required");
+        assert_eq!(out.errors[1].text, "Event field cannot be blank");
+        assert_eq!(out.errors[4].text, "Invalid data format");
+        assert_eq!(out.total, 7);
+        let msgs: Vec<&Value> = out.records.iter().map(|r| &r.fields["message"]).collect();
+        assert_eq!(msgs, vec!["ok 0", "ok 6"]);
+    }
+
+    #[test]
+    fn syntax_error_resyncs_at_next_line() {
+        let body = b"{\"event\": \"a\"}\n{\"event\": \"b\", oops}\n{\"event\": \"c\"\n{\"event\": \"d\"}\n";
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        let msgs: Vec<&Value> = out.records.iter().map(|r| &r.fields["message"]).collect();
+        assert_eq!(msgs, vec!["a", "d"]);
+        let idx: Vec<(u32, usize)> = out.errors.iter().map(|e| (e.code, e.event_index)).collect();
+        assert_eq!(idx, vec![(6, 1), (6, 2)]);
+        assert!(
+            out.errors[0].detail.contains("line 2"),
+            "{}",
+            out.errors[0].detail
+        );
+    }
+
+    #[test]
+    fn empty_body() {
+        assert_eq!(
+            decode_events(b" \n ", &Limits::default()),
+            Err(BodyError::Empty)
+        );
+        assert_eq!(
+            decode_raw(b"\r\n\n", &RawParams::default(), &Limits::default()),
+            Err(BodyError::Empty)
+        );
+    }
+
+    #[test]
+    fn raw_lines_with_params_and_line_times() {
+        let received = ts("2024-03-10T12:00:00Z");
+        let params = RawParams {
+            host: Some("web-1".into()),
+            sourcetype: Some("access".into()),
+            ..RawParams::default()
+        };
+        let body = b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed\r\n\n2024-03-10T11:59:00.5Z started\nno time here\n<165>1 2003-10-11T22:14:15.003Z host app - - - x\n";
+        let out = decode_raw_at(body, &params, &Limits::default(), received).expect("decodes");
+        assert!(out.errors.is_empty());
+        assert_eq!(out.total, 4);
+        let r = &out.records[0];
+        assert_eq!(
+            r.fields["message"],
+            "<34>Oct 11 22:14:15 mymachine su: 'su root' failed"
+        );
+        assert_eq!(
+            r.raw.as_deref(),
+            Some("<34>Oct 11 22:14:15 mymachine su: 'su root' failed")
+        );
+        assert_eq!(r.fields["host"], "web-1");
+        assert_eq!(r.fields["sourcetype"], "access");
+        assert!(r.fields.get("source").is_none());
+        assert_eq!(r.time, Some(ts("2023-10-11T22:14:15Z")));
+        assert_eq!(out.records[1].time, Some(ts("2024-03-10T11:59:00.5Z")));
+        assert_eq!(out.records[2].time, None);
+        assert_eq!(out.records[3].time, Some(ts("2003-10-11T22:14:15.003Z")));
+
+        let params = RawParams {
+            time: Some("1700000000".into()),
+            ..RawParams::default()
+        };
+        let out = decode_raw_at(
+            b"2024-03-10T11:59:00Z x",
+            &params,
+            &Limits::default(),
+            received,
+        )
+        .expect("decodes");
+        assert_eq!(out.records[0].time, Some(ts("2023-11-14T22:13:20Z")));
+    }
+
+    #[test]
+    fn raw_line_limit() {
+        let limits = Limits {
+            max_line_bytes: 10,
+            ..Limits::default()
+        };
+        let out = decode_raw(
+            b"short\nthis line is too long\nok",
+            &RawParams::default(),
+            &limits,
+        )
+        .expect("decodes");
+        assert_eq!(out.records.len(), 2);
+        assert_eq!(out.errors.len(), 1);
+        assert_eq!(out.errors[0].event_index, 1);
+        assert!(
+            out.errors[0].detail.contains("limit of 10"),
+            "{}",
+            out.errors[0].detail
+        );
+    }
+
+    #[test]
+    fn envelope_limits() {
+        let limits = Limits {
+            max_depth: 2,
+            ..Limits::default()
+        };
+        let body = br#"{"event": {"a": {"b": 1}}}
+{"event": {"a": {"b": {"c": 1}}}}"#;
+        let out = decode_events(body, &limits).expect("decodes");
+        assert_eq!(out.records.len(), 1);
+        assert_eq!(out.errors.len(), 1);
+        assert!(
+            out.errors[0].detail.contains("nesting depth 4"),
+            "{}",
+            out.errors[0].detail
+        );
+    }
+}

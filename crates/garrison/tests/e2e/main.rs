@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `garrison` binary on free ports and a temporary data directory.
+//! One test binary for all of them (linking is the slow part on 2 cores).
+
+mod durability;
+mod harness;
+mod ingest;
+mod security;
