@@ -10,6 +10,8 @@
 //! stores the same rows; the indexer's position moves in the same transaction as the rows.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod codec;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,7 +19,7 @@ use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::{event_id_from_sender, new_ulid, Event, LogSource, TenantId, Timestamp};
-use garrison_store::{EventRepo, Source, StoreError, TenantRepo};
+use garrison_store::{EventRepo, EventRow, Source, StoreError, TenantRepo};
 use tokio::sync::watch;
 
 /// The consumer name under which the store indexer commits its log position.
@@ -32,8 +34,6 @@ pub enum PipelineError {
     Log(#[from] LogError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
-    #[error("could not encode events: {0}")]
-    Encode(String),
 }
 
 /// Where a batch of records comes from: the tenant, the source and how to read its fields.
@@ -147,8 +147,8 @@ impl Ingestor {
             });
         }
         let started = Instant::now();
-        let payload =
-            serde_json::to_vec(events).map_err(|e| PipelineError::Encode(e.to_string()))?;
+        let rows: Vec<EventRow> = events.iter().map(EventRow::from_event).collect();
+        let payload = codec::encode(&rows);
         let result = self.log.append(&payload).await;
         metrics::gauge!("garrison_log_pending_appends").set(self.log.pending_appends() as f64);
         match result {
@@ -204,15 +204,16 @@ impl<S: EventRepo + 'static> Indexer<S> {
         let committed = self.log.committed_end();
         let mut total = 0;
         loop {
-            let entries = reader.read(committed, 64)?;
+            // A few entries at a time: each is a whole request's batch (often 1,000 events).
+            let entries = reader.read(committed, 4)?;
             if entries.is_empty() {
                 return Ok(total);
             }
-            let mut events: Vec<Event> = Vec::new();
+            let mut events: Vec<EventRow> = Vec::new();
             let mut position = *self.indexed.borrow();
             let mut oldest_received: Option<Timestamp> = None;
             for entry in entries {
-                let batch: Vec<Event> = match serde_json::from_slice(&entry.payload) {
+                let batch: Vec<EventRow> = match codec::decode(&entry.payload) {
                     Ok(batch) => batch,
                     Err(e) => {
                         // Written by us and checksummed: this is a bug, not bad input. Skip

@@ -153,6 +153,80 @@ pub struct NewSource {
     pub field_mapping: Vec<(String, String)>,
 }
 
+/// An event in the shape the store writes it: JSON already rendered to text and the words for
+/// full-text search already collected, so this work happens once, at ingest, on every core.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventRow {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub time: Timestamp,
+    pub received: Timestamp,
+    pub source: String,
+    pub logsource: garrison_model::LogSource,
+    /// The fields as sent, as a JSON object.
+    pub fields_json: String,
+    /// The ECS-style view, as a JSON object.
+    pub normalized_json: String,
+    pub raw: Option<String>,
+    /// Words for full-text search.
+    pub search_text: String,
+}
+
+/// Longest text indexed for full-text search per event.
+pub const MAX_INDEXED_TEXT: usize = 16 * 1024;
+
+impl EventRow {
+    pub fn from_event(event: &Event) -> EventRow {
+        EventRow {
+            id: event.id.clone(),
+            tenant_id: event.tenant_id,
+            time: event.time,
+            received: event.received,
+            source: event.source.clone(),
+            logsource: event.logsource.clone(),
+            fields_json: event.fields.to_string(),
+            normalized_json: serde_json::Value::Object(event.normalized.clone()).to_string(),
+            raw: event.raw.clone(),
+            search_text: searchable_text(event),
+        }
+    }
+}
+
+/// The words of an event for full-text search: every string and number value, and the raw text.
+pub fn searchable_text(event: &Event) -> String {
+    fn walk(value: &serde_json::Value, out: &mut String) {
+        if out.len() >= MAX_INDEXED_TEXT {
+            return;
+        }
+        match value {
+            serde_json::Value::String(s) => {
+                out.push_str(s);
+                out.push(' ');
+            }
+            serde_json::Value::Number(n) => {
+                out.push_str(&n.to_string());
+                out.push(' ');
+            }
+            serde_json::Value::Array(items) => items.iter().for_each(|v| walk(v, out)),
+            serde_json::Value::Object(map) => map.values().for_each(|v| walk(v, out)),
+            serde_json::Value::Bool(_) | serde_json::Value::Null => {}
+        }
+    }
+    let mut text = String::new();
+    walk(&event.fields, &mut text);
+    if let Some(raw) = &event.raw {
+        text.push_str(raw);
+    }
+    if text.len() > MAX_INDEXED_TEXT {
+        let mut cut = MAX_INDEXED_TEXT;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        text.truncate(cut);
+    }
+    text
+}
+
 /// A search over stored events. All conditions are ANDed.
 #[derive(Clone, Debug, Default)]
 pub struct EventQuery {
@@ -232,7 +306,7 @@ pub trait EventRepo: Send + Sync {
     /// Stores events (of any tenants; each carries its own) and moves `consumer`'s position to
     /// `position` in the same transaction. An event whose (tenant, id) exists is skipped, so
     /// replaying a log range stores each event once. Returns how many were new.
-    async fn store_events(&self, events: &[Event], consumer: &str, position: u64) -> Result<u64>;
+    async fn store_events(&self, events: &[EventRow], consumer: &str, position: u64) -> Result<u64>;
     async fn search_events(&self, tenant: TenantId, query: &EventQuery) -> Result<EventPage>;
     async fn count_events(&self, tenant: TenantId) -> Result<i64>;
     /// Deletes the tenant's events received before `cutoff`; returns how many.

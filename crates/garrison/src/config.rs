@@ -129,3 +129,32 @@ pub fn server_config(
     }
     Ok(config)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_parses() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../garrison.example.toml");
+        let config = FileConfig::load(Some(&path)).expect("example config");
+        assert_eq!(config.http_addr.as_deref(), Some("127.0.0.1:8080"));
+        assert_eq!(config.max_depth, Some(32));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "htp_addr = \"x\"\n").expect("write");
+        let error = format!("{:#}", FileConfig::load(Some(&path)).expect_err("unknown key"));
+        assert!(error.contains("bad.toml") && error.contains("htp_addr"), "{error}");
+    }
+
+    #[test]
+    fn listeners_can_be_turned_off() {
+        assert_eq!(parse_optional_addr("x", "off").expect("off"), None);
+        assert!(parse_optional_addr("x", "127.0.0.1:1").expect("addr").is_some());
+        assert!(parse_optional_addr("x", "nonsense").is_err());
+    }
+}

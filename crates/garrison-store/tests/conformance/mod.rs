@@ -34,6 +34,10 @@ pub async fn postgres_store() -> Option<Fixture> {
     Some(Fixture { store, _dir: None })
 }
 
+fn rows(events: &[Event]) -> Vec<EventRow> {
+    events.iter().map(EventRow::from_event).collect()
+}
+
 fn at(seconds: i64) -> Timestamp {
     Timestamp::from_second(1_700_000_000 + seconds).expect("time")
 }
@@ -211,14 +215,14 @@ pub async fn stored_events_are_idempotent_and_move_the_position(store: &SqlStore
     let batch: Vec<Event> = (0..900)
         .map(|i| event(alpha.id, &format!("e{i}"), i, "fw", json!({"n": i, "msg": format!("hello {i}")})))
         .collect();
-    assert_eq!(store.store_events(&batch, "indexer", 4242).await.expect("store"), 900);
+    assert_eq!(store.store_events(&rows(&batch), "indexer", 4242).await.expect("store"), 900);
     assert_eq!(store.consumer_position("indexer").await.expect("position"), 4242);
     // A replay of the same log range stores nothing new.
-    assert_eq!(store.store_events(&batch, "indexer", 4242).await.expect("replay"), 0);
+    assert_eq!(store.store_events(&rows(&batch), "indexer", 4242).await.expect("replay"), 0);
     assert_eq!(store.count_events(alpha.id).await.expect("count"), 900);
     // Duplicates inside one batch count once.
     let dupes = vec![event(alpha.id, "d", 1, "fw", json!({})), event(alpha.id, "d", 1, "fw", json!({}))];
-    assert_eq!(store.store_events(&dupes, "indexer", 5000).await.expect("store"), 1);
+    assert_eq!(store.store_events(&rows(&dupes), "indexer", 5000).await.expect("store"), 1);
     assert_eq!(store.consumer_position("indexer").await.expect("position"), 5000);
 }
 
@@ -229,7 +233,7 @@ pub async fn search_filters_by_time_source_field_and_text(store: &SqlStore) {
         event(alpha.id, "b", 20, "fw", json!({"action": "allow", "src": {"ip": "10.0.0.2"}, "EventID": 4688})),
         event(alpha.id, "c", 30, "edr", json!({"action": "block", "event.code": "1", "msg": "powershell encoded"})),
     ];
-    store.store_events(&events, "indexer", 1).await.expect("store");
+    store.store_events(&rows(&events), "indexer", 1).await.expect("store");
     let ids = |page: EventPage| page.events.into_iter().map(|e| e.id).collect::<Vec<_>>();
     let q = |f: &dyn Fn(&mut EventQuery)| {
         let mut query = EventQuery { limit: 50, ..EventQuery::default() };
@@ -269,7 +273,7 @@ pub async fn search_pages_with_a_cursor_without_gaps_or_repeats(store: &SqlStore
     let (alpha, _) = two_tenants(store).await;
     // Many events share a time, so the cursor must break ties.
     let events: Vec<Event> = (0..57).map(|i| event(alpha.id, &format!("p{i}"), i / 5, "fw", json!({"i": i}))).collect();
-    store.store_events(&events, "indexer", 1).await.expect("store");
+    store.store_events(&rows(&events), "indexer", 1).await.expect("store");
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
@@ -297,7 +301,7 @@ pub async fn tenants_never_see_each_others_events(store: &SqlStore) {
         event(alpha.id, "same-id", 1, "fw", json!({"secret": "alpha's"})),
         event(bravo.id, "same-id", 1, "fw", json!({"secret": "bravo's"})),
     ];
-    assert_eq!(store.store_events(&events, "indexer", 1).await.expect("store"), 2, "ids are per tenant");
+    assert_eq!(store.store_events(&rows(&events), "indexer", 1).await.expect("store"), 2, "ids are per tenant");
     for (tenant, expected) in [(alpha.id, "alpha's"), (bravo.id, "bravo's")] {
         let page = store
             .search_events(tenant, &EventQuery { limit: 10, text: Some("secret alpha's bravo's".into()), ..EventQuery::default() })
@@ -318,7 +322,7 @@ pub async fn retention_deletes_only_old_events_of_one_tenant(store: &SqlStore) {
         event(alpha.id, "new", 100, "fw", json!({"w": "fresh"})),
         event(bravo.id, "old", 0, "fw", json!({"w": "ancient"})),
     ];
-    store.store_events(&events, "indexer", 1).await.expect("store");
+    store.store_events(&rows(&events), "indexer", 1).await.expect("store");
     assert_eq!(store.delete_events_received_before(alpha.id, at(50)).await.expect("purge"), 1);
     assert_eq!(store.count_events(alpha.id).await.expect("count"), 1);
     assert_eq!(store.count_events(bravo.id).await.expect("count"), 1);

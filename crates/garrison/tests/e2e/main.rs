@@ -5,3 +5,4 @@ mod durability;
 mod harness;
 mod ingest;
 mod security;
+mod tls_and_postgres;
