@@ -18,5 +18,6 @@ else
   echo "test.sh: corpus not found at $CORPUS; corpus tests will skip" >&2
 fi
 
-scripts/with-postgres.sh cargo nextest run --workspace --no-fail-fast "$@"
+# Doctests first, so the run closes on nextest's summary of every test.
 cargo test --workspace --doc --quiet
+scripts/with-postgres.sh cargo nextest run --workspace --no-fail-fast "$@"

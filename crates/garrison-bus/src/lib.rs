@@ -197,7 +197,9 @@ impl EventLog {
 
     /// Appends waiting for the writer right now (a queue-depth gauge).
     pub fn pending_appends(&self) -> usize {
-        self.inner.max_pending.saturating_sub(self.inner.tx.capacity())
+        self.inner
+            .max_pending
+            .saturating_sub(self.inner.tx.capacity())
     }
 
     /// The position up to which the log is durable.
@@ -271,7 +273,7 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let result = self.write_all(&batch, &mut buffer);
+            let result = self.write_all(&batch, &buffer);
             for request in batch.drain(..) {
                 let answer = match &result {
                     Ok(end) => Ok(*end),
@@ -287,7 +289,7 @@ impl Writer {
         }
     }
 
-    fn write_all(&mut self, batch: &[AppendRequest], buffer: &mut Vec<u8>) -> Result<u64, LogError> {
+    fn write_all(&mut self, batch: &[AppendRequest], buffer: &[u8]) -> Result<u64, LogError> {
         // `buffer` holds frames 1..; the first frame is written first without copying it.
         let path = segment_path(&self.dir, self.base);
         let before = self.end;
@@ -432,7 +434,11 @@ impl LogReader {
 
     /// Reads whole entries from the current position up to `committed_end`, at most
     /// `max_entries` of them.
-    pub fn read(&mut self, committed_end: u64, max_entries: usize) -> Result<Vec<LogEntry>, LogError> {
+    pub fn read(
+        &mut self,
+        committed_end: u64,
+        max_entries: usize,
+    ) -> Result<Vec<LogEntry>, LogError> {
         let mut entries = Vec::new();
         while self.position < committed_end && entries.len() < max_entries {
             self.ensure_open()?;
@@ -444,13 +450,14 @@ impl LogReader {
                 Ok(Some(compressed)) => {
                     let offset = self.position;
                     self.position += HEADER_LEN + compressed.len() as u64;
-                    let payload = lz4_flex::decompress_size_prepended(&compressed).map_err(|e| {
-                        LogError::Corrupt {
-                            path: path.clone(),
-                            offset: offset - *base,
-                            reason: e.to_string(),
-                        }
-                    })?;
+                    let payload =
+                        lz4_flex::decompress_size_prepended(&compressed).map_err(|e| {
+                            LogError::Corrupt {
+                                path: path.clone(),
+                                offset: offset - *base,
+                                reason: e.to_string(),
+                            }
+                        })?;
                     entries.push(LogEntry {
                         position_after: self.position,
                         payload,

@@ -46,7 +46,10 @@ async fn appended_payloads_read_back_in_order_across_segments() {
         log.append(p).await.expect("append");
     }
     let segments = std::fs::read_dir(dir.path()).expect("dir").count();
-    assert!(segments > 1, "expected rotation, found {segments} segment(s)");
+    assert!(
+        segments > 1,
+        "expected rotation, found {segments} segment(s)"
+    );
     assert_eq!(read_all(&log, 0), payloads);
 }
 
@@ -62,14 +65,21 @@ async fn reopen_keeps_acknowledged_frames_and_drops_a_torn_tail() {
     };
     // A crash mid-write leaves half a frame behind.
     let segment = dir.path().join(format!("{:020}.seg", 0));
-    let mut file = std::fs::OpenOptions::new().append(true).open(&segment).expect("open seg");
-    file.write_all(b"GRL1\x10\x00\x00\x00garbage").expect("write");
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&segment)
+        .expect("open seg");
+    file.write_all(b"GRL1\x10\x00\x00\x00garbage")
+        .expect("write");
     drop(file);
 
     let log = EventLog::open(config).expect("reopen");
     assert_eq!(log.committed_end(), end);
     log.append(b"third").await.expect("append after repair");
-    assert_eq!(read_all(&log, 0), vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]);
+    assert_eq!(
+        read_all(&log, 0),
+        vec![b"first".to_vec(), b"second".to_vec(), b"third".to_vec()]
+    );
 }
 
 #[tokio::test]

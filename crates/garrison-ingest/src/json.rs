@@ -389,7 +389,8 @@ pub(crate) fn for_each_value(
                             // The element ended but the array did not continue: what follows
                             // may itself be a good record starting on this very line.
                             let at_line_start = pos == 0 || body.get(pos - 1) == Some(&b'\n');
-                            if !(at_line_start && matches!(body.get(pos), Some(b'{') | Some(b'['))) {
+                            if !(at_line_start && matches!(body.get(pos), Some(b'{') | Some(b'[')))
+                            {
                                 pos = resync(body, pos);
                             }
                         }

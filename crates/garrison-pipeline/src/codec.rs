@@ -22,7 +22,14 @@ pub struct CodecError {
 pub fn encode(rows: &[EventRow]) -> Vec<u8> {
     let size: usize = rows
         .iter()
-        .map(|r| 64 + r.id.len() + r.source.len() + r.fields_json.len() + r.normalized_json.len() + r.search_text.len() + r.raw.as_ref().map_or(0, String::len))
+        .map(|r| {
+            64 + r.id.len()
+                + r.source.len()
+                + r.fields_json.len()
+                + r.normalized_json.len()
+                + r.search_text.len()
+                + r.raw.as_ref().map_or(0, String::len)
+        })
         .sum();
     let mut out = Vec::with_capacity(size + 8);
     out.extend_from_slice(MAGIC);
@@ -68,7 +75,10 @@ impl Reader<'_> {
             .at
             .checked_add(n)
             .and_then(|end| self.bytes.get(self.at..end))
-            .ok_or(CodecError { at: self.at, reason: "truncated" })?;
+            .ok_or(CodecError {
+                at: self.at,
+                reason: "truncated",
+            })?;
         self.at += n;
         Ok(slice)
     }
@@ -85,12 +95,18 @@ impl Reader<'_> {
     fn str_of_len(&mut self, len: u32) -> Result<String, CodecError> {
         let at = self.at;
         let bytes = self.take(len as usize)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| CodecError { at, reason: "invalid UTF-8" })
+        String::from_utf8(bytes.to_vec()).map_err(|_| CodecError {
+            at,
+            reason: "invalid UTF-8",
+        })
     }
     fn string(&mut self) -> Result<String, CodecError> {
         let len = self.u32()?;
         if len == NONE {
-            return Err(CodecError { at: self.at, reason: "missing required string" });
+            return Err(CodecError {
+                at: self.at,
+                reason: "missing required string",
+            });
         }
         self.str_of_len(len)
     }
@@ -105,7 +121,10 @@ impl Reader<'_> {
 pub fn decode(bytes: &[u8]) -> Result<Vec<EventRow>, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(4)? != MAGIC {
-        return Err(CodecError { at: 0, reason: "not an event batch" });
+        return Err(CodecError {
+            at: 0,
+            reason: "not an event batch",
+        });
     }
     let count = r.u32()? as usize;
     // Each row takes at least 40 bytes: a count beyond that is corruption, not a reason to
@@ -130,7 +149,10 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<EventRow>, CodecError> {
         });
     }
     if r.at != bytes.len() {
-        return Err(CodecError { at: r.at, reason: "trailing bytes" });
+        return Err(CodecError {
+            at: r.at,
+            reason: "trailing bytes",
+        });
     }
     Ok(rows)
 }
@@ -148,7 +170,11 @@ mod tests {
             time: Timestamp::from_second(1_700_000_000).expect("time"),
             received: Timestamp::from_microsecond(1_700_000_000_123_456).expect("time"),
             source: "fw".into(),
-            logsource: LogSource { product, service: None, category: Some("c".into()) },
+            logsource: LogSource {
+                product,
+                service: None,
+                category: Some("c".into()),
+            },
             fields_json: "{\"a\":1}".into(),
             normalized_json: "{}".into(),
             raw,

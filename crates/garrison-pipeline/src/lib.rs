@@ -134,7 +134,11 @@ impl Ingestor {
 
     /// Appends the events durably. `Ok` means they survive a crash; `Busy` means nothing was
     /// written and the sender should retry.
-    pub async fn accept(&self, events: &[Event], protocol: &'static str) -> Result<u64, PipelineError> {
+    pub async fn accept(
+        &self,
+        events: &[Event],
+        protocol: &'static str,
+    ) -> Result<u64, PipelineError> {
         if events.is_empty() {
             return Ok(self.log.committed_end());
         }
@@ -183,7 +187,10 @@ pub struct Indexer<S> {
 impl<S: EventRepo + 'static> Indexer<S> {
     /// Starts from the store's committed position. Returns the indexer and a receiver that
     /// tracks the indexed position (for backpressure and the lag metric).
-    pub async fn new(store: Arc<S>, log: EventLog) -> Result<(Self, watch::Receiver<u64>), PipelineError> {
+    pub async fn new(
+        store: Arc<S>,
+        log: EventLog,
+    ) -> Result<(Self, watch::Receiver<u64>), PipelineError> {
         let position = store.consumer_position(INDEXER).await?;
         let (indexed, receiver) = watch::channel(position);
         Ok((
@@ -224,7 +231,8 @@ impl<S: EventRepo + 'static> Indexer<S> {
                     }
                 };
                 for event in &batch {
-                    oldest_received = Some(oldest_received.map_or(event.received, |t| t.min(event.received)));
+                    oldest_received =
+                        Some(oldest_received.map_or(event.received, |t| t.min(event.received)));
                 }
                 events.extend(batch);
                 position = entry.position_after;
@@ -268,8 +276,11 @@ impl<S: EventRepo + 'static> Indexer<S> {
                     tracing::warn!(error = %e, "could not remove indexed log segments");
                 }
             }
-            metrics::gauge!("garrison_index_lag_bytes")
-                .set(self.log.committed_end().saturating_sub(*self.indexed.borrow()) as f64);
+            metrics::gauge!("garrison_index_lag_bytes").set(
+                self.log
+                    .committed_end()
+                    .saturating_sub(*self.indexed.borrow()) as f64,
+            );
             if *committed.borrow_and_update() > *self.indexed.borrow() {
                 continue;
             }
@@ -319,7 +330,9 @@ pub async fn enforce_retention<S: EventRepo + TenantRepo>(
         let cutoff = now
             .checked_sub(jiff_hours(days.saturating_mul(24)))
             .unwrap_or(Timestamp::UNIX_EPOCH);
-        let removed = store.delete_events_received_before(tenant.id, cutoff).await?;
+        let removed = store
+            .delete_events_received_before(tenant.id, cutoff)
+            .await?;
         metrics::counter!("garrison_events_expired_total").increment(removed);
         deleted += removed;
     }

@@ -5,21 +5,28 @@ use std::sync::Arc;
 use garrison_bus::{EventLog, LogConfig};
 use garrison_ingest::Record;
 use garrison_model::{SignedDuration, Timestamp};
-use garrison_pipeline::{enforce_retention, Indexer, Ingestor, PipelineError, SourceContext, INDEXER};
+use garrison_pipeline::{
+    enforce_retention, Indexer, Ingestor, PipelineError, SourceContext, INDEXER,
+};
 use garrison_store::{EventQuery, EventRepo, SqlStore, TenantRepo};
 use serde_json::json;
 
 async fn setup() -> (tempfile::TempDir, Arc<SqlStore>, EventLog) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = SqlStore::connect(&format!("sqlite://{}", dir.path().join("db.sqlite").display()))
-        .await
-        .expect("store");
+    let store = SqlStore::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("db.sqlite").display()
+    ))
+    .await
+    .expect("store");
     let log = EventLog::open(LogConfig::new(dir.path().join("log"))).expect("log");
     (dir, Arc::new(store), log)
 }
 
 fn record(fields: serde_json::Value, sender_id: Option<&str>) -> Record {
-    let serde_json::Value::Object(fields) = fields else { panic!("object") };
+    let serde_json::Value::Object(fields) = fields else {
+        panic!("object")
+    };
     Record {
         fields,
         time: None,
@@ -33,30 +40,56 @@ async fn events_flow_from_log_to_store_once_even_when_replayed() {
     let (_dir, store, log) = setup().await;
     let tenant = store.ensure_tenant("acme").await.expect("tenant");
     let context = SourceContext::unconfigured(tenant.id, "edr");
-    let (indexer, indexed) = Indexer::new(store.clone(), log.clone()).await.expect("indexer");
+    let (indexer, indexed) = Indexer::new(store.clone(), log.clone())
+        .await
+        .expect("indexer");
     let ingestor = Ingestor::new(log.clone(), indexed, u64::MAX);
     let now = Timestamp::now();
     let batch: Vec<_> = (0..10)
-        .map(|i| context.event(record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))), now))
+        .map(|i| {
+            context.event(
+                record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
+                now,
+            )
+        })
         .collect();
     ingestor.accept(&batch, "test").await.expect("accept");
     // The same batch again, as a client retry would: same ids.
     let retry: Vec<_> = (0..10)
-        .map(|i| context.event(record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))), now))
+        .map(|i| {
+            context.event(
+                record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
+                now,
+            )
+        })
         .collect();
     ingestor.accept(&retry, "test").await.expect("accept retry");
     assert_eq!(indexer.run_once().await.expect("index"), 20);
     assert_eq!(store.count_events(tenant.id).await.expect("count"), 10);
-    assert_eq!(store.consumer_position(INDEXER).await.expect("position"), log.committed_end());
+    assert_eq!(
+        store.consumer_position(INDEXER).await.expect("position"),
+        log.committed_end()
+    );
 
     // A restarted indexer resumes at the committed position and finds nothing new.
-    let (again, _) = Indexer::new(store.clone(), log.clone()).await.expect("indexer");
+    let (again, _) = Indexer::new(store.clone(), log.clone())
+        .await
+        .expect("indexer");
     assert_eq!(again.run_once().await.expect("index"), 0);
     let page = store
-        .search_events(tenant.id, &EventQuery { limit: 1, ..EventQuery::default() })
+        .search_events(
+            tenant.id,
+            &EventQuery {
+                limit: 1,
+                ..EventQuery::default()
+            },
+        )
         .await
         .expect("search");
-    assert_eq!(page.events[0].normalized["host.name"], "ws1", "normalised view stored");
+    assert_eq!(
+        page.events[0].normalized["host.name"], "ws1",
+        "normalised view stored"
+    );
 }
 
 #[tokio::test]
@@ -64,16 +97,24 @@ async fn a_full_backlog_refuses_new_data_until_indexed() {
     let (_dir, store, log) = setup().await;
     let tenant = store.ensure_tenant("acme").await.expect("tenant");
     let context = SourceContext::unconfigured(tenant.id, "edr");
-    let (indexer, indexed) = Indexer::new(store.clone(), log.clone()).await.expect("indexer");
+    let (indexer, indexed) = Indexer::new(store.clone(), log.clone())
+        .await
+        .expect("indexer");
     let ingestor = Ingestor::new(log.clone(), indexed, 0);
     let event = |n: i64| context.event(record(json!({"n": n}), None), Timestamp::now());
-    ingestor.accept(&[event(1)], "test").await.expect("first batch fits");
+    ingestor
+        .accept(&[event(1)], "test")
+        .await
+        .expect("first batch fits");
     match ingestor.accept(&[event(2)], "test").await {
         Err(PipelineError::Busy { reason }) => assert!(reason.contains("indexed"), "{reason}"),
         other => panic!("expected busy, got {other:?}"),
     }
     indexer.run_once().await.expect("index");
-    ingestor.accept(&[event(3)], "test").await.expect("accepted again once indexed");
+    ingestor
+        .accept(&[event(3)], "test")
+        .await
+        .expect("accepted again once indexed");
 }
 
 #[tokio::test]
@@ -81,11 +122,20 @@ async fn retention_removes_only_what_is_past_each_tenants_limit() {
     let (_dir, store, log) = setup().await;
     let keep = store.ensure_tenant("keep-forever").await.expect("tenant");
     let short = store.ensure_tenant("short").await.expect("tenant");
-    store.set_retention(short.id, Some(7)).await.expect("retention");
+    store
+        .set_retention(short.id, Some(7))
+        .await
+        .expect("retention");
     let now = Timestamp::now();
-    let old = now.checked_sub(SignedDuration::from_hours(24 * 30)).expect("time");
-    let recent = now.checked_sub(SignedDuration::from_hours(24)).expect("time");
-    let (indexer, indexed) = Indexer::new(store.clone(), log.clone()).await.expect("indexer");
+    let old = now
+        .checked_sub(SignedDuration::from_hours(24 * 30))
+        .expect("time");
+    let recent = now
+        .checked_sub(SignedDuration::from_hours(24))
+        .expect("time");
+    let (indexer, indexed) = Indexer::new(store.clone(), log.clone())
+        .await
+        .expect("indexer");
     let ingestor = Ingestor::new(log.clone(), indexed, u64::MAX);
     let mut batch = Vec::new();
     for tenant in [keep.id, short.id] {
@@ -95,7 +145,12 @@ async fn retention_removes_only_what_is_past_each_tenants_limit() {
     }
     ingestor.accept(&batch, "test").await.expect("accept");
     indexer.run_once().await.expect("index");
-    assert_eq!(enforce_retention(store.as_ref(), now).await.expect("retention"), 1);
+    assert_eq!(
+        enforce_retention(store.as_ref(), now)
+            .await
+            .expect("retention"),
+        1
+    );
     assert_eq!(store.count_events(keep.id).await.expect("count"), 2);
     assert_eq!(store.count_events(short.id).await.expect("count"), 1);
 }
@@ -117,7 +172,10 @@ async fn a_source_mapping_overrides_the_builtin_names() {
     .await
     .expect("source");
     let context = SourceContext::from_source(&source);
-    let event = context.event(record(json!({"srcaddr": "10.9.8.7"}), None), Timestamp::now());
+    let event = context.event(
+        record(json!({"srcaddr": "10.9.8.7"}), None),
+        Timestamp::now(),
+    );
     assert_eq!(event.normalized["source.ip"], "10.9.8.7");
     assert_eq!(event.logsource.product.as_deref(), Some("paloalto"));
     assert_eq!(event.fields["srcaddr"], "10.9.8.7", "original kept");

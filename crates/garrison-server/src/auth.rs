@@ -46,9 +46,12 @@ pub fn presented_secret(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::new(ErrorCode::InvalidToken, "the Authorization header is not text"))?;
+    let value = value.to_str().map_err(|_| {
+        ApiError::new(
+            ErrorCode::InvalidToken,
+            "the Authorization header is not text",
+        )
+    })?;
     let (scheme, secret) = value.trim().split_once(' ').ok_or_else(|| {
         ApiError::new(
             ErrorCode::InvalidToken,
@@ -76,7 +79,12 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiTo
         .store()
         .authenticate_token(secret, Timestamp::now())
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::InvalidToken, "the token is unknown, revoked or expired"))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::InvalidToken,
+                "the token is unknown, revoked or expired",
+            )
+        })?;
     metrics::counter!("garrison_token_uses_total", "kind" => token.kind.as_str()).increment(1);
     Ok(token)
 }
@@ -84,7 +92,10 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiTo
 impl FromRequestParts<AppState> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let token = authenticate(state, &parts.headers).await?;
         if token.kind == TokenKind::Ingest {
             return Err(ApiError::forbidden(

@@ -97,7 +97,9 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::NotFound { what } => ApiError::new(ErrorCode::NotFound, format!("{what} not found")),
+            StoreError::NotFound { what } => {
+                ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+            }
             StoreError::Conflict { what } => {
                 ApiError::new(ErrorCode::Conflict, format!("{what} already exists"))
             }
@@ -112,9 +114,10 @@ impl From<StoreError> for ApiError {
 impl From<garrison_pipeline::PipelineError> for ApiError {
     fn from(error: garrison_pipeline::PipelineError) -> Self {
         match error {
-            garrison_pipeline::PipelineError::Busy { reason } => {
-                ApiError::new(ErrorCode::Busy, format!("service busy ({reason}); retry later"))
-            }
+            garrison_pipeline::PipelineError::Busy { reason } => ApiError::new(
+                ErrorCode::Busy,
+                format!("service busy ({reason}); retry later"),
+            ),
             other => ApiError::internal(other),
         }
     }

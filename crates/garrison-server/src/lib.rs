@@ -12,10 +12,10 @@ mod routes;
 mod syslog;
 mod tls;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use garrison_bus::{EventLog, LogConfig};
@@ -95,9 +95,9 @@ impl ServerConfig {
     }
 
     pub fn database_url(&self) -> String {
-        self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("garrison.db").display())
-        })
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("garrison.db").display()))
     }
 }
 
@@ -291,7 +291,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         inner: Arc::new(StateInner {
             store: store.clone(),
             ingestor,
-            limits: config.limits.clone(),
+            limits: config.limits,
             metrics,
             provider_tenant: provider.id,
             sources: std::sync::Mutex::new(HashMap::new()),
@@ -373,16 +373,18 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         });
     }
 
-    let syslog_context = syslog::SyslogContext::new(
-        state.clone(),
-        &config.syslog_tenant,
-        &config.syslog_source,
-    )
-    .await?;
+    let syslog_context =
+        syslog::SyslogContext::new(state.clone(), &config.syslog_tenant, &config.syslog_source)
+            .await?;
     let syslog_addr = match config.syslog_addr {
         Some(addr) => Some(
-            syslog::spawn_plain(syslog_context.clone(), addr, shutdown_rx.clone(), &mut tasks)
-                .await?,
+            syslog::spawn_plain(
+                syslog_context.clone(),
+                addr,
+                shutdown_rx.clone(),
+                &mut tasks,
+            )
+            .await?,
         ),
         None => None,
     };

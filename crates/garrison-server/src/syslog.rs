@@ -67,8 +67,15 @@ pub async fn spawn_plain(
     // UDP on the same port as TCP, as syslog senders expect.
     let udp = UdpSocket::bind(bound)
         .await
-        .map_err(|source| ServerError::Bind { addr: bound, source })?;
-    tasks.push(tokio::spawn(run_udp(context.clone(), udp, shutdown.clone())));
+        .map_err(|source| ServerError::Bind {
+            addr: bound,
+            source,
+        })?;
+    tasks.push(tokio::spawn(run_udp(
+        context.clone(),
+        udp,
+        shutdown.clone(),
+    )));
     tasks.push(tokio::spawn(run_tcp(context, tcp, None, shutdown)));
     Ok(bound)
 }
@@ -136,7 +143,8 @@ async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch:
         let ingestor = context.state.ingestor().clone();
         tokio::spawn(async move {
             if let Err(e) = ingestor.accept(&events, "syslog_udp").await {
-                metrics::counter!("garrison_syslog_udp_dropped_total").increment(events.len() as u64);
+                metrics::counter!("garrison_syslog_udp_dropped_total")
+                    .increment(events.len() as u64);
                 tracing::warn!(error = %e, dropped = events.len(), "syslog UDP batch dropped");
             }
             drop(permit);
@@ -178,7 +186,9 @@ async fn run_tcp(
         tokio::spawn(async move {
             let result = match acceptor {
                 Some(acceptor) => {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream)).await {
+                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
+                        .await
+                    {
                         Ok(Ok(tls)) => read_connection(&context, tls, protocol, shutdown).await,
                         Ok(Err(e)) => Err(e),
                         Err(_) => Err(std::io::Error::other("TLS handshake timed out")),
@@ -246,7 +256,12 @@ async fn read_connection<S: AsyncRead + Unpin>(
     }
 }
 
-fn push_frame(context: &SyslogContext, frame: &[u8], protocol: &'static str, batch: &mut Vec<Event>) {
+fn push_frame(
+    context: &SyslogContext,
+    frame: &[u8],
+    protocol: &'static str,
+    batch: &mut Vec<Event>,
+) {
     metrics::counter!("garrison_events_received_total", "protocol" => protocol).increment(1);
     if let Some(event) = context.event(frame) {
         batch.push(event);

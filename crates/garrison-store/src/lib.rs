@@ -40,7 +40,10 @@ pub enum StoreError {
     #[error("invalid {what}: {reason}")]
     Invalid { what: String, reason: String },
     #[error("corrupt stored value in {column}: {reason}")]
-    Corrupt { column: &'static str, reason: String },
+    Corrupt {
+        column: &'static str,
+        reason: String,
+    },
     #[error("unsupported database url {0:?}: expected sqlite://... or postgres://...")]
     UnsupportedUrl(String),
     #[error("password hashing failed: {0}")]
@@ -278,8 +281,12 @@ pub trait UserRepo: Send + Sync {
         username: &str,
         password: &str,
     ) -> Result<Option<User>>;
-    async fn set_user_disabled(&self, tenant: TenantId, user_id: i64, disabled: bool)
-        -> Result<User>;
+    async fn set_user_disabled(
+        &self,
+        tenant: TenantId,
+        user_id: i64,
+        disabled: bool,
+    ) -> Result<User>;
     async fn count_users(&self, tenant: TenantId) -> Result<i64>;
 }
 
@@ -306,12 +313,16 @@ pub trait EventRepo: Send + Sync {
     /// Stores events (of any tenants; each carries its own) and moves `consumer`'s position to
     /// `position` in the same transaction. An event whose (tenant, id) exists is skipped, so
     /// replaying a log range stores each event once. Returns how many were new.
-    async fn store_events(&self, events: &[EventRow], consumer: &str, position: u64) -> Result<u64>;
+    async fn store_events(&self, events: &[EventRow], consumer: &str, position: u64)
+        -> Result<u64>;
     async fn search_events(&self, tenant: TenantId, query: &EventQuery) -> Result<EventPage>;
     async fn count_events(&self, tenant: TenantId) -> Result<i64>;
     /// Deletes the tenant's events received before `cutoff`; returns how many.
-    async fn delete_events_received_before(&self, tenant: TenantId, cutoff: Timestamp)
-        -> Result<u64>;
+    async fn delete_events_received_before(
+        &self,
+        tenant: TenantId,
+        cutoff: Timestamp,
+    ) -> Result<u64>;
     async fn consumer_position(&self, consumer: &str) -> Result<u64>;
 }
 
@@ -331,10 +342,11 @@ fn roles_from_text(text: &str) -> Result<Vec<Role>> {
     text.split(',')
         .filter(|s| !s.is_empty())
         .map(|s| {
-            s.parse().map_err(|e: garrison_model::UnknownRole| StoreError::Corrupt {
-                column: "roles",
-                reason: e.to_string(),
-            })
+            s.parse()
+                .map_err(|e: garrison_model::UnknownRole| StoreError::Corrupt {
+                    column: "roles",
+                    reason: e.to_string(),
+                })
         })
         .collect()
 }

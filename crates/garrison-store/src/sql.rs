@@ -15,9 +15,9 @@ use sqlx::{AnyPool, Executor, Row};
 
 use crate::credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
 use crate::{
-    EventRow, roles_from_text, roles_to_text, ApiToken, EventPage, EventQuery, EventRepo, NewSource,
-    NewToken, Result, Source, SourceRepo, StoreError, Tenant, TenantRepo, TokenKind, TokenRepo,
-    User, UserRepo,
+    roles_from_text, roles_to_text, ApiToken, EventPage, EventQuery, EventRepo, EventRow,
+    NewSource, NewToken, Result, Source, SourceRepo, StoreError, Tenant, TenantRepo, TokenKind,
+    TokenRepo, User, UserRepo,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,7 +164,8 @@ impl SqlStore {
         }
         let result = self.migrate_locked(&mut conn).await;
         if self.dialect == Dialect::Postgres {
-            conn.execute("SELECT pg_advisory_unlock(7262770738)").await?;
+            conn.execute("SELECT pg_advisory_unlock(7262770738)")
+                .await?;
         }
         result
     }
@@ -193,13 +194,16 @@ impl SqlStore {
                     .map(|line| format!("{line}\n"))
                     .collect();
                 for statement in code.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-                    tx.execute(sqlx::AssertSqlSafe(statement.to_string())).await?;
+                    tx.execute(sqlx::AssertSqlSafe(statement.to_string()))
+                        .await?;
                 }
-                sqlx::query("INSERT INTO garrison_migrations (version, applied_us) VALUES ($1, $2)")
-                    .bind(version)
-                    .bind(to_micros(Timestamp::now()))
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "INSERT INTO garrison_migrations (version, applied_us) VALUES ($1, $2)",
+                )
+                .bind(version)
+                .bind(to_micros(Timestamp::now()))
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await
             };
             run.await
@@ -250,9 +254,9 @@ impl SqlStore {
 
 fn conflict_or(what: impl Into<String>) -> impl FnOnce(sqlx::Error) -> StoreError {
     move |error| match &error {
-        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict {
-            what: what.into(),
-        },
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict { what: what.into() }
+        }
         _ => StoreError::Database(error),
     }
 }
@@ -396,12 +400,10 @@ impl TenantRepo for SqlStore {
     }
 
     async fn tenant_by_name(&self, name: &str) -> Result<Option<Tenant>> {
-        let row = sqlx::query(sql!(
-            "SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?;
+        let row = sqlx::query(sql!("SELECT {TENANT_COLUMNS} FROM tenants WHERE name = $1"))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
         row.as_ref().map(tenant_from_row).transpose()
     }
 
@@ -654,12 +656,11 @@ impl SourceRepo for SqlStore {
                 reason: "must be 1 to 128 characters".into(),
             });
         }
-        let mapping = serde_json::to_string(&source.field_mapping).map_err(|e| {
-            StoreError::Invalid {
+        let mapping =
+            serde_json::to_string(&source.field_mapping).map_err(|e| StoreError::Invalid {
                 what: "field mapping".into(),
                 reason: e.to_string(),
-            }
-        })?;
+            })?;
         let row = sqlx::query(sql!(
             "INSERT INTO sources (tenant_id, name, product, service, category, field_mapping, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET product = excluded.product, service = excluded.service, category = excluded.category, field_mapping = excluded.field_mapping \
@@ -701,7 +702,12 @@ impl SourceRepo for SqlStore {
 
 #[async_trait]
 impl EventRepo for SqlStore {
-    async fn store_events(&self, events: &[EventRow], consumer: &str, position: u64) -> Result<u64> {
+    async fn store_events(
+        &self,
+        events: &[EventRow],
+        consumer: &str,
+        position: u64,
+    ) -> Result<u64> {
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0u64;
         for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
@@ -830,7 +836,10 @@ impl EventRepo for SqlStore {
                     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\\\""));
                     let nested = format!(
                         "${}",
-                        segments.iter().map(|s| format!(".{}", quote(s))).collect::<String>()
+                        segments
+                            .iter()
+                            .map(|s| format!(".{}", quote(s)))
+                            .collect::<String>()
                     );
                     let flat = format!("$.{}", quote(field));
                     let n = next(&mut params, Param::Text(nested));
@@ -844,7 +853,10 @@ impl EventRepo for SqlStore {
                         "{{{}}}",
                         segments
                             .iter()
-                            .map(|s| format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"")))
+                            .map(|s| format!(
+                                "\"{}\"",
+                                s.replace('\\', "\\\\").replace('"', "\\\"")
+                            ))
                             .collect::<Vec<_>>()
                             .join(",")
                     );
@@ -902,10 +914,7 @@ impl EventRepo for SqlStore {
         for row in rows.iter().take(limit) {
             events.push(event_from_row(row)?);
             if has_more {
-                next_cursor = Some(encode_cursor(
-                    row.try_get("time_us")?,
-                    row.try_get("seq")?,
-                ));
+                next_cursor = Some(encode_cursor(row.try_get("time_us")?, row.try_get("seq")?));
             }
         }
         Ok(EventPage {

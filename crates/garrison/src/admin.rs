@@ -128,10 +128,9 @@ pub enum SourceCommand {
 }
 
 async fn tenant_named(store: &SqlStore, name: &str) -> Result<Tenant> {
-    store
-        .tenant_by_name(name)
-        .await?
-        .with_context(|| format!("no tenant named {name:?} (create it with `garrison tenant create {name}`)"))
+    store.tenant_by_name(name).await?.with_context(|| {
+        format!("no tenant named {name:?} (create it with `garrison tenant create {name}`)")
+    })
 }
 
 /// Opens the store; creates the default tenant so commands work before the first `serve`.
@@ -174,8 +173,13 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
             } else {
                 (generate_password(), true)
             };
-            let user = store.create_user(tenant.id, &username, &password, &roles).await?;
-            eprintln!("created user {:?} in tenant {:?} (id {})", user.username, tenant.name, user.id);
+            let user = store
+                .create_user(tenant.id, &username, &password, &roles)
+                .await?;
+            eprintln!(
+                "created user {:?} in tenant {:?} (id {})",
+                user.username, tenant.name, user.id
+            );
             if generated {
                 println!("{password}");
             }
@@ -200,7 +204,11 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
             eprintln!(
                 "user {:?} is now {}",
                 user.username,
-                if user.disabled { "disabled (tokens revoked)" } else { "enabled" }
+                if user.disabled {
+                    "disabled (tokens revoked)"
+                } else {
+                    "enabled"
+                }
             );
         }
     }
@@ -228,14 +236,24 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
             tenant,
         } => {
             let tenant = tenant_named(&store, &tenant).await?;
-            let kind = if ingest { TokenKind::Ingest } else { TokenKind::Api };
+            let kind = if ingest {
+                TokenKind::Ingest
+            } else {
+                TokenKind::Api
+            };
             if kind == TokenKind::Api && roles.is_empty() {
                 bail!("an API token needs --role (admin, analyst, responder or viewer); for an ingest token use --ingest --source NAME");
             }
             if let Some(source) = source.as_deref().filter(|_| ingest) {
                 if store.source(tenant.id, source).await?.is_none() {
                     store
-                        .upsert_source(tenant.id, NewSource { name: source.to_string(), ..NewSource::default() })
+                        .upsert_source(
+                            tenant.id,
+                            NewSource {
+                                name: source.to_string(),
+                                ..NewSource::default()
+                            },
+                        )
                         .await?;
                 }
             }
@@ -243,14 +261,23 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
                 Some(days) if days < 1 => bail!("--expires-in-days must be at least 1"),
                 Some(days) => Some(
                     Timestamp::now()
-                        .checked_add(garrison_model::SignedDuration::from_hours(days.saturating_mul(24)))
+                        .checked_add(garrison_model::SignedDuration::from_hours(
+                            days.saturating_mul(24),
+                        ))
                         .context("expiry out of range")?,
                 ),
                 None => None,
             };
             let default_name = match (&source, kind) {
                 (Some(source), TokenKind::Ingest) => format!("ingest for {source}"),
-                _ => format!("cli {}", roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join("+")),
+                _ => format!(
+                    "cli {}",
+                    roles
+                        .iter()
+                        .map(|r| r.as_str())
+                        .collect::<Vec<_>>()
+                        .join("+")
+                ),
             };
             let (_, secret) = store
                 .create_token(NewToken {
@@ -282,7 +309,10 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
 pub async fn tenant(command: TenantCommand, config: &ServerConfig) -> Result<()> {
     let store = store(config).await?;
     match command {
-        TenantCommand::Create { name, retention_days } => {
+        TenantCommand::Create {
+            name,
+            retention_days,
+        } => {
             let mut tenant = store.ensure_tenant(&name).await?;
             if retention_days.is_some() {
                 tenant = store.set_retention(tenant.id, retention_days).await?;
@@ -290,7 +320,11 @@ pub async fn tenant(command: TenantCommand, config: &ServerConfig) -> Result<()>
             print_json(&tenant)?;
         }
         TenantCommand::List => print_json(&store.list_tenants().await?)?,
-        TenantCommand::Retention { name, days, keep_forever } => {
+        TenantCommand::Retention {
+            name,
+            days,
+            keep_forever,
+        } => {
             let tenant = tenant_named(&store, &name).await?;
             let days = if keep_forever { None } else { days };
             print_json(&store.set_retention(tenant.id, days).await?)?;

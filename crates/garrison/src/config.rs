@@ -44,7 +44,12 @@ impl FileConfig {
 }
 
 /// The value from the command line or environment if given there, else the file's, else none.
-pub fn pick<T: Clone>(matches: &ArgMatches, id: &str, cli: Option<&T>, file: Option<T>) -> Option<T> {
+pub fn pick<T: Clone>(
+    matches: &ArgMatches,
+    id: &str,
+    cli: Option<&T>,
+    file: Option<T>,
+) -> Option<T> {
     match matches.value_source(id) {
         Some(ValueSource::CommandLine) | Some(ValueSource::EnvVariable) => cli.cloned(),
         _ => file.or_else(|| cli.cloned()),
@@ -96,9 +101,11 @@ pub fn server_config(
     if let Some(syslog) = layered.string("syslog_addr", syslog_addr, file.syslog_addr.clone()) {
         config.syslog_addr = parse_optional_addr("syslog address", &syslog)?;
     }
-    if let Some(syslog_tls) =
-        layered.string("syslog_tls_addr", syslog_tls_addr, file.syslog_tls_addr.clone())
-    {
+    if let Some(syslog_tls) = layered.string(
+        "syslog_tls_addr",
+        syslog_tls_addr,
+        file.syslog_tls_addr.clone(),
+    ) {
         config.syslog_tls_addr = parse_optional_addr("syslog TLS address", &syslog_tls)?;
     }
     config.tls_cert = pick(layered.matches, "tls_cert", tls_cert, file.tls_cert.clone());
@@ -147,14 +154,22 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, "htp_addr = \"x\"\n").expect("write");
-        let error = format!("{:#}", FileConfig::load(Some(&path)).expect_err("unknown key"));
-        assert!(error.contains("bad.toml") && error.contains("htp_addr"), "{error}");
+        let error = format!(
+            "{:#}",
+            FileConfig::load(Some(&path)).expect_err("unknown key")
+        );
+        assert!(
+            error.contains("bad.toml") && error.contains("htp_addr"),
+            "{error}"
+        );
     }
 
     #[test]
     fn listeners_can_be_turned_off() {
         assert_eq!(parse_optional_addr("x", "off").expect("off"), None);
-        assert!(parse_optional_addr("x", "127.0.0.1:1").expect("addr").is_some());
+        assert!(parse_optional_addr("x", "127.0.0.1:1")
+            .expect("addr")
+            .is_some());
         assert!(parse_optional_addr("x", "nonsense").is_err());
     }
 }

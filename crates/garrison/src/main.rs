@@ -8,6 +8,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 mod admin;
 mod bench;
 mod config;
+mod hunt;
 mod search;
 
 use std::path::PathBuf;
@@ -26,14 +27,21 @@ use garrison_server::{bootstrap, open_store, ServerConfig};
         127.0.0.1:8080, syslog on 127.0.0.1:5514). Settings come from a TOML file (--config), \
         GARRISON_* environment variables and flags, in that order of precedence (flags win).",
     after_help = "Examples:\n  garrison serve\n  garrison token create --ingest --source firewall\n  \
-        garrison events search --q mimikatz --limit 20\n  garrison bench ingest --events 200000"
+        garrison events search --q mimikatz --limit 20\n  garrison hunt ./logs --rules ./sigma/rules --min-level high\n  \
+        garrison bench ingest --events 200000"
 )]
 struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "GARRISON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
     /// Where Garrison keeps its data (event log, SQLite database).
-    #[arg(long, global = true, env = "GARRISON_DATA_DIR", default_value = "./garrison-data", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "GARRISON_DATA_DIR",
+        default_value = "./garrison-data",
+        value_name = "DIR"
+    )]
     data_dir: PathBuf,
     /// Database: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data dir).
     #[arg(long, global = true, env = "GARRISON_DATABASE_URL", value_name = "URL")]
@@ -64,6 +72,13 @@ enum Command {
     /// Search stored events.
     #[command(subcommand)]
     Events(search::EventsCommand),
+    /// Hunt with Sigma rules over log files (EVTX, JSON, JSONL, gz, zip): a timeline of hits.
+    ///
+    /// Exit codes: 0 done, 1 error, 3 a hit at or above --fail-on.
+    Hunt(hunt::HuntArgs),
+    /// Work with Sigma rules.
+    #[command(subcommand)]
+    Rules(hunt::RulesCommand),
     /// Measure whole pipelines (ingest throughput, ack latency, memory).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -72,10 +87,20 @@ enum Command {
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
     /// HTTP(S) listen address.
-    #[arg(long, env = "GARRISON_HTTP_ADDR", default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "GARRISON_HTTP_ADDR",
+        default_value = "127.0.0.1:8080",
+        value_name = "ADDR"
+    )]
     http_addr: String,
     /// Syslog listen address, UDP and TCP (`off` to disable).
-    #[arg(long, env = "GARRISON_SYSLOG_ADDR", default_value = "127.0.0.1:5514", value_name = "ADDR")]
+    #[arg(
+        long,
+        env = "GARRISON_SYSLOG_ADDR",
+        default_value = "127.0.0.1:5514",
+        value_name = "ADDR"
+    )]
     syslog_addr: String,
     /// Syslog over TLS (RFC 5425) listen address; needs --tls-cert and --tls-key.
     #[arg(long, env = "GARRISON_SYSLOG_TLS_ADDR", value_name = "ADDR")]
@@ -108,8 +133,13 @@ fn main() -> Result<()> {
     let matches = Cli::command().get_matches();
     let cli = Cli::from_arg_matches(&matches)?;
     let file = config::FileConfig::load(cli.config.as_deref())?;
-    let log_format = config::pick(&matches, "log_format", Some(&cli.log_format), file.log_format.clone())
-        .unwrap_or_else(|| cli.log_format.clone());
+    let log_format = config::pick(
+        &matches,
+        "log_format",
+        Some(&cli.log_format),
+        file.log_format.clone(),
+    )
+    .unwrap_or_else(|| cli.log_format.clone());
     init_logging(&log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -119,9 +149,19 @@ fn main() -> Result<()> {
 }
 
 async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> Result<()> {
-    let data_dir = config::pick(&matches, "data_dir", Some(&cli.data_dir), file.data_dir.clone())
-        .unwrap_or_else(|| cli.data_dir.clone());
-    let database_url = config::pick(&matches, "database_url", cli.database_url.as_ref(), file.database_url.clone());
+    let data_dir = config::pick(
+        &matches,
+        "data_dir",
+        Some(&cli.data_dir),
+        file.data_dir.clone(),
+    )
+    .unwrap_or_else(|| cli.data_dir.clone());
+    let database_url = config::pick(
+        &matches,
+        "database_url",
+        cli.database_url.as_ref(),
+        file.database_url.clone(),
+    );
     match cli.command {
         Command::Serve(args) => {
             let serve_matches = matches
@@ -143,13 +183,41 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
             )?;
             serve(config).await
         }
-        Command::User(command) => admin::user(command, &store_config(&data_dir, database_url)).await,
-        Command::Token(command) => admin::token(command, &store_config(&data_dir, database_url)).await,
-        Command::Tenant(command) => admin::tenant(command, &store_config(&data_dir, database_url)).await,
-        Command::Source(command) => admin::source(command, &store_config(&data_dir, database_url)).await,
-        Command::Events(command) => search::run(command, &store_config(&data_dir, database_url)).await,
+        Command::User(command) => {
+            admin::user(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Token(command) => {
+            admin::token(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Tenant(command) => {
+            admin::tenant(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Source(command) => {
+            admin::source(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Events(command) => {
+            search::run(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Bench(bench::BenchCommand::Hunt(args)) => {
+            tokio::task::spawn_blocking(move || hunt::bench(args)).await?
+        }
         Command::Bench(command) => bench::run(command).await,
+        Command::Hunt(args) => {
+            let code = tokio::task::spawn_blocking(move || hunt::hunt(args)).await??;
+            exit_with(code)
+        }
+        Command::Rules(command) => {
+            let code = tokio::task::spawn_blocking(move || hunt::rules(command)).await??;
+            exit_with(code)
+        }
     }
+}
+
+fn exit_with(code: i32) -> Result<()> {
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
 }
 
 fn store_config(data_dir: &std::path::Path, database_url: Option<String>) -> ServerConfig {
@@ -203,13 +271,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -232,7 +301,10 @@ mod tests {
 
     #[test]
     fn database_passwords_are_redacted() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            redact_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
     }
 }

@@ -147,7 +147,9 @@ async fn search_remote(url: &str, token: &str, query: EventQuery, all: bool) -> 
         if !status.is_success() {
             anyhow::bail!(
                 "{status}: {}",
-                body.get("detail").and_then(|d| d.as_str()).unwrap_or("request failed")
+                body.get("detail")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("request failed")
             );
         }
         for event in body["events"].as_array().into_iter().flatten() {

@@ -249,7 +249,10 @@ pub async fn search_events(
             },
         }
     }
-    let page = state.store().search_events(principal.tenant, &search).await?;
+    let page = state
+        .store()
+        .search_events(principal.tenant, &search)
+        .await?;
     Ok(Json(EventsPage {
         events: page.events.into_iter().map(EventView::from).collect(),
         next_cursor: page.next_cursor,
@@ -289,9 +292,18 @@ pub async fn login(
     State(state): State<AppState>,
     Json(request): Json<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let wrong = || ApiError::new(ErrorCode::InvalidCredentials, "wrong tenant, user name or password");
+    let wrong = || {
+        ApiError::new(
+            ErrorCode::InvalidCredentials,
+            "wrong tenant, user name or password",
+        )
+    };
     let tenant_name = request.tenant.as_deref().unwrap_or(crate::DEFAULT_TENANT);
-    let tenant = state.store().tenant_by_name(tenant_name).await?.ok_or_else(wrong)?;
+    let tenant = state
+        .store()
+        .tenant_by_name(tenant_name)
+        .await?
+        .ok_or_else(wrong)?;
     let user = state
         .store()
         .authenticate_user(tenant.id, &request.username, &request.password)
@@ -334,7 +346,10 @@ pub struct MeResponse {
     responses((status = 200, body = MeResponse), (status = 401, body = Problem)),
     security(("bearer" = []))
 )]
-pub async fn me(State(state): State<AppState>, principal: Principal) -> Result<Json<MeResponse>, ApiError> {
+pub async fn me(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<MeResponse>, ApiError> {
     let tenant = state.store().tenant(principal.tenant).await?;
     Ok(Json(MeResponse {
         tenant: tenant.into(),
@@ -389,14 +404,22 @@ pub async fn create_tenant(
     Json(request): Json<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     if !is_provider_admin(&state, &principal) {
-        return Err(ApiError::forbidden("only the provider's admins create tenants"));
+        return Err(ApiError::forbidden(
+            "only the provider's admins create tenants",
+        ));
     }
     if state.store().tenant_by_name(&request.name).await?.is_some() {
-        return Err(ApiError::new(ErrorCode::Conflict, format!("tenant {:?} already exists", request.name)));
+        return Err(ApiError::new(
+            ErrorCode::Conflict,
+            format!("tenant {:?} already exists", request.name),
+        ));
     }
     let mut tenant = state.store().ensure_tenant(&request.name).await?;
     if request.retention_days.is_some() {
-        tenant = state.store().set_retention(tenant.id, request.retention_days).await?;
+        tenant = state
+            .store()
+            .set_retention(tenant.id, request.retention_days)
+            .await?;
     }
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
@@ -426,10 +449,16 @@ pub async fn update_tenant(
     let target = TenantId(id);
     if target != principal.tenant && !is_provider_admin(&state, &principal) {
         // Not 403: another tenant's existence is not the caller's business.
-        return Err(ApiError::new(ErrorCode::NotFound, format!("tenant {id} not found")));
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("tenant {id} not found"),
+        ));
     }
     principal.require_admin()?;
-    let tenant = state.store().set_retention(target, request.retention_days).await?;
+    let tenant = state
+        .store()
+        .set_retention(target, request.retention_days)
+        .await?;
     Ok(Json(tenant.into()))
 }
 
@@ -482,7 +511,12 @@ pub async fn create_user(
     }
     let user = state
         .store()
-        .create_user(principal.tenant, &request.username, &request.password, &request.roles)
+        .create_user(
+            principal.tenant,
+            &request.username,
+            &request.password,
+            &request.roles,
+        )
         .await?;
     tracing::info!(tenant = %principal.tenant, user = %user.username, "user created");
     Ok((StatusCode::CREATED, Json(user.into())))
@@ -602,7 +636,9 @@ pub async fn create_token(
                 return Err(ApiError::invalid("an API token needs at least one role"));
             }
             if !is_admin && !request.roles.iter().all(|r| principal.has_role(*r)) {
-                return Err(ApiError::forbidden("a token cannot have roles its creator lacks"));
+                return Err(ApiError::forbidden(
+                    "a token cannot have roles its creator lacks",
+                ));
             }
         }
     }
@@ -612,16 +648,29 @@ pub async fn create_token(
         }
         Some(days) => Some(
             Timestamp::now()
-                .checked_add(garrison_model::SignedDuration::from_hours(days.saturating_mul(24).min(24 * 36600)))
+                .checked_add(garrison_model::SignedDuration::from_hours(
+                    days.saturating_mul(24).min(24 * 36600),
+                ))
                 .map_err(ApiError::internal)?,
         ),
         None => None,
     };
     if let (TokenKind::Ingest, Some(source)) = (kind, &request.source) {
-        if state.store().source(principal.tenant, source).await?.is_none() {
+        if state
+            .store()
+            .source(principal.tenant, source)
+            .await?
+            .is_none()
+        {
             state
                 .store()
-                .upsert_source(principal.tenant, NewSource { name: source.clone(), ..NewSource::default() })
+                .upsert_source(
+                    principal.tenant,
+                    NewSource {
+                        name: source.clone(),
+                        ..NewSource::default()
+                    },
+                )
                 .await?;
         }
     }
@@ -669,7 +718,10 @@ pub async fn revoke_token(
             .into_iter()
             .any(|t| t.id == id && t.user_id.is_some() && t.user_id == principal.token.user_id);
         if !own {
-            return Err(ApiError::new(ErrorCode::NotFound, format!("token {id} not found")));
+            return Err(ApiError::new(
+                ErrorCode::NotFound,
+                format!("token {id} not found"),
+            ));
         }
     }
     let token = state.store().revoke_token(principal.tenant, id).await?;

@@ -122,7 +122,7 @@ pub async fn ingest_events(
     body: Bytes,
 ) -> Result<Json<IngestResponse>, ApiError> {
     let context = ingest_context(&state, &headers, query.as_deref()).await?;
-    let limits = state.limits().clone();
+    let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
     let (events, errors, total) = tokio::task::spawn_blocking(move || {
         let body = decompress_body(&body, encoding.as_deref(), &limits).map_err(body_error)?;
@@ -140,14 +140,18 @@ pub async fn ingest_events(
     })
     .await
     .map_err(ApiError::internal)??;
-    metrics::counter!("garrison_events_received_total", "protocol" => "http").increment(total as u64);
+    metrics::counter!("garrison_events_received_total", "protocol" => "http")
+        .increment(total as u64);
     if !errors.is_empty() {
         metrics::counter!("garrison_events_rejected_total", "protocol" => "http", "reason" => "invalid")
             .increment(errors.len() as u64);
     }
     if events.is_empty() {
         if errors.is_empty() {
-            return Err(ApiError::new(ErrorCode::EmptyBody, "the body holds no events"));
+            return Err(ApiError::new(
+                ErrorCode::EmptyBody,
+                "the body holds no events",
+            ));
         }
         let detail = format!("none of the {} records could be decoded", errors.len());
         let listed = errors
@@ -169,7 +173,10 @@ pub async fn ingest_events(
 pub struct HecAnswer {
     pub text: String,
     pub code: u32,
-    #[serde(rename = "invalid-event-number", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "invalid-event-number",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub invalid_event_number: Option<usize>,
 }
 
@@ -188,22 +195,35 @@ fn hec_answer(status: StatusCode, code: u32, text: &str, invalid: Option<usize>)
 /// Maps an API error to HEC's codes, so HEC clients react as they would with Splunk.
 fn hec_error(error: ApiError) -> Response {
     match error.code {
-        ErrorCode::MissingAuthorization => hec_answer(StatusCode::UNAUTHORIZED, 2, "Token is required", None),
+        ErrorCode::MissingAuthorization => {
+            hec_answer(StatusCode::UNAUTHORIZED, 2, "Token is required", None)
+        }
         ErrorCode::InvalidToken => hec_answer(StatusCode::FORBIDDEN, 4, "Invalid token", None),
         ErrorCode::Forbidden => hec_answer(StatusCode::FORBIDDEN, 4, "Invalid token", None),
         ErrorCode::EmptyBody => hec_answer(StatusCode::BAD_REQUEST, 5, "No data", None),
         ErrorCode::Busy => {
-            let mut response = hec_answer(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy", None);
+            let mut response =
+                hec_answer(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy", None);
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
             response
         }
-        ErrorCode::PayloadTooLarge => hec_answer(StatusCode::PAYLOAD_TOO_LARGE, 6, "Invalid data format", None),
+        ErrorCode::PayloadTooLarge => hec_answer(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            6,
+            "Invalid data format",
+            None,
+        ),
         ErrorCode::InvalidRequest | ErrorCode::InvalidEvents => {
             hec_answer(StatusCode::BAD_REQUEST, 6, "Invalid data format", None)
         }
-        _ => hec_answer(StatusCode::INTERNAL_SERVER_ERROR, 8, "Internal server error", None),
+        _ => hec_answer(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            8,
+            "Internal server error",
+            None,
+        ),
     }
 }
 
@@ -218,7 +238,7 @@ async fn hec_ingest(
         Ok(context) => context,
         Err(e) => return hec_error(e),
     };
-    let limits = state.limits().clone();
+    let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
     let decoded = tokio::task::spawn_blocking(move || {
         let body = decompress_body(&body, encoding.as_deref(), &limits).map_err(body_error)?;
@@ -237,7 +257,10 @@ async fn hec_ingest(
         } else {
             hec::decode_events(&body, &limits).map_err(body_error)?
         };
-        let first_error = decoded.errors.first().map(|e| (e.code, e.text, e.event_index));
+        let first_error = decoded
+            .errors
+            .first()
+            .map(|e| (e.code, e.text, e.event_index));
         let rejected = decoded.errors.len();
         Ok::<_, ApiError>((to_events(&context, decoded.records), first_error, rejected))
     })
@@ -299,11 +322,31 @@ macro_rules! hec_route {
     };
 }
 
-hec_route!(hec_event, "/services/collector/event", false, "Splunk HEC: JSON event envelopes (`Authorization: Splunk <ingest token>`).");
-hec_route!(hec_collector, "/services/collector", false, "Splunk HEC: same as `/services/collector/event`.");
-hec_route!(hec_event_v1, "/services/collector/event/1.0", false, "Splunk HEC: same as `/services/collector/event`.");
+hec_route!(
+    hec_event,
+    "/services/collector/event",
+    false,
+    "Splunk HEC: JSON event envelopes (`Authorization: Splunk <ingest token>`)."
+);
+hec_route!(
+    hec_collector,
+    "/services/collector",
+    false,
+    "Splunk HEC: same as `/services/collector/event`."
+);
+hec_route!(
+    hec_event_v1,
+    "/services/collector/event/1.0",
+    false,
+    "Splunk HEC: same as `/services/collector/event`."
+);
 hec_route!(hec_raw, "/services/collector/raw", true, "Splunk HEC raw: one event per line; `host`, `source`, `sourcetype`, `index`, `time` from the query.");
-hec_route!(hec_raw_v1, "/services/collector/raw/1.0", true, "Splunk HEC raw: same as `/services/collector/raw`.");
+hec_route!(
+    hec_raw_v1,
+    "/services/collector/raw/1.0",
+    true,
+    "Splunk HEC raw: same as `/services/collector/raw`."
+);
 
 /// Splunk HEC health check.
 #[utoipa::path(

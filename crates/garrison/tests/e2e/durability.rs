@@ -47,12 +47,13 @@ fn syslog_streamer(addr: String, stop: Arc<AtomicBool>) -> std::thread::JoinHand
                 continue;
             };
             while !stop.load(Ordering::Relaxed) {
-                let line = format!("<13>1 2026-11-25T10:00:00Z probe-host app - - - syslog-seq={seq}\n");
+                let line =
+                    format!("<13>1 2026-11-25T10:00:00Z probe-host app - - - syslog-seq={seq}\n");
                 if stream.write_all(line.as_bytes()).is_err() {
                     break;
                 }
                 seq += 1;
-                if seq % 50 == 0 {
+                if seq.is_multiple_of(50) {
                     std::thread::sleep(Duration::from_millis(5));
                 }
             }
@@ -73,7 +74,10 @@ fn syslog_seqs(events: &[serde_json::Value]) -> Vec<usize> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_kill_9_exactly_once() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let ingest = cli(dir.path(), &["token", "create", "--ingest", "--source", "probe"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "probe"],
+    );
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let (http_port, syslog_port) = (free_port(), free_port());
     let mut service = Service::start_with(dir.path(), http_port, syslog_port, &[]);
@@ -89,8 +93,15 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         if batch == 8 || batch == 16 {
             // Kill while this batch is in flight; its fate is unknown, so it is retried.
             let in_flight = {
-                let (client, url, token, body) = (client.clone(), service.url("/api/v1/ingest/events"), ingest.clone(), body.clone());
-                tokio::spawn(async move { client.post(url).bearer_auth(token).body(body).send().await })
+                let (client, url, token, body) = (
+                    client.clone(),
+                    service.url("/api/v1/ingest/events"),
+                    ingest.clone(),
+                    body.clone(),
+                );
+                tokio::spawn(
+                    async move { client.post(url).bearer_auth(token).body(body).send().await },
+                )
             };
             // Everything syslog had stored so far must survive the crash.
             wait_indexed(&service).await;
@@ -116,7 +127,10 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
         *counts.entry(id).or_default() += 1;
     }
     let duplicates: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(duplicates.is_empty(), "stored more than once: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "stored more than once: {duplicates:?}"
+    );
     for batch in &acked_batches {
         for i in 0..250 {
             let id = format!("h-{batch}-{i}");
@@ -129,6 +143,13 @@ async fn acknowledged_events_survive_kill_9_exactly_once() {
     let unique: HashSet<usize> = syslog.iter().copied().collect();
     assert_eq!(unique.len(), syslog.len(), "a syslog line was stored twice");
     let lost: Vec<_> = confirmed_syslog.difference(&unique).collect();
-    assert!(lost.is_empty(), "syslog lines stored before a crash were lost: {lost:?}");
-    assert!(unique.len() > 100, "syslog stream stored only {} of {sent_syslog} lines", unique.len());
+    assert!(
+        lost.is_empty(),
+        "syslog lines stored before a crash were lost: {lost:?}"
+    );
+    assert!(
+        unique.len() > 100,
+        "syslog stream stored only {} of {sent_syslog} lines",
+        unique.len()
+    );
 }

@@ -23,7 +23,10 @@ pub fn cli(data_dir: &Path, args: &[&str]) -> String {
         "garrison {args:?} failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    String::from_utf8(output.stdout).expect("utf8").trim().to_string()
+    String::from_utf8(output.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
 }
 
 pub struct Service {
@@ -37,7 +40,12 @@ impl Service {
         Self::start_with(data_dir, free_port(), free_port(), &[])
     }
 
-    pub fn start_with(data_dir: &Path, http_port: u16, syslog_port: u16, env: &[(&str, &str)]) -> Service {
+    pub fn start_with(
+        data_dir: &Path,
+        http_port: u16,
+        syslog_port: u16,
+        env: &[(&str, &str)],
+    ) -> Service {
         let http = format!("127.0.0.1:{http_port}");
         let syslog = format!("127.0.0.1:{syslog_port}");
         let mut command = Command::new(BIN);
@@ -106,7 +114,10 @@ pub async fn all_events(service: &Service, token: &str, source: &str) -> Vec<ser
     let mut cursor: Option<String> = None;
     let mut events = Vec::new();
     loop {
-        let mut query = vec![("source", source.to_string()), ("limit", "1000".to_string())];
+        let mut query = vec![
+            ("source", source.to_string()),
+            ("limit", "1000".to_string()),
+        ];
         if let Some(c) = &cursor {
             query.push(("cursor", c.clone()));
         }
@@ -129,7 +140,14 @@ pub async fn all_events(service: &Service, token: &str, source: &str) -> Vec<ser
 }
 
 async fn readiness(client: &reqwest::Client, service: &Service) -> Option<serde_json::Value> {
-    client.get(service.url("/readyz")).send().await.ok()?.json().await.ok()
+    client
+        .get(service.url("/readyz"))
+        .send()
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()
 }
 
 /// Waits until the indexer has caught up with everything acknowledged before this call
@@ -142,7 +160,10 @@ pub async fn wait_indexed(service: &Service) {
         if let Some(body) = readiness(&client, service).await {
             let committed = body["log_committed"].as_u64().unwrap_or(u64::MAX);
             let target = *target.get_or_insert(committed);
-            if body["log_indexed"].as_u64().is_some_and(|indexed| indexed >= target) {
+            if body["log_indexed"]
+                .as_u64()
+                .is_some_and(|indexed| indexed >= target)
+            {
                 return;
             }
         }

@@ -14,7 +14,10 @@ fn gzip(data: &[u8]) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hec_answers_like_splunk() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let token = cli(dir.path(), &["token", "create", "--ingest", "--source", "hec"]);
+    let token = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "hec"],
+    );
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let service = Service::start(dir.path());
     let client = client();
@@ -31,11 +34,30 @@ async fn hec_answers_like_splunk() {
     };
     let splunk = Some(format!("Splunk {token}"));
 
-    let (status, body) = answer(post("/services/collector/event", None, "{\"event\":\"x\"}").await.expect("send")).await;
+    let (status, body) = answer(
+        post("/services/collector/event", None, "{\"event\":\"x\"}")
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((status, body["code"].as_u64()), (401, Some(2)));
-    let (status, body) = answer(post("/services/collector/event", Some("Splunk nope".into()), "{\"event\":\"x\"}").await.expect("send")).await;
+    let (status, body) = answer(
+        post(
+            "/services/collector/event",
+            Some("Splunk nope".into()),
+            "{\"event\":\"x\"}",
+        )
+        .await
+        .expect("send"),
+    )
+    .await;
     assert_eq!((status, body["code"].as_u64()), (403, Some(4)));
-    let (status, body) = answer(post("/services/collector/event", splunk.clone(), "").await.expect("send")).await;
+    let (status, body) = answer(
+        post("/services/collector/event", splunk.clone(), "")
+            .await
+            .expect("send"),
+    )
+    .await;
     assert_eq!((status, body["code"].as_u64()), (400, Some(5)));
     let (status, body) = answer(
         post("/services/collector/event", splunk.clone(), "{\"event\":\"one\",\"host\":\"web1\",\"sourcetype\":\"access\",\"fields\":{\"dc\":\"eu\"}}{\"event\":{\"k\":1},\"time\":\"1700000000.250\"}")
@@ -43,45 +65,108 @@ async fn hec_answers_like_splunk() {
             .expect("send"),
     )
     .await;
-    assert_eq!((status, body["text"].as_str(), body["code"].as_u64()), (200, Some("Success"), Some(0)));
-    let (status, body) = answer(post("/services/collector/event", splunk.clone(), "{\"event\":\"good\"}{\"nope\":1}").await.expect("send")).await;
-    assert_eq!((status, body["code"].as_u64(), body["invalid-event-number"].as_u64()), (400, Some(12), Some(1)));
-    let (status, body) = answer(post("/services/collector/raw?host=fw1&sourcetype=syslog", splunk.clone(), "line one\nline two\n").await.expect("send")).await;
+    assert_eq!(
+        (status, body["text"].as_str(), body["code"].as_u64()),
+        (200, Some("Success"), Some(0))
+    );
+    let (status, body) = answer(
+        post(
+            "/services/collector/event",
+            splunk.clone(),
+            "{\"event\":\"good\"}{\"nope\":1}",
+        )
+        .await
+        .expect("send"),
+    )
+    .await;
+    assert_eq!(
+        (
+            status,
+            body["code"].as_u64(),
+            body["invalid-event-number"].as_u64()
+        ),
+        (400, Some(12), Some(1))
+    );
+    let (status, body) = answer(
+        post(
+            "/services/collector/raw?host=fw1&sourcetype=syslog",
+            splunk.clone(),
+            "line one\nline two\n",
+        )
+        .await
+        .expect("send"),
+    )
+    .await;
     assert_eq!((status, body["code"].as_u64()), (200, Some(0)));
-    let (status, body) = answer(client.get(service.url("/services/collector/health")).send().await.expect("health")).await;
+    let (status, body) = answer(
+        client
+            .get(service.url("/services/collector/health"))
+            .send()
+            .await
+            .expect("health"),
+    )
+    .await;
     assert_eq!((status, body["code"].as_u64()), (200, Some(17)));
 
     wait_indexed(&service).await;
     let events = all_events(&service, &admin, "hec").await;
-    let messages: Vec<String> = events.iter().filter_map(|e| e["fields"]["message"].as_str().map(String::from)).collect();
+    let messages: Vec<String> = events
+        .iter()
+        .filter_map(|e| e["fields"]["message"].as_str().map(String::from))
+        .collect();
     for expected in ["one", "good", "line one", "line two"] {
-        assert!(messages.iter().any(|m| m == expected), "{expected:?} not stored: {messages:?}");
+        assert!(
+            messages.iter().any(|m| m == expected),
+            "{expected:?} not stored: {messages:?}"
+        );
     }
-    let one = events.iter().find(|e| e["fields"]["message"] == "one").expect("one");
+    let one = events
+        .iter()
+        .find(|e| e["fields"]["message"] == "one")
+        .expect("one");
     assert_eq!(one["fields"]["host"], "web1");
     assert_eq!(one["fields"]["dc"], "eu");
-    let timed = events.iter().find(|e| e["fields"]["k"] == 1).expect("timed event");
+    let timed = events
+        .iter()
+        .find(|e| e["fields"]["k"] == 1)
+        .expect("timed event");
     assert_eq!(timed["time"], "2023-11-14T22:13:20.25Z");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_ingest_keeps_good_records_takes_gzip_and_enforces_limits() {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("garrison.toml"), "max_body_bytes = 200000\nmax_depth = 8\n").expect("config");
-    let token = cli(dir.path(), &["token", "create", "--ingest", "--source", "app"]);
+    std::fs::write(
+        dir.path().join("garrison.toml"),
+        "max_body_bytes = 200000\nmax_depth = 8\n",
+    )
+    .expect("config");
+    let token = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "app"],
+    );
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let config = dir.path().join("garrison.toml");
-    let service = Service::start_with(dir.path(), free_port(), free_port(), &[("GARRISON_CONFIG", config.to_str().expect("path"))]);
+    let service = Service::start_with(
+        dir.path(),
+        free_port(),
+        free_port(),
+        &[("GARRISON_CONFIG", config.to_str().expect("path"))],
+    );
     let client = client();
     let send = |body: Vec<u8>, gz: bool| {
-        let mut request = client.post(service.url("/api/v1/ingest/events")).bearer_auth(&token).body(body);
+        let mut request = client
+            .post(service.url("/api/v1/ingest/events"))
+            .bearer_auth(&token)
+            .body(body);
         if gz {
             request = request.header("Content-Encoding", "gzip");
         }
         request.send()
     };
 
-    let body = "{\"n\":1,\"@timestamp\":\"2021-03-04T05:06:07Z\"}\nnot json\n{\"n\":2}\n[1,2\n{\"n\":3}\n";
+    let body =
+        "{\"n\":1,\"@timestamp\":\"2021-03-04T05:06:07Z\"}\nnot json\n{\"n\":2}\n[1,2\n{\"n\":3}\n";
     let response = send(body.as_bytes().to_vec(), false).await.expect("send");
     assert_eq!(response.status().as_u16(), 200);
     let answer: serde_json::Value = response.json().await.expect("json");
@@ -91,7 +176,9 @@ async fn json_ingest_keeps_good_records_takes_gzip_and_enforces_limits() {
     assert_eq!(answer["errors"][0]["index"], 1);
     assert_eq!(answer["errors"][0]["line"], 2);
 
-    let response = send(gzip(b"[{\"n\":10},{\"n\":11}]"), true).await.expect("send gzip");
+    let response = send(gzip(b"[{\"n\":10},{\"n\":11}]"), true)
+        .await
+        .expect("send gzip");
     assert_eq!(response.status().as_u16(), 200);
 
     let deep = format!("{}1{}", "{\"a\":".repeat(20), "}".repeat(20));
@@ -99,7 +186,13 @@ async fn json_ingest_keeps_good_records_takes_gzip_and_enforces_limits() {
     assert_eq!(response.status().as_u16(), 400);
     let problem: serde_json::Value = response.json().await.expect("json");
     assert_eq!(problem["code"], "invalid_events");
-    assert!(problem["errors"][0]["reason"].as_str().unwrap_or("").contains("depth"), "{problem}");
+    assert!(
+        problem["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("depth"),
+        "{problem}"
+    );
 
     let big = format!("{{\"x\":\"{}\"}}", "y".repeat(300_000));
     let response = send(big.into_bytes(), false).await.expect("send big");
@@ -113,11 +206,17 @@ async fn json_ingest_keeps_good_records_takes_gzip_and_enforces_limits() {
 
     wait_indexed(&service).await;
     let events = all_events(&service, &admin, "app").await;
-    let mut ns: Vec<i64> = events.iter().filter_map(|e| e["fields"]["n"].as_i64()).collect();
+    let mut ns: Vec<i64> = events
+        .iter()
+        .filter_map(|e| e["fields"]["n"].as_i64())
+        .collect();
     ns.sort();
     assert_eq!(ns, vec![1, 2, 3, 10, 11]);
     let first = events.iter().find(|e| e["fields"]["n"] == 1).expect("n=1");
-    assert_eq!(first["time"], "2021-03-04T05:06:07Z", "event keeps its own time");
+    assert_eq!(
+        first["time"], "2021-03-04T05:06:07Z",
+        "event keeps its own time"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,8 +226,11 @@ async fn syslog_udp_tcp_octet_counting_and_cef_are_stored() {
     let service = Service::start(dir.path());
 
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
-    udp.send_to(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8", &service.syslog)
-        .expect("send udp");
+    udp.send_to(
+        b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed for lonvick on /dev/pts/8",
+        &service.syslog,
+    )
+    .expect("send udp");
     let mut tcp = std::net::TcpStream::connect(&service.syslog).expect("tcp");
     let cef = "<134>1 2024-02-03T04:05:06Z fw1 CEF - - - CEF:0|Palo Alto|PAN-OS|10.1|threat|Spyware detected|8|src=10.0.0.5 dst=203.0.113.9 spt=51515 dpt=443 act=block msg=C2 beacon\\=seen";
     let framed = format!("{} {cef}", cef.len());
@@ -140,11 +242,21 @@ async fn syslog_udp_tcp_octet_counting_and_cef_are_stored() {
 
     let events = all_events(&service, &admin, "syslog").await;
     assert_eq!(events.len(), 3, "{events:#?}");
-    let cef_event = events.iter().find(|e| e["fields"].get("cef").is_some()).expect("CEF parsed");
+    let cef_event = events
+        .iter()
+        .find(|e| e["fields"].get("cef").is_some())
+        .expect("CEF parsed");
     assert_eq!(cef_event["fields"]["cef"]["device_vendor"], "Palo Alto");
     assert_eq!(cef_event["normalized"]["source.ip"], "10.0.0.5");
     assert_eq!(cef_event["normalized"]["destination.ip"], "203.0.113.9");
     assert_eq!(cef_event["time"], "2024-02-03T04:05:06Z");
-    let donuts = events.iter().find(|e| e["fields"]["message"].as_str().is_some_and(|m| m.contains("do-nuts"))).expect("5424");
+    let donuts = events
+        .iter()
+        .find(|e| {
+            e["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("do-nuts"))
+        })
+        .expect("5424");
     assert_eq!(donuts["time"], "2003-08-24T12:14:15.000003Z");
 }

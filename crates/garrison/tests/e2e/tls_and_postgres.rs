@@ -2,13 +2,17 @@
 
 use std::io::Write;
 use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
 use std::time::Duration;
 
 use crate::harness::*;
 
 fn self_signed(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf, String) {
     let key = rcgen::KeyPair::generate().expect("key");
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).expect("params");
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("params");
     let cert = params.self_signed(&key).expect("cert");
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
@@ -22,7 +26,10 @@ async fn https_and_syslog_over_tls_work_with_a_given_certificate() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let (cert, key, cert_pem) = self_signed(dir.path());
-    let ingest = cli(dir.path(), &["token", "create", "--ingest", "--source", "tls-app"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "tls-app"],
+    );
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let tls_port = free_port();
     let tls_addr = format!("127.0.0.1:{tls_port}");
@@ -40,9 +47,18 @@ async fn https_and_syslog_over_tls_work_with_a_given_certificate() {
         .add_root_certificate(reqwest::Certificate::from_pem(cert_pem.as_bytes()).expect("pem"))
         .build()
         .expect("client");
-    let https = |path: &str| format!("https://localhost:{}{path}", service.http.rsplit(':').next().expect("port"));
+    let https = |path: &str| {
+        format!(
+            "https://localhost:{}{path}",
+            service.http.rsplit(':').next().expect("port")
+        )
+    };
     // Plain HTTP is not served on the TLS port.
-    assert!(client.get(format!("http://{}/healthz", service.http)).send().await.is_err());
+    assert!(client
+        .get(format!("http://{}/healthz", service.http))
+        .send()
+        .await
+        .is_err());
     let response = client
         .post(https("/api/v1/ingest/events"))
         .bearer_auth(&ingest)
@@ -57,13 +73,19 @@ async fn https_and_syslog_over_tls_work_with_a_given_certificate() {
     for der in rustls::pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes()) {
         roots.add(der.expect("cert")).expect("root");
     }
-    let config = Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth());
+    let config = Arc::new(
+        rustls::ClientConfig::builder()
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    );
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("name");
     let connection = rustls::ClientConnection::new(config, name).expect("tls");
     let tcp = std::net::TcpStream::connect(&tls_addr).expect("connect tls syslog");
     let mut stream = rustls::StreamOwned::new(connection, tcp);
     let message = "<14>1 2026-11-25T10:00:00Z tlshost app - - - over tls";
-    stream.write_all(format!("{} {message}", message.len()).as_bytes()).expect("send");
+    stream
+        .write_all(format!("{} {message}", message.len()).as_bytes())
+        .expect("send");
     stream.flush().expect("flush");
     stream.conn.send_close_notify();
     let _ = stream.flush();
@@ -83,24 +105,37 @@ async fn https_and_syslog_over_tls_work_with_a_given_certificate() {
             .await
             .expect("json");
         let events = page["events"].as_array().cloned().unwrap_or_default();
-        found = events.iter().filter(|e| e["fields"]["via"] == "https" || e["fields"]["message"] == "over tls").count();
+        found = events
+            .iter()
+            .filter(|e| e["fields"]["via"] == "https" || e["fields"]["message"] == "over tls")
+            .count();
         if found == 2 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(found, 2, "events over HTTPS and syslog-TLS were not both stored");
+    assert_eq!(
+        found, 2,
+        "events over HTTPS and syslog-TLS were not both stored"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_service_runs_on_postgresql() {
     let Ok(base) = std::env::var("GARRISON_TEST_POSTGRES_URL") else {
-        eprintln!("skipping: GARRISON_TEST_POSTGRES_URL is not set (scripts/with-postgres.sh sets it)");
+        eprintln!(
+            "skipping: GARRISON_TEST_POSTGRES_URL is not set (scripts/with-postgres.sh sets it)"
+        );
         return;
     };
     let name = format!("garrison_e2e_{}", garrison_model::new_ulid().to_lowercase());
-    let admin_store = garrison_store::SqlStore::connect(&base).await.expect("connect postgres");
-    admin_store.create_database_for_tests(&name).await.expect("create database");
+    let admin_store = garrison_store::SqlStore::connect(&base)
+        .await
+        .expect("connect postgres");
+    admin_store
+        .create_database_for_tests(&name)
+        .await
+        .expect("create database");
     let url = format!("{}/{name}", base.rsplit_once('/').expect("url").0);
     let dir = tempfile::tempdir().expect("tempdir");
     let with_db = |args: &[&str]| {
@@ -110,11 +145,22 @@ async fn the_service_runs_on_postgresql() {
     };
     let ingest = with_db(&["token", "create", "--ingest", "--source", "pg-app"]);
     let admin = with_db(&["token", "create", "--role", "admin"]);
-    let service = Service::start_with(dir.path(), free_port(), free_port(), &[("GARRISON_DATABASE_URL", &url)]);
+    let service = Service::start_with(
+        dir.path(),
+        free_port(),
+        free_port(),
+        &[("GARRISON_DATABASE_URL", &url)],
+    );
     let client = client();
     let body: String = (0..300).map(|i| format!("{{\"id\":\"pg-{i}\",\"msg\":\"postgres event {i}\",\"host\":{{\"name\":\"db{}\"}}}}\n", i % 3)).collect();
     for _ in 0..2 {
-        let response = client.post(service.url("/api/v1/ingest/events")).bearer_auth(&ingest).body(body.clone()).send().await.expect("ingest");
+        let response = client
+            .post(service.url("/api/v1/ingest/events"))
+            .bearer_auth(&ingest)
+            .body(body.clone())
+            .send()
+            .await
+            .expect("ingest");
         assert_eq!(response.status().as_u16(), 200);
     }
     wait_indexed(&service).await;

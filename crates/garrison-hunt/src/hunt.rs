@@ -1,0 +1,239 @@
+//! The hunt itself: read every input on all cores, match every event, collect a timeline.
+
+use crate::event::HuntEvent;
+use crate::hit::{Hit, HitFilter, Level};
+use crate::progress::Progress;
+use crate::read::{collect_inputs, read_file};
+use crate::summary::Summary;
+use crate::HuntError;
+use garrison_sigma::{CorrelationOptions, Correlator, Match, RuleKind, RuleMeta, RuleSet};
+use rayon::prelude::*;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Options of [`hunt`].
+#[derive(Clone, Debug, Default)]
+pub struct HuntOptions {
+    /// Files and folders to read (folders recursively).
+    pub paths: Vec<PathBuf>,
+    /// Which rules may hit.
+    pub filter: HitFilter,
+    /// Worker threads; 0 uses every core.
+    pub threads: usize,
+}
+
+/// What [`hunt`] found.
+#[derive(Clone, Debug, Default)]
+pub struct HuntReport {
+    /// Hits in timeline order (see [`Hit::timeline_cmp`]).
+    pub hits: Vec<Hit>,
+    pub summary: Summary,
+}
+
+impl HuntReport {
+    /// The highest level among the hits, if any.
+    pub fn max_level(&self) -> Option<Level> {
+        self.hits.iter().map(|h| h.level).max()
+    }
+
+    /// `--fail-on LEVEL`: whether some hit is at `level` or above.
+    pub fn fails_on(&self, level: Level) -> bool {
+        self.max_level().is_some_and(|max| max >= level)
+    }
+}
+
+/// A rule's level for filtering and reporting (a rule without one counts as informational).
+pub fn rule_level(meta: &RuleMeta) -> Level {
+    meta.level.map(Level::from).unwrap_or(Level::Informational)
+}
+
+/// Whether hits of this rule are reported under `filter` (rules that only feed correlations,
+/// `generate: false`, never are).
+pub fn rule_enabled(meta: &RuleMeta, filter: &HitFilter) -> bool {
+    let mut ids: Vec<&str> = Vec::new();
+    ids.extend(meta.id.as_deref());
+    ids.extend(meta.name.as_deref());
+    (meta.generate || meta.kind == RuleKind::Correlation)
+        && filter.accepts(&ids, rule_level(meta), &meta.tags)
+}
+
+fn rule_hit(meta: &RuleMeta, event: &HuntEvent, matched: Vec<(String, String)>) -> Hit {
+    let ev = event.meta();
+    Hit {
+        rule_id: meta
+            .id
+            .clone()
+            .or_else(|| meta.name.clone())
+            .unwrap_or_default(),
+        rule_title: meta.title.clone(),
+        level: rule_level(meta),
+        tags: meta.tags.clone(),
+        timestamp: ev.timestamp,
+        file: event.file.to_string(),
+        record_id: ev.record_id,
+        computer: ev.computer,
+        channel: ev.channel,
+        event_id: ev.event_id,
+        provider: ev.provider,
+        matched,
+    }
+}
+
+/// What one batch of events gave.
+struct BatchOut<'r> {
+    hits: Vec<Hit>,
+    /// Events with detection matches, kept for the correlation pass.
+    matched: Vec<(HuntEvent, Vec<Match<'r>>)>,
+}
+
+/// Hunts `rules` over every file under `opts.paths`, on all cores.
+///
+/// Detection rules are matched per event, in parallel. Correlation rules then run over the
+/// events that matched any detection rule, in time order. Files that cannot be read are reported
+/// in [`Summary::files_failed`], not as errors. `rules_rejected` of the summary is left to the
+/// caller (see [`crate::LoadedRules`]).
+pub fn hunt(
+    opts: &HuntOptions,
+    rules: &RuleSet,
+    progress: &dyn Progress,
+) -> Result<HuntReport, HuntError> {
+    let start = Instant::now();
+    let metas = rules.rules();
+    let enabled: Vec<bool> = metas
+        .iter()
+        .map(|m| rule_enabled(m, &opts.filter))
+        .collect();
+    let has_correlations = metas.iter().any(|m| m.kind == RuleKind::Correlation);
+    let inputs = collect_inputs(&opts.paths)?;
+    let mut summary = Summary {
+        files_failed: inputs
+            .errors
+            .iter()
+            .map(|(p, e)| (p.display().to_string(), e.clone()))
+            .collect(),
+        bytes: inputs.total_bytes(),
+        rules_loaded: metas.len() as u64,
+        rules_used: enabled.iter().filter(|e| **e).count() as u64,
+        ..Summary::default()
+    };
+    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("hunt-{i}"));
+    if opts.threads > 0 {
+        builder = builder.num_threads(opts.threads);
+    }
+    let pool = builder
+        .build()
+        .map_err(|e| HuntError::Threads(e.to_string()))?;
+    summary.threads = pool.current_num_threads();
+    progress.started(inputs.files.len(), inputs.total_bytes());
+
+    let any_rules = !metas.is_empty() && (has_correlations || enabled.iter().any(|e| *e));
+    let sink = |events: Vec<HuntEvent>| -> BatchOut<'_> {
+        let mut out = BatchOut {
+            hits: Vec::new(),
+            matched: Vec::new(),
+        };
+        if !any_rules {
+            return out;
+        }
+        let mut matches: Vec<Match<'_>> = Vec::new();
+        for event in events {
+            rules.matches(&event, &mut matches);
+            if matches.is_empty() {
+                continue;
+            }
+            for m in &matches {
+                if enabled.get(m.rule_index).copied().unwrap_or(false) {
+                    out.hits.push(rule_hit(m.rule, &event, m.matched.clone()));
+                }
+            }
+            if has_correlations {
+                out.matched.push((event, std::mem::take(&mut matches)));
+            } else {
+                matches.clear();
+            }
+        }
+        out
+    };
+    let results: Vec<_> = pool.install(|| {
+        inputs
+            .files
+            .par_iter()
+            .map(|input| {
+                progress.file_started(&input.path, input.size);
+                let result = read_file(&input.path, &sink, progress);
+                progress.file_finished(&input.path, result.as_ref().map(|(_, s)| s));
+                (input, result)
+            })
+            .collect()
+    });
+    let mut hits = Vec::new();
+    let mut matched = Vec::new();
+    for (input, result) in results {
+        match result {
+            Ok((batches, stats)) => {
+                summary.files_read += 1;
+                summary.events += stats.events;
+                summary.records_skipped += stats.records_skipped;
+                summary.chunks_skipped += stats.chunks_skipped;
+                summary.files_failed.extend(stats.members_failed);
+                summary.warnings.extend(stats.warnings);
+                if stats.warnings_dropped > 0 {
+                    summary.warnings.push(format!(
+                        "{}: {} more warnings",
+                        input.path.display(),
+                        stats.warnings_dropped
+                    ));
+                }
+                for b in batches {
+                    hits.extend(b.hits);
+                    matched.extend(b.matched);
+                }
+            }
+            Err(e) => summary
+                .files_failed
+                .push((input.path.display().to_string(), e.to_string())),
+        }
+    }
+    if has_correlations {
+        hits.extend(correlate(rules, &enabled, matched));
+    }
+    pool.install(|| hits.par_sort_by(|a, b| a.timeline_cmp(b)));
+    summary.count_hits(&hits);
+    summary.elapsed = start.elapsed();
+    Ok(HuntReport { hits, summary })
+}
+
+/// Runs the correlation rules over the matched events in time order.
+fn correlate<'r>(
+    rules: &'r RuleSet,
+    enabled: &[bool],
+    mut matched: Vec<(HuntEvent, Vec<Match<'r>>)>,
+) -> Vec<Hit> {
+    let mut timed: Vec<(jiff::Timestamp, HuntEvent, Vec<Match<'r>>)> = matched
+        .drain(..)
+        .filter_map(|(e, m)| e.timestamp().map(|t| (t, e, m)))
+        .collect();
+    timed.sort_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| a.1.file.cmp(&b.1.file))
+            .then_with(|| a.1.record_id.cmp(&b.1.record_id))
+    });
+    let mut correlator = Correlator::new(rules, CorrelationOptions::default());
+    let mut alerts = Vec::new();
+    let mut hits = Vec::new();
+    for (time, event, matches) in &timed {
+        correlator.process(matches, *time, event, &mut alerts);
+        for alert in alerts.drain(..) {
+            if !enabled.get(alert.rule_index).copied().unwrap_or(false) {
+                continue;
+            }
+            let mut matched = alert.group.clone();
+            matched.push(("value".to_string(), alert.value.to_string()));
+            matched.push(("events".to_string(), alert.events.to_string()));
+            let mut hit = rule_hit(alert.rule, event, matched);
+            hit.timestamp = Some(alert.last);
+            hits.push(hit);
+        }
+    }
+    hits
+}
