@@ -74,7 +74,7 @@ pub fn decode_events(body: &[u8], limits: &Limits) -> Result<HecDecoded, BodyErr
     let mut out = HecDecoded::default();
     let seen_any = json::for_each_value(body, &bounds, false, |item| match item {
         Item::Error { reason, .. } => out.reject(INVALID_DATA_FORMAT, reason),
-        Item::Value { value } => match envelope(value) {
+        Item::Value { value, .. } => match envelope(value) {
             Ok(record) => {
                 out.records.push(record);
                 out.total += 1;
@@ -227,6 +227,7 @@ pub fn decode_raw_at(
             time,
             sender_id: None,
             raw: Some(text),
+            source_json: None,
         });
         out.total += 1;
     }

@@ -23,9 +23,16 @@ impl Bounds {
     }
 }
 
-pub(crate) enum Item {
-    Value { value: Value },
-    Error { line: usize, reason: String },
+pub(crate) enum Item<'a> {
+    /// A value and the exact bytes it was parsed from.
+    Value {
+        value: Value,
+        text: &'a [u8],
+    },
+    Error {
+        line: usize,
+        reason: String,
+    },
 }
 
 enum End {
@@ -340,7 +347,7 @@ pub(crate) fn for_each_value(
                 } else {
                     let slice = body.get(start..end).unwrap_or(&[]);
                     match serde_json::from_slice::<Value>(slice) {
-                        Ok(value) => f(Item::Value { value }),
+                        Ok(value) => f(Item::Value { value, text: slice }),
                         Err(e) => {
                             let container = matches!(first_byte(body, start), b'{' | b'[');
                             // A bad scalar is usually a non-JSON line: skip the line, not just

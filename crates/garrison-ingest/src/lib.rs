@@ -60,6 +60,9 @@ pub struct Record {
     pub sender_id: Option<String>,
     /// The original text for line-based inputs (syslog line, HEC raw line).
     pub raw: Option<String>,
+    /// The JSON object exactly as it was sent, when the record is one (JSON ingest). Equal in
+    /// meaning to `fields`; lets the store keep the sender's bytes without re-rendering.
+    pub source_json: Option<String>,
 }
 
 impl Record {
@@ -85,6 +88,7 @@ impl Record {
             time,
             sender_id,
             raw: None,
+            source_json: None,
         }
     }
 }
@@ -272,7 +276,16 @@ pub fn decode_json(body: &[u8], limits: &Limits) -> Result<Decoded, BodyError> {
     let bounds = json::Bounds::from_limits(limits);
     let seen_any = json::for_each_value(body, &bounds, true, |item| {
         match item {
-            json::Item::Value { value, .. } => out.records.push(Record::from_value(value)),
+            json::Item::Value { value, text } => {
+                let is_object = value.is_object();
+                let mut record = Record::from_value(value);
+                // The object as sent, byte for byte: kept so the store need not render it
+                // again (and keeps the sender's own number formatting and key order).
+                if is_object {
+                    record.source_json = std::str::from_utf8(text).ok().map(str::to_owned);
+                }
+                out.records.push(record);
+            }
             json::Item::Error { line, reason } => {
                 if out.errors.len() < MAX_REPORTED_ERRORS {
                     out.errors.push(RecordError {

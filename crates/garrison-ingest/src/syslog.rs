@@ -147,6 +147,7 @@ pub fn parse(frame: &[u8], received: Timestamp, limits: &Limits) -> Result<Recor
         time: parsed.time,
         sender_id: None,
         raw: Some(line.to_owned()),
+        source_json: None,
     })
 }
 

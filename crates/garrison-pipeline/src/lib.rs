@@ -19,7 +19,7 @@ use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::{event_id_from_sender, new_ulid, Event, LogSource, TenantId, Timestamp};
-use garrison_store::{EventRepo, EventRow, Source, StoreError, TenantRepo};
+use garrison_store::{searchable_text_of, EventRepo, EventRow, Source, StoreError, TenantRepo};
 use tokio::sync::watch;
 
 /// The consumer name under which the store indexer commits its log position.
@@ -72,6 +72,34 @@ impl SourceContext {
             source: source.to_string(),
             logsource: LogSource::default(),
             normalizer: Arc::new(Normalizer::new(&FieldMapping::builtin())),
+        }
+    }
+
+    /// Turns a decoded record into the row the log and the store keep: id (stable when the
+    /// sender gave one), time, normalised view, search words. The sender's fields are kept as
+    /// they were (their original bytes when the decoder kept them).
+    pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
+        let id = match &record.sender_id {
+            Some(sender_id) => event_id_from_sender(self.tenant, &self.source, sender_id),
+            None => new_ulid(),
+        };
+        let normalized = self.normalizer.normalize(&record.fields);
+        let search_text = searchable_text_of(&record.fields, record.raw.as_deref());
+        let fields_json = match record.source_json {
+            Some(json) => json,
+            None => serde_json::Value::Object(record.fields).to_string(),
+        };
+        EventRow {
+            id,
+            tenant_id: self.tenant,
+            time: record.time.unwrap_or(received),
+            received,
+            source: self.source.clone(),
+            logsource: self.logsource.clone(),
+            fields_json,
+            normalized_json: serde_json::Value::Object(normalized).to_string(),
+            raw: record.raw,
+            search_text,
         }
     }
 
@@ -136,7 +164,7 @@ impl Ingestor {
     /// written and the sender should retry.
     pub async fn accept(
         &self,
-        events: &[Event],
+        events: &[EventRow],
         protocol: &'static str,
     ) -> Result<u64, PipelineError> {
         if events.is_empty() {
@@ -151,8 +179,7 @@ impl Ingestor {
             });
         }
         let started = Instant::now();
-        let rows: Vec<EventRow> = events.iter().map(EventRow::from_event).collect();
-        let payload = codec::encode(&rows);
+        let payload = codec::encode(events);
         let result = self.log.append(&payload).await;
         metrics::gauge!("garrison_log_pending_appends").set(self.log.pending_appends() as f64);
         match result {

@@ -32,6 +32,7 @@ fn record(fields: serde_json::Value, sender_id: Option<&str>) -> Record {
         time: None,
         sender_id: sender_id.map(String::from),
         raw: None,
+        source_json: None,
     }
 }
 
@@ -47,7 +48,7 @@ async fn events_flow_from_log_to_store_once_even_when_replayed() {
     let now = Timestamp::now();
     let batch: Vec<_> = (0..10)
         .map(|i| {
-            context.event(
+            context.row(
                 record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
                 now,
             )
@@ -57,7 +58,7 @@ async fn events_flow_from_log_to_store_once_even_when_replayed() {
     // The same batch again, as a client retry would: same ids.
     let retry: Vec<_> = (0..10)
         .map(|i| {
-            context.event(
+            context.row(
                 record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
                 now,
             )
@@ -101,7 +102,7 @@ async fn a_full_backlog_refuses_new_data_until_indexed() {
         .await
         .expect("indexer");
     let ingestor = Ingestor::new(log.clone(), indexed, 0);
-    let event = |n: i64| context.event(record(json!({"n": n}), None), Timestamp::now());
+    let event = |n: i64| context.row(record(json!({"n": n}), None), Timestamp::now());
     ingestor
         .accept(&[event(1)], "test")
         .await
@@ -140,8 +141,8 @@ async fn retention_removes_only_what_is_past_each_tenants_limit() {
     let mut batch = Vec::new();
     for tenant in [keep.id, short.id] {
         let context = SourceContext::unconfigured(tenant, "app");
-        batch.push(context.event(record(json!({"age": "old"}), None), old));
-        batch.push(context.event(record(json!({"age": "recent"}), None), recent));
+        batch.push(context.row(record(json!({"age": "old"}), None), old));
+        batch.push(context.row(record(json!({"age": "recent"}), None), recent));
     }
     ingestor.accept(&batch, "test").await.expect("accept");
     indexer.run_once().await.expect("index");
@@ -172,11 +173,13 @@ async fn a_source_mapping_overrides_the_builtin_names() {
     .await
     .expect("source");
     let context = SourceContext::from_source(&source);
-    let event = context.event(
+    let event = context.row(
         record(json!({"srcaddr": "10.9.8.7"}), None),
         Timestamp::now(),
     );
-    assert_eq!(event.normalized["source.ip"], "10.9.8.7");
+    let normalized: serde_json::Value = serde_json::from_str(&event.normalized_json).expect("json");
+    let fields: serde_json::Value = serde_json::from_str(&event.fields_json).expect("json");
+    assert_eq!(normalized["source.ip"], "10.9.8.7");
     assert_eq!(event.logsource.product.as_deref(), Some("paloalto"));
-    assert_eq!(event.fields["srcaddr"], "10.9.8.7", "original kept");
+    assert_eq!(fields["srcaddr"], "10.9.8.7", "original kept");
 }

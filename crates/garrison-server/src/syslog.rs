@@ -9,8 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use garrison_ingest::syslog::{parse, Framer};
-use garrison_model::{Event, Timestamp};
+use garrison_model::Timestamp;
 use garrison_pipeline::{PipelineError, SourceContext};
+use garrison_store::EventRow;
 use garrison_store::{SourceRepo, TenantRepo};
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -38,10 +39,10 @@ impl SyslogContext {
         Ok(SyslogContext { state, source })
     }
 
-    fn event(&self, frame: &[u8]) -> Option<Event> {
+    fn event(&self, frame: &[u8]) -> Option<EventRow> {
         let received = Timestamp::now();
         match parse(frame, received, self.state.limits()) {
-            Ok(record) => Some(self.source.event(record, received)),
+            Ok(record) => Some(self.source.row(record, received)),
             Err(e) => {
                 tracing::debug!(error = %e, "syslog message rejected");
                 metrics::counter!("garrison_events_rejected_total", "protocol" => "syslog", "reason" => "invalid")
@@ -102,7 +103,7 @@ async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch:
     // Appends in flight at once; beyond that, receiving waits (and the kernel buffer fills).
     let in_flight = Arc::new(Semaphore::new(8));
     let mut buffer = vec![0u8; 65536];
-    let mut batch: Vec<Event> = Vec::new();
+    let mut batch: Vec<EventRow> = Vec::new();
     loop {
         let received = if batch.is_empty() {
             tokio::select! {
@@ -211,7 +212,7 @@ async fn read_connection<S: AsyncRead + Unpin>(
 ) -> std::io::Result<()> {
     let mut framer = Framer::new(context.state.limits().max_line_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
-    let mut batch: Vec<Event> = Vec::new();
+    let mut batch: Vec<EventRow> = Vec::new();
     loop {
         let read = if batch.is_empty() {
             tokio::select! {
@@ -260,7 +261,7 @@ fn push_frame(
     context: &SyslogContext,
     frame: &[u8],
     protocol: &'static str,
-    batch: &mut Vec<Event>,
+    batch: &mut Vec<EventRow>,
 ) {
     metrics::counter!("garrison_events_received_total", "protocol" => protocol).increment(1);
     if let Some(event) = context.event(frame) {
@@ -269,7 +270,7 @@ fn push_frame(
 }
 
 /// Appends the batch, waiting (and so not reading the socket) while the service is busy.
-async fn flush(context: &SyslogContext, batch: &mut Vec<Event>, protocol: &'static str) {
+async fn flush(context: &SyslogContext, batch: &mut Vec<EventRow>, protocol: &'static str) {
     if batch.is_empty() {
         return;
     }

@@ -197,6 +197,21 @@ impl EventRow {
 
 /// The words of an event for full-text search: every string and number value, and the raw text.
 pub fn searchable_text(event: &Event) -> String {
+    match &event.fields {
+        serde_json::Value::Object(fields) => searchable_text_of(fields, event.raw.as_deref()),
+        other => {
+            let mut map = serde_json::Map::new();
+            map.insert("value".into(), other.clone());
+            searchable_text_of(&map, event.raw.as_deref())
+        }
+    }
+}
+
+/// [`searchable_text`] from an event's parts.
+pub fn searchable_text_of(
+    fields: &serde_json::Map<String, serde_json::Value>,
+    raw: Option<&str>,
+) -> String {
     fn walk(value: &serde_json::Value, out: &mut String) {
         if out.len() >= MAX_INDEXED_TEXT {
             return;
@@ -216,8 +231,8 @@ pub fn searchable_text(event: &Event) -> String {
         }
     }
     let mut text = String::new();
-    walk(&event.fields, &mut text);
-    if let Some(raw) = &event.raw {
+    fields.values().for_each(|v| walk(v, &mut text));
+    if let Some(raw) = raw {
         text.push_str(raw);
     }
     if text.len() > MAX_INDEXED_TEXT {

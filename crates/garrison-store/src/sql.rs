@@ -345,11 +345,14 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
     })
 }
 
-/// FTS5 query from free text: each word quoted, so user input is never FTS syntax.
+/// FTS5 query from free text: the same tokens the index holds (alphanumeric runs, as the
+/// unicode61 tokenizer cuts them), each quoted and all required, so user input is never FTS
+/// syntax and no phrase (which `detail=none` cannot answer) is ever asked.
 fn fts5_query(text: &str) -> Option<String> {
     let terms: Vec<String> = text
-        .split_whitespace()
-        .map(|word| format!("\"{}\"", word.replace('"', "\"\"")))
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|token| !token.is_empty())
+        .map(|token| format!("\"{token}\""))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
 }

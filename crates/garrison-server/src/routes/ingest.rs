@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use garrison_ingest::hec::{self, HecDecoded, RawParams};
 use garrison_ingest::{decode_json, decompress_body, BodyError, Record};
-use garrison_model::{Event, Role, Timestamp};
+use garrison_model::{Role, Timestamp};
 use garrison_pipeline::{PipelineError, SourceContext};
+use garrison_store::EventRow;
 use garrison_store::TokenKind;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -87,11 +88,11 @@ fn content_encoding(headers: &HeaderMap) -> Option<&str> {
 
 /// Decoding is CPU work measured in milliseconds per batch: callers run it in
 /// `spawn_blocking`, off the async workers.
-fn to_events(context: &SourceContext, records: Vec<Record>) -> Vec<Event> {
+fn to_rows(context: &SourceContext, records: Vec<Record>) -> Vec<EventRow> {
     let received = Timestamp::now();
     records
         .into_iter()
-        .map(|record| context.event(record, received))
+        .map(|record| context.row(record, received))
         .collect()
 }
 
@@ -136,7 +137,7 @@ pub async fn ingest_events(
                 reason: e.reason,
             })
             .collect();
-        Ok::<_, ApiError>((to_events(&context, decoded.records), errors, decoded.total))
+        Ok::<_, ApiError>((to_rows(&context, decoded.records), errors, decoded.total))
     })
     .await
     .map_err(ApiError::internal)??;
@@ -262,7 +263,7 @@ async fn hec_ingest(
             .first()
             .map(|e| (e.code, e.text, e.event_index));
         let rejected = decoded.errors.len();
-        Ok::<_, ApiError>((to_events(&context, decoded.records), first_error, rejected))
+        Ok::<_, ApiError>((to_rows(&context, decoded.records), first_error, rejected))
     })
     .await;
     let (events, first_error, rejected) = match decoded {
