@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod error;
 mod openapi;
+mod priority;
 mod routes;
 mod syslog;
 mod tls;
@@ -311,9 +312,13 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     {
         let handle = state.inner.metrics.clone();
         let mut shutdown = shutdown_rx.clone();
+        let sqlite = store.dialect() == garrison_store::Dialect::Sqlite;
         tasks.push(tokio::spawn(async move {
             loop {
                 handle.run_upkeep();
+                if sqlite {
+                    priority::deprioritize_store_threads();
+                }
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                     _ = shutdown.changed() => return,

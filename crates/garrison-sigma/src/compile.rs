@@ -8,6 +8,61 @@ use crate::yaml::{Node, Yaml};
 use ipnet::IpNet;
 use regex::Regex;
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+/// A regular expression checked when the rule loads and compiled on its first use: most rules
+/// never get past the prefilter, so most of their expressions are never needed.
+#[derive(Debug)]
+pub struct LazyRegex {
+    pattern: Box<str>,
+    flags: (bool, bool, bool),
+    re: OnceLock<Option<Regex>>,
+}
+
+impl LazyRegex {
+    /// Checks the syntax (the error is the reason reported for the rule).
+    pub fn new(pattern: &str, i: bool, m: bool, s: bool) -> Result<LazyRegex, String> {
+        regex_syntax::ParserBuilder::new()
+            .case_insensitive(i)
+            .multi_line(m)
+            .dot_matches_new_line(s)
+            .build()
+            .parse(pattern)
+            .map_err(|er| {
+                format!(
+                    "invalid regular expression: {}",
+                    first_line(&er.to_string())
+                )
+            })?;
+        Ok(LazyRegex {
+            pattern: pattern.into(),
+            flags: (i, m, s),
+            re: OnceLock::new(),
+        })
+    }
+
+    /// The compiled expression; `None` when it is valid but too large to compile (it then
+    /// matches nothing).
+    pub fn get(&self) -> Option<&Regex> {
+        self.re
+            .get_or_init(|| {
+                let (i, m, s) = self.flags;
+                regex::RegexBuilder::new(&self.pattern)
+                    .case_insensitive(i)
+                    .multi_line(m)
+                    .dot_matches_new_line(s)
+                    .size_limit(1 << 22)
+                    .dfa_size_limit(1 << 22)
+                    .build()
+                    .ok()
+            })
+            .as_ref()
+    }
+
+    pub fn is_match(&self, text: &str) -> bool {
+        self.get().is_some_and(|r| r.is_match(text))
+    }
+}
 
 pub type FieldId = u32;
 
@@ -38,7 +93,7 @@ pub enum TimePart {
 #[derive(Clone, Debug)]
 pub enum Pred {
     Str(StrMatcher),
-    Re(Regex),
+    Re(Arc<LazyRegex>),
     Cidr(IpNet),
     Cmp(CmpOp, f64),
     Exists(bool),
@@ -149,7 +204,7 @@ pub struct Compiler {
     pub fields: Vec<FieldDef>,
     field_ix: HashMap<Vec<String>, FieldId>,
     pub leaves: Vec<Leaf>,
-    regex_cache: HashMap<(String, bool, bool, bool), Regex>,
+    regex_cache: HashMap<(String, bool, bool, bool), Arc<LazyRegex>>,
 }
 
 /// How a Sigma field name becomes event field names.
@@ -369,22 +424,10 @@ impl Compiler {
         if f.re {
             let key = (text.clone(), f.re_i, f.re_m, f.re_s);
             let re = match self.regex_cache.get(&key) {
-                Some(r) => r.clone(),
+                Some(r) => Arc::clone(r),
                 None => {
-                    let r = regex::RegexBuilder::new(&text)
-                        .case_insensitive(f.re_i)
-                        .multi_line(f.re_m)
-                        .dot_matches_new_line(f.re_s)
-                        .size_limit(1 << 22)
-                        .dfa_size_limit(1 << 22)
-                        .build()
-                        .map_err(|er| {
-                            e(format!(
-                                "invalid regular expression: {}",
-                                first_line(&er.to_string())
-                            ))
-                        })?;
-                    self.regex_cache.insert(key, r.clone());
+                    let r = Arc::new(LazyRegex::new(&text, f.re_i, f.re_m, f.re_s).map_err(e)?);
+                    self.regex_cache.insert(key, Arc::clone(&r));
                     r
                 }
             };

@@ -14,26 +14,35 @@ const DFA_MAX_PATTERNS: usize = 100;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
-/// Patterns of one field: index by bytes, the patterns, and per pattern its (anchor, instance) hits.
-type PatternTable = (
-    HashMap<Vec<u8>, usize>,
-    Vec<Vec<u8>>,
-    Vec<Vec<(Anchor, u32)>>,
-    Vec<Vec<(Anchor, u32)>>,
-);
+/// Patterns of one field: index by bytes, the patterns, and per pattern its (anchor, instance)
+/// and (anchor, leaf) hits.
+#[derive(Default)]
+struct PatternTable {
+    ix: HashMap<Vec<u8>, usize>,
+    pats: Vec<Vec<u8>>,
+    hits: Vec<Vec<(Anchor, u32)>>,
+    leaf_hits: Vec<Vec<(Anchor, u32)>>,
+}
 
-fn pattern_ix(e: &mut PatternTable, lit: &[u8]) -> usize {
-    match e.0.get(lit) {
-        Some(ix) => *ix,
-        None => {
-            let ix = e.1.len();
-            e.0.insert(lit.to_vec(), ix);
-            e.1.push(lit.to_vec());
-            e.2.push(Vec::new());
-            e.3.push(Vec::new());
-            ix
+impl PatternTable {
+    fn pattern_ix(&mut self, lit: &[u8]) -> usize {
+        match self.ix.get(lit) {
+            Some(ix) => *ix,
+            None => {
+                let ix = self.pats.len();
+                self.ix.insert(lit.to_vec(), ix);
+                self.pats.push(lit.to_vec());
+                self.hits.push(Vec::new());
+                self.leaf_hits.push(Vec::new());
+                ix
+            }
         }
+    }
+
+    fn has(&self, p: usize, pred: impl Fn(Anchor) -> bool) -> bool {
+        self.hits[p].iter().any(|h| pred(h.0)) || self.leaf_hits[p].iter().any(|h| pred(h.0))
     }
 }
 
@@ -45,9 +54,118 @@ pub(crate) struct Instance {
     pub keys: Vec<(String, Option<u32>)>,
 }
 
+/// A byte trie walked from one end of a value: reports the patterns that are a prefix (or, for
+/// a trie of reversed patterns walked backwards, a suffix) of the value. Walks stop as soon as
+/// the value leaves the trie, so they cost the length of the longest matching pattern.
+#[derive(Default)]
+struct Trie {
+    /// Children of the root by byte (node + 1; 0 = none).
+    root: Vec<u32>,
+    /// Edges of node `i`: `edge_byte[edge_start[i]..edge_start[i + 1]]` (sorted) and targets.
+    edge_start: Vec<u32>,
+    edge_byte: Vec<u8>,
+    edge_next: Vec<u32>,
+    /// Patterns ending at node `i`: `pats[pat_start[i]..pat_start[i + 1]]`.
+    pat_start: Vec<u32>,
+    pats: Vec<u32>,
+}
+
+impl Trie {
+    fn build<'p>(patterns: impl Iterator<Item = (u32, &'p [u8])>, reversed: bool) -> Trie {
+        // Builder: node 0 is the root.
+        let mut children: Vec<Vec<(u8, u32)>> = vec![Vec::new()];
+        let mut ends: Vec<Vec<u32>> = vec![Vec::new()];
+        for (id, p) in patterns {
+            let mut node = 0usize;
+            let mut step = |b: u8, node: &mut usize| {
+                let found = children[*node].iter().find(|e| e.0 == b).map(|e| e.1);
+                *node = match found {
+                    Some(n) => n as usize,
+                    None => {
+                        let n = children.len();
+                        children.push(Vec::new());
+                        ends.push(Vec::new());
+                        children[*node].push((b, n as u32));
+                        n
+                    }
+                };
+            };
+            if reversed {
+                p.iter().rev().for_each(|b| step(*b, &mut node));
+            } else {
+                p.iter().for_each(|b| step(*b, &mut node));
+            }
+            ends[node].push(id);
+        }
+        let mut t = Trie {
+            root: vec![0; 256],
+            ..Trie::default()
+        };
+        for (b, n) in &children[0] {
+            t.root[*b as usize] = n + 1;
+        }
+        for (c, e) in children.iter_mut().zip(&ends) {
+            c.sort_unstable();
+            t.edge_start.push(t.edge_byte.len() as u32);
+            t.edge_byte.extend(c.iter().map(|x| x.0));
+            t.edge_next.extend(c.iter().map(|x| x.1));
+            t.pat_start.push(t.pats.len() as u32);
+            t.pats.extend_from_slice(e);
+        }
+        t.edge_start.push(t.edge_byte.len() as u32);
+        t.pat_start.push(t.pats.len() as u32);
+        t
+    }
+
+    /// Calls `f(pattern, depth)` for every pattern the walk over `bytes` passes.
+    #[inline]
+    fn walk(&self, mut bytes: impl Iterator<Item = u8>, mut f: impl FnMut(u32, usize)) {
+        let Some(b) = bytes.next() else { return };
+        let mut node = match self.root[b as usize] {
+            0 => return,
+            n => (n - 1) as usize,
+        };
+        let mut depth = 1;
+        loop {
+            let (ps, pe) = (
+                self.pat_start[node] as usize,
+                self.pat_start[node + 1] as usize,
+            );
+            for &p in &self.pats[ps..pe] {
+                f(p, depth);
+            }
+            let Some(b) = bytes.next() else { return };
+            let (es, ee) = (
+                self.edge_start[node] as usize,
+                self.edge_start[node + 1] as usize,
+            );
+            match self.edge_byte[es..ee].iter().position(|x| *x == b) {
+                Some(i) => node = self.edge_next[es + i] as usize,
+                None => return,
+            }
+            depth += 1;
+        }
+    }
+
+    fn memory_usage(&self) -> usize {
+        self.root.len() * 4
+            + self.edge_start.len() * 4
+            + self.edge_byte.len()
+            + self.edge_next.len() * 4
+            + self.pat_start.len() * 4
+            + self.pats.len() * 4
+    }
+}
+
 struct FieldAutomaton {
     field: FieldId,
-    ac: AhoCorasick,
+    /// Start- and exact-anchored patterns, walked from the value's start.
+    fwd: Option<Trie>,
+    /// End-anchored patterns (reversed), walked from the value's end.
+    rev: Option<Trie>,
+    /// Unanchored patterns (overlapping search); AC pattern id → pattern via `ac_pats`.
+    ac: Option<Arc<AhoCorasick>>,
+    ac_pats: Vec<u32>,
     /// per pattern: (anchor, instance) made candidates
     hits: Vec<Vec<(Anchor, u32)>>,
     /// per pattern: (anchor, leaf) decided true
@@ -60,20 +178,39 @@ struct Bucket {
     automata: Vec<FieldAutomaton>,
 }
 
-impl Bucket {
-    fn build(insts: &[Instance], leaves: &[Leaf], decided: &mut [bool], members: &[u32]) -> Bucket {
+/// A bucket's field automaton before its Aho-Corasick automaton is built.
+struct PendingField {
+    field: FieldId,
+    table: PatternTable,
+    /// Index into the list of distinct AC pattern sets.
+    ac: Option<usize>,
+    ac_pats: Vec<u32>,
+}
+
+/// Builds the buckets over `members` (instance lists): pattern tables first, then every distinct
+/// Aho-Corasick pattern set once (buckets of the same rules under different channels share
+/// them), on all cores.
+fn build_buckets(
+    insts: &[Instance],
+    leaves: &[Leaf],
+    decided: &mut [bool],
+    members: &[&[u32]],
+) -> Vec<Bucket> {
+    let mut ac_sets: Vec<Vec<Vec<u8>>> = Vec::new();
+    let mut ac_ix: HashMap<Vec<Vec<u8>>, usize> = HashMap::new();
+    let mut pending: Vec<(Vec<u32>, Vec<PendingField>)> = Vec::new();
+    let mut ids = Vec::new();
+    for m in members {
         let mut always = Vec::new();
-        // field -> (pattern -> index), patterns, instance hits, leaf hits
         let mut per_field: HashMap<FieldId, PatternTable> = HashMap::new();
-        let mut ids = Vec::new();
-        for &i in members {
+        for &i in *m {
             match &insts[i as usize].cover {
                 Some(lits) => {
                     for (f, anchor, lit) in lits {
                         let e = per_field.entry(*f).or_default();
-                        let idx = pattern_ix(e, lit);
-                        if !e.2[idx].contains(&(*anchor, i)) {
-                            e.2[idx].push((*anchor, i));
+                        let idx = e.pattern_ix(lit);
+                        if !e.hits[idx].contains(&(*anchor, i)) {
+                            e.hits[idx].push((*anchor, i));
                         }
                     }
                 }
@@ -87,40 +224,121 @@ impl Bucket {
                 if let Pred::Str(sm) = &leaf.pred {
                     if let Some((anchor, lit)) = sm.decided_literal() {
                         let e = per_field.entry(leaf.field.unwrap_or(KW_FIELD)).or_default();
-                        let idx = pattern_ix(e, lit);
-                        e.3[idx].push((anchor, l));
+                        let idx = e.pattern_ix(lit);
+                        if !e.leaf_hits[idx].contains(&(anchor, l)) {
+                            e.leaf_hits[idx].push((anchor, l));
+                        }
                         decided[l as usize] = true;
                     }
                 }
             }
         }
-        let mut automata: Vec<FieldAutomaton> = per_field
+        let mut fields: Vec<PendingField> = per_field
             .into_iter()
-            .map(|(field, (_, pats, hits, leaf_hits))| FieldAutomaton {
-                field,
-                ac: AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::Standard)
-                    // a DFA is several times faster for overlapping search; keep it for moderate sets
-                    .kind(Some(if pats.len() <= DFA_MAX_PATTERNS {
-                        AhoCorasickKind::DFA
-                    } else {
-                        AhoCorasickKind::ContiguousNFA
-                    }))
-                    .build(&pats)
-                    .expect("aho-corasick automaton"),
-                hits,
-                leaf_hits,
+            .map(|(field, table)| {
+                let ac_pats: Vec<u32> = (0..table.pats.len())
+                    .filter(|p| table.has(*p, |a| a == Anchor::Anywhere))
+                    .map(|p| p as u32)
+                    .collect();
+                let ac = (!ac_pats.is_empty()).then(|| {
+                    let set: Vec<Vec<u8>> = ac_pats
+                        .iter()
+                        .map(|p| table.pats[*p as usize].clone())
+                        .collect();
+                    *ac_ix.entry(set).or_insert_with_key(|set| {
+                        ac_sets.push(set.clone());
+                        ac_sets.len() - 1
+                    })
+                });
+                PendingField {
+                    field,
+                    table,
+                    ac,
+                    ac_pats,
+                }
             })
             .collect();
-        automata.sort_by_key(|a| a.field);
-        Bucket { always, automata }
+        fields.sort_by_key(|f| f.field);
+        pending.push((always, fields));
     }
+    drop(ac_ix);
+
+    // Build the distinct automata, largest first, on all cores.
+    let mut order: Vec<usize> = (0..ac_sets.len()).collect();
+    order.sort_by_key(|i| std::cmp::Reverse(ac_sets[*i].iter().map(|p| p.len()).sum::<usize>()));
+    let built: Vec<std::sync::OnceLock<Arc<AhoCorasick>>> = (0..ac_sets.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let work = || loop {
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let Some(&i) = order.get(k) else { break };
+        let _ = built[i].set(Arc::new(build_ac(&ac_sets[i])));
+    };
+    let threads = crate::compile_threads().min(ac_sets.len());
+    if threads <= 1 {
+        work();
+    } else {
+        std::thread::scope(|s| {
+            for _ in 1..threads {
+                s.spawn(work);
+            }
+            work();
+        });
+    }
+    let built: Vec<Arc<AhoCorasick>> = built
+        .into_iter()
+        .map(|c| c.into_inner().expect("automaton built"))
+        .collect();
+
+    pending
+        .into_iter()
+        .map(|(always, fields)| Bucket {
+            always,
+            automata: fields
+                .into_iter()
+                .map(|pf| {
+                    let t = &pf.table;
+                    let fwd_pats = (0..t.pats.len())
+                        .filter(|p| t.has(*p, |a| matches!(a, Anchor::Start | Anchor::Exact)));
+                    let fwd: Vec<(u32, &[u8])> =
+                        fwd_pats.map(|p| (p as u32, t.pats[p].as_slice())).collect();
+                    let rev: Vec<(u32, &[u8])> = (0..t.pats.len())
+                        .filter(|p| t.has(*p, |a| a == Anchor::End))
+                        .map(|p| (p as u32, t.pats[p].as_slice()))
+                        .collect();
+                    FieldAutomaton {
+                        field: pf.field,
+                        fwd: (!fwd.is_empty()).then(|| Trie::build(fwd.into_iter(), false)),
+                        rev: (!rev.is_empty()).then(|| Trie::build(rev.into_iter(), true)),
+                        ac: pf.ac.map(|i| Arc::clone(&built[i])),
+                        ac_pats: pf.ac_pats,
+                        hits: pf.table.hits,
+                        leaf_hits: pf.table.leaf_hits,
+                    }
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+fn build_ac(pats: &[Vec<u8>]) -> AhoCorasick {
+    AhoCorasickBuilder::new()
+        .match_kind(MatchKind::Standard)
+        // a DFA is several times faster for overlapping search; keep it for moderate sets
+        .kind(Some(if pats.len() <= DFA_MAX_PATTERNS {
+            AhoCorasickKind::DFA
+        } else {
+            AhoCorasickKind::ContiguousNFA
+        }))
+        .build(pats)
+        .expect("aho-corasick automaton")
 }
 
 #[derive(Default)]
 struct ChanEntry {
-    any: Option<Bucket>,
-    by_eid: HashMap<u32, Bucket>,
+    any: Option<Arc<Bucket>>,
+    by_eid: HashMap<u32, Arc<Bucket>>,
 }
 
 /// A compiled, immutable set of Sigma rules. Cheap to share across threads (`Sync`).
@@ -132,7 +350,7 @@ pub struct RuleSet {
     decided: Vec<bool>,
     insts: Vec<Instance>,
     channels: HashMap<String, ChanEntry>,
-    generic: Bucket,
+    generic: Arc<Bucket>,
     chan_field: FieldId,
     eid_field: FieldId,
     pub(crate) corrs: Vec<CorrDef>,
@@ -270,19 +488,44 @@ impl RuleSet {
         }
         let leaves = comp.leaves;
         let mut decided = vec![false; leaves.len()];
-        let mut channels: HashMap<String, ChanEntry> = HashMap::new();
+        // Distinct member lists (the same rules often index several channels, e.g. Windows
+        // PowerShell and PowerShell Core): one bucket each, shared.
+        let mut lists: Vec<Vec<u32>> = vec![generic_m];
+        let mut list_ix: HashMap<Vec<u32>, usize> = HashMap::new();
+        let mut intern = |m: Vec<u32>, lists: &mut Vec<Vec<u32>>| -> usize {
+            *list_ix.entry(m).or_insert_with_key(|m| {
+                lists.push(m.clone());
+                lists.len() - 1
+            })
+        };
+        let mut chan_slots: Vec<(String, Option<u32>, usize)> = Vec::new();
         for (c, m) in chan_any {
-            channels.entry(c).or_default().any =
-                Some(Bucket::build(&insts, &leaves, &mut decided, &m));
+            let i = intern(m, &mut lists);
+            chan_slots.push((c, None, i));
         }
         for (c, map) in chan_eid {
-            let ce = channels.entry(c).or_default();
             for (e, m) in map {
-                ce.by_eid
-                    .insert(e, Bucket::build(&insts, &leaves, &mut decided, &m));
+                let i = intern(m, &mut lists);
+                chan_slots.push((c.clone(), Some(e), i));
             }
         }
-        let generic = Bucket::build(&insts, &leaves, &mut decided, &generic_m);
+        let refs: Vec<&[u32]> = lists.iter().map(|v| v.as_slice()).collect();
+        let mut built: Vec<Arc<Bucket>> = build_buckets(&insts, &leaves, &mut decided, &refs)
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let mut channels: HashMap<String, ChanEntry> = HashMap::new();
+        for (c, e, i) in chan_slots {
+            let ce = channels.entry(c).or_default();
+            let b = Arc::clone(&built[i]);
+            match e {
+                None => ce.any = Some(b),
+                Some(e) => {
+                    ce.by_eid.insert(e, b);
+                }
+            }
+        }
+        let generic = std::mem::take(&mut built[0]);
         RuleSet {
             metas,
             fields: comp.fields,
@@ -354,15 +597,23 @@ impl RuleSet {
     /// Heap bytes used by the prefilter automata.
     #[doc(hidden)]
     pub fn automata_memory(&self) -> usize {
-        let mut all: Vec<&Bucket> = vec![&self.generic];
+        let mut all: Vec<&Arc<Bucket>> = vec![&self.generic];
         for e in self.channels.values() {
             all.extend(e.any.iter());
             all.extend(e.by_eid.values());
         }
-        all.iter()
-            .flat_map(|b| b.automata.iter())
-            .map(|a| a.ac.memory_usage())
-            .sum()
+        all.sort_by_key(|b| Arc::as_ptr(b));
+        all.dedup_by_key(|b| Arc::as_ptr(b));
+        let mut acs: Vec<&Arc<AhoCorasick>> = Vec::new();
+        let mut total = 0;
+        for a in all.iter().flat_map(|b| b.automata.iter()) {
+            total += a.fwd.as_ref().map_or(0, Trie::memory_usage);
+            total += a.rev.as_ref().map_or(0, Trie::memory_usage);
+            acs.extend(a.ac.iter());
+        }
+        acs.sort_by_key(|a| Arc::as_ptr(a));
+        acs.dedup_by_key(|a| Arc::as_ptr(a));
+        total + acs.iter().map(|a| a.memory_usage()).sum::<usize>()
     }
 
     /// Number of loaded rules.
@@ -422,13 +673,13 @@ impl RuleSet {
             let cs = &s.slots[self.chan_field as usize];
             if cs.n > 0 {
                 if let Some(ce) = self.channels.get(cs.vals[0].lower.as_str()) {
-                    buckets[1] = ce.any.as_ref();
+                    buckets[1] = ce.any.as_deref();
                     let es = &s.slots[self.eid_field as usize];
                     if es.n > 0 {
                         let v = &es.vals[0];
                         let eid = v.num.or_else(|| parse_number(&v.raw));
                         if let Some(eid) = eid {
-                            buckets[2] = ce.by_eid.get(&(eid as u32));
+                            buckets[2] = ce.by_eid.get(&(eid as u32)).map(|b| &**b);
                         }
                     }
                 }
@@ -465,14 +716,14 @@ impl RuleSet {
                 };
                 for val in vals {
                     let hay = val.lower.as_bytes();
-                    for m in fa.ac.find_overlapping_iter(hay) {
+                    let len = hay.len();
+                    let mut hit = |p: usize, start: usize, end: usize, kinds: u8| {
                         let ok = |anchor: Anchor| match anchor {
-                            Anchor::Anywhere => true,
-                            Anchor::Start => m.start() == 0,
-                            Anchor::End => m.end() == hay.len(),
-                            Anchor::Exact => m.start() == 0 && m.end() == hay.len(),
+                            Anchor::Anywhere => kinds & 1 != 0,
+                            Anchor::Start => kinds & 2 != 0,
+                            Anchor::End => kinds & 4 != 0,
+                            Anchor::Exact => kinds & 2 != 0 && start == 0 && end == len,
                         };
-                        let p = m.pattern().as_usize();
                         for &(anchor, leaf) in &fa.leaf_hits[p] {
                             if ok(anchor) {
                                 leaf_mark[leaf as usize] = gen;
@@ -483,6 +734,20 @@ impl RuleSet {
                                 inst_mark[inst as usize] = gen;
                                 cands.push(inst);
                             }
+                        }
+                    };
+                    if let Some(t) = &fa.fwd {
+                        t.walk(hay.iter().copied(), |p, d| hit(p as usize, 0, d, 2));
+                    }
+                    if let Some(t) = &fa.rev {
+                        t.walk(hay.iter().rev().copied(), |p, d| {
+                            hit(p as usize, len - d, len, 4)
+                        });
+                    }
+                    if let Some(ac) = &fa.ac {
+                        for m in ac.find_overlapping_iter(hay) {
+                            let p = fa.ac_pats[m.pattern().as_usize()] as usize;
+                            hit(p, m.start(), m.end(), 1);
                         }
                     }
                 }

@@ -200,6 +200,14 @@ fn compile_rule(
     Ok(insts)
 }
 
+/// Threads used for loading rules (all cores, at most 8).
+pub(crate) fn compile_threads() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8)
+}
+
 /// Compile Sigma documents. Never fails as a whole: documents that cannot be compiled are returned
 /// as errors and the others load.
 pub fn load_rules(
@@ -212,11 +220,7 @@ pub fn load_rules(
     let mut corrs: Vec<ParsedCorrelation> = Vec::new();
     // YAML parsing dominates loading: parse files on all cores, keep the input order.
     let sources: Vec<RuleSource> = sources.into_iter().collect();
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8)
-        .min(sources.len().max(1));
+    let threads = compile_threads().min(sources.len().max(1));
     let chunk = sources.len().div_ceil(threads).max(1);
     let parsed: Vec<(Vec<Doc>, Vec<RuleError>)> = if threads <= 1 || sources.len() < 64 {
         sources
