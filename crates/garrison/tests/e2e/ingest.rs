@@ -131,6 +131,90 @@ async fn hec_answers_like_splunk() {
         .find(|e| e["fields"]["k"] == 1)
         .expect("timed event");
     assert_eq!(timed["time"], "2023-11-14T22:13:20.25Z");
+
+    // What happened shows in the metrics.
+    let metrics = client
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert!(value("garrison_events_received_total") >= 6.0, "{metrics}");
+    assert!(value("garrison_events_stored_total") >= 5.0, "{metrics}");
+    assert!(value("garrison_events_rejected_total") >= 1.0, "{metrics}");
+    assert!(
+        metrics.contains("garrison_ingest_ack_seconds_bucket"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("garrison_index_lag_bytes"), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_come_from_file_then_environment_then_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (file_port, env_port, flag_port) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("garrison.toml");
+    std::fs::write(
+        &config,
+        format!("http_addr = \"127.0.0.1:{file_port}\"\nsyslog_addr = \"off\"\n"),
+    )
+    .expect("config");
+    let up = |port: u16| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    let spawn = |env_http: Option<u16>, flag_http: Option<u16>| {
+        let mut command = std::process::Command::new(BIN);
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .arg("serve");
+        if let Some(port) = flag_http {
+            command.arg("--http-addr").arg(format!("127.0.0.1:{port}"));
+        }
+        command
+            .env_remove("GARRISON_HTTP_ADDR")
+            .env_remove("GARRISON_SYSLOG_ADDR")
+            .env("GARRISON_LOG", "warn");
+        if let Some(port) = env_http {
+            command.env("GARRISON_HTTP_ADDR", format!("127.0.0.1:{port}"));
+        }
+        command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn")
+    };
+    let wait_for = |port: u16| {
+        for _ in 0..400 {
+            if up(port) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        false
+    };
+    for (env_http, flag_http, expected) in [
+        (None, None, file_port),
+        (Some(env_port), None, env_port),
+        (Some(env_port), Some(flag_port), flag_port),
+    ] {
+        let mut child = spawn(env_http, flag_http);
+        assert!(
+            wait_for(expected),
+            "expected the service on port {expected} (env {env_http:?}, flag {flag_http:?})"
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
