@@ -178,9 +178,47 @@ struct StateInner {
     max_backlog: u64,
     max_pending: usize,
     sources: std::sync::Mutex<HashMap<(TenantId, String), (Instant, SourceContext)>>,
+    hec_acks: HecAcks,
 }
 
 const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// HEC indexer acknowledgement ids, per tenant and channel. An id is issued only after the
+/// events are durable, so every issued id is acknowledged; ids survive as long as the process
+/// (a restarted service answers `false` for older ids, and the forwarder resends: at least
+/// once, stored once where events carry ids).
+#[derive(Default)]
+pub struct HecAcks {
+    channels: std::sync::Mutex<HashMap<(TenantId, String), u64>>,
+}
+
+impl HecAcks {
+    /// Most channels remembered; beyond this the oldest state is dropped (forwarders resend).
+    const MAX_CHANNELS: usize = 100_000;
+
+    pub fn issue(&self, tenant: TenantId, channel: &str) -> u64 {
+        let Ok(mut channels) = self.channels.lock() else {
+            return 0;
+        };
+        if channels.len() >= Self::MAX_CHANNELS
+            && !channels.contains_key(&(tenant, channel.to_string()))
+        {
+            channels.clear();
+        }
+        let next = channels.entry((tenant, channel.to_string())).or_insert(0);
+        let id = *next;
+        *next += 1;
+        id
+    }
+
+    pub fn is_acked(&self, tenant: TenantId, channel: &str, id: u64) -> bool {
+        self.channels
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&(tenant, channel.to_string())).copied())
+            .is_some_and(|next| id < next)
+    }
+}
 
 impl AppState {
     pub fn store(&self) -> &SqlStore {
@@ -224,6 +262,10 @@ impl AppState {
         let ingestor = self.ingestor();
         ingestor.backlog_bytes() > self.inner.max_backlog
             || ingestor.log().pending_appends() * 10 >= self.inner.max_pending * 9
+    }
+
+    pub fn hec_acks(&self) -> &HecAcks {
+        &self.inner.hec_acks
     }
 
     pub fn metrics(&self) -> &PrometheusHandle {
@@ -296,6 +338,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             metrics,
             provider_tenant: provider.id,
             sources: std::sync::Mutex::new(HashMap::new()),
+            hec_acks: HecAcks::default(),
             max_backlog: config.max_index_backlog_bytes,
             max_pending: LogConfig::new("").max_pending_appends,
         }),

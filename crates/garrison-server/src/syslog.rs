@@ -213,26 +213,32 @@ async fn read_connection<S: AsyncRead + Unpin>(
     let mut framer = Framer::new(context.state.limits().max_line_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
     let mut batch: Vec<EventRow> = Vec::new();
+    let mut failure = None;
     loop {
         let read = if batch.is_empty() {
             tokio::select! {
-                r = stream.read(&mut buffer) => Some(r?),
+                r = stream.read(&mut buffer) => Some(r),
                 _ = shutdown.changed() => return Ok(()),
             }
         } else {
             tokio::select! {
-                r = stream.read(&mut buffer) => Some(r?),
+                r = stream.read(&mut buffer) => Some(r),
                 _ = tokio::time::sleep(QUIET_FLUSH) => None,
             }
+        };
+        // A read error ends the stream like EOF does, but only after what was already received
+        // is stored: a peer that vanishes without a clean close must not cost earlier lines.
+        let read = match read {
+            Some(Ok(n)) => Some(n),
+            Some(Err(e)) => {
+                failure = Some(e);
+                Some(0)
+            }
+            None => None,
         };
         let at_eof = read == Some(0);
         if let Some(n) = read.filter(|n| *n > 0) {
             framer.push(buffer.get(..n).unwrap_or_default());
-        }
-        if at_eof {
-            if let Some(tail) = framer.finish() {
-                push_frame(context, &tail, protocol, &mut batch);
-            }
         }
         while let Some(frame) = framer.next_frame() {
             match frame {
@@ -247,12 +253,17 @@ async fn read_connection<S: AsyncRead + Unpin>(
                 flush(context, &mut batch, protocol).await;
             }
         }
+        if at_eof {
+            if let Some(tail) = framer.finish() {
+                push_frame(context, &tail, protocol, &mut batch);
+            }
+        }
         // Quiet socket, full batch or end of stream: make what we have durable.
         if read.is_none() || at_eof || batch.len() >= MAX_BATCH {
             flush(context, &mut batch, protocol).await;
         }
         if at_eof {
-            return Ok(());
+            return failure.map_or(Ok(()), Err);
         }
     }
 }

@@ -204,6 +204,8 @@ pub struct Compiler {
     pub fields: Vec<FieldDef>,
     field_ix: HashMap<Vec<String>, FieldId>,
     pub leaves: Vec<Leaf>,
+    /// Shared plain literal leaves: (field, Sigma name, cased, pattern kind, literal) → leaf.
+    leaf_ix: HashMap<(FieldId, Box<str>, bool, u8, Vec<u8>), u32>,
     regex_cache: HashMap<(String, bool, bool, bool), Arc<LazyRegex>>,
 }
 
@@ -262,7 +264,28 @@ impl Compiler {
     }
 
     fn leaf(&mut self, field: Option<FieldId>, sigma_field: &str, pred: Pred) -> Expr {
+        // Plain literal leaves are shared between rules: the automata decide each once per event.
+        let key = match &pred {
+            Pred::Str(sm) => sm.literal_key().map(|(kind, lit)| {
+                (
+                    field.unwrap_or(KW_FIELD),
+                    Box::<str>::from(sigma_field),
+                    sm.cased,
+                    kind,
+                    lit.to_vec(),
+                )
+            }),
+            _ => None,
+        };
+        if let Some(k) = &key {
+            if let Some(id) = self.leaf_ix.get(k) {
+                return Expr::Leaf(*id);
+            }
+        }
         let id = self.leaves.len() as u32;
+        if let Some(k) = key {
+            self.leaf_ix.insert(k, id);
+        }
         self.leaves.push(Leaf {
             field,
             sigma_field: sigma_field.into(),

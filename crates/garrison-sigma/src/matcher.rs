@@ -121,6 +121,18 @@ impl StrMatcher {
         }
     }
 
+    /// A key identifying a plain literal pattern (kind, bytes), for sharing equal matchers.
+    pub fn literal_key(&self) -> Option<(u8, &[u8])> {
+        match &self.pat {
+            StrPat::Exact(l) => Some((0, l)),
+            StrPat::Prefix(l) => Some((1, l)),
+            StrPat::Suffix(l) => Some((2, l)),
+            StrPat::Contains(f) => Some((3, f.needle())),
+            StrPat::Any => Some((4, &[])),
+            StrPat::Glob { .. } => None,
+        }
+    }
+
     /// The (anchor, literal) that decides this matcher exactly (plain, uncased literal patterns).
     pub fn decided_literal(&self) -> Option<(Anchor, &[u8])> {
         match &self.pat {

@@ -179,6 +179,20 @@ pub struct HecAnswer {
         skip_serializing_if = "Option::is_none"
     )]
     pub invalid_event_number: Option<usize>,
+    /// Indexer acknowledgement id, when the request named a channel.
+    #[serde(rename = "ackId", skip_serializing_if = "Option::is_none")]
+    pub ack_id: Option<u64>,
+}
+
+/// The channel of a HEC request (`X-Splunk-Request-Channel` or `?channel=`), for indexer
+/// acknowledgement.
+fn hec_channel(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    headers
+        .get("x-splunk-request-channel")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| query_param(query, "channel"))
+        .filter(|c| !c.is_empty() && c.len() <= 128)
 }
 
 fn hec_answer(status: StatusCode, code: u32, text: &str, invalid: Option<usize>) -> Response {
@@ -188,6 +202,7 @@ fn hec_answer(status: StatusCode, code: u32, text: &str, invalid: Option<usize>)
             text: text.to_string(),
             code,
             invalid_event_number: invalid,
+            ack_id: None,
         }),
     )
         .into_response()
@@ -239,6 +254,8 @@ async fn hec_ingest(
         Ok(context) => context,
         Err(e) => return hec_error(e),
     };
+    let channel = hec_channel(&headers, query.as_deref());
+    let tenant = context.tenant;
     let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
     let decoded = tokio::task::spawn_blocking(move || {
@@ -291,8 +308,74 @@ async fn hec_ingest(
             hec_answer(StatusCode::BAD_REQUEST, code, text, Some(index))
         }
         None if events.is_empty() => hec_answer(StatusCode::BAD_REQUEST, 5, "No data", None),
-        None => hec_answer(StatusCode::OK, 0, "Success", None),
+        None => {
+            // Our success already means durable, so an ack id is true as soon as it is issued.
+            let ack_id = channel.map(|c| state.hec_acks().issue(tenant, &c));
+            (
+                StatusCode::OK,
+                Json(HecAnswer {
+                    text: "Success".into(),
+                    code: 0,
+                    invalid_event_number: None,
+                    ack_id,
+                }),
+            )
+                .into_response()
+        }
     }
+}
+
+#[derive(Debug, serde::Deserialize, ToSchema)]
+pub struct HecAckRequest {
+    pub acks: Vec<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HecAckAnswer {
+    /// Ack id → whether its events are durable.
+    pub acks: std::collections::BTreeMap<String, bool>,
+}
+
+/// Splunk HEC indexer acknowledgement: which ack ids of this channel are durable.
+#[utoipa::path(
+    post,
+    path = "/services/collector/ack",
+    tag = "splunk-hec",
+    request_body = HecAckRequest,
+    responses(
+        (status = 200, description = "Status of each ack id", body = HecAckAnswer),
+        (status = 400, description = "No channel or malformed body (code 10/6)", body = HecAnswer),
+        (status = 401, description = "Token is required (code 2)", body = HecAnswer),
+    ),
+    security(("splunk" = []))
+)]
+pub async fn hec_ack(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let context = match ingest_context(&state, &headers, None).await {
+        Ok(context) => context,
+        Err(e) => return hec_error(e),
+    };
+    let Some(channel) = hec_channel(&headers, query.as_deref()) else {
+        return hec_answer(StatusCode::BAD_REQUEST, 10, "Data channel is missing", None);
+    };
+    let Ok(request) = serde_json::from_slice::<HecAckRequest>(&body) else {
+        return hec_answer(StatusCode::BAD_REQUEST, 6, "Invalid data format", None);
+    };
+    let acks = request
+        .acks
+        .into_iter()
+        .map(|id| {
+            (
+                id.to_string(),
+                state.hec_acks().is_acked(context.tenant, &channel, id),
+            )
+        })
+        .collect();
+    (StatusCode::OK, Json(HecAckAnswer { acks })).into_response()
 }
 
 macro_rules! hec_route {

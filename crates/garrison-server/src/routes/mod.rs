@@ -28,6 +28,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::hec_raw))
         .routes(routes!(ingest::hec_raw_v1))
         .routes(routes!(ingest::hec_health))
+        .routes(routes!(ingest::hec_ack))
         .routes(routes!(api::search_events))
         .routes(routes!(api::login))
         .routes(routes!(api::me))

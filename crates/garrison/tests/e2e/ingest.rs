@@ -98,6 +98,36 @@ async fn hec_answers_like_splunk() {
     )
     .await;
     assert_eq!((status, body["code"].as_u64()), (200, Some(0)));
+    // Indexer acknowledgement, as Splunk forwarders with useACK use it.
+    let channel = "0aecbd9c-5b8e-4a3e-9bd3-1e5c0e3c7a11";
+    let acked = client
+        .post(service.url("/services/collector/event"))
+        .header("Authorization", format!("Splunk {token}"))
+        .header("X-Splunk-Request-Channel", channel)
+        .body("{\"event\":\"with ack\"}")
+        .send()
+        .await
+        .expect("send");
+    let (status, body) = answer(acked).await;
+    assert_eq!((status, body["code"].as_u64()), (200, Some(0)));
+    let ack_id = body["ackId"].as_u64().expect("ackId");
+    let acks: serde_json::Value = client
+        .post(service.url("/services/collector/ack"))
+        .header("Authorization", format!("Splunk {token}"))
+        .header("X-Splunk-Request-Channel", channel)
+        .body(format!("{{\"acks\":[{ack_id},{}]}}", ack_id + 1))
+        .send()
+        .await
+        .expect("ack")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(acks["acks"][ack_id.to_string()], true);
+    assert_eq!(
+        acks["acks"][(ack_id + 1).to_string()],
+        false,
+        "not issued yet"
+    );
     let (status, body) = answer(
         client
             .get(service.url("/services/collector/health"))
