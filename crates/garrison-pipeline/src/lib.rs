@@ -75,14 +75,19 @@ impl SourceContext {
         }
     }
 
+    /// A stable id when the sender gave one (so a retry is stored once), else a fresh ULID.
+    fn id_for(&self, record: &Record) -> String {
+        match &record.sender_id {
+            Some(sender_id) => event_id_from_sender(self.tenant, &self.source, sender_id),
+            None => new_ulid(),
+        }
+    }
+
     /// Turns a decoded record into the row the log and the store keep: id (stable when the
     /// sender gave one), time, normalised view, search words. The sender's fields are kept as
     /// they were (their original bytes when the decoder kept them).
     pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
-        let id = match &record.sender_id {
-            Some(sender_id) => event_id_from_sender(self.tenant, &self.source, sender_id),
-            None => new_ulid(),
-        };
+        let id = self.id_for(&record);
         let normalized = self.normalizer.normalize(&record.fields);
         let search_text = searchable_text_of(&record.fields, record.raw.as_deref());
         let fields_json = match record.source_json {
@@ -106,10 +111,7 @@ impl SourceContext {
     /// Turns a decoded record into an event: id (stable when the sender gave one), time,
     /// normalised view. The sender's fields are kept as they were.
     pub fn event(&self, record: Record, received: Timestamp) -> Event {
-        let id = match &record.sender_id {
-            Some(sender_id) => event_id_from_sender(self.tenant, &self.source, sender_id),
-            None => new_ulid(),
-        };
+        let id = self.id_for(&record);
         let normalized = self.normalizer.normalize(&record.fields);
         Event {
             id,

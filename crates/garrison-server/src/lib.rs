@@ -152,7 +152,8 @@ pub async fn bootstrap(store: &SqlStore) -> Result<Option<Bootstrap>, ServerErro
     }))
 }
 
-fn random_password() -> String {
+/// A 24-character random password without look-alike characters (for generated accounts).
+pub fn random_password() -> String {
     use rand::Rng;
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
     let mut rng = rand::rngs::OsRng;

@@ -53,18 +53,23 @@ impl SyslogContext {
     }
 }
 
-pub async fn spawn_plain(
-    context: SyslogContext,
-    addr: SocketAddr,
-    shutdown: watch::Receiver<bool>,
-    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
-) -> Result<SocketAddr, ServerError> {
+async fn bind_tcp(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
     let tcp = TcpListener::bind(addr)
         .await
         .map_err(|source| ServerError::Bind { addr, source })?;
     let bound = tcp
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
+    Ok((tcp, bound))
+}
+
+pub async fn spawn_plain(
+    context: SyslogContext,
+    addr: SocketAddr,
+    shutdown: watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<SocketAddr, ServerError> {
+    let (tcp, bound) = bind_tcp(addr).await?;
     // UDP on the same port as TCP, as syslog senders expect.
     let udp = UdpSocket::bind(bound)
         .await
@@ -88,12 +93,7 @@ pub async fn spawn_tls(
     shutdown: watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<SocketAddr, ServerError> {
-    let tcp = TcpListener::bind(addr)
-        .await
-        .map_err(|source| ServerError::Bind { addr, source })?;
-    let bound = tcp
-        .local_addr()
-        .map_err(|source| ServerError::Bind { addr, source })?;
+    let (tcp, bound) = bind_tcp(addr).await?;
     tasks.push(tokio::spawn(run_tcp(context, tcp, Some(tls), shutdown)));
     Ok(bound)
 }

@@ -171,7 +171,7 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
                     .context("cannot read the password from stdin")?;
                 (text.trim_end_matches(['\r', '\n']).to_string(), false)
             } else {
-                (generate_password(), true)
+                (garrison_server::random_password(), true)
             };
             let user = store
                 .create_user(tenant.id, &username, &password, &roles)
@@ -213,15 +213,6 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
         }
     }
     Ok(())
-}
-
-fn generate_password() -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rngs::OsRng;
-    (0..24)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
 }
 
 pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
