@@ -10,6 +10,7 @@ mod bench;
 mod config;
 mod hunt;
 mod search;
+mod upload;
 
 use std::path::PathBuf;
 
@@ -72,6 +73,11 @@ enum Command {
     /// Search stored events.
     #[command(subcommand)]
     Events(search::EventsCommand),
+    /// Send log files (EVTX, JSON, JSONL, gz, zip) to a running service through its ingest API.
+    ///
+    /// Events get a stable `_id` (EVTX: computer/channel/record id), so sending the same files
+    /// again stores nothing twice.
+    Ingest(upload::IngestArgs),
     /// Hunt with Sigma rules over log files (EVTX, JSON, JSONL, gz, zip): a timeline of hits.
     ///
     /// Exit codes: 0 done, 1 error, 3 a hit at or above --fail-on.
@@ -202,6 +208,7 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
             tokio::task::spawn_blocking(move || hunt::bench(args)).await?
         }
         Command::Bench(command) => bench::run(command).await,
+        Command::Ingest(args) => upload::run(args).await,
         Command::Hunt(args) => {
             let code = tokio::task::spawn_blocking(move || hunt::hunt(args)).await??;
             exit_with(code)

@@ -374,3 +374,88 @@ async fn syslog_udp_tcp_octet_counting_and_cef_are_stored() {
         .expect("5424");
     assert_eq!(donuts["time"], "2003-08-24T12:14:15.000003Z");
 }
+
+fn corpus() -> Option<std::path::PathBuf> {
+    let root = std::env::var_os("GARRISON_CORPUS")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus")
+        });
+    if root.is_dir() {
+        Some(root)
+    } else {
+        eprintln!(
+            "skipping: corpus not found at {} (set GARRISON_CORPUS)",
+            root.display()
+        );
+        None
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_command_uploads_evtx_once_however_often_it_runs() {
+    let Some(corpus) = corpus() else { return };
+    let folder = corpus.join("evtx-attack-samples/Credential Access");
+    if !folder.is_dir() {
+        eprintln!("skipping: {} not found", folder.display());
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "evtx"],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+    let upload = || {
+        let output = std::process::Command::new(BIN)
+            .args([
+                "ingest",
+                "--quiet",
+                "--source",
+                "ignored",
+                "--url",
+                &service.url(""),
+                "--token",
+                &ingest,
+            ])
+            .arg(&folder)
+            .env("GARRISON_LOG", "warn")
+            .output()
+            .expect("run ingest");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stderr).to_string()
+    };
+    let first = upload();
+    let sent: u64 = first
+        .split(" events sent")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .and_then(|n| n.parse().ok())
+        .expect("summary line");
+    assert!(sent > 100, "{first}");
+    upload();
+    wait_indexed(&service).await;
+    let events = all_events(&service, &admin, "evtx").await;
+    let ids: std::collections::HashSet<_> = events
+        .iter()
+        .map(|e| e["fields"]["_id"].to_string())
+        .collect();
+    assert_eq!(ids.len(), events.len(), "stored twice");
+    assert!(
+        events.len() as u64 <= sent && events.len() as u64 >= sent - sent / 20,
+        "{} of {sent}",
+        events.len()
+    );
+    // Event time comes from the record, not from the upload.
+    assert!(
+        events
+            .iter()
+            .all(|e| e["time"].as_str().is_some_and(|t| t < "2024")),
+        "times taken from upload"
+    );
+}

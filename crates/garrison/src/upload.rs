@@ -1,0 +1,172 @@
+//! `garrison ingest`: send log files (EVTX, JSON, JSONL, gz, zip) to a running service through
+//! its ingest API, the way an analyst uploads logs collected from a host.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use garrison_hunt::{collect_inputs, read_events, HuntEvent};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, clap::Args)]
+pub struct IngestArgs {
+    /// Files or folders: .evtx, .json, .jsonl, .ndjson, and .gz/.zip/.tar of them.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Source the events belong to (an ingest token has its own and ignores this).
+    #[arg(long)]
+    source: String,
+    /// The service.
+    #[arg(long, env = "GARRISON_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// Ingest token (or an API token with the admin, analyst or responder role).
+    #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
+    token: String,
+    /// Events per request.
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+/// A stable id per event, so uploading the same files again stores nothing twice: the EVTX
+/// record's own identity where there is one, else the file and the event's place in it.
+fn sender_id(event: &HuntEvent, index: usize) -> String {
+    match (event.computer(), event.channel(), event.record_id()) {
+        (Some(computer), Some(channel), Some(record)) => format!("{computer}/{channel}/{record}"),
+        _ => format!("{}#{index}", event.file),
+    }
+}
+
+fn to_json_line(event: &HuntEvent, index: usize, out: &mut String) -> Result<()> {
+    let mut map = event.fields.to_map();
+    if !map.contains_key("_id") {
+        map.insert("_id".into(), sender_id(event, index).into());
+    }
+    if !map.contains_key("@timestamp") {
+        if let Some(time) = event.timestamp() {
+            map.insert("@timestamp".into(), time.to_string().into());
+        }
+    }
+    out.push_str(&serde_json::to_string(&map)?);
+    out.push('\n');
+    Ok(())
+}
+
+#[derive(Default)]
+struct Totals {
+    files: usize,
+    events: u64,
+    accepted: u64,
+    rejected: u64,
+}
+
+async fn send(
+    client: &reqwest::Client,
+    args: &IngestArgs,
+    body: String,
+    totals: &mut Totals,
+) -> Result<()> {
+    let endpoint = format!("{}/api/v1/ingest/events", args.url.trim_end_matches('/'));
+    let mut delay = Duration::from_millis(200);
+    loop {
+        let response = client
+            .post(&endpoint)
+            .query(&[("source", args.source.as_str())])
+            .bearer_auth(&args.token)
+            .header("content-type", "application/x-ndjson")
+            .body(body.clone())
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", args.url))?;
+        let status = response.status();
+        if status.as_u16() == 503 {
+            // Busy: nothing was stored; wait and send the same batch again.
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(Duration::from_secs(10));
+            continue;
+        }
+        let answer: serde_json::Value = response.json().await.context("answer is not JSON")?;
+        if !status.is_success() {
+            bail!(
+                "{status}: {}",
+                answer["detail"]
+                    .as_str()
+                    .unwrap_or("the service refused the batch")
+            );
+        }
+        totals.accepted += answer["accepted"].as_u64().unwrap_or(0);
+        totals.rejected += answer["rejected"].as_u64().unwrap_or(0);
+        for error in answer["errors"].as_array().into_iter().flatten().take(5) {
+            tracing::warn!(reason = %error["reason"], "record rejected");
+        }
+        return Ok(());
+    }
+}
+
+pub async fn run(args: IngestArgs) -> Result<()> {
+    let inputs = collect_inputs(&args.paths)?;
+    for (path, reason) in &inputs.errors {
+        tracing::warn!(path = %path.display(), %reason, "skipped");
+    }
+    if inputs.files.is_empty() {
+        bail!("no readable log files under {:?}", args.paths);
+    }
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(inputs.total_bytes())
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:40} {bytes}/{total_bytes} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    let mut totals = Totals::default();
+    for input in &inputs.files {
+        let path = input.path.clone();
+        let read = tokio::task::spawn_blocking(move || read_events(&path)).await?;
+        let events = match read {
+            Ok((events, stats)) => {
+                for warning in &stats.warnings {
+                    bar.suspend(|| tracing::warn!(file = %input.path.display(), "{warning}"));
+                }
+                events
+            }
+            Err(e) => {
+                bar.suspend(
+                    || tracing::warn!(file = %input.path.display(), error = %e, "file skipped"),
+                );
+                bar.inc(input.size);
+                continue;
+            }
+        };
+        totals.files += 1;
+        for (chunk_index, chunk) in events.chunks(args.batch.max(1)).enumerate() {
+            let mut body = String::with_capacity(chunk.len() * 2048);
+            for (i, event) in chunk.iter().enumerate() {
+                to_json_line(event, chunk_index * args.batch.max(1) + i, &mut body)?;
+            }
+            send(&client, &args, body, &mut totals).await?;
+            totals.events += chunk.len() as u64;
+            bar.set_message(format!("{} events", totals.events));
+        }
+        bar.inc(input.size);
+    }
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} files, {} events sent: {} stored durably, {} rejected, in {:.1} s ({:.0} events/s)",
+        totals.files,
+        totals.events,
+        totals.accepted,
+        totals.rejected,
+        seconds,
+        totals.events as f64 / seconds.max(0.001)
+    );
+    Ok(())
+}
