@@ -100,19 +100,29 @@ struct Inner {
 /// Encodes a payload as a frame: compress, checksum, header. Done by the appender's task so
 /// that compression runs on every core, not on the single writer thread.
 pub fn encode_frame(payload: &[u8]) -> Result<Vec<u8>, LogError> {
-    let compressed = lz4_flex::compress_prepend_size(payload);
-    let len = u32::try_from(compressed.len())
+    let too_large = || LogError::TooLarge {
+        size: payload.len(),
+        limit: MAX_FRAME_BYTES,
+    };
+    // One buffer: header, then the uncompressed size and the compressed block right after it
+    // (the layout `compress_prepend_size` makes), so the block is never copied.
+    let bound = 4 + lz4_flex::block::get_maximum_output_size(payload.len());
+    let mut frame = vec![0u8; HEADER_LEN as usize + bound];
+    let header = HEADER_LEN as usize;
+    let uncompressed = u32::try_from(payload.len()).map_err(|_| too_large())?;
+    frame[header..header + 4].copy_from_slice(&uncompressed.to_le_bytes());
+    let written = lz4_flex::block::compress_into(payload, &mut frame[header + 4..])
+        .map_err(|_| too_large())?;
+    let body_len = 4 + written;
+    frame.truncate(header + body_len);
+    let len = u32::try_from(body_len)
         .ok()
         .filter(|len| *len <= MAX_FRAME_BYTES)
-        .ok_or(LogError::TooLarge {
-            size: payload.len(),
-            limit: MAX_FRAME_BYTES,
-        })?;
-    let mut frame = Vec::with_capacity(compressed.len() + HEADER_LEN as usize);
-    frame.extend_from_slice(&FRAME_MAGIC);
-    frame.extend_from_slice(&len.to_le_bytes());
-    frame.extend_from_slice(&crc32fast::hash(&compressed).to_le_bytes());
-    frame.extend_from_slice(&compressed);
+        .ok_or_else(too_large)?;
+    let crc = crc32fast::hash(&frame[header..]);
+    frame[0..4].copy_from_slice(&FRAME_MAGIC);
+    frame[4..8].copy_from_slice(&len.to_le_bytes());
+    frame[8..12].copy_from_slice(&crc.to_le_bytes());
     Ok(frame)
 }
 
