@@ -98,11 +98,26 @@ pub fn hunt(
     progress: &dyn Progress,
 ) -> Result<HuntReport, HuntError> {
     let start = Instant::now();
+    let rules_loaded = rules.len() as u64;
+    // Evaluate only the rules that may hit (and what their correlations need): a filtered set.
+    let filtered;
+    let rules = if rules
+        .rules()
+        .iter()
+        .all(|m| rule_enabled(m, &opts.filter) || !m.generate)
+    {
+        rules
+    } else {
+        filtered = rules.retain(|m| rule_enabled(m, &opts.filter));
+        &filtered
+    };
     let metas = rules.rules();
     let enabled: Vec<bool> = metas
         .iter()
         .map(|m| rule_enabled(m, &opts.filter))
         .collect();
+    // Detection rules whose matches correlation rules use: only events they matched are kept.
+    let feeders = rules.correlation_feeders();
     let has_correlations = metas.iter().any(|m| m.kind == RuleKind::Correlation);
     let inputs = collect_inputs(&opts.paths)?;
     let mut summary = Summary {
@@ -112,7 +127,7 @@ pub fn hunt(
             .map(|(p, e)| (p.display().to_string(), e.clone()))
             .collect(),
         bytes: inputs.total_bytes(),
-        rules_loaded: metas.len() as u64,
+        rules_loaded,
         rules_used: enabled.iter().filter(|e| **e).count() as u64,
         ..Summary::default()
     };
@@ -147,10 +162,12 @@ pub fn hunt(
                 }
             }
             if has_correlations {
-                out.matched.push((event, std::mem::take(&mut matches)));
-            } else {
-                matches.clear();
+                matches.retain(|m| feeders[m.rule_index]);
+                if !matches.is_empty() {
+                    out.matched.push((event, std::mem::take(&mut matches)));
+                }
             }
+            matches.clear();
         }
         out
     };

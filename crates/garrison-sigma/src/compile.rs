@@ -199,13 +199,16 @@ pub struct FieldDef {
     pub names: Vec<String>,
 }
 
+/// (field, Sigma name, cased, pattern kind, literal) of a plain literal leaf.
+type LiteralLeafKey = (FieldId, Box<str>, bool, u8, Vec<u8>);
+
 #[derive(Default)]
 pub struct Compiler {
     pub fields: Vec<FieldDef>,
     field_ix: HashMap<Vec<String>, FieldId>,
     pub leaves: Vec<Leaf>,
     /// Shared plain literal leaves: (field, Sigma name, cased, pattern kind, literal) → leaf.
-    leaf_ix: HashMap<(FieldId, Box<str>, bool, u8, Vec<u8>), u32>,
+    leaf_ix: HashMap<LiteralLeafKey, u32>,
     regex_cache: HashMap<(String, bool, bool, bool), Arc<LazyRegex>>,
 }
 

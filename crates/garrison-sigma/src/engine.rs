@@ -46,6 +46,7 @@ impl PatternTable {
     }
 }
 
+#[derive(Clone)]
 pub(crate) struct Instance {
     pub rule: u32,
     pub expr: Expr,
@@ -344,8 +345,8 @@ struct ChanEntry {
 /// A compiled, immutable set of Sigma rules. Cheap to share across threads (`Sync`).
 pub struct RuleSet {
     pub(crate) metas: Vec<RuleMeta>,
-    fields: Vec<FieldDef>,
-    leaves: Vec<Leaf>,
+    fields: Arc<Vec<FieldDef>>,
+    leaves: Arc<Vec<Leaf>>,
     /// Leaves whose truth the automata decide (plain uncased literals).
     decided: Vec<bool>,
     insts: Vec<Instance>,
@@ -466,6 +467,20 @@ impl RuleSet {
         eid_field: FieldId,
         corrs: Vec<CorrDef>,
     ) -> RuleSet {
+        let fields = Arc::new(comp.fields);
+        let leaves = Arc::new(comp.leaves);
+        RuleSet::build_from(metas, fields, leaves, insts, chan_field, eid_field, corrs)
+    }
+
+    fn build_from(
+        metas: Vec<RuleMeta>,
+        fields: Arc<Vec<FieldDef>>,
+        leaves: Arc<Vec<Leaf>>,
+        insts: Vec<Instance>,
+        chan_field: FieldId,
+        eid_field: FieldId,
+        corrs: Vec<CorrDef>,
+    ) -> RuleSet {
         let mut generic_m = Vec::new();
         let mut chan_any: HashMap<String, Vec<u32>> = HashMap::new();
         let mut chan_eid: HashMap<String, HashMap<u32, Vec<u32>>> = HashMap::new();
@@ -486,7 +501,6 @@ impl RuleSet {
                 }
             }
         }
-        let leaves = comp.leaves;
         let mut decided = vec![false; leaves.len()];
         // Distinct member lists (the same rules often index several channels, e.g. Windows
         // PowerShell and PowerShell Core): one bucket each, shared.
@@ -528,7 +542,7 @@ impl RuleSet {
         let generic = std::mem::take(&mut built[0]);
         RuleSet {
             metas,
-            fields: comp.fields,
+            fields,
             leaves,
             decided,
             insts,
@@ -538,6 +552,87 @@ impl RuleSet {
             eid_field,
             corrs,
         }
+    }
+
+    /// A set with only the rules `keep` accepts (detection and correlation rules), plus the
+    /// rules that kept correlation rules reference (directly or through other correlations),
+    /// so those still work. Rules are renumbered: [`Match::rule_index`] indexes the new set's
+    /// [`RuleSet::rules`]. Only the kept rules are evaluated, so matching gets cheaper. The
+    /// compiled leaves are shared with `self`; only the index and automata are rebuilt.
+    pub fn retain(&self, mut keep: impl FnMut(&RuleMeta) -> bool) -> RuleSet {
+        let mut kept: Vec<bool> = self.metas.iter().map(&mut keep).collect();
+        // Correlations pull in what they reference (correlations only reference earlier ones
+        // or detection rules, but iterate to a fixed point to be safe).
+        loop {
+            let mut changed = false;
+            for c in &self.corrs {
+                if kept[c.rule as usize] {
+                    for r in &c.refs {
+                        if !kept[*r as usize] {
+                            kept[*r as usize] = true;
+                            changed = true;
+                        }
+                    }
+                }
+            }
+            if !changed {
+                break;
+            }
+        }
+        let mut new_ix = vec![u32::MAX; self.metas.len()];
+        let mut metas = Vec::new();
+        for (i, m) in self.metas.iter().enumerate() {
+            if kept[i] {
+                new_ix[i] = metas.len() as u32;
+                metas.push(m.clone());
+            }
+        }
+        let insts: Vec<Instance> = self
+            .insts
+            .iter()
+            .filter(|inst| kept[inst.rule as usize])
+            .map(|inst| Instance {
+                rule: new_ix[inst.rule as usize],
+                ..inst.clone()
+            })
+            .collect();
+        let corrs: Vec<CorrDef> = self
+            .corrs
+            .iter()
+            .filter(|c| kept[c.rule as usize])
+            .map(|c| CorrDef {
+                rule: new_ix[c.rule as usize],
+                refs: c.refs.iter().map(|r| new_ix[*r as usize]).collect(),
+                ..c.clone()
+            })
+            .collect();
+        RuleSet::build_from(
+            metas,
+            Arc::clone(&self.fields),
+            Arc::clone(&self.leaves),
+            insts,
+            self.chan_field,
+            self.eid_field,
+            corrs,
+        )
+    }
+
+    /// Per rule (indexed like [`RuleSet::rules`]): whether it is a detection rule that some
+    /// correlation rule uses, directly or through other correlation rules. Only matches of
+    /// these rules matter to a [`crate::Correlator`]; events that matched none of them need
+    /// not be kept for correlation.
+    pub fn correlation_feeders(&self) -> Vec<bool> {
+        let mut used = vec![false; self.metas.len()];
+        for c in &self.corrs {
+            for r in &c.refs {
+                used[*r as usize] = true;
+            }
+        }
+        self.metas
+            .iter()
+            .zip(used)
+            .map(|(m, u)| u && m.kind == crate::types::RuleKind::Detection)
+            .collect()
     }
 
     /// Metadata of every loaded rule (detection and correlation rules), indexed by `Match::rule_index`.

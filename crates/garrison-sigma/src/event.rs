@@ -99,6 +99,9 @@ fn json_to_field(v: &Value) -> FieldValue<'_> {
 ///    `Event.System.A.#attributes.B` for `A_B`, e.g. `Provider_Name`), also without the `Event` wrapper;
 /// 3. Winlogbeat's `winlog.event_data.X`;
 /// 4. the dotted path (`process.executable` → `{"process": {"executable": ..}}`).
+///
+/// Names with spaces (Defender's `Threat Name`) are found without them (`ThreatName`), as Sigma
+/// rules write them, at the top level and in `EventData`, `UserData` and `winlog.event_data`.
 pub fn json_lookup<'a>(root: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
     if let Some(v) = root.get(field) {
         return Some(v);
@@ -120,7 +123,7 @@ pub fn json_lookup<'a>(root: &'a Map<String, Value>, field: &str) -> Option<&'a 
         if let Some(Value::Object(ud)) = base.get("UserData") {
             for inner in ud.values() {
                 if let Value::Object(io) = inner {
-                    if let Some(v) = io.get(field) {
+                    if let Some(v) = io.get(field).or_else(|| find_spaced(io, field)) {
                         return Some(v);
                     }
                 }
@@ -143,7 +146,7 @@ pub fn json_lookup<'a>(root: &'a Map<String, Value>, field: &str) -> Option<&'a 
     }
     if let Some(Value::Object(w)) = root.get("winlog") {
         if let Some(Value::Object(ed)) = w.get("event_data") {
-            if let Some(v) = ed.get(field) {
+            if let Some(v) = ed.get(field).or_else(|| find_spaced(ed, field)) {
                 return Some(v);
             }
         }
@@ -162,10 +165,14 @@ pub fn json_lookup<'a>(root: &'a Map<String, Value>, field: &str) -> Option<&'a 
             }
         }
     }
-    None
+    // Sigma names fields without their spaces (`Threat Name` -> `ThreatName`), also flat ones.
+    find_spaced(root, field)
 }
 
 fn find_spaced<'a>(m: &'a Map<String, Value>, field: &str) -> Option<&'a Value> {
+    if field.is_empty() || field.contains(' ') {
+        return None;
+    }
     m.iter()
         .find(|(k, _)| k.contains(' ') && k.bytes().filter(|b| *b != b' ').eq(field.bytes()))
         .map(|(_, v)| v)
@@ -264,5 +271,32 @@ mod tests {
             Some(FieldValue::Str("x".into()))
         );
         assert_eq!(Event::get(m, "Y"), Some(FieldValue::Str("z".into())));
+    }
+
+    #[test]
+    fn spaced_names() {
+        let v: Value = serde_json::from_str(
+            r#"{"Threat Name":"EICAR","winlog":{"event_data":{"Source Name":"x"}},
+            "Event":{"UserData":{"R":{"Process Name":"p"}}}}"#,
+        )
+        .unwrap();
+        let m = v.as_object().unwrap();
+        assert_eq!(
+            Event::get(m, "ThreatName"),
+            Some(FieldValue::Str("EICAR".into()))
+        );
+        assert_eq!(
+            Event::get(m, "Threat Name"),
+            Some(FieldValue::Str("EICAR".into()))
+        );
+        assert_eq!(
+            Event::get(m, "SourceName"),
+            Some(FieldValue::Str("x".into()))
+        );
+        assert_eq!(
+            Event::get(m, "ProcessName"),
+            Some(FieldValue::Str("p".into()))
+        );
+        assert_eq!(Event::get(m, "Threat"), None);
     }
 }

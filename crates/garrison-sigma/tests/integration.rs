@@ -8,4 +8,5 @@ mod integration {
     pub mod props;
     pub mod regression;
     pub mod spec;
+    pub mod upstream_miscounts;
 }

@@ -218,3 +218,36 @@ fn unknown_reference_is_an_error() {
     let e = load_err("title: c\ncorrelation:\n  type: event_count\n  rules: [nope]\n  group-by: [x]\n  timespan: 1 hour\n  condition:\n    gte: 2\n");
     assert!(e.contains("timespan"));
 }
+
+#[test]
+fn retain_keeps_what_correlations_need() {
+    let s = set(FAILED_SUCCESS);
+    let titles =
+        |s: &RuleSet| -> Vec<String> { s.rules().iter().map(|m| m.title.clone()).collect() };
+    // Feeders: the two detection rules (through the nested correlation too).
+    let feeders: Vec<String> = s
+        .rules()
+        .iter()
+        .zip(s.correlation_feeders())
+        .filter(|(_, f)| *f)
+        .map(|(m, _)| m.title.clone())
+        .collect();
+    assert_eq!(feeders, ["Single failed login", "Successful login"]);
+    // Keeping the outer correlation keeps everything it references, and it still fires.
+    let kept = s.retain(|m| m.title.starts_with("Correlation"));
+    assert_eq!(kept.len(), 4);
+    let mut evs: Vec<(i64, Value)> = (0..10).map(|i| (i * 10, login(4625, "alice"))).collect();
+    evs.push((120, login(4624, "alice")));
+    assert_eq!(run(&kept, &evs).len(), 2);
+    // Keeping one detection rule: only it is evaluated, renumbered.
+    let one = s.retain(|m| m.title == "Successful login");
+    assert_eq!(titles(&one), ["Successful login"]);
+    assert!(one.correlation_feeders().iter().all(|f| !f));
+    let mut out: Vec<Match> = Vec::new();
+    one.matches(&login(4624, "x"), &mut out);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].rule_index, 0);
+    out.clear();
+    one.matches(&login(4625, "x"), &mut out);
+    assert!(out.is_empty());
+}
