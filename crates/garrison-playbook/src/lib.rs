@@ -1,0 +1,62 @@
+//! Garrison's SOAR playbooks: the model (YAML or JSON), validation that reports every error with
+//! its place, the durable executor as a pure state machine, timers as stored rows, approvals,
+//! reversible actions with leases, dry runs, and a runner over a [`RunStore`].
+//!
+//! # Use
+//! ```
+//! use garrison_playbook::{validate, ActionRegistry, dry_run, RunStatus};
+//! let yaml = r#"
+//! name: hello
+//! inputs:
+//!   who: {type: string, default: world}
+//! steps:
+//!   - id: greet
+//!     action: core.set
+//!     with: {text: "hello {{ inputs.who }}"}
+//!   - id: log
+//!     depends_on: [greet]
+//!     action: core.log
+//!     with: {message: "{{ steps.greet.output.text }}"}
+//! "#;
+//! let (playbook, errors) = validate(yaml, &ActionRegistry::with_core());
+//! assert!(errors.is_empty(), "{errors:?}");
+//! let playbook = playbook.unwrap();
+//! let state = dry_run(&playbook, &serde_json::json!({}), serde_json::Value::Null, jiff::Timestamp::UNIX_EPOCH).unwrap();
+//! assert_eq!(state.status, RunStatus::Succeeded);
+//! assert_eq!(state.step("log").unwrap().input.as_ref().unwrap()["message"], "hello world");
+//! ```
+//!
+//! # Shape
+//! - [`validate`] parses with serde-saphyr and checks the whole graph: duplicate ids, unknown
+//!   `depends_on` and routes, cycles, template syntax and references (`steps.X` must run before,
+//!   `inputs.Y` must be declared), input types and defaults, actions and their parameters
+//!   against an [`ActionRegistry`], cron patterns and time zones, durations.
+//! - [`advance`] is the executor: `(playbook, state, now, event) -> effects`. No I/O, no clock.
+//! - [`Runner`] loads, advances and saves through a [`RunStore`] and calls an
+//!   [`ActionExecutor`]; the in-flight attempts are read from the stored state, so a new runner
+//!   resumes a killed one's runs and resends an attempt with the same idempotency key.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
+
+mod actions;
+mod engine;
+mod model;
+mod registry;
+mod runner;
+mod store;
+mod validate;
+
+pub use actions::{ActionExecutor, ActionOutcome, ActionRequest, CoreActions};
+pub use engine::{
+    advance, dry_run, idempotency_key, ActionFailure, ApprovalRecord, AttemptRecord, Effect, Event,
+    InputErrors, ItemState, LeaseRecord, LeaseStatus, LogEntry, ParentRef, RunState, StepState,
+    StepStatus, Timer, TimerKind,
+};
+pub use model::{
+    ActionCall, Approvers, BranchCase, Duration, InputDef, InputType, Join, LeaseSpec, OnError,
+    Playbook, RetryPolicy, RunStatus, Step, StepKind, Trigger, WaitSpec,
+};
+pub use registry::{core_actions, ActionRegistry, ActionSpec, ParamSpec};
+pub use runner::{Catalog, Runner, RunnerError};
+pub use store::{Commit, MemoryRunStore, RunStore, StoreError};
+pub use validate::{validate, ValidationError};

@@ -1,0 +1,6 @@
+//! garrison-playbook integration tests: one binary (linking is the slow part).
+
+mod common;
+mod engine;
+mod runner;
+mod validation;
