@@ -34,6 +34,8 @@ pub enum PipelineError {
     Log(#[from] LogError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("cannot write the dead-letter file {0}")]
+    DeadLetter(String),
 }
 
 /// Where a batch of records comes from: the tenant, the source and how to read its fields.
@@ -211,6 +213,9 @@ pub struct Indexer<S> {
     indexed: watch::Sender<u64>,
     /// Most events written to the store in one transaction.
     pub max_batch_events: usize,
+    /// Where events the store refuses are kept (JSON lines with the reason); without one, a
+    /// refused event stops indexing until an operator acts.
+    pub dead_letter: Option<std::path::PathBuf>,
 }
 
 impl<S: EventRepo + 'static> Indexer<S> {
@@ -228,6 +233,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
                 log,
                 indexed,
                 max_batch_events: 5000,
+                dead_letter: None,
             },
             receiver,
         ))
@@ -271,7 +277,13 @@ impl<S: EventRepo + 'static> Indexer<S> {
             }
             // Re-position the reader if we stopped early inside what it had read.
             reader = self.log.reader(position);
-            let stored = self.store.store_events(&events, INDEXER, position).await?;
+            let stored = match self.store.store_events(&events, INDEXER, position).await {
+                Ok(stored) => stored,
+                Err(StoreError::Rejected { reason }) => {
+                    self.store_one_by_one(&events, position, &reason).await?
+                }
+                Err(other) => return Err(other.into()),
+            };
             self.indexed.send_replace(position);
             total += events.len();
             metrics::counter!("garrison_events_stored_total").increment(stored);
@@ -282,6 +294,65 @@ impl<S: EventRepo + 'static> Indexer<S> {
                 metrics::gauge!("garrison_index_lag_seconds").set(lag.max(0) as f64 / 1000.0);
             }
         }
+    }
+
+    /// A batch the store refused: store its events one at a time so one bad event cannot stall
+    /// every tenant's indexing; the ones refused on their own go to the dead-letter file (kept,
+    /// never dropped), then the position moves past the batch.
+    async fn store_one_by_one(
+        &self,
+        events: &[EventRow],
+        position: u64,
+        batch_reason: &str,
+    ) -> Result<u64, PipelineError> {
+        let Some(dead_letter) = &self.dead_letter else {
+            return Err(PipelineError::Store(StoreError::Rejected {
+                reason: batch_reason.to_string(),
+            }));
+        };
+        let before = *self.indexed.borrow();
+        let mut stored = 0;
+        let mut refused = Vec::new();
+        for event in events {
+            match self
+                .store
+                .store_events(std::slice::from_ref(event), INDEXER, before)
+                .await
+            {
+                Ok(n) => stored += n,
+                Err(StoreError::Rejected { reason }) => refused.push((event, reason)),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        if !refused.is_empty() {
+            use std::io::Write;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(dead_letter)
+                .map_err(|e| {
+                    PipelineError::DeadLetter(format!("{}: {e}", dead_letter.display()))
+                })?;
+            for (event, reason) in &refused {
+                let line = serde_json::json!({
+                    "log_position": position,
+                    "reason": reason,
+                    "event": event,
+                });
+                writeln!(file, "{line}").map_err(|e| {
+                    PipelineError::DeadLetter(format!("{}: {e}", dead_letter.display()))
+                })?;
+                tracing::error!(event = %event.id, tenant = %event.tenant_id, %reason, file = %dead_letter.display(), "event refused by the store; kept in the dead-letter file");
+            }
+            file.sync_all().map_err(|e| {
+                PipelineError::DeadLetter(format!("{}: {e}", dead_letter.display()))
+            })?;
+            metrics::counter!("garrison_events_dead_lettered_total")
+                .increment(refused.len() as u64);
+        }
+        // Only now, with every event stored or kept aside, does the position move on.
+        self.store.store_events(&[], INDEXER, position).await?;
+        Ok(stored)
     }
 
     /// Runs until `shutdown` turns true, waking whenever the log grows.

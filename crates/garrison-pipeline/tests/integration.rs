@@ -183,3 +183,85 @@ async fn a_source_mapping_overrides_the_builtin_names() {
     assert_eq!(event.logsource.product.as_deref(), Some("paloalto"));
     assert_eq!(fields["srcaddr"], "10.9.8.7", "original kept");
 }
+
+/// A store that refuses, as a database would refuse a value it cannot hold, any event whose
+/// fields mention "poison".
+struct PoisonStore(Arc<SqlStore>);
+
+#[async_trait::async_trait]
+impl EventRepo for PoisonStore {
+    async fn store_events(
+        &self,
+        events: &[garrison_store::EventRow],
+        consumer: &str,
+        position: u64,
+    ) -> garrison_store::Result<u64> {
+        if events.iter().any(|e| e.fields_json.contains("poison")) {
+            return Err(garrison_store::StoreError::Rejected {
+                reason: "value out of range".into(),
+            });
+        }
+        self.0.store_events(events, consumer, position).await
+    }
+    async fn search_events(
+        &self,
+        tenant: garrison_model::TenantId,
+        query: &EventQuery,
+    ) -> garrison_store::Result<garrison_store::EventPage> {
+        self.0.search_events(tenant, query).await
+    }
+    async fn count_events(&self, tenant: garrison_model::TenantId) -> garrison_store::Result<i64> {
+        self.0.count_events(tenant).await
+    }
+    async fn delete_events_received_before(
+        &self,
+        tenant: garrison_model::TenantId,
+        cutoff: Timestamp,
+    ) -> garrison_store::Result<u64> {
+        self.0.delete_events_received_before(tenant, cutoff).await
+    }
+    async fn consumer_position(&self, consumer: &str) -> garrison_store::Result<u64> {
+        self.0.consumer_position(consumer).await
+    }
+}
+
+#[tokio::test]
+async fn an_event_the_store_refuses_is_kept_aside_and_indexing_goes_on() {
+    let (dir, store, log) = setup().await;
+    let tenant = store.ensure_tenant("acme").await.expect("tenant");
+    let context = SourceContext::unconfigured(tenant.id, "app");
+    let poison = Arc::new(PoisonStore(store.clone()));
+    let (mut indexer, indexed) = Indexer::new(poison.clone(), log.clone())
+        .await
+        .expect("indexer");
+    let ingestor = Ingestor::new(log.clone(), indexed, u64::MAX);
+    let batch: Vec<_> = ["good one", "poison pill", "good two"]
+        .iter()
+        .map(|m| context.row(record(json!({"msg": m}), None), Timestamp::now()))
+        .collect();
+    ingestor.accept(&batch, "test").await.expect("accept");
+
+    // Without a dead-letter file the refusal stops indexing: nothing is dropped silently.
+    assert!(indexer.run_once().await.is_err());
+    assert_eq!(store.count_events(tenant.id).await.expect("count"), 0);
+
+    let dead_letter = dir.path().join("dead-letter.jsonl");
+    indexer.dead_letter = Some(dead_letter.clone());
+    assert_eq!(indexer.run_once().await.expect("index"), 3);
+    assert_eq!(store.count_events(tenant.id).await.expect("count"), 2);
+    assert_eq!(
+        store.consumer_position(INDEXER).await.expect("position"),
+        log.committed_end()
+    );
+    let kept = std::fs::read_to_string(&dead_letter).expect("dead letter");
+    let lines: Vec<serde_json::Value> = kept
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines.len(), 1);
+    assert!(lines[0]["event"]["fields_json"]
+        .as_str()
+        .expect("fields")
+        .contains("poison pill"));
+    assert_eq!(lines[0]["reason"], "value out of range");
+}

@@ -328,7 +328,8 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     let mut log_config = LogConfig::new(config.data_dir.join("log"));
     log_config.fsync = config.fsync;
     let log = EventLog::open(log_config)?;
-    let (indexer, indexed) = Indexer::new(store.clone(), log.clone()).await?;
+    let (mut indexer, indexed) = Indexer::new(store.clone(), log.clone()).await?;
+    indexer.dead_letter = Some(config.data_dir.join("dead-letter.jsonl"));
     let ingestor = Ingestor::new(log.clone(), indexed, config.max_index_backlog_bytes);
 
     let state = AppState {

@@ -48,6 +48,32 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("password hashing failed: {0}")]
     Hashing(String),
+    /// The database refused this data itself (a constraint, an invalid value): retrying the
+    /// same data cannot succeed, unlike a busy or unreachable database.
+    #[error("the database rejected the data: {reason}")]
+    Rejected { reason: String },
+}
+
+impl StoreError {
+    /// Classifies a database error from a write of user data: data-level refusals become
+    /// [`StoreError::Rejected`]; busy, lost connections, deadlocks stay transient.
+    pub fn from_write(error: sqlx::Error) -> StoreError {
+        if let sqlx::Error::Database(db) = &error {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLite: 5 busy, 6 locked, 10 I/O, 13 full. PostgreSQL classes: 08 connection,
+            // 40 rollback (deadlock, serialization), 53 resources, 57 operator intervention.
+            let transient = matches!(code.as_str(), "5" | "6" | "10" | "13" | "261" | "517")
+                || ["08", "40", "53", "57", "58"]
+                    .iter()
+                    .any(|class| code.starts_with(class));
+            if !transient {
+                return StoreError::Rejected {
+                    reason: format!("{} (code {code})", db.message()),
+                };
+            }
+        }
+        StoreError::Database(error)
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -158,7 +184,7 @@ pub struct NewSource {
 
 /// An event in the shape the store writes it: JSON already rendered to text and the words for
 /// full-text search already collected, so this work happens once, at ingest, on every core.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EventRow {
     pub id: String,
     pub tenant_id: TenantId,

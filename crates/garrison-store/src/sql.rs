@@ -75,6 +75,56 @@ impl Dialect {
     }
 }
 
+impl Dialect {
+    /// PostgreSQL keeps no NUL character in `text` or `jsonb` (JSON may hold `\u0000`); they
+    /// become U+FFFD there. Everything else, and every row for SQLite, is stored as it is.
+    fn storable(self, row: &EventRow) -> std::borrow::Cow<'_, EventRow> {
+        let has_nul = |s: &str| s.contains('\0');
+        let json_has_nul = |s: &str| s.contains("\\u0000");
+        if self == Dialect::Sqlite
+            || !(json_has_nul(&row.fields_json)
+                || json_has_nul(&row.normalized_json)
+                || has_nul(&row.search_text)
+                || row.raw.as_deref().is_some_and(has_nul)
+                || has_nul(&row.id)
+                || has_nul(&row.source))
+        {
+            return std::borrow::Cow::Borrowed(row);
+        }
+        let clean = |s: &str| s.replace('\0', "\u{FFFD}");
+        let clean_json = |s: &str| match serde_json::from_str::<serde_json::Value>(s) {
+            Ok(mut value) => {
+                strip_nul(&mut value);
+                value.to_string()
+            }
+            Err(_) => s.to_string(),
+        };
+        let mut row = row.clone();
+        row.fields_json = clean_json(&row.fields_json);
+        row.normalized_json = clean_json(&row.normalized_json);
+        row.search_text = clean(&row.search_text);
+        row.raw = row.raw.as_deref().map(clean);
+        row.id = clean(&row.id);
+        row.source = clean(&row.source);
+        std::borrow::Cow::Owned(row)
+    }
+}
+
+fn strip_nul(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) if s.contains('\0') => *s = s.replace('\0', "\u{FFFD}"),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        serde_json::Value::Object(map) => {
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                strip_nul(&mut item);
+                map.insert(key.replace('\0', "\u{FFFD}"), item);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// SQL assembled from constants and `$N` placeholders only; values are always bound, never
 /// formatted in.
 macro_rules! sql {
@@ -750,6 +800,7 @@ impl EventRepo for SqlStore {
             // insert is large; caching 100 of them per connection cost hundreds of MiB.
             let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
             for event in chunk {
+                let event = &self.dialect.storable(event);
                 query = query
                     .bind(event.tenant_id.0)
                     .bind(event.id.clone())
@@ -766,7 +817,10 @@ impl EventRepo for SqlStore {
                     query = query.bind(event.search_text.clone());
                 }
             }
-            let rows = query.fetch_all(&mut *tx).await?;
+            let rows = query
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(StoreError::from_write)?;
             inserted += rows.len() as u64;
             if self.dialect == Dialect::Sqlite && !rows.is_empty() {
                 // The ids of the rows really inserted (replays insert nothing) get indexed.
@@ -787,7 +841,9 @@ impl EventRepo for SqlStore {
                 for (seq, text) in fts_params {
                     fts = fts.bind(seq).bind(text);
                 }
-                fts.execute(&mut *tx).await?;
+                fts.execute(&mut *tx)
+                    .await
+                    .map_err(StoreError::from_write)?;
             }
         }
         sqlx::query(

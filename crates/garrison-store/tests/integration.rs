@@ -23,7 +23,8 @@ macro_rules! store_conformance_suite {
                 search_pages_with_a_cursor_without_gaps_or_repeats,
                 tenants_never_see_each_others_events,
                 retention_deletes_only_old_events_of_one_tenant,
-                bad_cursors_and_filters_are_clear_errors
+                bad_cursors_and_filters_are_clear_errors,
+                nul_characters_are_stored_without_failing_the_batch
             );
         }
     };

@@ -664,3 +664,37 @@ pub async fn bad_cursors_and_filters_are_clear_errors(store: &SqlStore) {
         .expect_err("empty field");
     assert!(err.to_string().contains("field"), "{err}");
 }
+
+pub async fn nul_characters_are_stored_without_failing_the_batch(store: &SqlStore) {
+    let (alpha, _) = two_tenants(store).await;
+    let mut row = EventRow::from_event(&event(
+        alpha.id,
+        "nul",
+        1,
+        "fw",
+        json!({"msg": "a\u{0}b", "k\u{0}": 1}),
+    ));
+    row.raw = Some("raw\u{0}line".into());
+    let fine = EventRow::from_event(&event(alpha.id, "fine", 2, "fw", json!({"msg": "plain"})));
+    assert_eq!(
+        store
+            .store_events(&[row, fine], "indexer", 9)
+            .await
+            .expect("store"),
+        2
+    );
+    let page = store
+        .search_events(
+            alpha.id,
+            &EventQuery {
+                limit: 10,
+                ..EventQuery::default()
+            },
+        )
+        .await
+        .expect("search");
+    assert_eq!(page.events.len(), 2);
+    let nul = page.events.iter().find(|e| e.id == "nul").expect("stored");
+    let msg = nul.fields["msg"].as_str().expect("msg");
+    assert!(msg == "a\u{0}b" || msg == "a\u{FFFD}b", "{msg:?}");
+}
