@@ -19,7 +19,9 @@ use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::{event_id_from_sender, new_ulid, Event, LogSource, TenantId, Timestamp};
-use garrison_store::{searchable_text_of, EventRepo, EventRow, Source, StoreError, TenantRepo};
+use garrison_store::{
+    searchable_text_of, EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo,
+};
 use tokio::sync::watch;
 
 /// The consumer name under which the store indexer commits its log position.
@@ -399,7 +401,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
 }
 
 /// Deletes events past each tenant's retention, now and then.
-pub async fn run_retention<S: EventRepo + TenantRepo + 'static>(
+pub async fn run_retention<S: EventRepo + TenantRepo + TokenRepo + 'static>(
     store: Arc<S>,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
@@ -409,6 +411,11 @@ pub async fn run_retention<S: EventRepo + TenantRepo + 'static>(
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "retention removed old events"),
             Err(e) => tracing::warn!(error = %e, "retention pass failed"),
+        }
+        match store.purge_expired_sessions(Timestamp::now()).await {
+            Ok(0) => {}
+            Ok(purged) => tracing::info!(purged, "expired sessions removed"),
+            Err(e) => tracing::warn!(error = %e, "session purge failed"),
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}

@@ -339,6 +339,9 @@ pub trait TokenRepo: Send + Sync {
     async fn authenticate_token(&self, secret: &str, now: Timestamp) -> Result<Option<ApiToken>>;
     async fn list_tokens(&self, tenant: TenantId) -> Result<Vec<ApiToken>>;
     async fn revoke_token(&self, tenant: TenantId, token_id: i64) -> Result<ApiToken>;
+    /// Deletes session tokens that expired before `now` (logins leave one each); returns how
+    /// many. API and ingest tokens are kept even when expired or revoked, for the record.
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64>;
 }
 
 #[async_trait]

@@ -683,6 +683,16 @@ impl TokenRepo for SqlStore {
         rows.iter().map(token_from_row).collect()
     }
 
+    async fn purge_expired_sessions(&self, now: Timestamp) -> Result<u64> {
+        let result = sqlx::query(
+            "DELETE FROM tokens WHERE kind = 'session' AND expires_us IS NOT NULL AND expires_us < $1",
+        )
+        .bind(to_micros(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
     async fn revoke_token(&self, tenant: TenantId, token_id: i64) -> Result<ApiToken> {
         let row = sqlx::query(sql!(
             "UPDATE tokens SET revoked = 1 WHERE tenant_id = $1 AND id = $2 RETURNING {TOKEN_COLUMNS}"
