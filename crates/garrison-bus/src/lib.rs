@@ -270,20 +270,20 @@ struct Writer {
 impl Writer {
     fn run(mut self, mut rx: mpsc::Receiver<AppendRequest>) {
         let mut batch = Vec::new();
-        let mut buffer = Vec::new();
         while let Some(first) = rx.blocking_recv() {
+            let mut bytes = first.frame.len();
             batch.push(first);
             // Group commit: take everything that queued while the last flush ran.
-            while buffer.len() < 64 * 1024 * 1024 {
+            while bytes < 64 * 1024 * 1024 {
                 match rx.try_recv() {
                     Ok(request) => {
-                        buffer.extend_from_slice(&request.frame);
+                        bytes += request.frame.len();
                         batch.push(request);
                     }
                     Err(_) => break,
                 }
             }
-            let result = self.write_all(&batch, &buffer);
+            let result = self.write_all(&batch);
             for request in batch.drain(..) {
                 let answer = match &result {
                     Ok(end) => Ok(*end),
@@ -295,20 +295,17 @@ impl Writer {
                 // The appender may have gone away (client disconnected): the data is durable.
                 let _ = request.done.send(answer);
             }
-            buffer.clear();
         }
     }
 
-    fn write_all(&mut self, batch: &[AppendRequest], buffer: &[u8]) -> Result<u64, LogError> {
-        // `buffer` holds frames 1..; the first frame is written first without copying it.
+    fn write_all(&mut self, batch: &[AppendRequest]) -> Result<u64, LogError> {
         let path = segment_path(&self.dir, self.base);
         let before = self.end;
         let result = (|| -> io::Result<()> {
             self.file.seek(SeekFrom::Start(self.end - self.base))?;
-            if let Some(first) = batch.first() {
-                self.file.write_all(&first.frame)?;
+            for request in batch {
+                self.file.write_all(&request.frame)?;
             }
-            self.file.write_all(buffer)?;
             if self.fsync {
                 self.file.sync_data()?;
             }
@@ -319,7 +316,7 @@ impl Writer {
             let _ = self.file.set_len(before - self.base);
             return Err(LogError::Io { path, source });
         }
-        let written = batch.first().map_or(0, |f| f.frame.len()) + buffer.len();
+        let written: usize = batch.iter().map(|r| r.frame.len()).sum();
         self.end += written as u64;
         self.committed.send_replace(self.end);
         if self.end - self.base >= self.segment_bytes {

@@ -19,9 +19,7 @@ use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::{event_id_from_sender, new_ulid, Event, LogSource, TenantId, Timestamp};
-use garrison_store::{
-    searchable_text_of, EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo,
-};
+use garrison_store::{EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo};
 use tokio::sync::watch;
 
 /// The consumer name under which the store indexer commits its log position.
@@ -93,7 +91,6 @@ impl SourceContext {
     pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
         let id = self.id_for(&record);
         let normalized = self.normalizer.normalize(&record.fields);
-        let search_text = searchable_text_of(&record.fields, record.raw.as_deref());
         let fields_json = match record.source_json {
             Some(json) => json,
             None => serde_json::Value::Object(record.fields).to_string(),
@@ -108,7 +105,8 @@ impl SourceContext {
             fields_json,
             normalized_json: serde_json::Value::Object(normalized).to_string(),
             raw: record.raw,
-            search_text,
+            // Derived from `fields_json` when the row is read back from the log (see `codec`).
+            search_text: String::new(),
         }
     }
 

@@ -233,6 +233,100 @@ pub fn searchable_text(event: &Event) -> String {
     }
 }
 
+/// [`searchable_text`] straight from a JSON object's text: every string value and number, keys
+/// left out, escapes decoded, without building a JSON tree (this runs once per stored event).
+/// Text that is not valid JSON still yields its words; nothing here can fail.
+pub fn searchable_text_from_json(json: &str, raw: Option<&str>) -> String {
+    let bytes = json.as_bytes();
+    let mut out = String::with_capacity(json.len().min(MAX_INDEXED_TEXT) + raw.map_or(0, str::len));
+    let mut i = 0;
+    while i < bytes.len() && out.len() < MAX_INDEXED_TEXT {
+        match bytes[i] {
+            b'"' => {
+                let start = out.len();
+                i = read_json_string(bytes, i + 1, &mut out);
+                // A key is followed by ':'; keys are not searchable words.
+                let mut j = i;
+                while j < bytes.len() && bytes[j].is_ascii_whitespace() {
+                    j += 1;
+                }
+                if bytes.get(j) == Some(&b':') {
+                    out.truncate(start);
+                } else {
+                    out.push(' ');
+                }
+            }
+            b'-' | b'0'..=b'9' => {
+                let start = i;
+                while i < bytes.len()
+                    && matches!(bytes[i], b'-' | b'+' | b'.' | b'e' | b'E' | b'0'..=b'9')
+                {
+                    i += 1;
+                }
+                out.push_str(&json[start..i]);
+                out.push(' ');
+            }
+            _ => i += 1,
+        }
+    }
+    if let Some(raw) = raw {
+        out.push_str(raw);
+    }
+    if out.len() > MAX_INDEXED_TEXT {
+        let mut cut = MAX_INDEXED_TEXT;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
+/// Appends the JSON string starting at `i` (after its opening quote) to `out`, decoding
+/// escapes; returns the index after the closing quote.
+fn read_json_string(bytes: &[u8], mut i: usize, out: &mut String) -> usize {
+    let mut run_start = i;
+    let flush = |out: &mut String, from: usize, to: usize| {
+        if let Some(run) = bytes.get(from..to) {
+            out.push_str(&String::from_utf8_lossy(run));
+        }
+    };
+    while i < bytes.len() {
+        match bytes[i] {
+            b'"' => {
+                flush(out, run_start, i);
+                return i + 1;
+            }
+            b'\\' => {
+                flush(out, run_start, i);
+                let escape = bytes.get(i + 1).copied().unwrap_or(b' ');
+                i += 2;
+                match escape {
+                    b'u' => {
+                        let code = bytes
+                            .get(i..i + 4)
+                            .and_then(|h| std::str::from_utf8(h).ok())
+                            .and_then(|h| u32::from_str_radix(h, 16).ok());
+                        if let Some(c) = code.and_then(char::from_u32) {
+                            out.push(c);
+                        } else {
+                            // Surrogate halves and bad escapes separate words.
+                            out.push(' ');
+                        }
+                        i += 4;
+                    }
+                    b'n' | b't' | b'r' | b'b' | b'f' => out.push(' '),
+                    other => out.push(other as char),
+                }
+                run_start = i;
+            }
+            _ => i += 1,
+        }
+    }
+    flush(out, run_start, bytes.len().min(i));
+    bytes.len()
+}
+
 /// [`searchable_text`] from an event's parts.
 pub fn searchable_text_of(
     fields: &serde_json::Map<String, serde_json::Value>,
@@ -393,4 +487,63 @@ fn roles_from_text(text: &str) -> Result<Vec<Role>> {
                 })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod search_text_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::Bool),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "\\PC{0,20}".prop_map(serde_json::Value::String),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                proptest::collection::btree_map("\\PC{0,8}", inner, 0..4)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    #[test]
+    fn keys_are_not_words_and_escapes_are_decoded() {
+        let text = searchable_text_from_json(
+            r#"{"CommandLine":"C:\\Windows\\cmd.exe /c \"whoami\"","EventID":4688,"nested":{"k":["caf\u00e9",true,null,-1.5e3]}}"#,
+            Some("raw words"),
+        );
+        assert_eq!(
+            words(&text),
+            [
+                "C", "Windows", "cmd", "exe", "c", "whoami", "4688", "café", "1", "5e3", "raw",
+                "words"
+            ]
+        );
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn the_text_scan_finds_the_same_words_as_the_tree_walk(fields in proptest::collection::btree_map("\\PC{0,8}", json_value(), 0..6)) {
+            let fields: serde_json::Map<String, serde_json::Value> = fields.into_iter().collect();
+            let json = serde_json::Value::Object(fields.clone()).to_string();
+            prop_assert_eq!(words(&searchable_text_from_json(&json, None)), words(&searchable_text_of(&fields, None)));
+        }
+
+        #[test]
+        fn any_text_is_scanned_without_panicking(text in "\\PC{0,200}") {
+            let _ = searchable_text_from_json(&text, Some("x"));
+        }
+    }
 }
