@@ -1,5 +1,10 @@
 //! `garrison`: the one binary. It owns the terminal; every library below it is silent.
 
+// Ingest allocates and frees many small JSON values per event: mimalloc cut that cost against
+// glibc's malloc. Built without transparent huge pages, which otherwise raised peak RSS.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod bench;
 mod config;
