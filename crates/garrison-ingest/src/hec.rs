@@ -72,7 +72,7 @@ pub fn decode_events(body: &[u8], limits: &Limits) -> Result<HecDecoded, BodyErr
         max_fields: limits.max_fields.saturating_add(META_KEYS.len() + 3),
     };
     let mut out = HecDecoded::default();
-    let seen_any = json::for_each_value(body, &bounds, false, |item| match item {
+    let seen_any = json::for_each_value(body, &bounds, false, 1, |item| match item {
         Item::Error { reason, .. } => out.reject(INVALID_DATA_FORMAT, reason),
         Item::Value { value, .. } => match envelope(value) {
             Ok(record) => {

@@ -61,11 +61,11 @@ struct Lines<'a> {
 }
 
 impl<'a> Lines<'a> {
-    fn new(body: &'a [u8]) -> Self {
+    fn new(body: &'a [u8], first_line: usize) -> Self {
         Lines {
             body,
             pos: 0,
-            line: 1,
+            line: first_line.max(1),
             line_start: 0,
         }
     }
@@ -288,9 +288,10 @@ pub(crate) fn for_each_value(
     body: &[u8],
     bounds: &Bounds,
     expand_arrays: bool,
+    first_line: usize,
     mut f: impl FnMut(Item),
 ) -> bool {
-    let mut lines = Lines::new(body);
+    let mut lines = Lines::new(body, first_line);
     let mut pos = 0;
     if body.starts_with(b"\xEF\xBB\xBF") {
         pos = 3;

@@ -260,6 +260,50 @@ fn read_bounded(
     Ok(out)
 }
 
+/// Cuts a body of concatenated JSON values (NDJSON, or values one after another) into at most
+/// `parts` pieces that can be decoded independently and in parallel: `(start offset, first
+/// line)` of each piece, the first at `(0, 1)`.
+///
+/// A cut is made only at a newline whose previous non-blank byte is `}` and whose next is `{`.
+/// In valid JSON that happens only between two top-level values (inside an object or array a
+/// `,` or a closing bracket must come first, and strings hold no raw newline), so a cut never
+/// splits a valid record. A body that starts with `[` (one array) is never cut.
+pub fn split_top_level(body: &[u8], parts: usize) -> Vec<(usize, usize)> {
+    let mut cuts = vec![(0usize, 1usize)];
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    if parts <= 1 || first.is_none_or(|i| body.get(i) == Some(&b'[')) {
+        return cuts;
+    }
+    let (mut counted_to, mut line) = (0usize, 1usize);
+    for k in 1..parts {
+        let target = body.len() * k / parts;
+        let Some(from) = cuts.last().map(|c| c.0.max(target)) else {
+            break;
+        };
+        let mut found = None;
+        for newline in memchr::memchr_iter(b'\n', body.get(from..).unwrap_or_default()) {
+            let at = from + newline;
+            let before = body[..at].iter().rposition(|b| !b.is_ascii_whitespace());
+            let after = body[at + 1..].iter().position(|b| !b.is_ascii_whitespace());
+            if before.is_some_and(|i| body[i] == b'}')
+                && after.is_some_and(|i| body[at + 1 + i] == b'{')
+            {
+                found = Some(at + 1);
+                break;
+            }
+            // Only look a little way: a body with no cut point near the target stays whole.
+            if newline > 1 << 20 {
+                break;
+            }
+        }
+        let Some(start) = found else { break };
+        line += memchr::memchr_iter(b'\n', &body[counted_to..start]).count();
+        counted_to = start;
+        cuts.push((start, line));
+    }
+    cuts
+}
+
 /// Decodes a JSON body: one value, a JSON array of objects, NDJSON (blank lines skipped) or
 /// concatenated values with or without whitespace between.
 ///
@@ -267,6 +311,16 @@ fn read_bounded(
 /// index and line, and decoding resynchronises at the next line that starts with `{`.
 /// Limits are enforced per record before parsing it.
 pub fn decode_json(body: &[u8], limits: &Limits) -> Result<Decoded, BodyError> {
+    decode_json_from_line(body, limits, 1)
+}
+
+/// [`decode_json`] of a part of a larger body that starts on line `first_line` (see
+/// [`split_top_level`]): error lines are reported as lines of the whole body.
+pub fn decode_json_from_line(
+    body: &[u8],
+    limits: &Limits,
+    first_line: usize,
+) -> Result<Decoded, BodyError> {
     if body.len() > limits.max_body_bytes {
         return Err(BodyError::TooLarge {
             limit: limits.max_body_bytes,
@@ -274,7 +328,7 @@ pub fn decode_json(body: &[u8], limits: &Limits) -> Result<Decoded, BodyError> {
     }
     let mut out = Decoded::default();
     let bounds = json::Bounds::from_limits(limits);
-    let seen_any = json::for_each_value(body, &bounds, true, |item| {
+    let seen_any = json::for_each_value(body, &bounds, true, first_line, |item| {
         match item {
             json::Item::Value { value, text } => {
                 let is_object = value.is_object();

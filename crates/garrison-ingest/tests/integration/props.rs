@@ -338,3 +338,86 @@ proptest! {
         prop_assert_eq!(Normalizer::new(&m).normalize(&rec), normalize(&rec, &m));
     }
 }
+
+/// Decodes `body` in the parts `split_top_level` cuts it into, and merges the results as the
+/// server does (record indexes offset by the records before each part).
+fn decode_in_parts(
+    body: &[u8],
+    parts: usize,
+) -> Option<(Vec<Map<String, Value>>, Vec<(usize, Option<usize>)>)> {
+    let cuts = garrison_ingest::split_top_level(body, parts);
+    let mut records = Vec::new();
+    let mut errors = Vec::new();
+    let mut seen = 0;
+    for (i, (start, first_line)) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).map_or(body.len(), |c| c.0);
+        match garrison_ingest::decode_json_from_line(
+            &body[*start..end],
+            &Limits::default(),
+            *first_line,
+        ) {
+            Ok(d) => {
+                records.extend(d.records.into_iter().map(|r| r.fields));
+                errors.extend(d.errors.into_iter().map(|e| (e.index + seen, e.line)));
+                seen += d.total;
+            }
+            Err(_) => {}
+        }
+    }
+    Some((records, errors))
+}
+
+fn mixed_body() -> impl Strategy<Value = String> {
+    let record = prop_oneof![
+        4 => json_object().prop_map(|o| Value::Object(o).to_string()),
+        1 => json_object().prop_map(|o| serde_json::to_string_pretty(&Value::Object(o)).unwrap_or_default()),
+        1 => Just("not json at all".to_string()),
+        1 => Just("{\"broken\": [1, 2}".to_string()),
+        1 => Just("{\"open\": 1".to_string()),
+    ];
+    proptest::collection::vec(record, 1..30).prop_map(|lines| lines.join("\n"))
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn decoding_in_parts_equals_decoding_whole(body in mixed_body(), parts in 1usize..6) {
+        let whole = decode_json(body.as_bytes(), &Limits::default());
+        let Ok(whole) = whole else { return Ok(()) };
+        let whole_records: Vec<Map<String, Value>> = whole.records.into_iter().map(|r| r.fields).collect();
+        let whole_errors: Vec<(usize, Option<usize>)> = whole.errors.iter().map(|e| (e.index, e.line)).collect();
+        let (records, errors) = decode_in_parts(body.as_bytes(), parts).expect("parts");
+        prop_assert_eq!(records, whole_records, "{}", body);
+        prop_assert_eq!(errors, whole_errors, "{}", body);
+    }
+}
+
+#[test]
+fn cuts_fall_between_top_level_values_only() {
+    let body = b"{\"a\":1}\n{\"b\":{\n  \"c\":2\n}\n}\n{\"d\":3}\n";
+    assert_eq!(garrison_ingest::split_top_level(body, 1), vec![(0, 1)]);
+    let cuts = garrison_ingest::split_top_level(body, 3);
+    assert_eq!(cuts[0], (0, 1));
+    assert!(cuts.len() >= 2, "{cuts:?}");
+    for (start, line) in &cuts[1..] {
+        assert_eq!(body[*start], b'{');
+        assert_eq!(body[start - 1], b'\n');
+        // The line number is that of the cut in the whole body.
+        assert_eq!(
+            *line,
+            body[..*start].iter().filter(|b| **b == b'\n').count() + 1
+        );
+    }
+    // Never inside the pretty-printed object that spans lines 2 to 5.
+    assert!(
+        cuts.iter()
+            .all(|(start, _)| *start == 0 || *start == 8 || *start == 27),
+        "{cuts:?}"
+    );
+    // One array is never cut.
+    assert_eq!(
+        garrison_ingest::split_top_level(b" [{\"a\":1},\n{\"b\":2}]", 4),
+        vec![(0, 1)]
+    );
+}

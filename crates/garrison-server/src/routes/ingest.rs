@@ -6,7 +6,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use garrison_ingest::hec::{self, HecDecoded, RawParams};
-use garrison_ingest::{decode_json, decompress_body, BodyError, Record};
+use garrison_ingest::{decompress_body, BodyError, Record};
 use garrison_model::{Role, Timestamp};
 use garrison_pipeline::{PipelineError, SourceContext};
 use garrison_store::EventRow;
@@ -96,6 +96,76 @@ fn to_rows(context: &SourceContext, records: Vec<Record>) -> Vec<EventRow> {
         .collect()
 }
 
+/// Bodies at least this large are decoded on several cores at once (the ack waits for the
+/// decoding, so this is latency, not only throughput).
+const PARALLEL_DECODE_BYTES: usize = 256 * 1024;
+
+/// Decompresses and decodes a JSON body into rows, cutting a large body of many values at
+/// safe points (`split_top_level`) and decoding the parts on the blocking pool at once.
+/// Returns the rows, each bad record's error (index and line as in the whole body) and the
+/// number of records seen.
+async fn decode_in_parallel(
+    body: Bytes,
+    encoding: Option<String>,
+    limits: garrison_ingest::Limits,
+    context: SourceContext,
+) -> Result<(Vec<EventRow>, Vec<RecordErrorView>, usize), ApiError> {
+    let (body, cuts) = tokio::task::spawn_blocking(move || {
+        let plain =
+            match decompress_body(&body, encoding.as_deref(), &limits).map_err(body_error)? {
+                std::borrow::Cow::Borrowed(_) => body,
+                std::borrow::Cow::Owned(bytes) => Bytes::from(bytes),
+            };
+        let parts = if plain.len() >= PARALLEL_DECODE_BYTES {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(8)
+        } else {
+            1
+        };
+        let cuts = garrison_ingest::split_top_level(&plain, parts);
+        Ok::<_, ApiError>((plain, cuts))
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    let mut tasks = Vec::with_capacity(cuts.len());
+    for (i, (start, first_line)) in cuts.iter().enumerate() {
+        let end = cuts.get(i + 1).map_or(body.len(), |next| next.0);
+        let part = body.slice(*start..end);
+        let (context, first_line) = (context.clone(), *first_line);
+        tasks.push(tokio::task::spawn_blocking(move || {
+            match garrison_ingest::decode_json_from_line(&part, &limits, first_line) {
+                Ok(decoded) => Ok((
+                    to_rows(&context, decoded.records),
+                    decoded.errors,
+                    decoded.total,
+                )),
+                // A part of blanks only: nothing in it, which is no error for the whole.
+                Err(BodyError::Empty) => Ok((Vec::new(), Vec::new(), 0)),
+                Err(other) => Err(body_error(other)),
+            }
+        }));
+    }
+    let (mut rows, mut errors, mut total) = (Vec::new(), Vec::new(), 0usize);
+    for task in tasks {
+        let (part_rows, part_errors, part_total) = task.await.map_err(ApiError::internal)??;
+        rows.extend(part_rows);
+        errors.extend(part_errors.into_iter().map(|e| RecordErrorView {
+            index: e.index + total,
+            line: e.line,
+            reason: e.reason,
+        }));
+        total += part_total;
+    }
+    if total == 0 {
+        return Err(ApiError::new(
+            ErrorCode::EmptyBody,
+            "the body holds no events",
+        ));
+    }
+    Ok((rows, errors, total))
+}
+
 /// Send events: one JSON object, a JSON array of objects, or NDJSON; gzip bodies welcome.
 ///
 /// A 200 answer means the accepted records are on disk. Bad records are listed with their
@@ -125,22 +195,7 @@ pub async fn ingest_events(
     let context = ingest_context(&state, &headers, query.as_deref()).await?;
     let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
-    let (events, errors, total) = tokio::task::spawn_blocking(move || {
-        let body = decompress_body(&body, encoding.as_deref(), &limits).map_err(body_error)?;
-        let decoded = decode_json(&body, &limits).map_err(body_error)?;
-        let errors: Vec<RecordErrorView> = decoded
-            .errors
-            .into_iter()
-            .map(|e| RecordErrorView {
-                index: e.index,
-                line: e.line,
-                reason: e.reason,
-            })
-            .collect();
-        Ok::<_, ApiError>((to_rows(&context, decoded.records), errors, decoded.total))
-    })
-    .await
-    .map_err(ApiError::internal)??;
+    let (events, errors, total) = decode_in_parallel(body, encoding, limits, context).await?;
     metrics::counter!("garrison_events_received_total", "protocol" => "http")
         .increment(total as u64);
     if !errors.is_empty() {
