@@ -1,6 +1,6 @@
 //! The hunt itself: read every input on all cores, match every event, collect a timeline.
 
-use crate::event::HuntEvent;
+use crate::event::{EventMeta, HuntEvent};
 use crate::hit::{Hit, HitFilter, Level};
 use crate::progress::Progress;
 use crate::read::{collect_inputs, read_file};
@@ -57,8 +57,13 @@ pub fn rule_enabled(meta: &RuleMeta, filter: &HitFilter) -> bool {
         && filter.accepts(&ids, rule_level(meta), &meta.tags)
 }
 
-fn rule_hit(meta: &RuleMeta, event: &HuntEvent, matched: Vec<(String, String)>) -> Hit {
-    let ev = event.meta();
+fn rule_hit(
+    meta: &RuleMeta,
+    event: &HuntEvent,
+    ev: &EventMeta,
+    matched: Vec<(String, String)>,
+) -> Hit {
+    let ev = ev.clone();
     Hit {
         rule_id: meta
             .id
@@ -156,9 +161,14 @@ pub fn hunt(
             if matches.is_empty() {
                 continue;
             }
-            for m in &matches {
+            // The event's metadata is extracted once, only for events with hits.
+            let mut ev: Option<EventMeta> = None;
+            for m in &mut matches {
                 if enabled.get(m.rule_index).copied().unwrap_or(false) {
-                    out.hits.push(rule_hit(m.rule, &event, m.matched.clone()));
+                    let ev = ev.get_or_insert_with(|| event.meta());
+                    // The correlator never reads `matched`: hand it over, no copy.
+                    let matched = std::mem::take(&mut m.matched);
+                    out.hits.push(rule_hit(m.rule, &event, ev, matched));
                 }
             }
             if has_correlations {
@@ -211,10 +221,24 @@ pub fn hunt(
                 .push((input.path.display().to_string(), e.to_string())),
         }
     }
-    if has_correlations {
-        hits.extend(correlate(rules, &enabled, matched));
+    // Correlation (sequential in time order) runs while the detection hits are sorted.
+    let (corr_hits, ()) = pool.install(|| {
+        rayon::join(
+            || {
+                if has_correlations {
+                    correlate(rules, &enabled, matched)
+                } else {
+                    Vec::new()
+                }
+            },
+            || hits.par_sort_by(|a, b| a.timeline_cmp(b)),
+        )
+    });
+    if !corr_hits.is_empty() {
+        hits.extend(corr_hits);
+        // Two sorted runs (the correlation hits are nearly sorted): a cheap merge.
+        pool.install(|| hits.par_sort_by(|a, b| a.timeline_cmp(b)));
     }
-    pool.install(|| hits.par_sort_by(|a, b| a.timeline_cmp(b)));
     summary.count_hits(&hits);
     summary.elapsed = start.elapsed();
     Ok(HuntReport { hits, summary })
@@ -230,7 +254,7 @@ fn correlate<'r>(
         .drain(..)
         .filter_map(|(e, m)| e.timestamp().map(|t| (t, e, m)))
         .collect();
-    timed.sort_by(|a, b| {
+    timed.par_sort_by(|a, b| {
         a.0.cmp(&b.0)
             .then_with(|| a.1.file.cmp(&b.1.file))
             .then_with(|| a.1.record_id.cmp(&b.1.record_id))
@@ -247,7 +271,7 @@ fn correlate<'r>(
             let mut matched = alert.group.clone();
             matched.push(("value".to_string(), alert.value.to_string()));
             matched.push(("events".to_string(), alert.events.to_string()));
-            let mut hit = rule_hit(alert.rule, event, matched);
+            let mut hit = rule_hit(alert.rule, event, &event.meta(), matched);
             hit.timestamp = Some(alert.last);
             hits.push(hit);
         }

@@ -6,7 +6,9 @@
 //!   middle of a chunk gives the records that are whole.
 //! * JSON: one object, an array of objects, a stream of concatenated objects, or JSON lines
 //!   (`.json`, `.jsonl`, `.ndjson`). A bad line of a JSON-lines file is skipped and counted.
-//!   A JSON file is read into memory whole (EVTX files are read chunk by chunk).
+//!   A plain JSON file is read into memory whole (EVTX files are read chunk by chunk); JSON
+//!   lines inside gzip streams and archive members are parsed while they are decompressed, a
+//!   few chunks at a time, so memory stays bounded whatever their size.
 //! * gzip (`.gz`) of any of these, zip (`.zip`, stored or deflated) and tar (`.tar`, `.tar.gz`,
 //!   `.tgz`) archives of any of these; an archive member is named `archive.zip:inner/path`.
 
@@ -293,10 +295,7 @@ where
         }
         Format::Zip => read_zip(&ctx, &name, file, 0, &mut outs, &mut stats)?,
         Format::Tar => read_tar(&ctx, &name, file, 0, &mut outs, &mut stats)?,
-        Format::Gzip => {
-            let bytes = gunzip(&ctx, &name, file, &mut stats)?;
-            read_bytes(&ctx, &name, bytes, 1, &mut outs, &mut stats)?;
-        }
+        Format::Gzip => read_gzip_stream(&ctx, &name, file, &mut outs, &mut stats)?,
         Format::Json => {
             let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
             file.read_to_end(&mut bytes)
@@ -455,31 +454,18 @@ fn read_member<T, F>(
     T: Send,
     F: Fn(Vec<HuntEvent>) -> T + Sync,
 {
-    let mut bytes = Vec::new();
-    let read = reader.take(MAX_MEMBER_BYTES + 1).read_to_end(&mut bytes);
-    let result = match read {
-        // A member cut short (or failing its checksum) gives what it held, with a warning.
-        Err(e) if !bytes.is_empty() => {
-            let msg = format!(
-                "{member}: damaged or cut short ({e}); reading the {} bytes before",
-                bytes.len()
-            );
-            ctx.warn(stats, msg);
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
-        Ok(_) if bytes.len() as u64 > MAX_MEMBER_BYTES => {
-            Err(format!("larger than {MAX_MEMBER_BYTES} bytes"))
-        }
-        Ok(_) => Ok(()),
-    }
-    .and_then(|()| {
-        let mut member_stats = FileStats::default();
-        let r = read_bytes(ctx, &member, bytes, depth + 1, outs, &mut member_stats)
-            .map_err(|e| e.to_string());
-        stats.merge(member_stats);
-        r
-    });
+    let mut member_stats = FileStats::default();
+    let mut reader = reader;
+    let result = read_stream(
+        ctx,
+        &member,
+        &mut reader,
+        depth + 1,
+        outs,
+        &mut member_stats,
+    )
+    .map_err(StreamError::reason);
+    stats.merge(member_stats);
     if let Err(reason) = result {
         ctx.warn(stats, format!("{member}: skipped: {reason}"));
         stats.members_failed.push((member, reason));
@@ -940,45 +926,312 @@ fn read_json_lines<T, F>(
     }
     let parts: Vec<Part<T>> = batches
         .into_par_iter()
-        .map(|(first, lines)| {
-            let mut stats = FileStats::default();
-            let mut events = Vec::with_capacity(lines.len());
-            for (i, line) in lines.into_iter().enumerate() {
-                let line = line.strip_suffix(b"\r").unwrap_or(line);
-                if line.iter().all(|b| b.is_ascii_whitespace()) {
-                    continue;
-                }
-                match parse_object(line) {
-                    Ok(Some(fields)) => events.push(HuntEvent::new(fields, Arc::clone(file))),
-                    Ok(None) => match serde_json::from_slice::<Value>(line) {
-                        Ok(Value::Array(items)) => {
-                            for item in items {
-                                match flatten_value(&item) {
-                                    Some(fields) => {
-                                        events.push(HuntEvent::new(fields, Arc::clone(file)))
-                                    }
-                                    None => stats.records_skipped += 1,
-                                }
-                            }
-                        }
-                        _ => {
-                            stats.records_skipped += 1;
-                            let msg = format!("{file}: line {}: not a JSON object", first + i);
-                            ctx.warn(&mut stats, msg);
-                        }
-                    },
-                    Err(e) => {
-                        stats.records_skipped += 1;
-                        ctx.warn(&mut stats, format!("{file}: line {}: {e}", first + i));
-                    }
-                }
-            }
-            let out = ctx.emit(events, &mut stats);
-            Part { out, stats }
-        })
+        .map(|(first, lines)| parse_lines(ctx, file, first, lines.into_iter()))
         .collect();
     for part in parts {
         outs.extend(part.out);
         stats.merge(part.stats);
+    }
+}
+
+/// Parses a batch of JSON lines (the first numbered `first`) and hands their events to the sink.
+fn parse_lines<'l, T, F>(
+    ctx: &Ctx<'_, T, F>,
+    file: &Arc<str>,
+    first: usize,
+    lines: impl Iterator<Item = &'l [u8]>,
+) -> Part<T>
+where
+    T: Send,
+    F: Fn(Vec<HuntEvent>) -> T + Sync,
+{
+    let mut stats = FileStats::default();
+    let mut events = Vec::with_capacity(lines.size_hint().0);
+    for (i, line) in lines.enumerate() {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.iter().all(|b| b.is_ascii_whitespace()) {
+            continue;
+        }
+        match parse_object(line) {
+            Ok(Some(fields)) => events.push(HuntEvent::new(fields, Arc::clone(file))),
+            Ok(None) => match serde_json::from_slice::<Value>(line) {
+                Ok(Value::Array(items)) => {
+                    for item in items {
+                        match flatten_value(&item) {
+                            Some(fields) => events.push(HuntEvent::new(fields, Arc::clone(file))),
+                            None => stats.records_skipped += 1,
+                        }
+                    }
+                }
+                _ => {
+                    stats.records_skipped += 1;
+                    let msg = format!("{file}: line {}: not a JSON object", first + i);
+                    ctx.warn(&mut stats, msg);
+                }
+            },
+            Err(e) => {
+                stats.records_skipped += 1;
+                ctx.warn(&mut stats, format!("{file}: line {}: {e}", first + i));
+            }
+        }
+    }
+    let out = ctx.emit(events, &mut stats);
+    Part { out, stats }
+}
+
+/// Bytes of JSON lines parsed together by one worker (at most [`JSON_BATCH`] lines).
+const STREAM_CHUNK_BYTES: usize = 1 << 18;
+
+/// Whether `head` (the start of a stream) holds its first non-blank line whole, or the stream
+/// ended.
+fn has_first_line(head: &[u8]) -> bool {
+    let body = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    match body.iter().position(|b| !b.is_ascii_whitespace()) {
+        Some(start) => body[start..].contains(&b'\n'),
+        None => false,
+    }
+}
+
+/// Reads a decompressed stream or archive member. JSON lines are parsed while they are read,
+/// a few chunks at a time on all cores (memory stays bounded whatever the member's size);
+/// anything else is read whole and handed to [`read_bytes`].
+fn read_stream<T, F>(
+    ctx: &Ctx<'_, T, F>,
+    name: &str,
+    reader: &mut dyn Read,
+    depth: usize,
+    outs: &mut Vec<T>,
+    stats: &mut FileStats,
+) -> Result<(), StreamError>
+where
+    T: Send,
+    F: Fn(Vec<HuntEvent>) -> T + Sync,
+{
+    use std::io::BufRead;
+    if depth > MAX_DEPTH {
+        return Err(StreamError::Read(ReadError::Archive {
+            path: name.to_string(),
+            reason: "archives nested too deep".to_string(),
+        }));
+    }
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, reader.take(MAX_MEMBER_BYTES + 1));
+    // The head: enough to recognise the format, and the first line whole.
+    let mut head = Vec::new();
+    let mut error = None;
+    loop {
+        match reader.read_until(b'\n', &mut head) {
+            Ok(0) => break,
+            Ok(_) if head.len() >= 512 && has_first_line(&head) => break,
+            Ok(_) => {}
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let inner_name = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".GZ"))
+        .unwrap_or(name);
+    let format = sniff(&head[..head.len().min(512)], inner_name).unwrap_or(Format::Json);
+    if error.is_none() && format == Format::Json && depth <= MAX_DEPTH {
+        let body = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+        let start = body.iter().position(|b| !b.is_ascii_whitespace());
+        if let Some(start) = start {
+            let body = &body[start..];
+            let first_line = body.split(|b| *b == b'\n').next().unwrap_or(body);
+            if body[0] == b'{'
+                && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok()
+            {
+                let skip = head.len() - body.len();
+                head.drain(..skip);
+                stream_json_lines(ctx, name, head, reader, outs, stats);
+                return Ok(());
+            }
+        }
+    }
+    if error.is_none() && format == Format::Tar {
+        let chained = std::io::Cursor::new(head).chain(reader);
+        return read_tar(ctx, name, chained, depth, outs, stats).map_err(StreamError::Read);
+    }
+    let mut bytes = head;
+    let read = match error {
+        Some(e) => Err(e),
+        None => reader.read_to_end(&mut bytes).map(|_| ()),
+    };
+    match read {
+        // A member cut short (or failing its checksum) gives what it held, with a warning.
+        Err(e) if !bytes.is_empty() => {
+            let msg = format!(
+                "{name}: damaged or cut short ({e}); reading the {} bytes before",
+                bytes.len()
+            );
+            ctx.warn(stats, msg);
+        }
+        Err(e) => return Err(StreamError::Io(e)),
+        Ok(()) if bytes.len() as u64 > MAX_MEMBER_BYTES => return Err(StreamError::TooLarge),
+        Ok(()) => {}
+    }
+    read_bytes(ctx, name, bytes, depth, outs, stats).map_err(StreamError::Read)
+}
+
+/// Why [`read_stream`] could not read a stream at all.
+enum StreamError {
+    Io(std::io::Error),
+    /// Larger than [`MAX_MEMBER_BYTES`].
+    TooLarge,
+    Read(ReadError),
+}
+
+impl StreamError {
+    /// The reason reported for an archive member.
+    fn reason(self) -> String {
+        match self {
+            StreamError::Io(e) => e.to_string(),
+            StreamError::TooLarge => format!("larger than {MAX_MEMBER_BYTES} bytes"),
+            StreamError::Read(e) => e.to_string(),
+        }
+    }
+}
+
+/// A reader that ends (cleanly) at its inner reader's first error, keeping the error: a
+/// damaged or cut-short gzip stream then reads as the data before the damage.
+struct SoftEnd<R> {
+    inner: R,
+    read: u64,
+    error: Option<std::io::Error>,
+}
+
+impl<R: Read> Read for SoftEnd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.error.is_some() {
+            return Ok(0);
+        }
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.read += n as u64;
+                Ok(n)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                self.error = Some(e);
+                Ok(0)
+            }
+        }
+    }
+}
+
+/// Reads a gzip file as a stream (its content is never held whole unless it is neither JSON
+/// lines nor a tar archive). A stream cut short gives what it held, with a warning.
+fn read_gzip_stream<T, F>(
+    ctx: &Ctx<'_, T, F>,
+    name: &str,
+    reader: impl Read,
+    outs: &mut Vec<T>,
+    stats: &mut FileStats,
+) -> Result<(), ReadError>
+where
+    T: Send,
+    F: Fn(Vec<HuntEvent>) -> T + Sync,
+{
+    let mut gz = SoftEnd {
+        inner: flate2::read::MultiGzDecoder::new(reader),
+        read: 0,
+        error: None,
+    };
+    let mut inner_stats = FileStats::default();
+    let result = read_stream(ctx, name, &mut gz, 1, outs, &mut inner_stats);
+    if let Some(e) = gz.error.take() {
+        if gz.read == 0 {
+            return Err(ReadError::Archive {
+                path: name.to_string(),
+                reason: format!("gzip: {e}"),
+            });
+        }
+        ctx.warn(
+            stats,
+            format!(
+                "{name}: gzip stream damaged or cut short ({e}); reading the {} bytes before",
+                gz.read
+            ),
+        );
+    }
+    stats.merge(inner_stats);
+    match result {
+        Ok(()) => Ok(()),
+        Err(StreamError::Io(e)) => Err(ReadError::io(name, e)),
+        Err(StreamError::TooLarge) => Err(ReadError::Archive {
+            path: name.to_string(),
+            reason: format!("decompresses to more than {MAX_MEMBER_BYTES} bytes"),
+        }),
+        Err(StreamError::Read(e)) => Err(e),
+    }
+}
+
+/// Parses JSON lines as they are read from `reader` (after `head`, its first bytes): rounds
+/// of up to two chunks per worker thread, each chunk at most [`JSON_BATCH`] lines or
+/// [`STREAM_CHUNK_BYTES`] bytes, parsed in parallel.
+fn stream_json_lines<T, F>(
+    ctx: &Ctx<'_, T, F>,
+    name: &str,
+    head: Vec<u8>,
+    mut reader: impl std::io::BufRead,
+    outs: &mut Vec<T>,
+    stats: &mut FileStats,
+) where
+    T: Send,
+    F: Fn(Vec<HuntEvent>) -> T + Sync,
+{
+    let file: Arc<str> = Arc::from(name);
+    let per_round = rayon::current_num_threads().max(1) * 2;
+    let mut carry = Some(head);
+    let mut next_line = 1;
+    let mut total: u64 = 0;
+    let mut done = false;
+    while !done {
+        let mut chunks: Vec<(usize, Vec<u8>)> = Vec::with_capacity(per_round);
+        while chunks.len() < per_round && !done {
+            let mut data = carry.take().unwrap_or_default();
+            let mut lines = data.iter().filter(|b| **b == b'\n').count();
+            while lines < JSON_BATCH && data.len() < STREAM_CHUNK_BYTES {
+                match reader.read_until(b'\n', &mut data) {
+                    Ok(0) => {
+                        done = true;
+                        break;
+                    }
+                    Ok(n) => {
+                        total += n as u64;
+                        lines += 1;
+                    }
+                    Err(e) => {
+                        let msg = format!(
+                            "{name}: damaged or cut short ({e}); reading the {} bytes before",
+                            total
+                        );
+                        ctx.warn(stats, msg);
+                        done = true;
+                        break;
+                    }
+                }
+            }
+            if total > MAX_MEMBER_BYTES {
+                ctx.warn(
+                    stats,
+                    format!("{name}: larger than {MAX_MEMBER_BYTES} bytes; the rest is skipped"),
+                );
+                done = true;
+            }
+            let first = next_line;
+            next_line += data.iter().filter(|b| **b == b'\n').count();
+            chunks.push((first, data));
+        }
+        let parts: Vec<Part<T>> = chunks
+            .par_iter()
+            .map(|(first, data)| parse_lines(ctx, &file, *first, data.split(|b| *b == b'\n')))
+            .collect();
+        for part in parts {
+            outs.extend(part.out);
+            stats.merge(part.stats);
+        }
     }
 }

@@ -10,7 +10,7 @@ use crate::yaml::fmt_float;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Largest pattern set compiled to a DFA (bounded memory); larger ones use a contiguous NFA.
-const DFA_MAX_PATTERNS: usize = 100;
+const DFA_MAX_PATTERNS: usize = 300;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -53,6 +53,36 @@ pub(crate) struct Instance {
     pub cover: Option<crate::compile::Lits>,
     /// (channel lowercased, event id) keys; empty = not indexed (generic).
     pub keys: Vec<(String, Option<u32>)>,
+    /// For a generic instance: which events its logsource can apply to.
+    pub scope: Scope,
+}
+
+/// Which events a rule that no pipeline maps (no event conditions) can apply to, by the product
+/// of its logsource. Windows event log events (events with a `Channel`) are product `windows`,
+/// or `linux` for Linux Sysmon's channels; events without a channel may be anything.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Scope {
+    /// No product, category or service: any event.
+    Any,
+    /// `product: windows`.
+    Windows,
+    /// `product: linux`.
+    Linux,
+    /// Any other product (macos, aws, zeek, ...) or a non-Windows category/service without a
+    /// product (webserver, proxy, dns, ...): never a Windows event log event.
+    Other,
+}
+
+impl Scope {
+    pub(crate) fn of(ls: &crate::types::LogSource) -> Scope {
+        match ls.product.as_deref().map(|p| p.trim().to_ascii_lowercase()) {
+            Some(p) if p == "windows" => Scope::Windows,
+            Some(p) if p == "linux" => Scope::Linux,
+            Some(_) => Scope::Other,
+            None if ls.category.is_some() || ls.service.is_some() => Scope::Other,
+            None => Scope::Any,
+        }
+    }
 }
 
 /// A byte trie walked from one end of a value: reports the patterns that are a prefix (or, for
@@ -167,6 +197,9 @@ struct FieldAutomaton {
     /// Unanchored patterns (overlapping search); AC pattern id → pattern via `ac_pats`.
     ac: Option<Arc<AhoCorasick>>,
     ac_pats: Vec<u32>,
+    /// Keywords only (unanchored, all ASCII): `ac` matching ASCII case-insensitively, run on
+    /// the event's ASCII strings as they are, with no lowercased copy of every string.
+    ac_ascii_ci: Option<AhoCorasick>,
     /// per pattern: (anchor, instance) made candidates
     hits: Vec<Vec<(Anchor, u32)>>,
     /// per pattern: (anchor, leaf) decided true
@@ -313,6 +346,28 @@ fn build_buckets(
                         fwd: (!fwd.is_empty()).then(|| Trie::build(fwd.into_iter(), false)),
                         rev: (!rev.is_empty()).then(|| Trie::build(rev.into_iter(), true)),
                         ac: pf.ac.map(|i| Arc::clone(&built[i])),
+                        ac_ascii_ci: (pf.field == KW_FIELD
+                            && t.pats.iter().all(|p| !p.is_empty() && p.is_ascii())
+                            && (t.hits.iter().chain(&t.leaf_hits))
+                                .flatten()
+                                .all(|h| h.0 == Anchor::Anywhere))
+                        .then(|| {
+                            let pats: Vec<&[u8]> = pf
+                                .ac_pats
+                                .iter()
+                                .map(|p| t.pats[*p as usize].as_slice())
+                                .collect();
+                            AhoCorasickBuilder::new()
+                                .match_kind(MatchKind::Standard)
+                                .ascii_case_insensitive(true)
+                                .kind(Some(if pats.len() <= DFA_MAX_PATTERNS {
+                                    AhoCorasickKind::DFA
+                                } else {
+                                    AhoCorasickKind::ContiguousNFA
+                                }))
+                                .build(pats)
+                                .expect("aho-corasick automaton")
+                        }),
                         ac_pats: pf.ac_pats,
                         hits: pf.table.hits,
                         leaf_hits: pf.table.leaf_hits,
@@ -351,7 +406,8 @@ pub struct RuleSet {
     decided: Vec<bool>,
     insts: Vec<Instance>,
     channels: HashMap<String, ChanEntry>,
-    generic: Arc<Bucket>,
+    /// Rules not indexed by channel: for events without a channel, Windows events, Linux events.
+    generic: [Arc<Bucket>; 3],
     chan_field: FieldId,
     eid_field: FieldId,
     pub(crate) corrs: Vec<CorrDef>,
@@ -369,6 +425,7 @@ pub struct Scratch {
     kw_gen: u32,
     kw: Vec<Val>,
     kw_n: usize,
+    lower_buf: String,
 }
 
 #[derive(Default)]
@@ -481,13 +538,21 @@ impl RuleSet {
         eid_field: FieldId,
         corrs: Vec<CorrDef>,
     ) -> RuleSet {
-        let mut generic_m = Vec::new();
+        // Generic instances by the events they can apply to: [any event (no channel), Windows
+        // event log events, Linux Sysmon events].
+        let mut generic_m: [Vec<u32>; 3] = Default::default();
         let mut chan_any: HashMap<String, Vec<u32>> = HashMap::new();
         let mut chan_eid: HashMap<String, HashMap<u32, Vec<u32>>> = HashMap::new();
         for (i, inst) in insts.iter().enumerate() {
             let i = i as u32;
             if inst.keys.is_empty() {
-                generic_m.push(i);
+                generic_m[0].push(i);
+                if matches!(inst.scope, Scope::Any | Scope::Windows) {
+                    generic_m[1].push(i);
+                }
+                if matches!(inst.scope, Scope::Any | Scope::Linux) {
+                    generic_m[2].push(i);
+                }
             }
             for (c, e) in &inst.keys {
                 match e {
@@ -504,7 +569,7 @@ impl RuleSet {
         let mut decided = vec![false; leaves.len()];
         // Distinct member lists (the same rules often index several channels, e.g. Windows
         // PowerShell and PowerShell Core): one bucket each, shared.
-        let mut lists: Vec<Vec<u32>> = vec![generic_m];
+        let mut lists: Vec<Vec<u32>> = Vec::new();
         let mut list_ix: HashMap<Vec<u32>, usize> = HashMap::new();
         let mut intern = |m: Vec<u32>, lists: &mut Vec<Vec<u32>>| -> usize {
             *list_ix.entry(m).or_insert_with_key(|m| {
@@ -512,6 +577,7 @@ impl RuleSet {
                 lists.len() - 1
             })
         };
+        let generic_ix = generic_m.map(|m| intern(m, &mut lists));
         let mut chan_slots: Vec<(String, Option<u32>, usize)> = Vec::new();
         for (c, m) in chan_any {
             let i = intern(m, &mut lists);
@@ -524,7 +590,7 @@ impl RuleSet {
             }
         }
         let refs: Vec<&[u32]> = lists.iter().map(|v| v.as_slice()).collect();
-        let mut built: Vec<Arc<Bucket>> = build_buckets(&insts, &leaves, &mut decided, &refs)
+        let built: Vec<Arc<Bucket>> = build_buckets(&insts, &leaves, &mut decided, &refs)
             .into_iter()
             .map(Arc::new)
             .collect();
@@ -539,7 +605,7 @@ impl RuleSet {
                 }
             }
         }
-        let generic = std::mem::take(&mut built[0]);
+        let generic = generic_ix.map(|i| Arc::clone(&built[i]));
         RuleSet {
             metas,
             fields,
@@ -657,8 +723,8 @@ impl RuleSet {
         };
         v.push((
             "*".to_string(),
-            self.generic.always.len(),
-            count(&self.generic),
+            self.generic[0].always.len(),
+            count(&self.generic[0]),
         ));
         for (c, e) in &self.channels {
             if let Some(b) = &e.any {
@@ -675,7 +741,7 @@ impl RuleSet {
     /// Titles of the rules evaluated on every event of their bucket (no prefilter literal).
     #[doc(hidden)]
     pub fn unfiltered_rules(&self) -> Vec<&str> {
-        let mut v: Vec<u32> = self.generic.always.clone();
+        let mut v: Vec<u32> = self.generic[0].always.clone();
         for e in self.channels.values() {
             v.extend(e.any.iter().flat_map(|b| b.always.iter().copied()));
             v.extend(e.by_eid.values().flat_map(|b| b.always.iter().copied()));
@@ -692,7 +758,7 @@ impl RuleSet {
     /// Heap bytes used by the prefilter automata.
     #[doc(hidden)]
     pub fn automata_memory(&self) -> usize {
-        let mut all: Vec<&Arc<Bucket>> = vec![&self.generic];
+        let mut all: Vec<&Arc<Bucket>> = self.generic.iter().collect();
         for e in self.channels.values() {
             all.extend(e.any.iter());
             all.extend(e.by_eid.values());
@@ -763,10 +829,13 @@ impl RuleSet {
         // Which buckets: by channel and event id.
         self.resolve(s, event, self.chan_field);
         self.resolve(s, event, self.eid_field);
-        let mut buckets: [Option<&Bucket>; 3] = [Some(&self.generic), None, None];
+        let mut buckets: [Option<&Bucket>; 3] = [Some(&self.generic[0]), None, None];
         {
             let cs = &s.slots[self.chan_field as usize];
             if cs.n > 0 {
+                // An event log event: only the generic rules of its product apply.
+                let linux = cs.vals[0].lower.starts_with("linux-");
+                buckets[0] = Some(&self.generic[if linux { 2 } else { 1 }]);
                 if let Some(ce) = self.channels.get(cs.vals[0].lower.as_str()) {
                     buckets[1] = ce.any.as_deref();
                     let es = &s.slots[self.eid_field as usize];
@@ -789,6 +858,43 @@ impl RuleSet {
                 }
             }
             for fa in &b.automata {
+                if let (Some(ci), Some(ac)) = (&fa.ac_ascii_ci, &fa.ac) {
+                    // Keywords: scan every string of the event as it is visited; ASCII ones
+                    // need no lowercased copy. (Equivalent to scanning the lowercased
+                    // strings: the patterns are lowercase ASCII, only unanchored.)
+                    let Scratch {
+                        inst_mark,
+                        leaf_mark,
+                        cands,
+                        lower_buf,
+                        ..
+                    } = s;
+                    let mut hit = |p: usize| {
+                        for &(_, leaf) in &fa.leaf_hits[p] {
+                            leaf_mark[leaf as usize] = gen;
+                        }
+                        for &(_, inst) in &fa.hits[p] {
+                            if inst_mark[inst as usize] != gen {
+                                inst_mark[inst as usize] = gen;
+                                cands.push(inst);
+                            }
+                        }
+                    };
+                    event.visit_strings(&mut |text: &str| {
+                        if text.is_ascii() {
+                            for m in ci.find_overlapping_iter(text.as_bytes()) {
+                                hit(fa.ac_pats[m.pattern().as_usize()] as usize);
+                            }
+                        } else {
+                            lower_into(text, lower_buf);
+                            for m in ac.find_overlapping_iter(lower_buf.as_bytes()) {
+                                hit(fa.ac_pats[m.pattern().as_usize()] as usize);
+                            }
+                        }
+                        false
+                    });
+                    continue;
+                }
                 if fa.field == KW_FIELD {
                     self.keywords(s, event);
                 } else {

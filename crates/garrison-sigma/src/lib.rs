@@ -46,7 +46,11 @@
 //! Conditions on `Channel` and `EventID` also index the rules, so for an event only the rules whose
 //! logsource can match it are considered; among those, per-field Aho-Corasick automata over the
 //! rules' literals select the candidates that are then evaluated fully. A rule whose logsource no
-//! pipeline knows is evaluated against every event.
+//! pipeline knows is evaluated against every event its product can apply to: an event with a
+//! channel is a Windows event log event (product `windows`; `linux` for `Linux-*` channels such
+//! as Linux Sysmon's), so `product: macos`/`aws`/`zeek`/... rules, and product-less rules of
+//! other categories or services (`webserver`, `proxy`, `dns`, ...), never apply to it; events
+//! without a channel may be anything and are matched against all of them.
 //!
 //! # Semantics chosen where the specification leaves room
 //! - `null` matches an absent field, a JSON null, or an empty string; `''` matches an empty string
@@ -195,6 +199,11 @@ fn compile_rule(
             expr,
             cover,
             keys: branch_keys(branch),
+            scope: if branch.conditions.is_empty() {
+                engine::Scope::of(&r.meta.logsource)
+            } else {
+                engine::Scope::Any
+            },
         });
     }
     Ok(insts)

@@ -99,3 +99,41 @@ proptest! {
         }
     }
 }
+
+/// JSON lines in archives are parsed while they are read, chunk by chunk: events, skipped
+/// lines and their line numbers are the same as for the plain file, across chunk boundaries.
+#[test]
+fn streamed_json_lines_read_like_the_plain_file() {
+    let mut text = String::from("\u{feff}\n  \n");
+    for i in 0..5000 {
+        if i % 1777 == 5 {
+            text.push_str("{not json\r\n");
+        } else {
+            // Some long lines, to cross the byte limit of a chunk too.
+            let pad = "p".repeat(if i % 3 == 0 { 2000 } else { 10 });
+            text.push_str(&format!("{{\"EventID\":{i},\"Pad\":\"{pad}\"}}\n"));
+        }
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let read = |name: &str, bytes: &[u8]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).expect("write");
+        let (events, stats) = read_events(&p).expect("read");
+        let ids: Vec<Option<u32>> = events.iter().map(|e| e.event_id()).collect();
+        let warnings: Vec<String> = stats
+            .warnings
+            .iter()
+            .map(|w| {
+                w.rsplit_once(": line ")
+                    .map(|x| x.1.to_string())
+                    .unwrap_or_default()
+            })
+            .collect();
+        (ids, stats.records_skipped, warnings)
+    };
+    let plain = read("a.jsonl", text.as_bytes());
+    assert_eq!(plain.0.len(), 4997);
+    assert_eq!(plain.1, 3);
+    assert_eq!(read("a.zip", &zip_of("in/a.jsonl", text.as_bytes())), plain);
+    assert_eq!(read("a.jsonl.gz", &gzip(text.as_bytes())), plain);
+}

@@ -81,3 +81,56 @@ fn spec_eventlog_map_example() {
         serde_json::json!({"EventLog": "Security", "EventID": 4769, "TicketOptions": "0x40810000", "TicketEncryption": "0x12"})
     ));
 }
+
+#[test]
+fn unmapped_logsources_apply_only_to_events_of_their_product() {
+    // Rules no pipeline maps are evaluated without event conditions; their logsource product
+    // still decides which events they can apply to: a Windows event log event (it has a
+    // channel) is never a zeek, macOS or proxy event.
+    let rules = [
+        ("zeek", "product: zeek\n    service: rdp"),
+        ("macos", "product: macos\n    category: process_creation"),
+        ("proxy", "category: proxy"),
+        ("windows", "product: windows"),
+        ("linux", "product: linux"),
+        ("any", "definition: anything"),
+    ];
+    let mut text = String::new();
+    for (title, ls) in rules {
+        text.push_str(&format!(
+            "---\ntitle: {title}\nlogsource:\n    {ls}\ndetection:\n    selection:\n        Image|endswith: 'x.exe'\n    condition: selection\n"
+        ));
+    }
+    let (set, errs) = load_rules(
+        [garrison_sigma::RuleSource::new("t.yml", text)],
+        &LoadOptions::default(),
+    );
+    assert!(errs.is_empty(), "{errs:?}");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    let win = serde_json::json!({"Channel": "Security", "EventID": 1, "Image": "C:\\x.exe"});
+    assert_eq!(sorted(titles(&set, &win)), ["any", "windows"]);
+    let lin = serde_json::json!({"Channel": "Linux-Sysmon/Operational", "EventID": 99, "Image": "/x.exe"});
+    assert_eq!(sorted(titles(&set, &lin)), ["any", "linux"]);
+    let other = serde_json::json!({"Image": "x.exe"});
+    assert_eq!(
+        sorted(titles(&set, &other)),
+        ["any", "linux", "macos", "proxy", "windows", "zeek"]
+    );
+}
+
+#[test]
+fn keywords_match_ascii_and_unicode_strings_case_insensitively() {
+    let set = set("title: kw\nlogsource:\n    product: windows\ndetection:\n    keywords:\n        - 'sekurlsa::'\n        - 'mimikatz'\n    condition: keywords\n");
+    let ev =
+        |v: &str| serde_json::json!({"Channel": "Security", "EventID": 4688, "CommandLine": v});
+    assert_eq!(titles(&set, &ev("Invoke-MIMIKATZ -x")), ["kw"]);
+    assert_eq!(
+        titles(&set, &ev("Ünïcode SEKURLSA::logonpasswords")),
+        ["kw"]
+    );
+    assert!(titles(&set, &ev("Ünïcode sekurlsa:")).is_empty());
+    assert!(titles(&set, &ev("nothing here")).is_empty());
+}
