@@ -45,7 +45,13 @@ struct Cli {
     )]
     data_dir: PathBuf,
     /// Database: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data dir).
-    #[arg(long, global = true, env = "GARRISON_DATABASE_URL", value_name = "URL", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GARRISON_DATABASE_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
     database_url: Option<String>,
     /// Log format: text or json.
     #[arg(long, global = true, env = "GARRISON_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
