@@ -1,76 +1,10 @@
 //! Hits (a rule matched an event), levels and filters.
 
 use jiff::Timestamp;
-use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
-use std::fmt;
-use std::str::FromStr;
 
-/// Sigma `level`, ordered informational < low < medium < high < critical.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Level {
-    pub const ALL: [Level; 5] = [
-        Level::Informational,
-        Level::Low,
-        Level::Medium,
-        Level::High,
-        Level::Critical,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Informational => "informational",
-            Level::Low => "low",
-            Level::Medium => "medium",
-            Level::High => "high",
-            Level::Critical => "critical",
-        }
-    }
-
-    /// Short form for narrow table columns.
-    pub fn short(self) -> &'static str {
-        match self {
-            Level::Informational => "info",
-            Level::Low => "low",
-            Level::Medium => "med",
-            Level::High => "high",
-            Level::Critical => "crit",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown level {0:?}: expected informational, low, medium, high or critical")]
-pub struct UnknownLevel(pub String);
-
-impl FromStr for Level {
-    type Err = UnknownLevel;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "informational" | "info" => Ok(Level::Informational),
-            "low" => Ok(Level::Low),
-            "medium" | "med" => Ok(Level::Medium),
-            "high" => Ok(Level::High),
-            "critical" | "crit" => Ok(Level::Critical),
-            _ => Err(UnknownLevel(s.to_string())),
-        }
-    }
-}
+/// The engine's level type, so a level means the same everywhere.
+pub use garrison_sigma::{Level, UnknownLevel};
 
 /// One rule matching one event (or, for a correlation rule, a group of events: then the
 /// provenance fields describe the event that completed it).

@@ -44,7 +44,7 @@ impl HuntReport {
 
 /// A rule's level for filtering and reporting (a rule without one counts as informational).
 pub fn rule_level(meta: &RuleMeta) -> Level {
-    meta.level.map(Level::from).unwrap_or(Level::Informational)
+    meta.level.unwrap_or(Level::Informational)
 }
 
 /// Whether hits of this rule are reported under `filter` (rules that only feed correlations,

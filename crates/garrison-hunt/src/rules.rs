@@ -2,7 +2,6 @@
 
 use crate::event::HuntEvent;
 use crate::fields::FieldRef;
-use crate::hit::Level;
 use garrison_sigma::{Event, FieldValue, LoadOptions, RuleError, RuleSet, RuleSource};
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
@@ -124,18 +123,6 @@ pub fn load_rules(paths: &[PathBuf], opts: &LoadOptions) -> Result<LoadedRules, 
         files: files.len(),
         rejected,
     })
-}
-
-impl From<garrison_sigma::Level> for Level {
-    fn from(l: garrison_sigma::Level) -> Self {
-        match l {
-            garrison_sigma::Level::Informational => Level::Informational,
-            garrison_sigma::Level::Low => Level::Low,
-            garrison_sigma::Level::Medium => Level::Medium,
-            garrison_sigma::Level::High => Level::High,
-            garrison_sigma::Level::Critical => Level::Critical,
-        }
-    }
 }
 
 fn to_field_value(v: FieldRef<'_>) -> FieldValue<'_> {

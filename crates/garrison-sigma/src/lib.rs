@@ -76,7 +76,9 @@ pub use correlation::{CorrelationAlert, CorrelationOptions, Correlator};
 pub use engine::{RuleSet, Scratch};
 pub use event::{json_lookup, Event, FieldValue};
 pub use pipeline::{Branch, LogsourceMapping, Pipeline, WINDOWS_PIPELINE_YAML};
-pub use types::{Level, LoadOptions, LogSource, Match, RuleError, RuleKind, RuleMeta, RuleSource};
+pub use types::{
+    Level, LoadOptions, LogSource, Match, RuleError, RuleKind, RuleMeta, RuleSource, UnknownLevel,
+};
 
 use compile::{Compiler, Expr};
 use cond::Cond;

@@ -49,8 +49,11 @@ pub struct LogSource {
     pub definition: Option<String>,
 }
 
-/// Sigma `level`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+/// Sigma `level`, ordered informational < low < medium < high < critical.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Level {
     Informational,
     Low,
@@ -60,16 +63,26 @@ pub enum Level {
 }
 
 impl Level {
+    pub const ALL: [Level; 5] = [
+        Level::Informational,
+        Level::Low,
+        Level::Medium,
+        Level::High,
+        Level::Critical,
+    ];
+
+    /// Reads a level as rules and users write it (`info`, `med` and `crit` too).
     pub fn parse(s: &str) -> Option<Level> {
         Some(match s.trim().to_ascii_lowercase().as_str() {
             "informational" | "info" => Level::Informational,
             "low" => Level::Low,
-            "medium" => Level::Medium,
+            "medium" | "med" => Level::Medium,
             "high" => Level::High,
-            "critical" => Level::Critical,
+            "critical" | "crit" => Level::Critical,
             _ => return None,
         })
     }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Informational => "informational",
@@ -79,11 +92,33 @@ impl Level {
             Level::Critical => "critical",
         }
     }
+
+    /// Short form for narrow table columns.
+    pub fn short(self) -> &'static str {
+        match self {
+            Level::Informational => "info",
+            Level::Low => "low",
+            Level::Medium => "med",
+            Level::High => "high",
+            Level::Critical => "crit",
+        }
+    }
 }
 
 impl fmt::Display for Level {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown level {0:?}: expected informational, low, medium, high or critical")]
+pub struct UnknownLevel(pub String);
+
+impl std::str::FromStr for Level {
+    type Err = UnknownLevel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Level::parse(s).ok_or_else(|| UnknownLevel(s.to_string()))
     }
 }
 
