@@ -212,6 +212,11 @@ impl EventLog {
             .saturating_sub(self.inner.tx.capacity())
     }
 
+    /// Most appends that may wait for the writer before new ones are refused.
+    pub fn max_pending_appends(&self) -> usize {
+        self.inner.max_pending
+    }
+
     /// The position up to which the log is durable.
     pub fn committed_end(&self) -> u64 {
         *self.inner.committed.borrow()

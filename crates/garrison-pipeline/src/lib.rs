@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
-use garrison_model::{event_id_from_sender, new_ulid, Event, LogSource, TenantId, Timestamp};
+use garrison_model::{event_id_from_sender, new_ulid, LogSource, TenantId, Timestamp};
 use garrison_store::{EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo};
 use tokio::sync::watch;
 
@@ -109,24 +109,6 @@ impl SourceContext {
             search_text: String::new(),
         }
     }
-
-    /// Turns a decoded record into an event: id (stable when the sender gave one), time,
-    /// normalised view. The sender's fields are kept as they were.
-    pub fn event(&self, record: Record, received: Timestamp) -> Event {
-        let id = self.id_for(&record);
-        let normalized = self.normalizer.normalize(&record.fields);
-        Event {
-            id,
-            tenant_id: self.tenant,
-            time: record.time.unwrap_or(received),
-            received,
-            source: self.source.clone(),
-            logsource: self.logsource.clone(),
-            fields: serde_json::Value::Object(record.fields),
-            normalized,
-            raw: record.raw,
-        }
-    }
 }
 
 /// Accepts batches of events and answers once they are durable.
@@ -155,6 +137,14 @@ impl Ingestor {
     /// The log position the store indexer has committed.
     pub fn indexed_position(&self) -> u64 {
         *self.indexed.borrow()
+    }
+
+    /// True while new data would be refused: the backlog is over its bound, or the log
+    /// writer's queue is nearly full.
+    pub fn is_saturated(&self) -> bool {
+        let log = &self.log;
+        self.backlog_bytes() > self.max_backlog_bytes
+            || log.pending_appends() * 10 >= log.max_pending_appends() * 9
     }
 
     /// Bytes of log not yet indexed.

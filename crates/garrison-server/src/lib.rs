@@ -176,8 +176,6 @@ struct StateInner {
     provider_tenant: TenantId,
     /// Source contexts by (tenant, source name), refreshed every few seconds so a changed
     /// source mapping takes effect without a restart.
-    max_backlog: u64,
-    max_pending: usize,
     sources: std::sync::Mutex<HashMap<(TenantId, String), (Instant, SourceContext)>>,
     hec_acks: HecAcks,
 }
@@ -260,9 +258,7 @@ impl AppState {
 
     /// True while new data would be refused.
     pub fn is_saturated(&self) -> bool {
-        let ingestor = self.ingestor();
-        ingestor.backlog_bytes() > self.inner.max_backlog
-            || ingestor.log().pending_appends() * 10 >= self.inner.max_pending * 9
+        self.ingestor().is_saturated()
     }
 
     pub fn hec_acks(&self) -> &HecAcks {
@@ -341,8 +337,6 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             provider_tenant: provider.id,
             sources: std::sync::Mutex::new(HashMap::new()),
             hec_acks: HecAcks::default(),
-            max_backlog: config.max_index_backlog_bytes,
-            max_pending: LogConfig::new("").max_pending_appends,
         }),
     };
 

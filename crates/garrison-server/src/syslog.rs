@@ -39,7 +39,7 @@ impl SyslogContext {
         Ok(SyslogContext { state, source })
     }
 
-    fn event(&self, frame: &[u8]) -> Option<EventRow> {
+    fn row(&self, frame: &[u8]) -> Option<EventRow> {
         let received = Timestamp::now();
         match parse(frame, received, self.state.limits()) {
             Ok(record) => Some(self.source.row(record, received)),
@@ -121,7 +121,7 @@ async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch:
             Some(Ok((len, _peer))) => {
                 metrics::counter!("garrison_events_received_total", "protocol" => "syslog_udp")
                     .increment(1);
-                if let Some(event) = buffer.get(..len).and_then(|frame| context.event(frame)) {
+                if let Some(event) = buffer.get(..len).and_then(|frame| context.row(frame)) {
                     batch.push(event);
                 }
                 if batch.len() < MAX_BATCH {
@@ -275,7 +275,7 @@ fn push_frame(
     batch: &mut Vec<EventRow>,
 ) {
     metrics::counter!("garrison_events_received_total", "protocol" => protocol).increment(1);
-    if let Some(event) = context.event(frame) {
+    if let Some(event) = context.row(frame) {
         batch.push(event);
     }
 }
