@@ -68,14 +68,18 @@ fn unreachable_hunt() -> Result<()> {
     bail!("bench hunt runs on the blocking pool; dispatch it with hunt::bench")
 }
 
-fn corpus_dir(explicit: Option<&Path>) -> PathBuf {
-    if let Some(dir) = explicit {
-        return dir.to_path_buf();
-    }
-    let root = std::env::var_os("GARRISON_CORPUS")
+/// The shared test corpus: `$GARRISON_CORPUS`, else `../shared/corpus` from the project root.
+pub fn corpus_root() -> PathBuf {
+    std::env::var_os("GARRISON_CORPUS")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/corpus"));
-    root.join("otrf-atomic-windows")
+        .unwrap_or_else(|| PathBuf::from("../shared/corpus"))
+}
+
+fn corpus_dir(explicit: Option<&Path>) -> PathBuf {
+    match explicit {
+        Some(dir) => dir.to_path_buf(),
+        None => corpus_root().join("otrf-atomic-windows"),
+    }
 }
 
 /// Loads up to `limit` JSON lines from the OTRF zips (unzipped in memory).
@@ -380,53 +384,52 @@ async fn ingest(args: IngestBench) -> Result<()> {
     Ok(())
 }
 
+/// One request of `bench ingest`.
+struct Batch {
+    body: bytes::Bytes,
+    events: usize,
+    /// Events in the batches before this one (when it is due at a given rate).
+    sent_before: usize,
+}
+
 async fn send_http(
     args: &IngestBench,
     lines: &[String],
     url: &str,
     token: &str,
 ) -> Result<Vec<f64>> {
-    let batches: Vec<Arc<String>> = {
-        let mut batches = Vec::new();
-        let mut sent = 0;
-        let mut cursor = 0;
-        while sent < args.events {
-            let n = args.batch.min(args.events - sent);
-            let mut body = String::with_capacity(n * 3000);
-            for _ in 0..n {
-                body.push_str(&lines[cursor % lines.len()]);
-                body.push('\n');
-                cursor += 1;
-            }
-            batches.push(Arc::new(body));
-            sent += n;
+    // One pass builds every request body with its size and the events sent before it; bodies
+    // are `Bytes`, so each attempt hands reqwest the same buffer instead of a copy.
+    let mut batches: Vec<Batch> = Vec::new();
+    let (mut sent, mut cursor) = (0usize, 0usize);
+    while sent < args.events {
+        let events = args.batch.min(args.events - sent);
+        let mut body = String::with_capacity(events * 3000);
+        for _ in 0..events {
+            body.push_str(&lines[cursor % lines.len()]);
+            body.push('\n');
+            cursor += 1;
         }
-        batches
-    };
-    let sizes: Vec<usize> = {
-        let mut sizes = Vec::new();
-        let mut left = args.events;
-        while left > 0 {
-            sizes.push(args.batch.min(left));
-            left -= args.batch.min(left);
-        }
-        sizes
-    };
+        batches.push(Batch {
+            body: bytes::Bytes::from(body),
+            events,
+            sent_before: sent,
+        });
+        sent += events;
+    }
     let progress = bar(args.events as u64);
     let client = reqwest::Client::new();
     let next = Arc::new(Mutex::new(0usize));
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(batches.len())));
     let batches = Arc::new(batches);
-    let sizes = Arc::new(sizes);
     let started = Instant::now();
     let mut workers = Vec::new();
     for _ in 0..args.concurrency.max(1) {
-        let (client, next, latencies, batches, sizes, progress) = (
+        let (client, next, latencies, batches, progress) = (
             client.clone(),
             next.clone(),
             latencies.clone(),
             batches.clone(),
-            sizes.clone(),
             progress.clone(),
         );
         let endpoint = format!("{url}/api/v1/ingest/events");
@@ -434,30 +437,28 @@ async fn send_http(
         let rate = args.rate;
         workers.push(tokio::spawn(async move {
             loop {
-                let (index, sent_before) = {
+                let batch = {
                     let mut next = next.lock().await;
-                    if *next >= batches.len() {
+                    let Some(batch) = batches.get(*next) else {
                         return Ok::<(), anyhow::Error>(());
-                    }
-                    let index = *next;
+                    };
                     *next += 1;
-                    (index, sizes[..index].iter().sum::<usize>())
+                    batch
                 };
                 if let Some(rate) = rate {
                     // Pace: batch i may start once i's events are due at the target rate.
-                    let due = Duration::from_secs_f64(sent_before as f64 / rate as f64);
+                    let due = Duration::from_secs_f64(batch.sent_before as f64 / rate as f64);
                     if let Some(wait) = due.checked_sub(started.elapsed()) {
                         tokio::time::sleep(wait).await;
                     }
                 }
-                let body = batches[index].as_str().to_string();
                 loop {
                     let begun = Instant::now();
                     let response = client
                         .post(&endpoint)
                         .bearer_auth(&token)
                         .header("content-type", "application/x-ndjson")
-                        .body(body.clone())
+                        .body(batch.body.clone())
                         .send()
                         .await?;
                     let status = response.status();
@@ -475,7 +476,7 @@ async fn send_http(
                         .push(begun.elapsed().as_secs_f64() * 1000.0);
                     break;
                 }
-                progress.inc(sizes[index] as u64);
+                progress.inc(batch.events as u64);
             }
         }));
     }

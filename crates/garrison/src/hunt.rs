@@ -209,20 +209,14 @@ pub fn rules(command: RulesCommand) -> Result<i32> {
     Ok(if rules.rejected.is_empty() { 0 } else { 1 })
 }
 
-fn corpus_root() -> PathBuf {
-    std::env::var_os("GARRISON_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/corpus"))
-}
-
 pub fn bench(args: HuntBench) -> Result<()> {
     let paths = if args.paths.is_empty() {
-        vec![corpus_root().join("evtx-attack-samples")]
+        vec![crate::bench::corpus_root().join("evtx-attack-samples")]
     } else {
         args.paths
     };
     let rule_dirs = if args.rules.is_empty() {
-        vec![corpus_root().join("sigma/rules/windows")]
+        vec![crate::bench::corpus_root().join("sigma/rules/windows")]
     } else {
         args.rules
     };

@@ -65,7 +65,7 @@ struct Totals {
 async fn send(
     client: &reqwest::Client,
     args: &IngestArgs,
-    body: String,
+    body: bytes::Bytes,
     totals: &mut Totals,
 ) -> Result<()> {
     let endpoint = format!("{}/api/v1/ingest/events", args.url.trim_end_matches('/'));
@@ -151,7 +151,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
             for (i, event) in chunk.iter().enumerate() {
                 to_json_line(event, chunk_index * args.batch.max(1) + i, &mut body)?;
             }
-            send(&client, &args, body, &mut totals).await?;
+            send(&client, &args, bytes::Bytes::from(body), &mut totals).await?;
             totals.events += chunk.len() as u64;
             bar.set_message(format!("{} events", totals.events));
         }
