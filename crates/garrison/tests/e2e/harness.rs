@@ -171,3 +171,16 @@ pub async fn wait_indexed(service: &Service) {
     }
     panic!("indexing did not catch up");
 }
+
+/// `GET path` with a bearer token, answer as JSON.
+pub async fn get_json(service: &Service, path: &str, token: &str) -> serde_json::Value {
+    client()
+        .get(service.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+        .json()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: answer is not JSON: {e}"))
+}

@@ -132,35 +132,11 @@ async fn no_route_answers_without_a_token_or_leaks_across_tenants() {
         .expect("source");
     assert_eq!(response.status().as_u16(), 200);
     wait_indexed(&service).await;
-    let tokens: serde_json::Value = client
-        .get(service.url("/api/v1/tokens"))
-        .bearer_auth(&alpha_admin)
-        .send()
-        .await
-        .expect("tokens")
-        .json()
-        .await
-        .expect("json");
+    let tokens: serde_json::Value = get_json(&service, "/api/v1/tokens", &alpha_admin).await;
     let alpha_token_id = tokens[0]["id"].as_i64().expect("token id");
-    let me: serde_json::Value = client
-        .get(service.url("/api/v1/me"))
-        .bearer_auth(&alpha_admin)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let me: serde_json::Value = get_json(&service, "/api/v1/me", &alpha_admin).await;
     let alpha_tenant_id = me["tenant"]["id"].as_i64().expect("tenant id");
-    let bravo_me: serde_json::Value = client
-        .get(service.url("/api/v1/me"))
-        .bearer_auth(&bravo_admin)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("json");
+    let bravo_me: serde_json::Value = get_json(&service, "/api/v1/me", &bravo_admin).await;
     let bravo_tenant_id = bravo_me["tenant"]["id"].as_i64().expect("tenant id");
 
     for (method, path) in documented_routes(&service).await {
@@ -209,15 +185,7 @@ async fn no_route_answers_without_a_token_or_leaks_across_tenants() {
         }
     }
     // Alpha's objects are untouched by all of that.
-    let users: serde_json::Value = client
-        .get(service.url("/api/v1/users"))
-        .bearer_auth(&alpha_admin)
-        .send()
-        .await
-        .expect("users")
-        .json()
-        .await
-        .expect("json");
+    let users: serde_json::Value = get_json(&service, "/api/v1/users", &alpha_admin).await;
     let user = users
         .as_array()
         .expect("users")
@@ -225,15 +193,7 @@ async fn no_route_answers_without_a_token_or_leaks_across_tenants() {
         .find(|u| u["id"] == user_id)
         .expect("user still there");
     assert_eq!(user["disabled"], false);
-    let tokens: serde_json::Value = client
-        .get(service.url("/api/v1/tokens"))
-        .bearer_auth(&alpha_admin)
-        .send()
-        .await
-        .expect("tokens")
-        .json()
-        .await
-        .expect("json");
+    let tokens: serde_json::Value = get_json(&service, "/api/v1/tokens", &alpha_admin).await;
     assert!(
         tokens
             .as_array()
@@ -244,15 +204,7 @@ async fn no_route_answers_without_a_token_or_leaks_across_tenants() {
     );
     let events = all_events(&service, &alpha_admin, "alpha-src").await;
     assert_eq!(events.len(), 1);
-    let sources: serde_json::Value = client
-        .get(service.url("/api/v1/sources"))
-        .bearer_auth(&alpha_admin)
-        .send()
-        .await
-        .expect("sources")
-        .json()
-        .await
-        .expect("json");
+    let sources: serde_json::Value = get_json(&service, "/api/v1/sources", &alpha_admin).await;
     let source = sources
         .as_array()
         .expect("sources")
