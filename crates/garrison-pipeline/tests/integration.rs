@@ -46,24 +46,21 @@ async fn events_flow_from_log_to_store_once_even_when_replayed() {
         .expect("indexer");
     let ingestor = Ingestor::new(log.clone(), indexed, u64::MAX);
     let now = Timestamp::now();
-    let batch: Vec<_> = (0..10)
-        .map(|i| {
-            context.row(
-                record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
-                now,
-            )
-        })
-        .collect();
+    // Built from the records each time, so the retry's ids come from the sender ids again.
+    let make_batch = || -> Vec<_> {
+        (0..10)
+            .map(|i| {
+                context.row(
+                    record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
+                    now,
+                )
+            })
+            .collect()
+    };
+    let batch = make_batch();
     ingestor.accept(&batch, "test").await.expect("accept");
     // The same batch again, as a client retry would: same ids.
-    let retry: Vec<_> = (0..10)
-        .map(|i| {
-            context.row(
-                record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
-                now,
-            )
-        })
-        .collect();
+    let retry = make_batch();
     ingestor.accept(&retry, "test").await.expect("accept retry");
     assert_eq!(indexer.run_once().await.expect("index"), 20);
     assert_eq!(store.count_events(tenant.id).await.expect("count"), 10);
