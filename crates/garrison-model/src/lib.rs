@@ -141,6 +141,25 @@ pub fn event_id_from_sender(tenant: TenantId, source: &str, sender_id: &str) -> 
     format!("s{hash:032x}")
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("{value:?} is neither RFC 3339 nor Unix seconds ({reason})")]
+pub struct TimeBoundError {
+    pub value: String,
+    pub reason: String,
+}
+
+/// A time bound as users give one in a search: RFC 3339, or whole Unix seconds.
+pub fn parse_time_bound(value: &str) -> Result<Timestamp, TimeBoundError> {
+    let error = |reason: String| TimeBoundError {
+        value: value.to_string(),
+        reason,
+    };
+    match value.parse::<i64>() {
+        Ok(seconds) => Timestamp::from_second(seconds).map_err(|e| error(e.to_string())),
+        Err(_) => value.parse::<Timestamp>().map_err(|e| error(e.to_string())),
+    }
+}
+
 /// A fresh sortable id for a record.
 pub fn new_ulid() -> String {
     ulid::Ulid::new().to_string()
@@ -169,6 +188,20 @@ mod tests {
             event_id_from_sender(TenantId(1), "a", "bc"),
             event_id_from_sender(TenantId(1), "ab", "c")
         );
+    }
+
+    #[test]
+    fn time_bounds_take_rfc3339_or_unix_seconds() {
+        let t = parse_time_bound("2024-05-01T10:00:00Z").expect("rfc3339");
+        assert_eq!(parse_time_bound("1714557600").expect("seconds"), t);
+        let error = parse_time_bound("yesterday")
+            .expect_err("not a time")
+            .to_string();
+        assert!(
+            error.contains("\"yesterday\" is neither RFC 3339 nor Unix seconds"),
+            "{error}"
+        );
+        assert!(parse_time_bound("99999999999999999").is_err());
     }
 
     #[test]

@@ -59,13 +59,11 @@ pub struct IngestBench {
 pub async fn run(command: BenchCommand) -> Result<()> {
     match command {
         BenchCommand::Ingest(args) => ingest(args).await,
-        BenchCommand::Hunt(_) => unreachable_hunt(),
+        // Hunting is blocking, CPU-bound work: off the async runtime.
+        BenchCommand::Hunt(args) => {
+            tokio::task::spawn_blocking(move || crate::hunt::bench(args)).await?
+        }
     }
-}
-
-/// `bench hunt` is dispatched before this (it is blocking work); kept exhaustive here.
-fn unreachable_hunt() -> Result<()> {
-    bail!("bench hunt runs on the blocking pool; dispatch it with hunt::bench")
 }
 
 /// The shared test corpus: `$GARRISON_CORPUS`, else `../shared/corpus` from the project root.

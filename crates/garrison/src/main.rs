@@ -210,9 +210,6 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
         Command::Events(command) => {
             search::run(command, &store_config(&data_dir, database_url)).await
         }
-        Command::Bench(bench::BenchCommand::Hunt(args)) => {
-            tokio::task::spawn_blocking(move || hunt::bench(args)).await?
-        }
         Command::Bench(command) => bench::run(command).await,
         Command::Ingest(args) => upload::run(args).await,
         Command::Hunt(args) => {

@@ -48,12 +48,7 @@ pub enum EventsCommand {
 }
 
 fn parse_time(name: &str, value: &str) -> Result<Timestamp> {
-    if let Ok(seconds) = value.parse::<i64>() {
-        return Timestamp::from_second(seconds).with_context(|| format!("--{name} {value}"));
-    }
-    value
-        .parse()
-        .with_context(|| format!("--{name} {value:?} is neither RFC 3339 nor Unix seconds"))
+    garrison_model::parse_time_bound(value).with_context(|| format!("--{name}"))
 }
 
 pub async fn run(command: EventsCommand, config: &ServerConfig) -> Result<()> {

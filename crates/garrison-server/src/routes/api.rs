@@ -188,15 +188,8 @@ pub struct EventSearchParams {
 }
 
 fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
-    if let Ok(seconds) = value.parse::<i64>() {
-        return Timestamp::from_second(seconds)
-            .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")));
-    }
-    value.parse::<Timestamp>().map_err(|e| {
-        ApiError::invalid(format!(
-            "parameter {name}: {value:?} is neither RFC 3339 nor Unix seconds ({e})"
-        ))
-    })
+    garrison_model::parse_time_bound(value)
+        .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")))
 }
 
 /// Search stored events, newest first.
