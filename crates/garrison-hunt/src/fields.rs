@@ -287,6 +287,12 @@ impl Fields {
         }
     }
 
+    /// The buffer holding every name and string value, each whole (see
+    /// `garrison_sigma::Event::string_buffer`).
+    pub fn text_buffer(&self) -> &str {
+        &self.text
+    }
+
     /// The fields as a JSON object.
     pub fn to_map(&self) -> Map<String, Value> {
         self.iter()

@@ -145,4 +145,8 @@ impl Event for HuntEvent {
     fn visit_strings(&self, visit: &mut dyn FnMut(&str) -> bool) {
         self.fields.visit_strings(visit)
     }
+
+    fn string_buffer(&self) -> Option<&str> {
+        Some(self.fields.text_buffer())
+    }
 }

@@ -4,13 +4,16 @@ use crate::compile::{Compiler, Expr, FieldDef, FieldId, Leaf, Pred, RefMode, Tim
 use crate::correlation::CorrDef;
 use crate::event::{parse_number, Event, FieldValue};
 use crate::matcher::Anchor;
-use crate::sstr::lower_into;
+use crate::sstr::{ascii_lower_into, has_ascii_lowering, lower_into};
 use crate::types::{Match, RuleMeta};
 use crate::yaml::fmt_float;
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 
 /// Largest pattern set compiled to a DFA (bounded memory); larger ones use a contiguous NFA.
 const DFA_MAX_PATTERNS: usize = 300;
+/// Keyword sets up to this size get a search of the whole string buffer first (the packed SIMD
+/// searcher handles up to 64 patterns; beyond, the buffer search costs as much as the strings').
+const KW_BUFFER_MAX_PATTERNS: usize = 64;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -200,6 +203,10 @@ struct FieldAutomaton {
     /// Keywords only (unanchored, all ASCII): `ac` matching ASCII case-insensitively, run on
     /// the event's ASCII strings as they are, with no lowercased copy of every string.
     ac_ascii_ci: Option<AhoCorasick>,
+    /// Keywords only, when no pattern can match how a number or boolean is written: the same
+    /// patterns for one search of the event's [`Event::string_buffer`] lowercased (ASCII), where
+    /// no match means no keyword matches. Few patterns, so a SIMD searcher (Teddy) runs it.
+    kw_buffer: Option<AhoCorasick>,
     /// per pattern: (anchor, instance) made candidates
     hits: Vec<Vec<(Anchor, u32)>>,
     /// per pattern: (anchor, leaf) decided true
@@ -368,6 +375,17 @@ fn build_buckets(
                                 .build(pats)
                                 .expect("aho-corasick automaton")
                         }),
+                        kw_buffer: (pf.field == KW_FIELD
+                            && pf.ac_pats.len() <= KW_BUFFER_MAX_PATTERNS
+                            && t.pats
+                                .iter()
+                                .all(|p| p.is_ascii() && !could_be_scalar_text(p)))
+                        .then(|| {
+                            AhoCorasickBuilder::new()
+                                .match_kind(MatchKind::LeftmostFirst)
+                                .build(pf.ac_pats.iter().map(|p| t.pats[*p as usize].as_slice()))
+                                .expect("aho-corasick automaton")
+                        }),
                         ac_pats: pf.ac_pats,
                         hits: pf.table.hits,
                         leaf_hits: pf.table.leaf_hits,
@@ -376,6 +394,16 @@ fn build_buckets(
                 .collect(),
         })
         .collect()
+}
+
+/// Whether `pattern` (lowercase) can occur in how a number or boolean is written as text
+/// (`-12`, `3.5e-7`, `true`, `inf`, `NaN`).
+fn could_be_scalar_text(pattern: &[u8]) -> bool {
+    let number = pattern
+        .iter()
+        .all(|b| b.is_ascii_digit() || b"+-.e".contains(b));
+    let word = |w: &[u8]| w.windows(pattern.len()).any(|x| x == pattern);
+    number || pattern.is_empty() || word(b"true") || word(b"false") || word(b"inf") || word(b"nan")
 }
 
 fn build_ac(pats: &[Vec<u8>]) -> AhoCorasick {
@@ -859,9 +887,24 @@ impl RuleSet {
             }
             for fa in &b.automata {
                 if let (Some(ci), Some(ac)) = (&fa.ac_ascii_ci, &fa.ac) {
-                    // Keywords: scan every string of the event as it is visited; ASCII ones
-                    // need no lowercased copy. (Equivalent to scanning the lowercased
-                    // strings: the patterns are lowercase ASCII, only unanchored.)
+                    // Keywords: first one scan of the buffer holding all the event's strings,
+                    // when the event has one: no match there, no match in any string.
+                    // (Lowercasing is per character, so the lowercased buffer holds every
+                    // lowercased string whole; for ASCII patterns, lowercasing the ASCII
+                    // letters is enough unless one of two characters lowers to ASCII.)
+                    if let (Some(kwb), Some(buf)) = (&fa.kw_buffer, event.string_buffer()) {
+                        if has_ascii_lowering(buf) {
+                            lower_into(buf, &mut s.lower_buf);
+                        } else {
+                            ascii_lower_into(buf, &mut s.lower_buf);
+                        }
+                        if !kwb.is_match(s.lower_buf.as_str()) {
+                            continue;
+                        }
+                    }
+                    // Then every string of the event as it is visited; ASCII ones need no
+                    // lowercased copy. (Equivalent to scanning the lowercased strings: the
+                    // patterns are lowercase ASCII, only unanchored.)
                     let Scratch {
                         inst_mark,
                         leaf_mark,

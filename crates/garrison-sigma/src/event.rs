@@ -60,6 +60,13 @@ pub trait Event {
     /// Calls `visit` with every string value of the event (numbers rendered as text), for keyword
     /// (keyless) selections. Stops early when `visit` returns `true`.
     fn visit_strings(&self, visit: &mut dyn FnMut(&str) -> bool);
+    /// A text in which every string value that [`Event::visit_strings`] visits appears whole
+    /// (numbers and booleans need not), such as the buffer the event keeps its strings in, with
+    /// anything else between them. Optional: the engine scans it once for keywords and visits
+    /// the strings one by one only when it finds one, which saves most of the keyword cost.
+    fn string_buffer(&self) -> Option<&str> {
+        None
+    }
 }
 
 impl<E: Event + ?Sized> Event for &E {
@@ -68,6 +75,9 @@ impl<E: Event + ?Sized> Event for &E {
     }
     fn visit_strings(&self, visit: &mut dyn FnMut(&str) -> bool) {
         (**self).visit_strings(visit)
+    }
+    fn string_buffer(&self) -> Option<&str> {
+        (**self).string_buffer()
     }
 }
 

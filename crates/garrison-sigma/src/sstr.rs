@@ -377,15 +377,40 @@ pub fn lower_into(src: &str, dst: &mut String) {
     if src.is_ascii() {
         dst.push_str(src);
         dst.make_ascii_lowercase();
-    } else {
-        for c in src.chars() {
-            if c.is_ascii() {
-                dst.push(c.to_ascii_lowercase());
-            } else {
-                dst.extend(c.to_lowercase());
-            }
-        }
+        return;
     }
+    // ASCII runs are copied and lowercased in bulk; only the other characters one by one.
+    let mut rest = src;
+    loop {
+        let run = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        let (ascii, tail) = rest.split_at(run);
+        let start = dst.len();
+        dst.push_str(ascii);
+        dst[start..].make_ascii_lowercase();
+        let mut chars = tail.chars();
+        match chars.next() {
+            None => return,
+            Some(c) => dst.extend(c.to_lowercase()),
+        }
+        rest = chars.as_str();
+    }
+}
+
+/// `src` with its ASCII letters lowercased, into `dst`: for a search of ASCII patterns, the same
+/// matches as [`lower_into`] when `src` has no character whose lowercase has an ASCII letter in
+/// it (only `K`, the Kelvin sign, and `İ`; see [`has_ascii_lowering`]).
+pub fn ascii_lower_into(src: &str, dst: &mut String) {
+    dst.clear();
+    dst.push_str(src);
+    dst.make_ascii_lowercase();
+}
+
+/// Whether `src` has a non-ASCII character whose lowercase has an ASCII letter in it.
+pub fn has_ascii_lowering(src: &str) -> bool {
+    !src.is_ascii() && (src.contains('\u{212A}') || src.contains('\u{130}'))
 }
 
 #[cfg(test)]
@@ -394,6 +419,24 @@ mod tests {
 
     fn lit(s: &str) -> Part {
         Part::Lit(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn only_two_characters_lower_to_ascii() {
+        // The premise of `ascii_lower_into`: checked over every character.
+        let odd: Vec<char> = (0..=0x10FFFFu32)
+            .filter_map(char::from_u32)
+            .filter(|c| !c.is_ascii() && c.to_lowercase().any(|l| l.is_ascii()))
+            .collect();
+        assert_eq!(odd, vec!['\u{130}', '\u{212A}']);
+        assert!(has_ascii_lowering("x\u{212A}y") && !has_ascii_lowering("Éé"));
+        let mut a = String::new();
+        let mut b = String::new();
+        for s in ["ABC", "Ünïcödé ABC", "ΣΑΣ x"] {
+            lower_into(s, &mut a);
+            ascii_lower_into(&a, &mut b);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

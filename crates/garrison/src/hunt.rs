@@ -147,7 +147,9 @@ impl Progress for Bar {
 pub fn hunt(args: HuntArgs) -> Result<i32> {
     let options = load_options(&args.placeholders)?;
     let started = Instant::now();
+    let purge = crate::PromptPurge::new();
     let rules = load_rules(&args.rules, &options)?;
+    drop(purge);
     print_rejected(&rules.rejected);
     tracing::info!(
         loaded = rules.set.len(),
@@ -229,7 +231,9 @@ pub fn bench(args: HuntBench) -> Result<()> {
         }
     }
     let started = Instant::now();
+    let purge = crate::PromptPurge::new();
     let rules = load_rules(&rule_dirs, &LoadOptions::default())?;
+    drop(purge);
     let compile = started.elapsed();
     eprintln!(
         "rules: {} compiled, {} rejected in {:.3} s",

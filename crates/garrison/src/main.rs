@@ -5,6 +5,40 @@
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// While the guard lives, mimalloc gives freed pages back to the system at once instead of after
+/// its purge delay (1 s in mimalloc v3). Compiling thousands of rules makes tens of MiB of
+/// short-lived garbage, spread over the compiling threads' heaps, that would otherwise stay
+/// resident beside what the hunt's worker threads allocate: peak RSS of a two-thread hunt with
+/// all SigmaHQ rules fell from ~150 to ~125 MiB.
+pub(crate) struct PromptPurge(Option<std::ffi::c_long>);
+
+/// `mi_option_purge_delay` in mimalloc v3's option enum (the crate exposes no constant for it).
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+impl PromptPurge {
+    pub(crate) fn new() -> PromptPurge {
+        // SAFETY: plain integer option reads and writes; nothing else changes options.
+        let previous = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        // Only v3's default is changed: a value set in the environment is the user's choice, and
+        // any other value means the option enum has another layout and this is another option.
+        if previous != 1000 || std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+            return PromptPurge(None);
+        }
+        // SAFETY: as above.
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+        PromptPurge(Some(previous))
+    }
+}
+
+impl Drop for PromptPurge {
+    fn drop(&mut self) {
+        if let Some(previous) = self.0 {
+            // SAFETY: as in `new`.
+            unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, previous) };
+        }
+    }
+}
+
 mod admin;
 mod bench;
 mod config;

@@ -320,6 +320,64 @@ fn keywords() {
     assert!(hit(&s, json!({"nested": {"deep": ["SINGLE big WORD"]}})));
 }
 
+/// A JSON event that also offers the buffer of its names and strings, as the hunter's events do,
+/// so the engine takes its keyword prefilter path.
+struct Buffered {
+    map: serde_json::Map<String, serde_json::Value>,
+    buffer: String,
+}
+
+impl Buffered {
+    fn new(v: serde_json::Value) -> Buffered {
+        let map = v.as_object().cloned().unwrap_or_default();
+        let mut buffer = String::new();
+        for (k, v) in &map {
+            buffer.push_str(k);
+            if let Some(s) = v.as_str() {
+                buffer.push_str(s);
+            }
+        }
+        Buffered { map, buffer }
+    }
+}
+
+impl garrison_sigma::Event for Buffered {
+    fn get(&self, field: &str) -> Option<garrison_sigma::FieldValue<'_>> {
+        garrison_sigma::Event::get(&self.map, field)
+    }
+    fn visit_strings(&self, visit: &mut dyn FnMut(&str) -> bool) {
+        garrison_sigma::Event::visit_strings(&self.map, visit)
+    }
+    fn string_buffer(&self) -> Option<&str> {
+        Some(&self.buffer)
+    }
+}
+
+#[test]
+fn keyword_buffer_prefilter_agrees_with_visiting_every_string() {
+    let s = set("title: t\nlogsource: {product: x}\ndetection:\n  keywords:\n    - 'kerberos::golden'\n    - 'event::clear'\n  condition: keywords\n");
+    let both = |v: serde_json::Value| {
+        let plain = hit(&s, v.clone());
+        let mut out = Vec::new();
+        s.matches(&Buffered::new(v), &mut out);
+        assert_eq!(plain, !out.is_empty(), "prefilter and plain disagree");
+        plain
+    };
+    assert!(both(json!({"CommandLine": "x EVENT::Clear y"})));
+    // Across two strings, or in a name, the buffer has it but no string does.
+    assert!(!both(json!({"A": "event::", "B": "clear"})));
+    assert!(!both(json!({"event::clear": "x"})));
+    // The Kelvin sign lowercases to an ASCII `k`.
+    assert!(both(json!({"A": "\u{212A}erberos::GOLDEN"})));
+    assert!(both(json!({"A": "Ünïcödé kerberos::golden"})));
+    assert!(!both(json!({"A": "Ünïcödé"})));
+    // A keyword that a number can spell skips the buffer (numbers are not in it).
+    let n = set("title: t\nlogsource: {product: x}\ndetection:\n  keywords:\n    - '4688'\n  condition: keywords\n");
+    let mut out = Vec::new();
+    n.matches(&Buffered::new(json!({"EventID": 4688})), &mut out);
+    assert_eq!(out.len(), 1);
+}
+
 #[test]
 fn conditions() {
     let s = set("title: t\nlogsource: {product: x}\ndetection:\n  sel_a:\n    A: 1\n  sel_b:\n    B: 1\n  filter_1:\n    F: 1\n  _helper:\n    H: 1\n  condition: (1 of sel_* and not 1 of filter*) or all of them\n");
