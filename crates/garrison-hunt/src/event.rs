@@ -215,7 +215,9 @@ fn parse_with<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
     len: usize,
 ) -> Result<Option<Fields>, serde_json::Error> {
-    let mut fields = Fields::with_capacity(len, 32);
+    // Flattened names repeat their parents' (`winlog.event_data.X`), so the text can outgrow
+    // the JSON; room for half as much again saves the copies of growing it.
+    let mut fields = Fields::with_capacity(len + len / 2, 64);
     let is_object = Seed {
         f: &mut fields,
         key: None,

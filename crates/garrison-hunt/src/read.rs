@@ -820,7 +820,7 @@ where
         return Ok(());
     };
     let body = &body[start..];
-    let first_line = body.split(|b| *b == b'\n').next().unwrap_or(body);
+    let first_line = split_lines(body).next().unwrap_or(body);
     let is_lines =
         body[0] == b'{' && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok();
     if is_lines {
@@ -914,7 +914,7 @@ fn read_json_lines<T, F>(
     let mut batches: Vec<(usize, Vec<&[u8]>)> = Vec::new();
     let mut current: Vec<&[u8]> = Vec::with_capacity(JSON_BATCH);
     let mut first = 1;
-    for (i, line) in body.split(|b| *b == b'\n').enumerate() {
+    for (i, line) in split_lines(body).enumerate() {
         current.push(line);
         if current.len() == JSON_BATCH {
             batches.push((first, std::mem::take(&mut current)));
@@ -979,7 +979,7 @@ where
     Part { out, stats }
 }
 
-/// Bytes of JSON lines parsed together by one worker (at most [`JSON_BATCH`] lines).
+/// Bytes of JSON lines parsed together by one worker (whole lines: a longer line is one chunk).
 const STREAM_CHUNK_BYTES: usize = 1 << 18;
 
 /// Whether `head` (the start of a stream) holds its first non-blank line whole, or the stream
@@ -1039,7 +1039,7 @@ where
         let start = body.iter().position(|b| !b.is_ascii_whitespace());
         if let Some(start) = start {
             let body = &body[start..];
-            let first_line = body.split(|b| *b == b'\n').next().unwrap_or(body);
+            let first_line = split_lines(body).next().unwrap_or(body);
             if body[0] == b'{'
                 && serde_json::from_slice::<serde::de::IgnoredAny>(first_line).is_ok()
             {
@@ -1168,9 +1168,33 @@ where
     }
 }
 
+/// The lines of `data` as `split` on `\n` gives them (the last one after the final newline,
+/// empty if it ends with one), found with SIMD instead of byte by byte.
+fn split_lines(data: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', data);
+    let mut finished = false;
+    std::iter::from_fn(move || {
+        if finished {
+            return None;
+        }
+        match ends.next() {
+            Some(end) => {
+                let line = &data[start..end];
+                start = end + 1;
+                Some(line)
+            }
+            None => {
+                finished = true;
+                Some(&data[start..])
+            }
+        }
+    })
+}
+
 /// Parses JSON lines as they are read from `reader` (after `head`, its first bytes): rounds
-/// of up to two chunks per worker thread, each chunk at most [`JSON_BATCH`] lines or
-/// [`STREAM_CHUNK_BYTES`] bytes, parsed in parallel.
+/// of up to two chunks per worker thread, each chunk about [`STREAM_CHUNK_BYTES`] bytes of whole
+/// lines, parsed in parallel.
 fn stream_json_lines<T, F>(
     ctx: &Ctx<'_, T, F>,
     name: &str,
@@ -1191,27 +1215,54 @@ fn stream_json_lines<T, F>(
     while !done {
         let mut chunks: Vec<(usize, Vec<u8>)> = Vec::with_capacity(per_round);
         while chunks.len() < per_round && !done {
-            let mut data = carry.take().unwrap_or_default();
-            let mut lines = data.iter().filter(|b| **b == b'\n').count();
-            while lines < JSON_BATCH && data.len() < STREAM_CHUNK_BYTES {
-                match reader.read_until(b'\n', &mut data) {
-                    Ok(0) => {
-                        done = true;
-                        break;
-                    }
-                    Ok(n) => {
-                        total += n as u64;
-                        lines += 1;
-                    }
+            let mut data = carry
+                .take()
+                .unwrap_or_else(|| Vec::with_capacity(STREAM_CHUNK_BYTES + (64 << 10)));
+            // Blocks, not lines: fill the chunk, then carry what follows its last newline.
+            while data.len() < STREAM_CHUNK_BYTES {
+                let block = match reader.fill_buf() {
+                    Ok(block) => block,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                     Err(e) => {
                         let msg = format!(
-                            "{name}: damaged or cut short ({e}); reading the {} bytes before",
-                            total
+                            "{name}: damaged or cut short ({e}); reading the {total} bytes before"
                         );
                         ctx.warn(stats, msg);
                         done = true;
                         break;
                     }
+                };
+                if block.is_empty() {
+                    done = true;
+                    break;
+                }
+                let take = block.len().min(STREAM_CHUNK_BYTES - data.len());
+                data.extend_from_slice(&block[..take]);
+                reader.consume(take);
+                total += take as u64;
+            }
+            if !done {
+                match memchr::memrchr(b'\n', &data) {
+                    Some(end) => {
+                        let mut rest = Vec::with_capacity(STREAM_CHUNK_BYTES + (64 << 10));
+                        rest.extend_from_slice(&data[end + 1..]);
+                        data.truncate(end + 1);
+                        carry = Some(rest);
+                    }
+                    // One line longer than a chunk: read the rest of it.
+                    None => match reader.read_until(b'\n', &mut data) {
+                        Ok(n) => {
+                            total += n as u64;
+                            done = n == 0;
+                        }
+                        Err(e) => {
+                            let msg = format!(
+                                "{name}: damaged or cut short ({e}); reading the {total} bytes before"
+                            );
+                            ctx.warn(stats, msg);
+                            done = true;
+                        }
+                    },
                 }
             }
             if total > MAX_MEMBER_BYTES {
@@ -1222,16 +1273,31 @@ fn stream_json_lines<T, F>(
                 done = true;
             }
             let first = next_line;
-            next_line += data.iter().filter(|b| **b == b'\n').count();
+            next_line += memchr::memchr_iter(b'\n', &data).count();
             chunks.push((first, data));
         }
         let parts: Vec<Part<T>> = chunks
             .par_iter()
-            .map(|(first, data)| parse_lines(ctx, &file, *first, data.split(|b| *b == b'\n')))
+            .map(|(first, data)| parse_lines(ctx, &file, *first, split_lines(data)))
             .collect();
         for part in parts {
             outs.extend(part.out);
             stats.merge(part.stats);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn split_lines_is_split_on_newlines(data in proptest::collection::vec(
+            prop_oneof![Just(b'\n'), Just(b'a'), Just(b'\r'), any::<u8>()], 0..300)) {
+            let ours: Vec<&[u8]> = super::split_lines(&data).collect();
+            let std: Vec<&[u8]> = data.split(|b| *b == b'\n').collect();
+            prop_assert_eq!(ours, std);
         }
     }
 }
