@@ -1,6 +1,6 @@
 //! Throughput measurement for `garrison bench hunt` and the criterion bench.
 
-use crate::hunt::{hunt, HuntOptions};
+use crate::hunt::HuntOptions;
 use crate::progress::NoProgress;
 use crate::HuntError;
 use garrison_sigma::RuleSet;
@@ -99,10 +99,11 @@ pub fn bench_hunt(
         passes,
         ..BenchReport::default()
     };
+    let pool = crate::hunt::thread_pool(opts.threads)?;
     let cpu_start = process_cpu_time();
     for _ in 0..passes {
         let start = Instant::now();
-        let r = hunt(opts, rules, &NoProgress)?;
+        let r = crate::hunt::hunt_in(&pool, opts, rules, &NoProgress)?;
         report.pass_times.push(start.elapsed());
         report.events = r.summary.events;
         report.hits = r.summary.hits;

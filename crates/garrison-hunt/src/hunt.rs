@@ -102,6 +102,28 @@ pub fn hunt(
     rules: &RuleSet,
     progress: &dyn Progress,
 ) -> Result<HuntReport, HuntError> {
+    hunt_in(&thread_pool(opts.threads)?, opts, rules, progress)
+}
+
+/// The worker threads of a hunt (`threads` 0: one per core).
+pub(crate) fn thread_pool(threads: usize) -> Result<rayon::ThreadPool, HuntError> {
+    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("hunt-{i}"));
+    if threads > 0 {
+        builder = builder.num_threads(threads);
+    }
+    builder
+        .build()
+        .map_err(|e| HuntError::Threads(e.to_string()))
+}
+
+/// [`hunt`] on the given threads (a benchmark reuses them across passes, as one long hunt
+/// would, instead of paying for new threads, heaps and caches each pass).
+pub(crate) fn hunt_in(
+    pool: &rayon::ThreadPool,
+    opts: &HuntOptions,
+    rules: &RuleSet,
+    progress: &dyn Progress,
+) -> Result<HuntReport, HuntError> {
     let start = Instant::now();
     let rules_loaded = rules.len() as u64;
     // Evaluate only the rules that may hit (and what their correlations need): a filtered set.
@@ -136,13 +158,6 @@ pub fn hunt(
         rules_used: enabled.iter().filter(|e| **e).count() as u64,
         ..Summary::default()
     };
-    let mut builder = rayon::ThreadPoolBuilder::new().thread_name(|i| format!("hunt-{i}"));
-    if opts.threads > 0 {
-        builder = builder.num_threads(opts.threads);
-    }
-    let pool = builder
-        .build()
-        .map_err(|e| HuntError::Threads(e.to_string()))?;
     summary.threads = pool.current_num_threads();
     progress.started(inputs.files.len(), inputs.total_bytes());
 
