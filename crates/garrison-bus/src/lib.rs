@@ -251,6 +251,15 @@ impl EventLog {
         Ok(removed)
     }
 
+    /// The first position still on disk (earlier segments were removed), or the committed end
+    /// when no segment is left. A consumer that fell behind it can only resume from here.
+    pub fn oldest_position(&self) -> u64 {
+        list_segments(&self.inner.dir)
+            .ok()
+            .and_then(|segments| segments.first().copied())
+            .unwrap_or_else(|| self.committed_end())
+    }
+
     /// Bytes on disk in all segments.
     pub fn disk_bytes(&self) -> u64 {
         list_segments(&self.inner.dir)

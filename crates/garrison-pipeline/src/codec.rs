@@ -119,6 +119,16 @@ impl Reader<'_> {
 }
 
 pub fn decode(bytes: &[u8]) -> Result<Vec<EventRow>, CodecError> {
+    decode_rows(bytes, true)
+}
+
+/// [`decode`] without deriving the search words (`search_text` stays empty): for consumers
+/// that do not index text, such as the detector.
+pub fn decode_without_search_text(bytes: &[u8]) -> Result<Vec<EventRow>, CodecError> {
+    decode_rows(bytes, false)
+}
+
+fn decode_rows(bytes: &[u8], search_text: bool) -> Result<Vec<EventRow>, CodecError> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(4)? != MAGIC {
         return Err(CodecError {
@@ -147,7 +157,9 @@ pub fn decode(bytes: &[u8]) -> Result<Vec<EventRow>, CodecError> {
             raw: r.opt()?,
             search_text: String::new(),
         };
-        row.search_text = searchable_text_from_json(&row.fields_json, row.raw.as_deref());
+        if search_text {
+            row.search_text = searchable_text_from_json(&row.fields_json, row.raw.as_deref());
+        }
         rows.push(row);
     }
     if r.at != bytes.len() {

@@ -117,6 +117,8 @@ pub struct Ingestor {
     log: EventLog,
     max_backlog_bytes: u64,
     indexed: watch::Receiver<u64>,
+    /// Other consumers of the log (the detector): their backlog is bounded too.
+    others: Vec<watch::Receiver<u64>>,
 }
 
 impl Ingestor {
@@ -127,7 +129,25 @@ impl Ingestor {
             log,
             max_backlog_bytes,
             indexed,
+            others: Vec::new(),
         }
+    }
+
+    /// Bounds the backlog of another consumer of the log as well (its unread segments are
+    /// kept on disk): new data is refused while it is more than `max_backlog_bytes` behind.
+    pub fn bounded_by(mut self, consumer: watch::Receiver<u64>) -> Ingestor {
+        self.others.push(consumer);
+        self
+    }
+
+    /// Bytes of log some consumer (indexer or other) has not read yet: what stays on disk.
+    pub fn retained_bytes(&self) -> u64 {
+        let slowest = self
+            .others
+            .iter()
+            .map(|other| *other.borrow())
+            .fold(*self.indexed.borrow(), u64::min);
+        self.log.committed_end().saturating_sub(slowest)
     }
 
     pub fn log(&self) -> &EventLog {
@@ -143,7 +163,7 @@ impl Ingestor {
     /// writer's queue is nearly full.
     pub fn is_saturated(&self) -> bool {
         let log = &self.log;
-        self.backlog_bytes() > self.max_backlog_bytes
+        self.retained_bytes() > self.max_backlog_bytes
             || log.pending_appends() * 10 >= log.max_pending_appends() * 9
     }
 
@@ -164,12 +184,12 @@ impl Ingestor {
         if events.is_empty() {
             return Ok(self.log.committed_end());
         }
-        let backlog = self.backlog_bytes();
+        let backlog = self.retained_bytes();
         if backlog > self.max_backlog_bytes {
             metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "busy")
                 .increment(events.len() as u64);
             return Err(PipelineError::Busy {
-                reason: format!("{backlog} bytes wait to be indexed"),
+                reason: format!("{backlog} bytes wait to be indexed or detected"),
             });
         }
         let started = Instant::now();
@@ -206,6 +226,9 @@ pub struct Indexer<S> {
     /// Where events the store refuses are kept (JSON lines with the reason); without one, a
     /// refused event stops indexing until an operator acts.
     pub dead_letter: Option<std::path::PathBuf>,
+    /// Positions of other consumers of the log (the detector): segments they have not read
+    /// yet are kept.
+    pub retain_for: Vec<watch::Receiver<u64>>,
 }
 
 impl<S: EventRepo + 'static> Indexer<S> {
@@ -224,6 +247,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
                 indexed,
                 max_batch_events: 5000,
                 dead_letter: None,
+                retain_for: Vec::new(),
             },
             receiver,
         ))
@@ -361,7 +385,11 @@ impl<S: EventRepo + 'static> Indexer<S> {
             }
             if last_cleanup.elapsed() > Duration::from_secs(10) {
                 last_cleanup = Instant::now();
-                let indexed = *self.indexed.borrow();
+                let indexed = self
+                    .retain_for
+                    .iter()
+                    .map(|other| *other.borrow())
+                    .fold(*self.indexed.borrow(), u64::min);
                 if let Err(e) = self.log.remove_segments_before(indexed) {
                     tracing::warn!(error = %e, "could not remove indexed log segments");
                 }

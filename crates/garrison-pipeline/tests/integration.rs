@@ -116,6 +116,32 @@ async fn a_full_backlog_refuses_new_data_until_indexed() {
 }
 
 #[tokio::test]
+async fn another_consumer_behind_also_refuses_new_data() {
+    let (_dir, store, log) = setup().await;
+    let tenant = store.ensure_tenant("acme").await.expect("tenant");
+    let context = SourceContext::unconfigured(tenant.id, "edr");
+    let (indexer, indexed) = Indexer::new(store.clone(), log.clone())
+        .await
+        .expect("indexer");
+    // A consumer (the detector) that has read nothing yet.
+    let (detected, detected_rx) = tokio::sync::watch::channel(0u64);
+    let ingestor = Ingestor::new(log.clone(), indexed, 0).bounded_by(detected_rx);
+    let event = |n: i64| context.row(record(json!({"n": n}), None), Timestamp::now());
+    ingestor.accept(&[event(1)], "test").await.expect("fits");
+    indexer.run_once().await.expect("index");
+    assert_eq!(ingestor.backlog_bytes(), 0, "the indexer caught up");
+    match ingestor.accept(&[event(2)], "test").await {
+        Err(PipelineError::Busy { reason }) => assert!(reason.contains("detected"), "{reason}"),
+        other => panic!("expected busy while the other consumer is behind, got {other:?}"),
+    }
+    detected.send_replace(log.committed_end());
+    ingestor
+        .accept(&[event(3)], "test")
+        .await
+        .expect("accepted once the other consumer caught up");
+}
+
+#[tokio::test]
 async fn retention_removes_only_what_is_past_each_tenants_limit() {
     let (_dir, store, log) = setup().await;
     let keep = store.ensure_tenant("keep-forever").await.expect("tenant");

@@ -40,6 +40,8 @@ pub enum ServerError {
     Log(#[from] garrison_bus::LogError),
     #[error("pipeline: {0}")]
     Pipeline(#[from] garrison_pipeline::PipelineError),
+    #[error("detection: {0}")]
+    Detect(#[from] garrison_detect::DetectError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -74,6 +76,10 @@ pub struct ServerConfig {
     pub retention_interval: Duration,
     /// `false` only for benchmarks that isolate the cost of everything but the disk flush.
     pub fsync: bool,
+    /// Base URL of the firewall connector for `firewall.*` playbook actions.
+    pub firewall_url: Option<String>,
+    /// Live detection: alert folding window, entity fields, batch size.
+    pub detection: garrison_detect::DetectConfig,
 }
 
 impl ServerConfig {
@@ -92,6 +98,8 @@ impl ServerConfig {
             max_index_backlog_bytes: 2 * 1024 * 1024 * 1024,
             retention_interval: Duration::from_secs(3600),
             fsync: true,
+            firewall_url: None,
+            detection: garrison_detect::DetectConfig::default(),
         }
     }
 
@@ -178,6 +186,9 @@ struct StateInner {
     /// source mapping takes effect without a restart.
     sources: std::sync::Mutex<HashMap<(TenantId, String), (Instant, SourceContext)>>,
     hec_acks: HecAcks,
+    soar: garrison_soar::Soar,
+    /// The log position the live detector has committed.
+    detected: watch::Receiver<u64>,
 }
 
 const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -273,6 +284,16 @@ impl AppState {
     pub fn provider_tenant(&self) -> TenantId {
         self.inner.provider_tenant
     }
+
+    /// The playbook engine (SOAR).
+    pub fn soar(&self) -> &garrison_soar::Soar {
+        &self.inner.soar
+    }
+
+    /// The log position the live detector has committed.
+    pub fn detected_position(&self) -> u64 {
+        *self.inner.detected.borrow()
+    }
 }
 
 /// One Prometheus recorder per process, installed on first use.
@@ -283,8 +304,18 @@ pub fn metrics_handle() -> PrometheusHandle {
             let buckets = [
                 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
             ];
+            // Detection lag is judged against seconds (p99 < 2 s): finer buckets there.
+            let lag_buckets = [
+                0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0,
+            ];
             let builder = PrometheusBuilder::new()
-                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                .set_buckets_for_metric(
+                    Matcher::Full("garrison_detection_lag_seconds".into()),
+                    &lag_buckets,
+                )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &buckets)
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();
@@ -326,7 +357,13 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     let log = EventLog::open(log_config)?;
     let (mut indexer, indexed) = Indexer::new(store.clone(), log.clone()).await?;
     indexer.dead_letter = Some(config.data_dir.join("dead-letter.jsonl"));
-    let ingestor = Ingestor::new(log.clone(), indexed, config.max_index_backlog_bytes);
+    // Live detection follows the same log; the indexer keeps what it has not read yet.
+    let (detector, detected) =
+        garrison_detect::Detector::new(store.clone(), log.clone(), config.detection.clone())
+            .await?;
+    indexer.retain_for.push(detected.clone());
+    let ingestor = Ingestor::new(log.clone(), indexed, config.max_index_backlog_bytes)
+        .bounded_by(detected.clone());
 
     let state = AppState {
         inner: Arc::new(StateInner {
@@ -337,12 +374,23 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             provider_tenant: provider.id,
             sources: std::sync::Mutex::new(HashMap::new()),
             hec_acks: HecAcks::default(),
+            soar: garrison_soar::Soar::new(
+                store.clone(),
+                garrison_soar::SoarConfig {
+                    firewall_url: config.firewall_url.clone(),
+                    ..Default::default()
+                },
+            ),
+            detected,
         }),
     };
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
+    tasks.push(tokio::spawn(detector.run(shutdown_rx.clone())));
+    // Playbooks: resume what a killed process left, fire due timers, start schedules.
+    tasks.extend(state.soar().spawn_background(shutdown_rx.clone()));
     tasks.push(tokio::spawn(garrison_pipeline::run_retention(
         store.clone(),
         config.retention_interval,

@@ -16,6 +16,9 @@ use utoipa::{Modify, OpenApi};
         (name = "events", description = "Search stored events"),
         (name = "auth", description = "Sessions and identity"),
         (name = "tenants"), (name = "users"), (name = "tokens"), (name = "sources"),
+        (name = "rules", description = "Sigma detection rules: import, enable, test"),
+        (name = "alerts", description = "Alerts of the live detector"),
+        (name = "audit", description = "The tenant's hash-chained audit log"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

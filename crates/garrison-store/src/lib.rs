@@ -13,10 +13,25 @@
 //! nothing here returns or logs them.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+mod audit;
 mod credentials;
+mod detection;
+mod playbooks;
 mod sql;
 
+pub use audit::{
+    audit_hash, AuditBreak, AuditEntry, AuditPage, AuditQuery, AuditRepo, AuditVerification,
+    NewAuditEntry, GENESIS_HASH,
+};
 pub use credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
+pub use detection::{
+    Alert, AlertHit, AlertPage, AlertQuery, DetectionOutcome, DetectionRepo, ImportSummary,
+    NewRule, RuleVersion, StoredRule,
+};
+pub use playbooks::{
+    ApprovalLink, PlaybookRepo, PlaybookSummary, PlaybookVersion, RunFilter, RunRecord, RunWrite,
+    TimerRecord, WriteOutcome,
+};
 pub use sql::{Dialect, SqlStore};
 
 use async_trait::async_trait;

@@ -39,11 +39,20 @@ impl Dialect {
 
     fn migrations(self) -> &'static [(i64, &'static str)] {
         match self {
-            Dialect::Sqlite => &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))],
-            Dialect::Postgres => &[(
-                1,
-                include_str!("../migrations/postgres/0001_foundation.sql"),
-            )],
+            // Versions are applied in list order, each once; a missing number is no error.
+            Dialect::Sqlite => &[
+                (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
+                (2, include_str!("../migrations/sqlite/0002_playbooks.sql")),
+                (3, include_str!("../migrations/sqlite/0003_detection.sql")),
+            ],
+            Dialect::Postgres => &[
+                (
+                    1,
+                    include_str!("../migrations/postgres/0001_foundation.sql"),
+                ),
+                (2, include_str!("../migrations/postgres/0002_playbooks.sql")),
+                (3, include_str!("../migrations/postgres/0003_detection.sql")),
+            ],
         }
     }
 
@@ -138,8 +147,13 @@ const EVENT_ROWS_PER_STATEMENT: usize = 400;
 
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
-    dialect: Dialect,
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
+    /// SQLite has one writer at a time, and its busy handler sleeps and retries: a writer that
+    /// commits back to back (the indexer catching up) can starve another (the detector) for
+    /// seconds. The bulk writers queue here first, in order, so each waits at most for the
+    /// transaction in progress.
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 const TENANT_COLUMNS: &str = "id, name, retention_days, created_us";
@@ -191,13 +205,30 @@ impl SqlStore {
             })
             .connect(&url)
             .await?;
-        let store = SqlStore { pool, dialect };
+        let store = SqlStore {
+            pool,
+            dialect,
+            write_gate: Default::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
 
     pub fn dialect(&self) -> Dialect {
         self.dialect
+    }
+
+    /// Held by the bulk writers for SQLite (see `write_gate`); PostgreSQL locks rows, not the
+    /// database, and needs no queue.
+    pub(crate) async fn bulk_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.dialect {
+            Dialect::Sqlite => Some(self.write_gate.lock().await),
+            Dialect::Postgres => None,
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
     }
 
     /// A cheap round trip, for readiness checks.
@@ -282,6 +313,19 @@ impl SqlStore {
     #[doc(hidden)]
     pub async fn truncate_all_for_tests(&self) -> Result<()> {
         for table in [
+            "alert_events",
+            "alerts",
+            "playbook_versions",
+            "playbooks",
+            "playbook_runs",
+            "playbook_timers",
+            "playbook_blobs",
+            "playbook_secrets",
+            "playbook_approval_links",
+            "rule_versions",
+            "rules",
+            "rule_revisions",
+            "audit_log",
             "events",
             "tokens",
             "users",
@@ -771,6 +815,7 @@ impl EventRepo for SqlStore {
         consumer: &str,
         position: u64,
     ) -> Result<u64> {
+        let _turn = self.bulk_write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0u64;
         for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {

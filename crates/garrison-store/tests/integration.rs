@@ -24,7 +24,13 @@ macro_rules! store_conformance_suite {
                 tenants_never_see_each_others_events,
                 retention_deletes_only_old_events_of_one_tenant,
                 bad_cursors_and_filters_are_clear_errors,
-                nul_characters_are_stored_without_failing_the_batch
+                nul_characters_are_stored_without_failing_the_batch,
+                rules_import_with_versions_and_stay_in_their_tenant,
+                alerts_fold_hits_once_even_when_replayed,
+                the_audit_chain_verifies_and_names_the_first_tampered_entry,
+                playbook_versions_never_change_and_stay_in_their_tenant,
+                runs_save_with_revisions_and_timers_atomically,
+                blobs_secrets_and_links_are_scoped_and_single_use
             );
         }
     };

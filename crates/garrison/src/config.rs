@@ -30,6 +30,12 @@ pub struct FileConfig {
     pub max_depth: Option<usize>,
     pub max_index_backlog_bytes: Option<u64>,
     pub retention_interval_secs: Option<u64>,
+    /// Live detection: repeats of a rule for one entity within this many seconds are one alert.
+    pub detection_window_secs: Option<u64>,
+    /// Live detection: the fields (ECS names, else event fields) that make an alert's entity.
+    pub detection_entity_fields: Option<Vec<String>>,
+    /// Live detection: most events evaluated and committed at once.
+    pub detection_batch_events: Option<usize>,
 }
 
 impl FileConfig {
@@ -93,6 +99,10 @@ pub fn server_config(
     let file = &layered.file;
     let mut config = ServerConfig::new(data_dir);
     config.database_url = database_url;
+    // The firewall connector of the `firewall.*` playbook actions.
+    config.firewall_url = std::env::var("GARRISON_FIREWALL_URL")
+        .ok()
+        .filter(|u| !u.trim().is_empty());
     if let Some(http) = layered.string("http_addr", http_addr, file.http_addr.clone()) {
         config.http_addr = http
             .parse()
@@ -134,7 +144,49 @@ pub fn server_config(
     if let Some(v) = file.retention_interval_secs {
         config.retention_interval = Duration::from_secs(v.max(1));
     }
+    detection_config(&mut config.detection, file)?;
     Ok(config)
+}
+
+/// A number from the environment, if set.
+fn env_number<T: std::str::FromStr>(name: &str) -> Result<Option<T>> {
+    match std::env::var(name).ok().filter(|v| !v.trim().is_empty()) {
+        Some(v) => match v.trim().parse::<T>() {
+            Ok(n) => Ok(Some(n)),
+            Err(_) => anyhow::bail!("{name} {v:?} is not a number"),
+        },
+        None => Ok(None),
+    }
+}
+
+/// Detection settings: the file, overridden by `GARRISON_DETECTION_*` variables.
+fn detection_config(
+    detection: &mut garrison_detect::DetectConfig,
+    file: &FileConfig,
+) -> Result<()> {
+    let window =
+        env_number::<u64>("GARRISON_DETECTION_WINDOW_SECS")?.or(file.detection_window_secs);
+    if let Some(secs) = window {
+        detection.window = Duration::from_secs(secs.max(1));
+    }
+    let fields = match std::env::var("GARRISON_DETECTION_ENTITY_FIELDS") {
+        Ok(v) if !v.trim().is_empty() => Some(
+            v.split(',')
+                .map(|f| f.trim().to_string())
+                .filter(|f| !f.is_empty())
+                .collect(),
+        ),
+        _ => file.detection_entity_fields.clone(),
+    };
+    if let Some(fields) = fields {
+        detection.entity_fields = fields;
+    }
+    let batch =
+        env_number::<usize>("GARRISON_DETECTION_BATCH_EVENTS")?.or(file.detection_batch_events);
+    if let Some(batch) = batch {
+        detection.max_batch_events = batch.clamp(1, 100_000);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -41,8 +41,11 @@ impl Drop for PromptPurge {
 
 mod admin;
 mod bench;
+mod bench_playbook;
 mod config;
+mod detection;
 mod hunt;
+mod playbook;
 mod search;
 mod upload;
 
@@ -124,10 +127,19 @@ enum Command {
     Hunt(hunt::HuntArgs),
     /// Work with Sigma rules.
     #[command(subcommand)]
-    Rules(hunt::RulesCommand),
+    Rules(detection::RulesCommand),
+    /// List the live detector's alerts.
+    #[command(subcommand)]
+    Alerts(detection::AlertsCommand),
+    /// Verify or print a tenant's hash-chained audit log.
+    #[command(subcommand)]
+    Audit(detection::AuditCommand),
     /// Measure whole pipelines (ingest throughput, ack latency, memory).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Playbooks (SOAR): validate files, import, run, list and inspect runs, approve, cancel.
+    #[command(subcommand)]
+    Playbook(playbook::PlaybookCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -245,13 +257,24 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
             search::run(command, &store_config(&data_dir, database_url)).await
         }
         Command::Bench(command) => bench::run(command).await,
+        Command::Playbook(command) => playbook::run(command).await,
         Command::Ingest(args) => upload::run(args).await,
         Command::Hunt(args) => {
             let code = tokio::task::spawn_blocking(move || hunt::hunt(args)).await??;
             exit_with(code)
         }
-        Command::Rules(command) => {
+        Command::Rules(detection::RulesCommand::Local(command)) => {
             let code = tokio::task::spawn_blocking(move || hunt::rules(command)).await??;
+            exit_with(code)
+        }
+        Command::Rules(command) => {
+            detection::rules(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Alerts(command) => {
+            detection::alerts(command, &store_config(&data_dir, database_url)).await
+        }
+        Command::Audit(command) => {
+            let code = detection::audit(command, &store_config(&data_dir, database_url)).await?;
             exit_with(code)
         }
     }

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::audit::{record, record_as};
 use crate::AppState;
 
 const SESSION_HOURS: i64 = 12;
@@ -297,11 +298,22 @@ pub async fn login(
         .tenant_by_name(tenant_name)
         .await?
         .ok_or_else(wrong)?;
-    let user = state
+    let Some(user) = state
         .store()
         .authenticate_user(tenant.id, &request.username, &request.password)
         .await?
-        .ok_or_else(wrong)?;
+    else {
+        record_as(
+            &state,
+            tenant.id,
+            &format!("user:{}", request.username),
+            "auth.login_failed",
+            &request.username,
+            serde_json::json!({}),
+        )
+        .await;
+        return Err(wrong());
+    };
     let expires = Timestamp::now()
         .checked_add(garrison_model::SignedDuration::from_hours(SESSION_HOURS))
         .map_err(ApiError::internal)?;
@@ -318,6 +330,15 @@ pub async fn login(
         })
         .await?;
     tracing::info!(tenant = %tenant.name, user = %user.username, "login");
+    record_as(
+        &state,
+        tenant.id,
+        &format!("user:{}", user.username),
+        "auth.login",
+        &user.username,
+        serde_json::json!({"user_id": user.id}),
+    )
+    .await;
     Ok(Json(LoginResponse {
         token: secret.expose().to_string(),
         expires: expires.to_string(),
@@ -414,6 +435,14 @@ pub async fn create_tenant(
             .set_retention(tenant.id, request.retention_days)
             .await?;
     }
+    record(
+        &state,
+        &principal,
+        "tenant.create",
+        &tenant.name,
+        serde_json::json!({"tenant_id": tenant.id.0}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -452,6 +481,14 @@ pub async fn update_tenant(
         .store()
         .set_retention(target, request.retention_days)
         .await?;
+    record(
+        &state,
+        &principal,
+        "tenant.retention",
+        &tenant.name,
+        serde_json::json!({"tenant_id": tenant.id.0, "retention_days": tenant.retention_days}),
+    )
+    .await;
     Ok(Json(tenant.into()))
 }
 
@@ -512,6 +549,14 @@ pub async fn create_user(
         )
         .await?;
     tracing::info!(tenant = %principal.tenant, user = %user.username, "user created");
+    record(
+        &state,
+        &principal,
+        "user.create",
+        &user.username,
+        serde_json::json!({"user_id": user.id, "roles": user.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -542,6 +587,18 @@ pub async fn update_user(
         .store()
         .set_user_disabled(principal.tenant, id, request.disabled)
         .await?;
+    record(
+        &state,
+        &principal,
+        if request.disabled {
+            "user.disable"
+        } else {
+            "user.enable"
+        },
+        &user.username,
+        serde_json::json!({"user_id": user.id}),
+    )
+    .await;
     Ok(Json(user.into()))
 }
 
@@ -680,6 +737,14 @@ pub async fn create_token(
         })
         .await?;
     tracing::info!(tenant = %principal.tenant, token = %token.prefix, kind = token.kind.as_str(), "token created");
+    record(
+        &state,
+        &principal,
+        "token.create",
+        &token.prefix,
+        serde_json::json!({"created_token_id": token.id, "kind": token.kind.as_str(), "roles": token.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -718,6 +783,14 @@ pub async fn revoke_token(
         }
     }
     let token = state.store().revoke_token(principal.tenant, id).await?;
+    record(
+        &state,
+        &principal,
+        "token.revoke",
+        &token.prefix,
+        serde_json::json!({"revoked_token_id": token.id}),
+    )
+    .await;
     Ok(Json(token.into()))
 }
 
@@ -780,5 +853,13 @@ pub async fn put_source(
             },
         )
         .await?;
+    record(
+        &state,
+        &principal,
+        "source.put",
+        &source.name,
+        serde_json::json!({"product": source.product, "service": source.service, "category": source.category}),
+    )
+    .await;
     Ok(Json(source.into()))
 }

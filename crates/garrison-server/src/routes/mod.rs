@@ -1,8 +1,11 @@
 //! The router: every route is registered through utoipa, so the OpenAPI document cannot miss one.
 
 pub mod api;
+pub mod audit;
+pub mod detection;
 pub mod ingest;
 pub mod ops;
+pub mod playbooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -40,6 +43,41 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(api::revoke_token))
         .routes(routes!(api::list_sources))
         .routes(routes!(api::put_source))
+        .routes(routes!(detection::import_rules))
+        .routes(routes!(detection::list_rules))
+        .routes(routes!(detection::get_rule))
+        .routes(routes!(detection::enable_rule))
+        .routes(routes!(detection::disable_rule))
+        .routes(routes!(detection::test_rule))
+        .routes(routes!(detection::list_alerts))
+        .routes(routes!(detection::get_alert))
+        .routes(routes!(audit::list_audit))
+        .routes(routes!(playbooks::validate_playbook))
+        .routes(routes!(
+            playbooks::list_playbooks,
+            playbooks::create_playbook
+        ))
+        .routes(routes!(playbooks::import_playbooks))
+        .routes(routes!(playbooks::get_playbook))
+        .routes(routes!(playbooks::enable_playbook))
+        .routes(routes!(playbooks::disable_playbook))
+        .routes(routes!(playbooks::list_versions))
+        .routes(routes!(playbooks::get_version))
+        .routes(routes!(playbooks::diff_versions))
+        .routes(routes!(playbooks::export_playbook))
+        .routes(routes!(playbooks::put_secret))
+        .routes(routes!(playbooks::start_run))
+        .routes(routes!(playbooks::list_runs))
+        .routes(routes!(playbooks::get_run))
+        .routes(routes!(playbooks::approve_run))
+        .routes(routes!(playbooks::cancel_run))
+        .routes(routes!(playbooks::rerun_run))
+        .routes(routes!(playbooks::create_link))
+        .routes(routes!(playbooks::show_link, playbooks::use_link))
+        .routes(routes!(playbooks::webhook))
+        .routes(routes!(playbooks::list_containments))
+        .routes(routes!(playbooks::extend_lease))
+        .routes(routes!(playbooks::revoke_lease))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -27,6 +27,8 @@ pub struct Readiness {
     pub log_committed: u64,
     /// Event log position indexed into the store so far.
     pub log_indexed: u64,
+    /// Event log position the live detector has evaluated and committed so far.
+    pub log_detected: u64,
 }
 
 /// Readiness: the database answers and the write path takes data.
@@ -43,6 +45,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         accepting,
         log_committed: state.ingestor().log().committed_end(),
         log_indexed: state.ingestor().indexed_position(),
+        log_detected: state.detected_position(),
     };
     let status = if readiness.ready {
         StatusCode::OK

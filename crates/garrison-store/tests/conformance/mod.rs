@@ -1,3 +1,8 @@
+mod detection;
+pub use detection::*;
+mod playbooks;
+pub use playbooks::*;
+
 use garrison_model::{Event, LogSource, Role, TenantId, Timestamp};
 use garrison_store::*;
 use serde_json::json;

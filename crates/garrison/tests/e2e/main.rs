@@ -1,8 +1,10 @@
 //! End-to-end tests: the real `garrison` binary on free ports and a temporary data directory.
 //! One test binary for all of them (linking is the slow part on 2 cores).
 
+mod detection;
 mod durability;
 mod harness;
 mod ingest;
+mod playbooks;
 mod security;
 mod tls_and_postgres;

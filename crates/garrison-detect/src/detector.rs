@@ -1,0 +1,320 @@
+//! The live detector: follows the event log from its committed position.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use garrison_bus::EventLog;
+use garrison_model::{TenantId, Timestamp};
+use garrison_pipeline::codec;
+use garrison_sigma::LoadOptions;
+use garrison_store::{DetectionOutcome, DetectionRepo, EventRepo, EventRow};
+use tokio::sync::watch;
+
+use crate::engine::{evaluate, Evaluated, TenantRules};
+use crate::{DetectConfig, DetectError};
+
+/// The consumer name under which the detector commits its log position.
+pub const DETECTOR: &str = "detector";
+/// How often an idle detector looks for rule changes.
+const IDLE_REFRESH: Duration = Duration::from_secs(2);
+
+/// A batch's alerts on their way into the store.
+struct PendingCommit {
+    task: tokio::task::JoinHandle<Result<DetectionOutcome, garrison_store::StoreError>>,
+    /// The log position the commit moves to.
+    end: u64,
+    /// When each event of the batch was received (µs), for the lag histogram.
+    received: Vec<i64>,
+    events: u64,
+    unreadable: u64,
+}
+
+/// Follows the log, runs every tenant's enabled rules, folds the hits into alerts.
+pub struct Detector<S> {
+    store: Arc<S>,
+    log: EventLog,
+    config: DetectConfig,
+    options: LoadOptions,
+    position: watch::Sender<u64>,
+    tenants: HashMap<TenantId, TenantRules>,
+    last_refresh: Option<Instant>,
+}
+
+impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
+    /// Starts from the detector's committed position (or the oldest position still in the log,
+    /// if the log was trimmed past it). The receiver tracks the position: the indexer keeps the
+    /// segments the detector has not read yet.
+    pub async fn new(
+        store: Arc<S>,
+        log: EventLog,
+        config: DetectConfig,
+    ) -> Result<(Self, watch::Receiver<u64>), DetectError> {
+        let committed = store.consumer_position(DETECTOR).await?;
+        let oldest = log.oldest_position();
+        let position = if committed < oldest {
+            tracing::warn!(
+                committed,
+                oldest,
+                "the event log no longer holds the detector's position; detection resumes at the oldest event kept"
+            );
+            oldest
+        } else {
+            committed
+        };
+        let (sender, receiver) = watch::channel(position);
+        Ok((
+            Detector {
+                store,
+                log,
+                config,
+                options: LoadOptions::default(),
+                position: sender,
+                tenants: HashMap::new(),
+                last_refresh: None,
+            },
+            receiver,
+        ))
+    }
+
+    /// The log position detection has committed.
+    pub fn position(&self) -> u64 {
+        *self.position.borrow()
+    }
+
+    /// Rules compiled per tenant, and how many of them.
+    pub fn loaded_rules(&self) -> Vec<(TenantId, usize)> {
+        let mut out: Vec<_> = self.tenants.iter().map(|(t, r)| (*t, r.len())).collect();
+        out.sort();
+        out
+    }
+
+    /// Rebuilds the rule sets of tenants whose rules changed. Returns whether any did.
+    pub async fn refresh_rules(&mut self) -> Result<bool, DetectError> {
+        self.last_refresh = Some(Instant::now());
+        let wanted: HashMap<TenantId, i64> = self
+            .store
+            .all_rules_revisions()
+            .await?
+            .into_iter()
+            .collect();
+        let before = self.tenants.len();
+        self.tenants.retain(|tenant, _| wanted.contains_key(tenant));
+        let mut changed = before != self.tenants.len();
+        for (tenant, revision) in wanted {
+            if self
+                .tenants
+                .get(&tenant)
+                .is_some_and(|r| r.revision == revision)
+            {
+                continue;
+            }
+            changed = true;
+            // The revision is read first: a change racing with this lands in the next refresh.
+            let rules = self.store.list_rules(tenant, true).await?;
+            if rules.is_empty() {
+                self.tenants.remove(&tenant);
+                metrics::gauge!("garrison_detection_rules", "tenant" => tenant.0.to_string())
+                    .set(0.0);
+                continue;
+            }
+            let options = self.options.clone();
+            let started = Instant::now();
+            let built =
+                tokio::task::spawn_blocking(move || TenantRules::build(revision, &rules, &options))
+                    .await
+                    .map_err(|e| DetectError::Worker(e.to_string()))?;
+            for error in built.rejected.iter().take(20) {
+                tracing::warn!(tenant = %tenant, %error, "enabled rule does not compile; skipped");
+            }
+            tracing::info!(
+                tenant = %tenant,
+                rules = built.len(),
+                rejected = built.rejected.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "detection rules loaded"
+            );
+            metrics::gauge!("garrison_detection_rules", "tenant" => tenant.0.to_string())
+                .set(built.len() as f64);
+            self.tenants.insert(tenant, built);
+        }
+        Ok(changed)
+    }
+
+    fn threads(&self) -> usize {
+        match self.config.threads {
+            0 => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            n => n,
+        }
+    }
+
+    fn refresh_due(&self) -> bool {
+        self.last_refresh
+            .is_none_or(|at| at.elapsed() >= self.config.rules_refresh)
+    }
+
+    /// Detects on what the log holds now; returns how many events were read.
+    ///
+    /// Batches are pipelined: while one batch's alerts are committed (with SQLite that may wait
+    /// for the indexer's transaction), the next one is read and evaluated. Commits stay in log
+    /// order, and the position moves only with a commit.
+    pub async fn run_once(&mut self) -> Result<usize, DetectError> {
+        let committed = self.log.committed_end();
+        let mut pending: Option<PendingCommit> = None;
+        let result = self.pipeline(committed, &mut pending).await;
+        // Whatever happened, a commit in flight is finished (or failed) before returning.
+        let finished = match pending.take() {
+            Some(commit) => self.finish(commit).await,
+            None => Ok(()),
+        };
+        let total = result?;
+        finished?;
+        Ok(total)
+    }
+
+    async fn pipeline(
+        &mut self,
+        committed: u64,
+        pending: &mut Option<PendingCommit>,
+    ) -> Result<usize, DetectError> {
+        let mut total = 0;
+        let mut start = self.position();
+        loop {
+            if self.refresh_due() {
+                self.refresh_rules().await?;
+            }
+            if start >= committed {
+                return Ok(total);
+            }
+            if self.tenants.is_empty() {
+                // No tenant has rules: nothing to read; rules enabled later apply from here.
+                if let Some(commit) = pending.take() {
+                    self.finish(commit).await?;
+                }
+                self.store
+                    .record_detections(&[], DETECTOR, committed)
+                    .await?;
+                self.position.send_replace(committed);
+                return Ok(total);
+            }
+            let mut reader = self.log.reader(start);
+            let mut rows: Vec<EventRow> = Vec::new();
+            let mut end = start;
+            while rows.len() < self.config.max_batch_events {
+                let entries = reader.read(committed, 1)?;
+                let Some(entry) = entries.into_iter().next() else {
+                    break;
+                };
+                match codec::decode_without_search_text(&entry.payload) {
+                    Ok(batch) => rows.extend(batch),
+                    Err(e) => {
+                        tracing::error!(position = entry.position_after, error = %e, "undecodable log entry skipped by detection");
+                        metrics::counter!("garrison_detection_errors_total").increment(1);
+                    }
+                }
+                end = entry.position_after;
+            }
+            if end == start {
+                return Ok(total);
+            }
+            let (rows, evaluated) = self.evaluate(rows).await?;
+            total += rows.len();
+            if let Some(commit) = pending.take() {
+                self.finish(commit).await?;
+            }
+            let store = self.store.clone();
+            let hits = evaluated.hits;
+            let task =
+                tokio::spawn(async move { store.record_detections(&hits, DETECTOR, end).await });
+            *pending = Some(PendingCommit {
+                task,
+                end,
+                received: rows.iter().map(|r| r.received.as_microsecond()).collect(),
+                events: evaluated.events,
+                unreadable: evaluated.unreadable,
+            });
+            start = end;
+        }
+    }
+
+    /// Waits for a batch's commit, then moves the position and records the metrics.
+    async fn finish(&mut self, commit: PendingCommit) -> Result<(), DetectError> {
+        let outcome = commit
+            .task
+            .await
+            .map_err(|e| DetectError::Worker(e.to_string()))??;
+        self.position.send_replace(commit.end);
+        let now = Timestamp::now().as_microsecond();
+        let lag = metrics::histogram!("garrison_detection_lag_seconds");
+        for received in &commit.received {
+            lag.record((now - received).max(0) as f64 / 1e6);
+        }
+        metrics::counter!("garrison_detection_events_total").increment(commit.events);
+        metrics::counter!("garrison_alert_hits_total").increment(outcome.hits_new);
+        metrics::counter!("garrison_alerts_created_total").increment(outcome.alerts_created);
+        if commit.unreadable > 0 {
+            metrics::counter!("garrison_detection_unreadable_events_total")
+                .increment(commit.unreadable);
+        }
+        metrics::gauge!("garrison_detection_lag_bytes")
+            .set(self.log.committed_end().saturating_sub(commit.end) as f64);
+        Ok(())
+    }
+
+    /// Evaluates a batch off the async runtime (it is CPU work on every core).
+    async fn evaluate(
+        &mut self,
+        rows: Vec<EventRow>,
+    ) -> Result<(Vec<EventRow>, Evaluated), DetectError> {
+        let mut tenants = std::mem::take(&mut self.tenants);
+        let config = self.config.clone();
+        let threads = self.threads();
+        let joined = tokio::task::spawn_blocking(move || {
+            let evaluated = evaluate(&rows, &mut tenants, &config, threads);
+            (tenants, rows, evaluated)
+        })
+        .await;
+        match joined {
+            Ok((tenants, rows, evaluated)) => {
+                self.tenants = tenants;
+                Ok((rows, evaluated))
+            }
+            Err(e) => {
+                // The rule sets went with the worker: rebuild them before the retry.
+                self.last_refresh = None;
+                Err(DetectError::Worker(e.to_string()))
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true, waking whenever the log grows.
+    pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+        let mut committed = self.log.watch_committed();
+        loop {
+            if let Err(e) = self.run_once().await {
+                tracing::error!(error = %e, "detection failed; retrying");
+                metrics::counter!("garrison_detection_errors_total").increment(1);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+            if *committed.borrow_and_update() > self.position() {
+                continue;
+            }
+            metrics::gauge!("garrison_detection_lag_bytes").set(0.0);
+            tokio::select! {
+                changed = committed.changed() => if changed.is_err() { return },
+                _ = shutdown.changed() => return,
+                // Look for rule changes now and then even when idle.
+                _ = tokio::time::sleep(self.config.rules_refresh.max(IDLE_REFRESH)) => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
+    }
+}

@@ -1,0 +1,466 @@
+//! Rules compiled per tenant, events evaluated against them, and matches turned into
+//! [`AlertHit`]s with deterministic alert ids.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use garrison_hunt::event::parse_object;
+use garrison_hunt::{rule_enabled, rule_level, HitFilter, HuntEvent};
+use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
+use garrison_sigma::{
+    load_rules, CorrelationAlert, CorrelationOptions, Correlator, Event, LoadOptions, Match,
+    RuleError, RuleMeta, RuleSet, RuleSource,
+};
+use garrison_store::{AlertHit, EventRow, StoredRule};
+use sha2::{Digest, Sha256};
+
+use crate::DetectConfig;
+
+type Corr<'a> = Correlator<'a>;
+
+self_cell::self_cell!(
+    /// A tenant's compiled rules with the correlation state that borrows them.
+    struct Compiled {
+        owner: RuleSet,
+        #[not_covariant]
+        dependent: Corr,
+    }
+);
+
+/// One tenant's enabled rules, compiled.
+pub struct TenantRules {
+    pub revision: i64,
+    compiled: Compiled,
+    /// Rules whose matches are alerted (not `generate: false` feeders).
+    alerting: Vec<bool>,
+    feeders: Vec<bool>,
+    has_correlations: bool,
+    /// Rules that did not compile (they are skipped, not fatal).
+    pub rejected: Vec<RuleError>,
+}
+
+impl TenantRules {
+    /// Compiles the stored rules; each source is named by its stored rule id.
+    pub fn build(revision: i64, rules: &[StoredRule], options: &LoadOptions) -> TenantRules {
+        let sources = rules
+            .iter()
+            .map(|r| RuleSource::new(r.rule_id.clone(), r.yaml.clone()));
+        let (set, rejected) = load_rules(sources, options);
+        let filter = HitFilter::default();
+        let alerting = set
+            .rules()
+            .iter()
+            .map(|m| rule_enabled(m, &filter))
+            .collect();
+        let feeders = set.correlation_feeders();
+        let has_correlations = set
+            .rules()
+            .iter()
+            .any(|m| m.kind == garrison_sigma::RuleKind::Correlation);
+        let compiled = Compiled::new(set, |set| {
+            Correlator::new(set, CorrelationOptions::default())
+        });
+        TenantRules {
+            revision,
+            compiled,
+            alerting,
+            feeders,
+            has_correlations,
+            rejected,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.compiled.borrow_owner().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The event of a log row as the rules see it: the sender's fields, flattened as `garrison
+/// hunt` flattens them, so live detection and hunting agree.
+pub fn row_event(row: &EventRow) -> Option<HuntEvent> {
+    let fields = parse_object(row.fields_json.as_bytes()).ok().flatten()?;
+    Some(HuntEvent::new(fields, Arc::from(row.source.as_str())))
+}
+
+/// The id a rule's alerts carry: its Sigma id, else its name, else the stored rule's id.
+pub fn alert_rule_id(meta: &RuleMeta) -> String {
+    meta.id
+        .clone()
+        .or_else(|| meta.name.clone())
+        .unwrap_or_else(|| meta.path.clone())
+}
+
+fn field_text(value: &garrison_sigma::FieldValue<'_>) -> Option<String> {
+    use garrison_sigma::FieldValue;
+    match value {
+        FieldValue::Null => None,
+        FieldValue::Bool(b) => Some(b.to_string()),
+        FieldValue::Int(i) => Some(i.to_string()),
+        FieldValue::UInt(u) => Some(u.to_string()),
+        FieldValue::Float(f) => Some(f.to_string()),
+        FieldValue::Str(s) if s.is_empty() => None,
+        FieldValue::Str(s) => Some(s.to_string()),
+        FieldValue::List(items) => {
+            let parts: Vec<String> = items.iter().filter_map(field_text).collect();
+            (!parts.is_empty()).then(|| parts.join(","))
+        }
+    }
+}
+
+/// The entity of an event: each configured field from the normalised view, else the event's
+/// own fields (missing ones are left out).
+fn entity_of(
+    row: &EventRow,
+    event: &HuntEvent,
+    fields: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
+    let normalized: Option<serde_json::Map<String, serde_json::Value>> =
+        serde_json::from_str(&row.normalized_json).ok();
+    let mut entity = serde_json::Map::new();
+    for name in fields {
+        let from_normalized = normalized
+            .as_ref()
+            .and_then(|n| n.get(name))
+            .and_then(|v| match v {
+                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+                serde_json::Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            });
+        let value =
+            from_normalized.or_else(|| Event::get(event, name).and_then(|v| field_text(&v)));
+        if let Some(value) = value {
+            entity.insert(name.clone(), serde_json::Value::String(value));
+        }
+    }
+    entity
+}
+
+fn hex_digest(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update((part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// The fingerprint of (rule, entity): what repeats are folded by.
+pub fn fingerprint(rule_id: &str, entity: &serde_json::Map<String, serde_json::Value>) -> String {
+    let entity = serde_json::Value::Object(entity.clone()).to_string();
+    hex_digest(&[rule_id, &entity])
+}
+
+/// Start of the window `time` falls in (windows are aligned on the epoch).
+pub fn window_start(time: Timestamp, window_us: i64) -> Timestamp {
+    let us = to_micros(time);
+    from_micros(us - us.rem_euclid(window_us.max(1)))
+}
+
+/// The deterministic alert id of (tenant, rule, fingerprint, window).
+pub fn alert_id(tenant: TenantId, rule_id: &str, fingerprint: &str, window: Timestamp) -> String {
+    hex_digest(&[
+        &tenant.0.to_string(),
+        rule_id,
+        fingerprint,
+        &to_micros(window).to_string(),
+    ])
+}
+
+fn matched_json(matched: &[(String, String)]) -> String {
+    let mut map = serde_json::Map::new();
+    for (field, value) in matched {
+        let key = if field.is_empty() { "keywords" } else { field };
+        map.entry(key.to_string())
+            .or_insert_with(|| serde_json::Value::String(value.clone()));
+    }
+    serde_json::Value::Object(map).to_string()
+}
+
+fn make_hit(
+    row: &EventRow,
+    meta: &RuleMeta,
+    matched: &[(String, String)],
+    entity: serde_json::Map<String, serde_json::Value>,
+    time: Timestamp,
+    config: &DetectConfig,
+) -> AlertHit {
+    let rule_id = alert_rule_id(meta);
+    let fp = fingerprint(&rule_id, &entity);
+    let window = window_start(time, config.window_micros());
+    AlertHit {
+        tenant_id: row.tenant_id,
+        alert_id: alert_id(row.tenant_id, &rule_id, &fp, window),
+        rule_id,
+        title: meta.title.clone(),
+        level: rule_level(meta).to_string(),
+        fingerprint: fp,
+        entity_json: serde_json::Value::Object(entity).to_string(),
+        window_start: window,
+        event_id: row.id.clone(),
+        event_time: time,
+        matched_json: matched_json(matched),
+    }
+}
+
+/// What evaluating a batch gave.
+#[derive(Debug, Default)]
+pub struct Evaluated {
+    pub hits: Vec<AlertHit>,
+    /// Events evaluated against some tenant's rules.
+    pub events: u64,
+    /// Events whose fields could not be read as a JSON object.
+    pub unreadable: u64,
+}
+
+/// The detection matches of one event, owned (rule indexes and matched fields).
+struct EventMatches {
+    index: usize,
+    event: HuntEvent,
+    matches: Vec<(usize, Vec<(String, String)>)>,
+}
+
+fn match_events(
+    rows: &[EventRow],
+    indexes: &[usize],
+    tenants: &HashMap<TenantId, TenantRules>,
+) -> (Vec<EventMatches>, u64) {
+    let mut out = Vec::new();
+    let mut unreadable = 0;
+    let mut matches: Vec<Match<'_>> = Vec::new();
+    for &index in indexes {
+        let row = &rows[index];
+        let Some(rules) = tenants.get(&row.tenant_id) else {
+            continue;
+        };
+        let Some(event) = row_event(row) else {
+            unreadable += 1;
+            continue;
+        };
+        let set = rules.compiled.borrow_owner();
+        set.matches(&event, &mut matches);
+        if !matches.is_empty() {
+            out.push(EventMatches {
+                index,
+                event,
+                matches: matches
+                    .drain(..)
+                    .map(|m| (m.rule_index, m.matched))
+                    .collect(),
+            });
+        }
+    }
+    (out, unreadable)
+}
+
+/// Evaluates rows against their tenants' rules on `threads` threads, then runs correlation in
+/// event-time order (per batch), and returns the hits to fold.
+pub fn evaluate(
+    rows: &[EventRow],
+    tenants: &mut HashMap<TenantId, TenantRules>,
+    config: &DetectConfig,
+    threads: usize,
+) -> Evaluated {
+    let candidates: Vec<usize> = (0..rows.len())
+        .filter(|i| tenants.contains_key(&rows[*i].tenant_id))
+        .collect();
+    let mut result = Evaluated {
+        events: candidates.len() as u64,
+        ..Evaluated::default()
+    };
+    if candidates.is_empty() {
+        return result;
+    }
+    let threads = threads
+        .clamp(1, 16)
+        .min(candidates.len().div_ceil(64).max(1));
+    let shared: &HashMap<TenantId, TenantRules> = tenants;
+    let mut matched: Vec<EventMatches> = if threads <= 1 {
+        let (m, u) = match_events(rows, &candidates, shared);
+        result.unreadable += u;
+        m
+    } else {
+        let chunk = candidates.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = candidates
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || match_events(rows, part, shared)))
+                .collect();
+            let mut all = Vec::new();
+            for handle in handles {
+                match handle.join() {
+                    Ok((m, u)) => {
+                        all.extend(m);
+                        result.unreadable += u;
+                    }
+                    Err(_) => {
+                        tracing::error!("a detection worker panicked; its events were skipped")
+                    }
+                }
+            }
+            all
+        })
+    };
+    matched.sort_by_key(|m| m.index);
+    let mut correlated: Vec<&EventMatches> = Vec::new();
+    for em in &matched {
+        let row = &rows[em.index];
+        let Some(rules) = shared.get(&row.tenant_id) else {
+            continue;
+        };
+        let metas = rules.compiled.borrow_owner().rules();
+        let mut entity = None;
+        for (rule_index, fields) in &em.matches {
+            if !rules.alerting.get(*rule_index).copied().unwrap_or(false) {
+                continue;
+            }
+            let Some(meta) = metas.get(*rule_index) else {
+                continue;
+            };
+            let entity = entity
+                .get_or_insert_with(|| entity_of(row, &em.event, &config.entity_fields))
+                .clone();
+            result
+                .hits
+                .push(make_hit(row, meta, fields, entity, row.time, config));
+        }
+        if rules.has_correlations
+            && em
+                .matches
+                .iter()
+                .any(|(i, _)| rules.feeders.get(*i).copied().unwrap_or(false))
+        {
+            correlated.push(em);
+        }
+    }
+    // Correlation: in event-time order within the batch, state kept across batches.
+    correlated.sort_by_key(|em| (rows[em.index].time, em.index));
+    for em in correlated {
+        let row = &rows[em.index];
+        let Some(rules) = tenants.get_mut(&row.tenant_id) else {
+            continue;
+        };
+        let alerting = &rules.alerting;
+        let hits = &mut result.hits;
+        rules.compiled.with_dependent_mut(|set, correlator| {
+            let metas = set.rules();
+            let matches: Vec<Match<'_>> = em
+                .matches
+                .iter()
+                .filter_map(|(i, _)| {
+                    metas.get(*i).map(|rule| Match {
+                        rule,
+                        rule_index: *i,
+                        matched: Vec::new(),
+                    })
+                })
+                .collect();
+            let mut alerts: Vec<CorrelationAlert<'_>> = Vec::new();
+            correlator.process(&matches, row.time, &em.event, &mut alerts);
+            for alert in alerts {
+                if !alerting.get(alert.rule_index).copied().unwrap_or(false) {
+                    continue;
+                }
+                let mut entity = serde_json::Map::new();
+                for (k, v) in &alert.group {
+                    entity.insert(k.clone(), serde_json::Value::String(v.clone()));
+                }
+                let mut fields = alert.group.clone();
+                fields.push(("value".into(), alert.value.to_string()));
+                fields.push(("events".into(), alert.events.to_string()));
+                hits.push(make_hit(
+                    row, alert.rule, &fields, entity, alert.last, config,
+                ));
+            }
+        });
+    }
+    result
+}
+
+/// A match of a rule test: the event and what matched.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TestMatch {
+    pub event_id: String,
+    pub time: Timestamp,
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    pub matched: serde_json::Value,
+}
+
+/// A stored event, flattened for a rule test (compact: the JSON tree is not kept).
+#[derive(Clone, Debug)]
+pub struct TestEvent {
+    pub id: String,
+    pub time: Timestamp,
+    pub event: HuntEvent,
+}
+
+impl TestEvent {
+    /// `None` when the event's fields are not a JSON object.
+    pub fn of(stored: &garrison_model::Event) -> Option<TestEvent> {
+        let fields = garrison_hunt::event::flatten_value(&stored.fields)?;
+        Some(TestEvent {
+            id: stored.id.clone(),
+            time: stored.time,
+            event: HuntEvent::new(fields, Arc::from(stored.source.as_str())),
+        })
+    }
+}
+
+/// Runs one rule file over events (as a `/rules/{id}/test` does): every detection match, and
+/// correlation matches in time order. The rule must compile.
+pub fn test_rule(
+    rule_id: &str,
+    yaml: &str,
+    events: &[TestEvent],
+) -> Result<Vec<TestMatch>, Vec<RuleError>> {
+    let (set, errors) = load_rules([RuleSource::new(rule_id, yaml)], &LoadOptions::default());
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let filter = HitFilter::default();
+    let mut order: Vec<usize> = (0..events.len()).collect();
+    order.sort_by_key(|i| (events[*i].time, *i));
+    let mut correlator = Correlator::new(&set, CorrelationOptions::default());
+    let mut out = Vec::new();
+    let mut matches = Vec::new();
+    let mut alerts = Vec::new();
+    for i in order {
+        let stored = &events[i];
+        let event = &stored.event;
+        set.matches(event, &mut matches);
+        for m in &matches {
+            if rule_enabled(m.rule, &filter) {
+                out.push(TestMatch {
+                    event_id: stored.id.clone(),
+                    time: stored.time,
+                    rule_id: alert_rule_id(m.rule),
+                    title: m.rule.title.clone(),
+                    level: rule_level(m.rule).to_string(),
+                    matched: serde_json::from_str(&matched_json(&m.matched))
+                        .unwrap_or(serde_json::Value::Null),
+                });
+            }
+        }
+        correlator.process(&matches, stored.time, event, &mut alerts);
+        for alert in alerts.drain(..) {
+            let mut fields = alert.group.clone();
+            fields.push(("value".into(), alert.value.to_string()));
+            out.push(TestMatch {
+                event_id: stored.id.clone(),
+                time: alert.last,
+                rule_id: alert_rule_id(alert.rule),
+                title: alert.rule.title.clone(),
+                level: rule_level(alert.rule).to_string(),
+                matched: serde_json::from_str(&matched_json(&fields))
+                    .unwrap_or(serde_json::Value::Null),
+            });
+        }
+        matches.clear();
+    }
+    Ok(out)
+}

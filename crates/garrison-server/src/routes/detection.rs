@@ -1,0 +1,793 @@
+//! Detection rules and alerts. Every handler takes a [`Principal`] and passes its tenant to the
+//! store; changing rules needs the admin or analyst role and is recorded in the audit log.
+
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, RawQuery, Request, State};
+use axum::http::header;
+use axum::Json;
+use garrison_model::{Role, Timestamp};
+use garrison_store::{
+    Alert, AlertQuery, DetectionRepo, EventQuery, EventRepo, ImportSummary, RuleVersion, StoredRule,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::audit::record;
+use crate::AppState;
+
+/// Roles that may change rules.
+const RULE_AUTHORS: &[Role] = &[Role::Admin, Role::Analyst];
+/// Most stored events one rule test reads.
+const MAX_TEST_EVENTS: usize = 50_000;
+
+// ---------------------------------------------------------------- views
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleView {
+    /// The Sigma id of the file's first rule.
+    pub id: String,
+    pub title: String,
+    pub level: Option<String>,
+    /// Where it was imported from (file path, `archive.zip:member`, upload name).
+    pub origin: String,
+    pub version: i64,
+    pub enabled: bool,
+    pub created: String,
+    pub updated: String,
+}
+
+impl From<&StoredRule> for RuleView {
+    fn from(r: &StoredRule) -> Self {
+        RuleView {
+            id: r.rule_id.clone(),
+            title: r.title.clone(),
+            level: r.level.clone(),
+            origin: r.origin.clone(),
+            version: r.version,
+            enabled: r.enabled,
+            created: r.created.to_string(),
+            updated: r.updated.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleVersionView {
+    pub version: i64,
+    pub title: String,
+    pub level: Option<String>,
+    pub origin: String,
+    pub created: String,
+    /// The rule file's text of this version.
+    pub yaml: String,
+}
+
+impl From<RuleVersion> for RuleVersionView {
+    fn from(v: RuleVersion) -> Self {
+        RuleVersionView {
+            version: v.version,
+            title: v.title,
+            level: v.level,
+            origin: v.origin,
+            created: v.created.to_string(),
+            yaml: v.yaml,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RuleDetail {
+    #[serde(flatten)]
+    pub rule: RuleView,
+    /// The current text.
+    pub yaml: String,
+    /// Every version, oldest first.
+    pub versions: Vec<RuleVersionView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedRule {
+    pub path: String,
+    pub line: Option<usize>,
+    pub rule: Option<String>,
+    pub reason: String,
+}
+
+impl From<garrison_sigma::RuleError> for RejectedRule {
+    fn from(e: garrison_sigma::RuleError) -> Self {
+        RejectedRule {
+            path: e.path,
+            line: e.line,
+            rule: e.rule,
+            reason: e.reason,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ImportResult {
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    /// Rules enabled by this import.
+    pub enabled: u64,
+    /// Files that could not be imported, with the reason.
+    pub rejected: Vec<RejectedRule>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertView {
+    pub id: String,
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    /// Hash of the rule and the entity: repeats with the same one in a window are one alert.
+    pub fingerprint: String,
+    /// The entity fields and their values.
+    #[schema(value_type = Object)]
+    pub entity: serde_json::Value,
+    /// Start of the folding window.
+    pub window_start: String,
+    /// Events folded into this alert.
+    pub count: i64,
+    pub first_seen: String,
+    pub last_seen: String,
+    /// The Sigma fields and values that matched (of the first event).
+    #[schema(value_type = Object)]
+    pub matched: serde_json::Value,
+    /// Null until incidents exist.
+    pub incident_id: Option<String>,
+    pub status: String,
+    pub created: String,
+    pub updated: String,
+}
+
+impl From<Alert> for AlertView {
+    fn from(a: Alert) -> Self {
+        AlertView {
+            id: a.alert_id,
+            rule_id: a.rule_id,
+            title: a.title,
+            level: a.level,
+            fingerprint: a.fingerprint,
+            entity: a.entity,
+            window_start: a.window_start.to_string(),
+            count: a.count,
+            first_seen: a.first_seen.to_string(),
+            last_seen: a.last_seen.to_string(),
+            matched: a.matched,
+            incident_id: a.incident_id,
+            status: a.status,
+            created: a.created.to_string(),
+            updated: a.updated.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertsPage {
+    pub alerts: Vec<AlertView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AlertDetail {
+    #[serde(flatten)]
+    pub alert: AlertView,
+    /// Ids of the events folded into the alert, oldest first (at most 1,000).
+    pub event_ids: Vec<String>,
+}
+
+// ---------------------------------------------------------------- rules
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RuleFile {
+    /// A name for the file (kept as the rule's origin).
+    pub path: String,
+    /// The Sigma YAML.
+    pub text: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ImportRequest {
+    pub files: Vec<RuleFile>,
+    /// Enable every imported rule.
+    #[serde(default)]
+    pub enable: bool,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct ImportParams {
+    /// With a zip body: enable every imported rule.
+    enable: Option<bool>,
+    /// With a zip body: the archive's name, kept in each rule's origin.
+    name: Option<String>,
+}
+
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        other => Err(ApiError::invalid(format!(
+            "parameter {name}: {other:?} is not true or false"
+        ))),
+    }
+}
+
+/// Import Sigma rule files: a JSON list of files, a zip archive (`Content-Type:
+/// application/zip`, e.g. SigmaHQ's release), or a `multipart/form-data` upload of `.zip`,
+/// `.yml` and `.yaml` files (and an optional `enable` field). Changed files become new versions;
+/// admins and analysts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/import",
+    tag = "rules",
+    params(ImportParams),
+    request_body(content = ImportRequest, description = "JSON files, a zip archive as application/zip, or multipart/form-data files"),
+    responses(
+        (status = 200, description = "Imported", body = ImportResult),
+        (status = 400, description = "Bad body", body = Problem),
+        (status = 403, description = "Not allowed", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn import_rules(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<ImportResult>, ApiError> {
+    use axum::extract::FromRequest;
+    principal.require_any(RULE_AUTHORS)?;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let (sources, rejected, enable, origin) = if content_type.starts_with("multipart/form-data") {
+        let multipart = Multipart::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::invalid(format!("multipart body: {e}")))?;
+        read_multipart(multipart).await?
+    } else {
+        let body = Bytes::from_request(request, &state)
+            .await
+            .map_err(|e| ApiError::invalid(format!("body: {e}")))?;
+        read_body(&content_type, query, body).await?
+    };
+    import_sources(&state, &principal, sources, rejected, enable, origin).await
+}
+
+type ReadRules = (
+    Vec<garrison_sigma::RuleSource>,
+    Vec<garrison_sigma::RuleError>,
+    bool,
+    String,
+);
+
+async fn read_multipart(mut multipart: Multipart) -> Result<ReadRules, ApiError> {
+    let bad = |e: axum::extract::multipart::MultipartError| {
+        ApiError::invalid(format!("multipart body: {e}"))
+    };
+    let mut sources = Vec::new();
+    let mut rejected = Vec::new();
+    let mut enable = false;
+    let mut names = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(bad)? {
+        let field_name = field.name().unwrap_or("").to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let data = field.bytes().await.map_err(bad)?;
+        match file_name {
+            None if field_name == "enable" => {
+                enable = parse_bool("enable", String::from_utf8_lossy(&data).trim())?
+            }
+            None => {
+                return Err(ApiError::invalid(format!(
+                    "multipart field {field_name:?}: expected files and an optional `enable`"
+                )))
+            }
+            Some(file) if file.to_ascii_lowercase().ends_with(".zip") => {
+                let name = file.clone();
+                let (mut s, mut r) = tokio::task::spawn_blocking(move || {
+                    garrison_detect::rules::sources_from_zip(&name, &data)
+                })
+                .await
+                .map_err(ApiError::internal)?
+                .map_err(|e| ApiError::invalid(e.to_string()))?;
+                sources.append(&mut s);
+                rejected.append(&mut r);
+                names.push(file);
+            }
+            Some(file) => match String::from_utf8(data.to_vec()) {
+                Ok(text) => {
+                    sources.push(garrison_sigma::RuleSource::new(file.clone(), text));
+                    names.push(file);
+                }
+                Err(_) => rejected.push(garrison_sigma::RuleError {
+                    path: file,
+                    line: None,
+                    rule: None,
+                    reason: "not UTF-8 text".into(),
+                }),
+            },
+        }
+    }
+    let origin = if names.len() == 1 {
+        names.remove(0)
+    } else {
+        "upload".to_string()
+    };
+    Ok((sources, rejected, enable, origin))
+}
+
+async fn read_body(
+    content_type: &str,
+    query: Option<String>,
+    body: Bytes,
+) -> Result<ReadRules, ApiError> {
+    let is_zip = content_type.starts_with("application/zip")
+        || content_type.starts_with("application/x-zip")
+        || content_type.starts_with("application/octet-stream")
+        || body.starts_with(b"PK\x03\x04");
+    let (sources, rejected, enable, origin) = if is_zip {
+        let mut enable = false;
+        let mut name = "upload.zip".to_string();
+        for (key, value) in query_pairs(query) {
+            match key.as_str() {
+                "enable" => enable = parse_bool("enable", &value)?,
+                "name" => name = value,
+                other => {
+                    return Err(ApiError::invalid(format!(
+                        "unknown parameter {other:?}; expected enable or name"
+                    )))
+                }
+            }
+        }
+        let archive = name.clone();
+        let (sources, rejected) = tokio::task::spawn_blocking(move || {
+            garrison_detect::rules::sources_from_zip(&name, &body)
+        })
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+        (sources, rejected, enable, archive)
+    } else {
+        let request: ImportRequest =
+            serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?;
+        let sources: Vec<garrison_sigma::RuleSource> = request
+            .files
+            .into_iter()
+            .map(|f| garrison_sigma::RuleSource::new(f.path, f.text))
+            .collect();
+        (sources, Vec::new(), request.enable, "upload".to_string())
+    };
+    Ok((sources, rejected, enable, origin))
+}
+
+async fn import_sources(
+    state: &AppState,
+    principal: &Principal,
+    sources: Vec<garrison_sigma::RuleSource>,
+    mut rejected: Vec<garrison_sigma::RuleError>,
+    enable: bool,
+    origin: String,
+) -> Result<Json<ImportResult>, ApiError> {
+    if sources.is_empty() && rejected.is_empty() {
+        return Err(ApiError::invalid(
+            "no .yml or .yaml rule file in the request",
+        ));
+    }
+    let parsed =
+        tokio::task::spawn_blocking(move || garrison_detect::rules::parse_rule_files(sources))
+            .await
+            .map_err(ApiError::internal)?;
+    rejected.extend(parsed.rejected);
+    let summary: ImportSummary = state
+        .store()
+        .import_rules(principal.tenant, &parsed.rules, enable)
+        .await?;
+    record(
+        state,
+        principal,
+        "rule.import",
+        &origin,
+        serde_json::json!({
+            "created": summary.created, "updated": summary.updated,
+            "unchanged": summary.unchanged, "enabled": summary.enabled,
+            "rejected": rejected.len(),
+            "rules": parsed.rules.iter().map(|r| r.rule_id.as_str()).take(10_000).collect::<Vec<_>>(),
+        }),
+    )
+    .await;
+    Ok(Json(ImportResult {
+        created: summary.created,
+        updated: summary.updated,
+        unchanged: summary.unchanged,
+        enabled: summary.enabled,
+        rejected: rejected.into_iter().map(RejectedRule::from).collect(),
+    }))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct ListRulesParams {
+    /// Only enabled (true) or disabled (false) rules.
+    enabled: Option<bool>,
+}
+
+/// List the tenant's rules (without their text).
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules",
+    tag = "rules",
+    params(ListRulesParams),
+    responses((status = 200, body = Vec<RuleView>), (status = 401, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_rules(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<RuleView>>, ApiError> {
+    let mut enabled = None;
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "enabled" => enabled = Some(parse_bool("enabled", &value)?),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter {other:?}; expected enabled"
+                )))
+            }
+        }
+    }
+    let rules = state
+        .store()
+        .list_rules(principal.tenant, enabled == Some(true))
+        .await?;
+    Ok(Json(
+        rules
+            .iter()
+            .filter(|r| enabled.is_none_or(|e| r.enabled == e))
+            .map(RuleView::from)
+            .collect(),
+    ))
+}
+
+async fn find_rule(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<StoredRule, ApiError> {
+    state
+        .store()
+        .rule(principal.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("rule {id:?} not found")))
+}
+
+/// A rule with its text and every version.
+#[utoipa::path(
+    get,
+    path = "/api/v1/rules/{id}",
+    tag = "rules",
+    params(("id" = String, Path, description = "Rule id")),
+    responses((status = 200, body = RuleDetail), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn get_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RuleDetail>, ApiError> {
+    let rule = find_rule(&state, &principal, &id).await?;
+    let versions = state.store().rule_versions(principal.tenant, &id).await?;
+    Ok(Json(RuleDetail {
+        rule: RuleView::from(&rule),
+        yaml: rule.yaml,
+        versions: versions.into_iter().map(RuleVersionView::from).collect(),
+    }))
+}
+
+async fn set_enabled(
+    state: AppState,
+    principal: Principal,
+    id: String,
+    enabled: bool,
+) -> Result<Json<RuleView>, ApiError> {
+    principal.require_any(RULE_AUTHORS)?;
+    let rule = state
+        .store()
+        .set_rule_enabled(principal.tenant, &id, enabled)
+        .await?;
+    record(
+        &state,
+        &principal,
+        if enabled {
+            "rule.enable"
+        } else {
+            "rule.disable"
+        },
+        &id,
+        serde_json::json!({"version": rule.version}),
+    )
+    .await;
+    Ok(Json(RuleView::from(&rule)))
+}
+
+/// Enable a rule: the live detector runs it from now on (admins and analysts).
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/enable",
+    tag = "rules",
+    params(("id" = String, Path, description = "Rule id")),
+    responses((status = 200, body = RuleView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn enable_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RuleView>, ApiError> {
+    set_enabled(state, principal, id, true).await
+}
+
+/// Disable a rule (admins and analysts).
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/disable",
+    tag = "rules",
+    params(("id" = String, Path, description = "Rule id")),
+    responses((status = 200, body = RuleView), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn disable_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<RuleView>, ApiError> {
+    set_enabled(state, principal, id, false).await
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct TestRequest {
+    /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 24 hours ago.
+    pub from: Option<String>,
+    /// Event time to (exclusive). Default: now.
+    pub to: Option<String>,
+    /// Most events read (default and maximum 50,000).
+    pub max_events: Option<usize>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestMatchView {
+    pub event_id: String,
+    pub time: String,
+    pub rule_id: String,
+    pub title: String,
+    pub level: String,
+    #[schema(value_type = Object)]
+    pub matched: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TestResult {
+    /// Stored events read.
+    pub events: usize,
+    /// True when the range held more than `max_events` events (the newest were read).
+    pub truncated: bool,
+    pub matches: Vec<TestMatchView>,
+}
+
+fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+    garrison_model::parse_time_bound(value)
+        .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")))
+}
+
+/// Run a rule over the stored events of a time range: what it would have matched.
+#[utoipa::path(
+    post,
+    path = "/api/v1/rules/{id}/test",
+    tag = "rules",
+    params(("id" = String, Path, description = "Rule id")),
+    request_body = TestRequest,
+    responses((status = 200, body = TestResult), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn test_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<TestResult>, ApiError> {
+    let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        TestRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?
+    };
+    let rule = find_rule(&state, &principal, &id).await?;
+    let to = match &request.to {
+        Some(v) => parse_time("to", v)?,
+        None => Timestamp::now(),
+    };
+    let from = match &request.from {
+        Some(v) => parse_time("from", v)?,
+        None => to
+            .checked_sub(garrison_model::SignedDuration::from_hours(24))
+            .map_err(ApiError::internal)?,
+    };
+    let max = request
+        .max_events
+        .unwrap_or(MAX_TEST_EVENTS)
+        .clamp(1, MAX_TEST_EVENTS);
+    let mut query = EventQuery {
+        from: Some(from),
+        to: Some(to),
+        limit: 1000,
+        ..EventQuery::default()
+    };
+    let mut events = Vec::new();
+    let mut truncated = false;
+    loop {
+        let page = state
+            .store()
+            .search_events(principal.tenant, &query)
+            .await?;
+        // Flattened page by page: the JSON trees are not all held at once.
+        events.extend(
+            page.events
+                .iter()
+                .filter_map(garrison_detect::TestEvent::of),
+        );
+        if events.len() >= max {
+            truncated = page.next_cursor.is_some() || events.len() > max;
+            events.truncate(max);
+            break;
+        }
+        match page.next_cursor {
+            Some(next) => query.cursor = Some(next),
+            None => break,
+        }
+    }
+    let count = events.len();
+    let yaml = rule.yaml.clone();
+    let rule_id = rule.rule_id.clone();
+    let outcome =
+        tokio::task::spawn_blocking(move || garrison_detect::test_rule(&rule_id, &yaml, &events))
+            .await
+            .map_err(ApiError::internal)?;
+    let matches = outcome.map_err(|errors| {
+        ApiError::invalid(format!("rule {id:?} does not compile")).with_errors(
+            errors
+                .into_iter()
+                .map(|e| serde_json::json!({"line": e.line, "rule": e.rule, "reason": e.reason}))
+                .collect(),
+        )
+    })?;
+    Ok(Json(TestResult {
+        events: count,
+        truncated,
+        matches: matches
+            .into_iter()
+            .map(|m| TestMatchView {
+                event_id: m.event_id,
+                time: m.time.to_string(),
+                rule_id: m.rule_id,
+                title: m.title,
+                level: m.level,
+                matched: m.matched,
+            })
+            .collect(),
+    }))
+}
+
+// ---------------------------------------------------------------- alerts
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct AlertParams {
+    /// Only alerts of this level (informational, low, medium, high, critical).
+    level: Option<String>,
+    /// Only alerts of this rule id.
+    rule_id: Option<String>,
+    /// Alerts whose last event is at or after this time: RFC 3339 or Unix seconds.
+    from: Option<String>,
+    /// Alerts whose first event is before this time.
+    to: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List alerts, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts",
+    tag = "alerts",
+    params(AlertParams),
+    responses((status = 200, body = AlertsPage), (status = 400, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_alerts(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<AlertsPage>, ApiError> {
+    let mut search = AlertQuery {
+        limit: 100,
+        ..AlertQuery::default()
+    };
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "level" => {
+                let level = garrison_sigma::Level::parse(&value).ok_or_else(|| {
+                    ApiError::invalid(format!("parameter level: {value:?} is not a level"))
+                })?;
+                search.level = Some(level.as_str().to_string());
+            }
+            "rule_id" | "rule" => search.rule_id = Some(value),
+            "from" => search.from = Some(parse_time("from", &value)?),
+            "to" => search.to = Some(parse_time("to", &value)?),
+            "cursor" => search.cursor = Some(value),
+            "limit" => {
+                search.limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000"))
+                    })?
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                "unknown parameter {other:?}; expected level, rule_id, from, to, limit or cursor"
+            )))
+            }
+        }
+    }
+    let page = state.store().list_alerts(principal.tenant, &search).await?;
+    Ok(Json(AlertsPage {
+        alerts: page.alerts.into_iter().map(AlertView::from).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// An alert with the ids of the events folded into it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/alerts/{id}",
+    tag = "alerts",
+    params(("id" = String, Path, description = "Alert id")),
+    responses((status = 200, body = AlertDetail), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn get_alert(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<AlertDetail>, ApiError> {
+    let alert = state
+        .store()
+        .alert(principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("alert {id:?} not found")))?;
+    let event_ids = state
+        .store()
+        .alert_event_ids(principal.tenant, &id, 1000)
+        .await?;
+    Ok(Json(AlertDetail {
+        alert: alert.into(),
+        event_ids,
+    }))
+}

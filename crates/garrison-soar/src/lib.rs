@@ -1,0 +1,32 @@
+//! Garrison's SOAR service layer: playbook runs kept in the SQL store (`garrison-store`), driven
+//! by the pure engine of `garrison-playbook`.
+//!
+//! - [`Soar`] saves playbook versions, starts runs (manual, webhook, schedule, or the live
+//!   pipeline through [`Soar::dispatch_trigger`]), delivers events (approvals, cancellations,
+//!   reruns, lease extensions and revocations) and drives runs through their actions.
+//! - [`Soar::spawn_background`] resumes the runs a killed process left, fires due timers
+//!   (delays, retries, approval timeouts, lease ends: rows, never sleeping tasks) and starts
+//!   scheduled playbooks (cron in a time zone).
+//! - [`SqlRunStore`] is the `garrison_playbook::RunStore` of one tenant over the same tables;
+//!   writes from every run go through one group-commit [`Writer`].
+//! - [`SoarActions`] executes `core.*` and the firewall connector, passing each attempt's
+//!   idempotency key (`Idempotency-Key` header).
+//!
+//! **Invariant:** a run's whole truth is its stored state; an external action is sent only
+//! after the state naming its attempt is saved, so after `kill -9` the only resend is of an
+//! attempt in flight at the kill, with the same idempotency key.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![forbid(unsafe_code)]
+
+mod actions;
+mod service;
+mod store;
+
+pub use actions::{is_pure, registry, SoarActions};
+pub use service::{
+    constant_time_eq, may_approve, secret_hash, Soar, SoarConfig, SoarError, StartRun, TriggerEvent,
+};
+pub use store::{
+    load_state, run_write, status_name, timer_from_record, timer_record, SqlRunStore, Writer,
+    BLOB_THRESHOLD,
+};

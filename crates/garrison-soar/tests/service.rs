@@ -1,0 +1,582 @@
+//! The service over a real SQLite store: runs, saves, timers, blobs, crash resume, triggers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use garrison_model::TenantId;
+use garrison_playbook::{
+    ActionExecutor, ActionOutcome, ActionRequest, Catalog, CoreActions, Event, RunStatus, RunStore,
+    Runner,
+};
+use garrison_soar::*;
+use garrison_store::{PlaybookRepo, SqlStore, TenantRepo};
+use serde_json::json;
+
+async fn store() -> (Arc<SqlStore>, TenantId, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!("sqlite://{}", dir.path().join("t.db").display());
+    let store = SqlStore::connect(&url).await.expect("connect");
+    let tenant = store.ensure_tenant("t").await.expect("tenant").id;
+    (Arc::new(store), tenant, dir)
+}
+
+/// Counts external calls per idempotency key; they actions answer `{"done": action}`, or hang
+/// forever (a process killed mid-call).
+#[derive(Default)]
+struct Counting {
+    core: CoreActions,
+    calls: Mutex<HashMap<String, usize>>,
+    hang: bool,
+}
+
+impl Counting {
+    fn calls(&self) -> HashMap<String, usize> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl ActionExecutor for Counting {
+    async fn execute(&self, req: ActionRequest) -> ActionOutcome {
+        if req.action.starts_with("core.") {
+            return self.core.execute(req).await;
+        }
+        *self
+            .calls
+            .lock()
+            .expect("lock")
+            .entry(req.idempotency_key.clone())
+            .or_default() += 1;
+        if self.hang {
+            std::future::pending::<()>().await;
+        }
+        ActionOutcome::ok(json!({"done": req.action}))
+    }
+}
+
+const PURE: &str = r#"
+name: pure
+inputs:
+  who: {type: string, default: world}
+steps:
+  - {id: a, action: core.set, with: {x: "hi {{ inputs.who }}"}}
+  - {id: b, depends_on: [a], action: core.log, with: {message: "{{ steps.a.output.x }}"}}
+  - {id: c, depends_on: [b], action: core.transform, with: {query: ".x | length", input: "{{ steps.a.output }}"}}
+"#;
+
+const EXTERNAL: &str = r#"
+name: external
+steps:
+  - {id: a, action: core.set, with: {x: 1}}
+  - {id: call, depends_on: [a], action: firewall.block_ip, with: {ip: "192.0.2.1"}}
+  - {id: z, depends_on: [call], action: core.set, with: {after: "{{ steps.call.output.done }}"}}
+"#;
+
+fn service(repo: Arc<SqlStore>, executor: Arc<Counting>) -> Soar {
+    Soar::with_executor(repo, SoarConfig::default(), executor, registry())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_pure_steps_finishes_before_the_answer_in_one_write() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    let v = soar
+        .save_playbook(tenant, PURE, Some("t"))
+        .await
+        .expect("save");
+    assert_eq!(v.version, 1);
+    let run = soar
+        .start_run(
+            tenant,
+            StartRun {
+                playbook: "pure".into(),
+                inputs: json!({"who": "ann"}),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    assert_eq!(run.status, RunStatus::Succeeded);
+    assert_eq!(run.step("c").and_then(|s| s.output.clone()), Some(json!(6)));
+    let (stored, rev) = soar
+        .load(tenant, &run.run_id)
+        .await
+        .expect("load")
+        .expect("run");
+    assert_eq!(rev, 1, "pure steps are saved together");
+    assert_eq!(stored, run);
+    let record = repo
+        .load_run(tenant, &run.run_id)
+        .await
+        .expect("load")
+        .expect("row");
+    assert_eq!(record.status, "succeeded");
+    assert!(!record.active);
+    // Bad inputs and unknown playbooks are errors, not runs.
+    let err = soar
+        .start_run(
+            tenant,
+            StartRun {
+                playbook: "pure".into(),
+                inputs: json!({"who": 5}),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect_err("bad input");
+    assert!(matches!(err, SoarError::Inputs(_)), "{err}");
+    assert!(matches!(
+        soar.start_run(
+            tenant,
+            StartRun {
+                playbook: "nope".into(),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(SoarError::UnknownPlaybook { .. })
+    ));
+    // A disabled playbook does not start.
+    repo.set_playbook_enabled(tenant, "pure", false)
+        .await
+        .expect("disable");
+    assert!(matches!(
+        soar.start_run(
+            tenant,
+            StartRun {
+                playbook: "pure".into(),
+                ..Default::default()
+            }
+        )
+        .await,
+        Err(SoarError::Refused(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_playbook_reports_every_error() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo, Arc::default());
+    let err = soar
+        .save_playbook(
+            tenant,
+            "name: x\nsteps:\n  - {id: a, action: nope.x}\n  - {id: a, action: core.set}\n",
+            None,
+        )
+        .await
+        .expect_err("invalid");
+    let SoarError::Invalid(errors) = err else {
+        panic!("expected validation errors");
+    };
+    assert!(errors.len() >= 2, "{errors:?}");
+    assert!(errors.iter().all(|e| e.line.is_some()), "{errors:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_during_a_call_resends_that_attempt_once_with_its_key() {
+    let (repo, tenant, _dir) = store().await;
+    drop(repo);
+    let url = format!("sqlite://{}", _dir.path().join("t.db").display());
+    // The first "process": its call never answers; then the process dies.
+    let first = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let hanging = Arc::new(Counting {
+        hang: true,
+        ..Default::default()
+    });
+    let run_id = {
+        let hanging = hanging.clone();
+        let url = url.clone();
+        first
+            .spawn(async move {
+                let repo = Arc::new(SqlStore::connect(&url).await.expect("connect"));
+                let soar = service(repo, hanging);
+                soar.save_playbook(tenant, EXTERNAL, None)
+                    .await
+                    .expect("save");
+                let run = soar
+                    .start_run(
+                        tenant,
+                        StartRun {
+                            playbook: "external".into(),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .expect("start");
+                assert_eq!(run.status, RunStatus::Running);
+                run.run_id
+            })
+            .await
+            .expect("join")
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while hanging.calls().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the call was never sent"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    first.shutdown_background(); // kill -9, as far as this run is concerned
+    let key = format!("{run_id}/call/1");
+    assert_eq!(hanging.calls(), HashMap::from([(key.clone(), 1)]));
+
+    // The second process (its own connections to the same database) resumes: the same
+    // attempt, the same key, once; then it finishes.
+    let repo = Arc::new(SqlStore::connect(&url).await.expect("reconnect"));
+    let counting = Arc::new(Counting::default());
+    let soar = service(repo.clone(), counting.clone());
+    soar.resume_all().await;
+    let (run, _) = soar
+        .load(tenant, &run_id)
+        .await
+        .expect("load")
+        .expect("run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(
+        run.step("z").and_then(|s| s.output.clone()),
+        Some(json!({"after": "firewall.block_ip"}))
+    );
+    assert_eq!(counting.calls(), HashMap::from([(key, 1)]));
+    // Resuming again sends nothing: the step is done.
+    soar.resume_all().await;
+    assert_eq!(counting.calls().len(), 1);
+    assert_eq!(counting.calls().values().sum::<usize>(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waits_are_timer_rows_fired_by_the_poller() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    soar.save_playbook(
+        tenant,
+        "name: w\nsteps:\n  - {id: p, wait: {for: 300ms}}\n  - {id: q, depends_on: [p], action: core.set, with: {done: true}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let run = soar
+        .start_run(
+            tenant,
+            StartRun {
+                playbook: "w".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    assert_eq!(run.status, RunStatus::Running);
+    let timers = repo.run_timers(tenant, &run.run_id).await.expect("timers");
+    assert_eq!(timers.len(), 1);
+    assert_eq!(
+        soar.fire_due_timers().await.expect("poll"),
+        0,
+        "not due yet"
+    );
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(soar.fire_due_timers().await.expect("poll"), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (s, _) = soar
+            .load(tenant, &run.run_id)
+            .await
+            .expect("load")
+            .expect("run");
+        if s.status == RunStatus::Succeeded {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{s:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(repo
+        .run_timers(tenant, &run.run_id)
+        .await
+        .expect("timers")
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approvals_cancel_and_links() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    soar.save_playbook(
+        tenant,
+        "name: ask\nsteps:\n  - {id: ask, approval: {message: ok?, approvers: {users: [ann]}}}\n  - {id: next, depends_on: [ask], action: core.set, with: {v: \"{{ steps.ask.output.choice }}\"}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let start = || StartRun {
+        playbook: "ask".into(),
+        ..Default::default()
+    };
+    let run = soar.start_run(tenant, start()).await.expect("start");
+    assert!(soar
+        .decide(tenant, &run.run_id, "ask", "maybe", "ann")
+        .await
+        .is_err());
+    let done = soar
+        .decide(tenant, &run.run_id, "ask", "approve", "ann")
+        .await
+        .expect("decide");
+    assert_eq!(done.status, RunStatus::Succeeded);
+    assert_eq!(
+        done.step("next").and_then(|s| s.output.clone()),
+        Some(json!({"v": "approve"}))
+    );
+    assert!(
+        soar.decide(tenant, &run.run_id, "ask", "approve", "ann")
+            .await
+            .is_err(),
+        "decided once"
+    );
+
+    let run = soar.start_run(tenant, start()).await.expect("start");
+    let (secret, _) = soar
+        .create_approval_link(tenant, &run.run_id, "ask", Duration::from_secs(60))
+        .await
+        .expect("link");
+    assert!(soar.decide_by_link(&secret, "nope").await.is_err());
+    let done = soar
+        .decide_by_link(&secret, "reject")
+        .await
+        .expect("decide");
+    assert_eq!(
+        done.step("ask")
+            .and_then(|s| s.output.clone())
+            .map(|o| o["choice"].clone()),
+        Some(json!("reject"))
+    );
+    assert!(
+        soar.decide_by_link(&secret, "reject").await.is_err(),
+        "single use"
+    );
+    assert!(soar.decide_by_link("gal_forged", "approve").await.is_err());
+
+    let run = soar.start_run(tenant, start()).await.expect("start");
+    let cancelled = soar
+        .deliver(tenant, &run.run_id, Event::Cancel { by: "ann".into() })
+        .await
+        .expect("cancel");
+    assert_eq!(cancelled.status, RunStatus::Cancelled);
+
+    assert!(may_approve(
+        &garrison_playbook::Approvers {
+            roles: vec![],
+            users: vec!["ann".into()]
+        },
+        "ann",
+        &["viewer"]
+    ));
+    assert!(!may_approve(
+        &garrison_playbook::Approvers {
+            roles: vec![],
+            users: vec!["ann".into()]
+        },
+        "bob",
+        &["responder"]
+    ));
+    assert!(may_approve(
+        &garrison_playbook::Approvers::default(),
+        "bob",
+        &["responder"]
+    ));
+    assert!(!may_approve(
+        &garrison_playbook::Approvers::default(),
+        "bob",
+        &["viewer"]
+    ));
+    assert!(may_approve(
+        &garrison_playbook::Approvers {
+            roles: vec!["analyst".into()],
+            users: vec![]
+        },
+        "x",
+        &["admin"]
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_outputs_are_stored_once_by_hash() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    soar.save_playbook(
+        tenant,
+        "name: big\ninputs:\n  text: {type: string}\nsteps:\n  - {id: a, action: core.set, with: {t: \"{{ inputs.text }}\"}}\n  - {id: b, depends_on: [a], action: core.set, with: {n: \"{{ steps.a.output.t | length }}\"}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let text = "x".repeat(BLOB_THRESHOLD + 10);
+    let run = soar
+        .start_run(
+            tenant,
+            StartRun {
+                playbook: "big".into(),
+                inputs: json!({"text": text}),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    assert_eq!(
+        run.step("b").and_then(|s| s.output.clone()),
+        Some(json!({"n": BLOB_THRESHOLD + 10}))
+    );
+    let row = repo
+        .load_run(tenant, &run.run_id)
+        .await
+        .expect("load")
+        .expect("row");
+    assert!(
+        row.state.contains("\"$blob\":\"sha256:"),
+        "output replaced by a reference"
+    );
+    assert!(
+        row.state.len() < 2 * (BLOB_THRESHOLD + 10) + 4096,
+        "the inputs are kept, the large output only by hash"
+    );
+    let (loaded, _) = soar
+        .load(tenant, &run.run_id)
+        .await
+        .expect("load")
+        .expect("run");
+    assert_eq!(
+        loaded.step("a").and_then(|s| s.output.clone()),
+        Some(json!({"t": text}))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_triggers_start_matching_enabled_playbooks_once() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    soar.save_playbook(
+        tenant,
+        "name: on-high\ntriggers:\n  - alert: {condition: \"alert.severity == 'high'\"}\nsteps:\n  - {id: a, action: core.set, with: {id: \"{{ trigger.alert.id }}\"}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    soar.save_playbook(
+        tenant,
+        "name: manual-only\nsteps:\n  - {id: a, action: core.set, with: {}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let low = TriggerEvent::Alert(json!({"id": "A1", "severity": "low"}));
+    assert!(soar
+        .dispatch_trigger(tenant, &low, "A1")
+        .await
+        .expect("dispatch")
+        .is_empty());
+    let high = TriggerEvent::Alert(json!({"id": "A2", "severity": "high"}));
+    let started = soar
+        .dispatch_trigger(tenant, &high, "A2")
+        .await
+        .expect("dispatch");
+    assert_eq!(started.len(), 1);
+    let again = soar
+        .dispatch_trigger(tenant, &high, "A2")
+        .await
+        .expect("dispatch");
+    assert_eq!(again, started, "the same alert starts the same run");
+    let (run, _) = soar
+        .load(tenant, &started[0])
+        .await
+        .expect("load")
+        .expect("run");
+    assert_eq!(
+        run.step("a").and_then(|s| s.output.clone()),
+        Some(json!({"id": "A2"}))
+    );
+    let filter = garrison_store::RunFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    assert_eq!(
+        repo.list_runs(tenant, &filter, false)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+/// The `RunStore` adapter passes the playbook crate's runner through the SQL tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_playbook_runner_works_over_the_sql_run_store() {
+    let (repo, tenant, _dir) = store().await;
+    let writer = Writer::spawn(repo.clone());
+    let store = Arc::new(SqlRunStore::new(repo.clone(), writer, tenant));
+    let (pb, errors) = garrison_playbook::validate(
+        "name: r\nsteps:\n  - {id: a, action: core.set, with: {x: 1}}\n  - {id: w, depends_on: [a], wait: {for: 1s}}\n  - {id: b, depends_on: [w], action: core.log, with: {message: done}}\n",
+        &registry(),
+    );
+    assert!(errors.is_empty(), "{errors:?}");
+    let mut catalog = Catalog::new();
+    catalog.add(pb.expect("playbook"), 1);
+    let runner = Runner::new(store.clone(), Arc::new(CoreActions::new()), catalog);
+    let now = jiff::Timestamp::now();
+    runner
+        .start("r1", "r", None, &json!({}), json!(null), now)
+        .await
+        .expect("start");
+    runner.run_until_idle(now).await.expect("idle");
+    assert_eq!(store.active_runs().await.expect("active"), ["r1"]);
+    assert_eq!(store.due_timers(now, 10).await.expect("due").len(), 0);
+    let later = now + jiff::SignedDuration::from_secs(2);
+    assert_eq!(store.due_timers(later, 10).await.expect("due").len(), 1);
+    runner.run_until_idle(later).await.expect("idle");
+    let (state, version) = store.load("r1").await.expect("load").expect("run");
+    assert_eq!(state.status, RunStatus::Succeeded);
+    assert!(version > 1);
+    assert!(store.active_runs().await.expect("active").is_empty());
+    // Optimistic concurrency: a stale save is refused.
+    let err = store
+        .save(&state, version - 1, garrison_playbook::Commit::default())
+        .await
+        .expect_err("stale");
+    assert!(
+        matches!(err, garrison_playbook::StoreError::Conflict { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schedules_start_runs_with_one_id_per_occurrence() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    soar.save_playbook(
+        tenant,
+        "name: tick\ntriggers:\n  - schedule: {cron: '* * * * * *', timezone: Europe/Paris}\nsteps:\n  - {id: a, action: core.set, with: {at: \"{{ trigger.at }}\"}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    let tasks = soar.spawn_background(shutdown);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let _ = stop.send(true);
+    for t in tasks {
+        t.await.expect("task");
+    }
+    let filter = garrison_store::RunFilter {
+        limit: 100,
+        ..Default::default()
+    };
+    let runs = repo.list_runs(tenant, &filter, true).await.expect("list");
+    assert!((1..=3).contains(&runs.len()), "{} runs", runs.len());
+    for r in &runs {
+        assert!(r.run_id.starts_with("sch-"), "{}", r.run_id);
+        assert_eq!(r.status, "succeeded");
+        assert!(r.state.contains("\"kind\":\"schedule\""));
+    }
+}

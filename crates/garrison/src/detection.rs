@@ -1,0 +1,578 @@
+//! `garrison rules import|list|enable|disable|test`, `garrison alerts list` and
+//! `garrison audit verify|list`: straight on the store (safe while the service runs), or with
+//! `--url` and `--token` through a running service's API.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
+use garrison_store::{
+    AlertQuery, AuditQuery, AuditRepo, DetectionRepo, EventQuery, EventRepo, NewAuditEntry,
+    SqlStore, Tenant, TenantRepo,
+};
+
+/// `--url`/`--token` of a running service, `--tenant` for the local store.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Target {
+    /// Tenant (local store only; with --url the token's tenant is used).
+    #[arg(long, default_value = DEFAULT_TENANT)]
+    tenant: String,
+    /// A running service, e.g. http://127.0.0.1:8080 (default: the local data directory).
+    #[arg(long, requires = "token", env = "GARRISON_URL")]
+    url: Option<String>,
+    /// API token for --url.
+    #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    #[command(flatten)]
+    Local(crate::hunt::RulesCommand),
+    /// Import Sigma rules from a folder, a file or a zip archive (e.g. all of SigmaHQ).
+    ///
+    /// Rules are named by their Sigma id; a changed file becomes a new version, the old one is
+    /// kept. New rules start disabled unless --enable.
+    Import {
+        #[arg(value_name = "DIR|ZIP|FILE")]
+        path: PathBuf,
+        /// Enable every imported rule.
+        #[arg(long)]
+        enable: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// List rules: id, enabled, level, version, title.
+    List {
+        /// Only enabled rules.
+        #[arg(long)]
+        enabled: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Enable a rule: the live detector runs it from now on.
+    Enable {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Disable a rule.
+    Disable {
+        id: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Run a rule over stored events of a time range; prints what it would have matched.
+    Test {
+        id: String,
+        /// Event time from (RFC 3339 or Unix seconds; default 24 hours ago).
+        #[arg(long)]
+        from: Option<String>,
+        /// Event time to, exclusive (default now).
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlertsCommand {
+    /// List alerts, newest first, one JSON object per line.
+    List {
+        /// Only this level.
+        #[arg(long)]
+        level: Option<String>,
+        /// Only this rule id.
+        #[arg(long = "rule")]
+        rule_id: Option<String>,
+        /// Alerts seen at or after (RFC 3339 or Unix seconds).
+        #[arg(long)]
+        from: Option<String>,
+        /// Alerts seen before.
+        #[arg(long)]
+        to: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Fetch every page, not just one.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Check a tenant's hash chain; names the first tampered entry (exit code 1).
+    Verify {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// Print a tenant's audit entries, oldest first, one JSON object per line.
+    List {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+        /// Only this action (e.g. rule.enable).
+        #[arg(long)]
+        action: Option<String>,
+    },
+}
+
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    format!("cli:{user}")
+}
+
+async fn local(config: &ServerConfig, tenant: &str) -> Result<(SqlStore, Tenant)> {
+    let store = open_store(config).await?;
+    let tenant = store
+        .tenant_by_name(tenant)
+        .await?
+        .with_context(|| format!("no tenant named {tenant:?}"))?;
+    Ok((store, tenant))
+}
+
+struct Remote {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Remote {
+    fn of(target: &Target) -> Option<Remote> {
+        match (&target.url, &target.token) {
+            (Some(url), Some(token)) => Some(Remote {
+                client: reqwest::Client::new(),
+                url: url.trim_end_matches('/').to_string(),
+                token: token.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("answer is not JSON")?;
+        if !status.is_success() {
+            bail!(
+                "{status}: {}",
+                body.get("detail")
+                    .and_then(|d| d.as_str())
+                    .unwrap_or("request failed")
+            );
+        }
+        Ok(body)
+    }
+
+    async fn get(&self, path: &str, query: &[(String, String)]) -> Result<serde_json::Value> {
+        self.send(self.client.get(format!("{}{path}", self.url)).query(query))
+            .await
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+        self.send(self.client.post(format!("{}{path}", self.url)).json(&body))
+            .await
+    }
+}
+
+fn print_rejected(rejected: &[serde_json::Value]) {
+    for r in rejected {
+        eprintln!(
+            "rejected {}{}: {}",
+            r["path"].as_str().unwrap_or("?"),
+            r["line"]
+                .as_u64()
+                .map(|l| format!(":{l}"))
+                .unwrap_or_default(),
+            r["reason"].as_str().unwrap_or("?")
+        );
+    }
+}
+
+pub async fn rules(command: RulesCommand, config: &ServerConfig) -> Result<()> {
+    match command {
+        RulesCommand::Local(_) => bail!("`rules check` runs without a store"),
+        RulesCommand::Import {
+            path,
+            enable,
+            target,
+        } => import(path, enable, &target, config).await,
+        RulesCommand::List { enabled, target } => {
+            let rules: Vec<serde_json::Value> = match Remote::of(&target) {
+                Some(remote) => {
+                    let query = if enabled {
+                        vec![("enabled".to_string(), "true".to_string())]
+                    } else {
+                        Vec::new()
+                    };
+                    serde_json::from_value(remote.get("/api/v1/rules", &query).await?)?
+                }
+                None => {
+                    let (store, tenant) = local(config, &target.tenant).await?;
+                    store
+                        .list_rules(tenant.id, enabled)
+                        .await?
+                        .into_iter()
+                        .map(|r| {
+                            serde_json::json!({"id": r.rule_id, "enabled": r.enabled, "level": r.level,
+                                "version": r.version, "title": r.title, "origin": r.origin})
+                        })
+                        .collect()
+                }
+            };
+            for r in &rules {
+                println!(
+                    "{}\t{}\t{}\tv{}\t{}",
+                    r["id"].as_str().unwrap_or(""),
+                    if r["enabled"].as_bool() == Some(true) {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                    r["level"].as_str().unwrap_or("-"),
+                    r["version"].as_i64().unwrap_or(0),
+                    r["title"].as_str().unwrap_or("")
+                );
+            }
+            eprintln!("{} rules", rules.len());
+            Ok(())
+        }
+        RulesCommand::Enable { id, target } => set_enabled(&id, true, &target, config).await,
+        RulesCommand::Disable { id, target } => set_enabled(&id, false, &target, config).await,
+        RulesCommand::Test {
+            id,
+            from,
+            to,
+            target,
+        } => test(&id, from, to, &target, config).await,
+    }
+}
+
+async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerConfig) -> Result<()> {
+    let origin = path.display().to_string();
+    if let Some(remote) = Remote::of(target) {
+        let is_zip = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+        let answer = if is_zip {
+            let bytes = std::fs::read(&path).with_context(|| format!("cannot read {origin}"))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "rules.zip".into());
+            remote
+                .send(
+                    remote
+                        .client
+                        .post(format!("{}/api/v1/rules/import", remote.url))
+                        .query(&[("enable", enable.to_string()), ("name", name)])
+                        .header("content-type", "application/zip")
+                        .body(bytes),
+                )
+                .await?
+        } else {
+            let (sources, rejected) = tokio::task::spawn_blocking(move || {
+                garrison_detect::rules::sources_from_path(&path)
+            })
+            .await??;
+            for r in &rejected {
+                eprintln!("rejected {r}");
+            }
+            let files: Vec<serde_json::Value> = sources
+                .into_iter()
+                .map(|s| serde_json::json!({"path": s.path, "text": s.text}))
+                .collect();
+            remote
+                .post(
+                    "/api/v1/rules/import",
+                    serde_json::json!({"files": files, "enable": enable}),
+                )
+                .await?
+        };
+        print_rejected(
+            answer["rejected"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        );
+        println!(
+            "{} created, {} updated, {} unchanged, {} enabled, {} rejected",
+            answer["created"],
+            answer["updated"],
+            answer["unchanged"],
+            answer["enabled"],
+            answer["rejected"].as_array().map_or(0, Vec::len)
+        );
+        return Ok(());
+    }
+    let (store, tenant) = local(config, &target.tenant).await?;
+    let parsed = tokio::task::spawn_blocking(move || -> Result<_> {
+        let (sources, mut rejected) = garrison_detect::rules::sources_from_path(&path)?;
+        let mut parsed = garrison_detect::rules::parse_rule_files(sources);
+        rejected.append(&mut parsed.rejected);
+        parsed.rejected = rejected;
+        Ok(parsed)
+    })
+    .await??;
+    for r in &parsed.rejected {
+        eprintln!("rejected {r}");
+    }
+    let summary = store.import_rules(tenant.id, &parsed.rules, enable).await?;
+    store
+        .append_audit(
+            tenant.id,
+            NewAuditEntry {
+                actor: cli_actor(),
+                action: "rule.import".into(),
+                target: origin,
+                details: serde_json::json!({
+                    "created": summary.created, "updated": summary.updated,
+                    "unchanged": summary.unchanged, "enabled": summary.enabled,
+                    "rejected": parsed.rejected.len(),
+                }),
+            },
+        )
+        .await?;
+    println!(
+        "{} created, {} updated, {} unchanged, {} enabled, {} rejected",
+        summary.created,
+        summary.updated,
+        summary.unchanged,
+        summary.enabled,
+        parsed.rejected.len()
+    );
+    Ok(())
+}
+
+async fn set_enabled(
+    id: &str,
+    enabled: bool,
+    target: &Target,
+    config: &ServerConfig,
+) -> Result<()> {
+    let verb = if enabled { "enable" } else { "disable" };
+    if let Some(remote) = Remote::of(target) {
+        remote
+            .post(&format!("/api/v1/rules/{id}/{verb}"), serde_json::json!({}))
+            .await?;
+    } else {
+        let (store, tenant) = local(config, &target.tenant).await?;
+        let rule = store.set_rule_enabled(tenant.id, id, enabled).await?;
+        store
+            .append_audit(
+                tenant.id,
+                NewAuditEntry {
+                    actor: cli_actor(),
+                    action: format!("rule.{verb}"),
+                    target: id.to_string(),
+                    details: serde_json::json!({"version": rule.version}),
+                },
+            )
+            .await?;
+    }
+    println!("rule {id} {verb}d");
+    Ok(())
+}
+
+async fn test(
+    id: &str,
+    from: Option<String>,
+    to: Option<String>,
+    target: &Target,
+    config: &ServerConfig,
+) -> Result<()> {
+    if let Some(remote) = Remote::of(target) {
+        let answer = remote
+            .post(
+                &format!("/api/v1/rules/{id}/test"),
+                serde_json::json!({"from": from, "to": to}),
+            )
+            .await?;
+        for m in answer["matches"].as_array().into_iter().flatten() {
+            println!("{m}");
+        }
+        eprintln!(
+            "{} events read, {} matches",
+            answer["events"],
+            answer["matches"].as_array().map_or(0, Vec::len)
+        );
+        return Ok(());
+    }
+    let (store, tenant) = local(config, &target.tenant).await?;
+    let rule = store
+        .rule(tenant.id, id)
+        .await?
+        .with_context(|| format!("no rule {id:?}"))?;
+    let to = match to {
+        Some(v) => garrison_model::parse_time_bound(&v).context("--to")?,
+        None => garrison_model::Timestamp::now(),
+    };
+    let from = match from {
+        Some(v) => garrison_model::parse_time_bound(&v).context("--from")?,
+        None => to.checked_sub(garrison_model::SignedDuration::from_hours(24))?,
+    };
+    let mut query = EventQuery {
+        from: Some(from),
+        to: Some(to),
+        limit: 1000,
+        ..EventQuery::default()
+    };
+    let mut events = Vec::new();
+    loop {
+        let page = store.search_events(tenant.id, &query).await?;
+        events.extend(
+            page.events
+                .iter()
+                .filter_map(garrison_detect::TestEvent::of),
+        );
+        match page.next_cursor {
+            Some(next) if events.len() < 1_000_000 => query.cursor = Some(next),
+            _ => break,
+        }
+    }
+    let count = events.len();
+    let matches = tokio::task::spawn_blocking(move || {
+        garrison_detect::test_rule(&rule.rule_id, &rule.yaml, &events)
+    })
+    .await?;
+    match matches {
+        Ok(matches) => {
+            for m in &matches {
+                println!("{}", serde_json::to_string(m)?);
+            }
+            eprintln!("{count} events read, {} matches", matches.len());
+            Ok(())
+        }
+        Err(errors) => {
+            for e in &errors {
+                eprintln!("{e}");
+            }
+            bail!("rule {id:?} does not compile")
+        }
+    }
+}
+
+pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()> {
+    let AlertsCommand::List {
+        level,
+        rule_id,
+        from,
+        to,
+        limit,
+        all,
+        target,
+    } = command;
+    let limit = limit.clamp(1, 1000);
+    if let Some(remote) = Remote::of(&target) {
+        let mut params = vec![("limit".to_string(), limit.to_string())];
+        for (k, v) in [
+            ("level", level),
+            ("rule_id", rule_id),
+            ("from", from),
+            ("to", to),
+        ] {
+            if let Some(v) = v {
+                params.push((k.to_string(), v));
+            }
+        }
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut page_params = params.clone();
+            if let Some(c) = &cursor {
+                page_params.push(("cursor".into(), c.clone()));
+            }
+            let page = remote.get("/api/v1/alerts", &page_params).await?;
+            for alert in page["alerts"].as_array().into_iter().flatten() {
+                println!("{alert}");
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) if all => cursor = Some(next.to_string()),
+                Some(next) => {
+                    eprintln!("more results: --cursor {next}");
+                    return Ok(());
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+    let (store, tenant) = local(config, &target.tenant).await?;
+    let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
+        v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
+            .transpose()
+    };
+    let mut query = AlertQuery {
+        level,
+        rule_id,
+        from: parse("from", from)?,
+        to: parse("to", to)?,
+        limit,
+        cursor: None,
+    };
+    loop {
+        let page = store.list_alerts(tenant.id, &query).await?;
+        for alert in &page.alerts {
+            println!("{}", serde_json::to_string(alert)?);
+        }
+        match page.next_cursor {
+            Some(next) if all => query.cursor = Some(next),
+            Some(_) => {
+                eprintln!("more results: use --all");
+                return Ok(());
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// Returns the process exit code: 0 when the chain holds, 1 when it is broken.
+pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> {
+    match command {
+        AuditCommand::Verify { tenant } => {
+            let (store, tenant) = local(config, &tenant).await?;
+            let result = store.verify_audit(tenant.id).await?;
+            match result.first_bad {
+                None => {
+                    println!(
+                        "audit log of tenant {:?}: {} entries, chain intact",
+                        tenant.name, result.entries
+                    );
+                    Ok(0)
+                }
+                Some(bad) => {
+                    println!(
+                        "audit log of tenant {:?}: TAMPERED at entry {}: {} ({} entries before it verify)",
+                        tenant.name, bad.seq, bad.reason, result.entries
+                    );
+                    Ok(1)
+                }
+            }
+        }
+        AuditCommand::List { tenant, action } => {
+            let (store, tenant) = local(config, &tenant).await?;
+            let mut query = AuditQuery {
+                after: None,
+                action,
+                limit: 1000,
+            };
+            loop {
+                let page = store.list_audit(tenant.id, &query).await?;
+                for entry in &page.entries {
+                    println!("{}", serde_json::to_string(entry)?);
+                }
+                match page.next_after {
+                    Some(after) => query.after = Some(after),
+                    None => return Ok(0),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! `garrison playbook`: validate playbook files (locally), and import, run, list, show, approve,
+//! cancel and rerun through a running service's API (`--url`, `--token`).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use serde_json::{json, Value as Json};
+
+#[derive(Debug, clap::Args)]
+pub struct Api {
+    /// The running service.
+    #[arg(long, env = "GARRISON_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API token (a responder's or an admin's to change anything).
+    #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaybookCommand {
+    /// Check playbook files (YAML or JSON) without a service: prints every error with its
+    /// place (`FILE:LINE:COLUMN: PATH: MESSAGE`); exits 1 when any file has errors.
+    Validate {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+    /// Start a run of a playbook FILE (imported first; an unchanged file keeps its version) or
+    /// of a playbook NAME on the service.
+    ///
+    /// With --wait, prints the final run as JSON (status and each step's state, input and
+    /// output) and exits 0 when it succeeded, 2 when it failed or was cancelled. With
+    /// --dry-run and a FILE, simulates locally (example outputs, no I/O, no service needed).
+    Run {
+        #[arg(value_name = "FILE|NAME")]
+        target: String,
+        /// Input KEY=VALUE (VALUE as JSON when the input is not a string); repeatable.
+        #[arg(long = "input", value_name = "KEY=VALUE")]
+        inputs: Vec<String>,
+        /// Simulate: example outputs, no actions, no timers.
+        #[arg(long)]
+        dry_run: bool,
+        /// Wait for the run to finish and print it.
+        #[arg(long)]
+        wait: bool,
+        /// Longest wait, in seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// List runs, newest first (one JSON object per line).
+    Runs {
+        #[arg(long)]
+        playbook: Option<String>,
+        /// pending, running, succeeded, failed, cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs not finished or still holding leases.
+        #[arg(long)]
+        active: bool,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Print a run: status, steps with inputs, outputs, attempts, timings and logs.
+    Show {
+        run_id: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Decide an approval step of a run.
+    Approve {
+        run_id: String,
+        step: String,
+        choice: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Cancel a run.
+    Cancel {
+        run_id: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Run a failed run again from its failed steps (completed steps are kept).
+    Rerun {
+        run_id: String,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Import playbook files, or every .yml/.yaml/.json file of folders (all or nothing).
+    Import {
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<PathBuf>,
+        #[command(flatten)]
+        api: Api,
+    },
+}
+
+pub async fn run(command: PlaybookCommand) -> Result<()> {
+    match command {
+        PlaybookCommand::Validate { files } => validate(&files),
+        PlaybookCommand::Run {
+            target,
+            inputs,
+            dry_run,
+            wait,
+            timeout,
+            api,
+        } => run_playbook(&target, &inputs, dry_run, wait, timeout, api).await,
+        PlaybookCommand::Runs {
+            playbook,
+            status,
+            active,
+            limit,
+            api,
+        } => {
+            let mut query = vec![("limit".to_string(), limit.to_string())];
+            if let Some(p) = playbook {
+                query.push(("playbook".into(), p));
+            }
+            if let Some(s) = status {
+                query.push(("status".into(), s));
+            }
+            if active {
+                query.push(("active".into(), "true".into()));
+            }
+            let runs = request(&api, reqwest::Method::GET, "/api/v1/runs", &query, None).await?;
+            for r in runs.as_array().into_iter().flatten() {
+                println!("{}", serde_json::to_string(r)?);
+            }
+            Ok(())
+        }
+        PlaybookCommand::Show { run_id, api } => {
+            let run = get_run(&api, &run_id).await?;
+            println!("{}", serde_json::to_string_pretty(&run)?);
+            Ok(())
+        }
+        PlaybookCommand::Approve {
+            run_id,
+            step,
+            choice,
+            api,
+        } => {
+            let run = request(
+                &api,
+                reqwest::Method::POST,
+                &format!("/api/v1/runs/{}/approve", enc(&run_id)),
+                &[],
+                Some(json!({"step": step, "choice": choice})),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+            Ok(())
+        }
+        PlaybookCommand::Cancel { run_id, api } => post_run(&api, &run_id, "cancel").await,
+        PlaybookCommand::Rerun { run_id, api } => post_run(&api, &run_id, "rerun").await,
+        PlaybookCommand::Import { paths, api } => {
+            let mut sources = Vec::new();
+            for file in playbook_files(&paths)? {
+                sources.push(
+                    std::fs::read_to_string(&file)
+                        .with_context(|| format!("cannot read {}", file.display()))?,
+                );
+            }
+            let saved = request(
+                &api,
+                reqwest::Method::POST,
+                "/api/v1/playbooks/import",
+                &[],
+                Some(json!({"sources": sources})),
+            )
+            .await?;
+            for v in saved.as_array().into_iter().flatten() {
+                println!("{} v{}", v["name"].as_str().unwrap_or("?"), v["version"]);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn playbook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for path in paths {
+        if path.is_dir() {
+            let mut found: Vec<PathBuf> = std::fs::read_dir(path)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"))
+                })
+                .collect();
+            found.sort();
+            files.extend(found);
+        } else {
+            files.push(path.clone());
+        }
+    }
+    Ok(files)
+}
+
+fn validate(files: &[PathBuf]) -> Result<()> {
+    let registry = garrison_soar::registry();
+    let mut failed = false;
+    for file in playbook_files(files)? {
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("{}: cannot read: {e}", file.display());
+                failed = true;
+                continue;
+            }
+        };
+        let (playbook, errors) = garrison_playbook::validate(&text, &registry);
+        if errors.is_empty() && playbook.is_some() {
+            println!("{}: ok", file.display());
+            continue;
+        }
+        failed = true;
+        for e in &errors {
+            println!("{}:{e}", file.display());
+        }
+        eprintln!("{}: {} error(s)", file.display(), errors.len().max(1));
+    }
+    if failed {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+fn enc(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+async fn request(
+    api: &Api,
+    method: reqwest::Method,
+    path: &str,
+    query: &[(String, String)],
+    body: Option<Json>,
+) -> Result<Json> {
+    let token = api
+        .token
+        .as_deref()
+        .context("--token (or GARRISON_TOKEN) is needed to talk to the service")?;
+    let url = format!("{}{path}", api.url.trim_end_matches('/'));
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .context("HTTP client")?;
+    let mut builder = client.request(method, &url).bearer_auth(token).query(query);
+    if let Some(b) = body {
+        builder = builder.json(&b);
+    }
+    let response = builder
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", api.url))?;
+    let status = response.status();
+    let text = response.text().await.context("reading the answer")?;
+    let body: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
+    if !status.is_success() {
+        let mut message = body
+            .get("detail")
+            .and_then(Json::as_str)
+            .unwrap_or("request failed")
+            .to_string();
+        for e in body
+            .get("errors")
+            .and_then(Json::as_array)
+            .into_iter()
+            .flatten()
+        {
+            if let Some(t) = e.get("text").and_then(Json::as_str) {
+                message.push_str(&format!("\n  {t}"));
+            }
+        }
+        bail!("{status}: {message}");
+    }
+    Ok(body)
+}
+
+async fn get_run(api: &Api, run_id: &str) -> Result<Json> {
+    request(
+        api,
+        reqwest::Method::GET,
+        &format!("/api/v1/runs/{}", enc(run_id)),
+        &[],
+        None,
+    )
+    .await
+}
+
+async fn post_run(api: &Api, run_id: &str, what: &str) -> Result<()> {
+    let run = request(
+        api,
+        reqwest::Method::POST,
+        &format!("/api/v1/runs/{}/{what}", enc(run_id)),
+        &[],
+        None,
+    )
+    .await?;
+    println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+    Ok(())
+}
+
+/// The run's status and each step's state, input and output.
+fn summary(run: &Json) -> Json {
+    let steps: Vec<Json> = run["steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            json!({
+                "id": s["id"],
+                "status": s["status"],
+                "attempts": s["attempt"],
+                "input": s.get("input").cloned().unwrap_or(Json::Null),
+                "output": s.get("output").cloned().unwrap_or(Json::Null),
+                "error": s.get("error").cloned().unwrap_or(Json::Null),
+            })
+        })
+        .collect();
+    json!({
+        "run_id": run["run_id"],
+        "playbook": run["playbook"],
+        "version": run["version"],
+        "status": run["status"],
+        "error": run.get("error").cloned().unwrap_or(Json::Null),
+        "dry_run": run.get("dry_run").cloned().unwrap_or(Json::Bool(false)),
+        "steps": steps,
+    })
+}
+
+/// `KEY=VALUE` pairs as inputs: a value stays text for string-like inputs (per the form's
+/// types), and is read as JSON otherwise when it parses.
+fn parse_inputs(pairs: &[String], form: &Json) -> Result<Json> {
+    let mut out = serde_json::Map::new();
+    for pair in pairs {
+        let (k, v) = pair
+            .split_once('=')
+            .with_context(|| format!("--input {pair:?}: expected KEY=VALUE"))?;
+        let ty = form["properties"][k]["type"].as_str().unwrap_or("");
+        let value = if ty == "string" {
+            Json::String(v.to_string())
+        } else {
+            serde_json::from_str(v).unwrap_or_else(|_| Json::String(v.to_string()))
+        };
+        out.insert(k.to_string(), value);
+    }
+    Ok(Json::Object(out))
+}
+
+async fn run_playbook(
+    target: &str,
+    inputs: &[String],
+    dry_run: bool,
+    wait: bool,
+    timeout: u64,
+    api: Api,
+) -> Result<()> {
+    let path = Path::new(target);
+    let is_file = path.is_file();
+    if is_file && dry_run {
+        // Local simulation: nothing leaves this process.
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let (playbook, errors) = garrison_playbook::validate(&text, &garrison_soar::registry());
+        let Some(playbook) = playbook.filter(|_| errors.is_empty()) else {
+            for e in &errors {
+                eprintln!("{}:{e}", path.display());
+            }
+            std::process::exit(1);
+        };
+        let inputs = parse_inputs(inputs, &playbook.input_form())?;
+        let state = garrison_playbook::dry_run(
+            &playbook,
+            &inputs,
+            json!({"kind": "manual", "by": "cli"}),
+            jiff::Timestamp::now(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let run = serde_json::to_value(&state)?;
+        println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+        return exit_for(&run);
+    }
+    let name = if is_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let saved = request(
+            &api,
+            reqwest::Method::POST,
+            "/api/v1/playbooks",
+            &[],
+            Some(json!({"source": text})),
+        )
+        .await?;
+        saved["name"]
+            .as_str()
+            .context("the service answered without a name")?
+            .to_string()
+    } else {
+        target.to_string()
+    };
+    let detail = request(
+        &api,
+        reqwest::Method::GET,
+        &format!("/api/v1/playbooks/{}", enc(&name)),
+        &[],
+        None,
+    )
+    .await?;
+    let inputs = parse_inputs(inputs, &detail["input_form"])?;
+    let started = request(
+        &api,
+        reqwest::Method::POST,
+        &format!("/api/v1/playbooks/{}/runs", enc(&name)),
+        &[],
+        Some(json!({"inputs": inputs, "dry_run": dry_run})),
+    )
+    .await?;
+    let run_id = started["run_id"]
+        .as_str()
+        .context("the service answered without a run id")?
+        .to_string();
+    if !wait {
+        println!("{run_id}");
+        return Ok(());
+    }
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    let mut run = started;
+    loop {
+        let done = run["status"]
+            .as_str()
+            .is_some_and(|s| matches!(s, "succeeded" | "failed" | "cancelled"));
+        if done {
+            break;
+        }
+        if Instant::now() > deadline {
+            println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+            bail!("run {run_id} did not finish within {timeout}s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        run = get_run(&api, &run_id).await?;
+    }
+    println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+    exit_for(&run)
+}
+
+fn exit_for(run: &Json) -> Result<()> {
+    if run["status"].as_str() != Some("succeeded") {
+        std::process::exit(2);
+    }
+    Ok(())
+}

@@ -1,0 +1,838 @@
+//! Playbooks end to end: runs survive `kill -9` with every side effect applied once, leases are
+//! undone once across a restart, the CLI validates and runs, and the routes are tenant-scoped
+//! and role-checked.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::*;
+
+/// One request the sink answered.
+#[derive(Clone, Debug)]
+struct Call {
+    path: String,
+    key: String,
+    at: Instant,
+    status: u16,
+}
+
+/// An HTTP endpoint that records every call with its `Idempotency-Key`, answers after a short
+/// delay (so calls are in flight when the service is killed), and fails the first attempt of
+/// paths under `/flaky/` with a 500.
+#[derive(Clone, Default)]
+struct Sink {
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+impl Sink {
+    async fn start() -> (Sink, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sink");
+        let addr = listener.local_addr().expect("addr");
+        let sink = Sink::default();
+        let s = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let s = s.clone();
+                tokio::spawn(async move { s.serve(socket).await });
+            }
+        });
+        (sink, format!("http://{addr}"))
+    }
+
+    async fn serve(&self, mut socket: tokio::net::TcpStream) {
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            // Read one request (headers, then Content-Length bytes of body).
+            let header_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+            let mut lines = head.split("\r\n");
+            let path = lines
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .unwrap_or("")
+                .to_string();
+            let mut length = 0usize;
+            let mut key = String::new();
+            for line in lines {
+                if let Some((k, v)) = line.split_once(':') {
+                    match k.trim().to_ascii_lowercase().as_str() {
+                        "content-length" => length = v.trim().parse().unwrap_or(0),
+                        "idempotency-key" => key = v.trim().to_string(),
+                        _ => {}
+                    }
+                }
+            }
+            while buf.len() < header_end + length {
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..header_end + length);
+            let first_attempt = key.ends_with("/1");
+            let status = if path.starts_with("/flaky/") && first_attempt {
+                500
+            } else {
+                200
+            };
+            let arrived = Instant::now();
+            // Varying by key, and long for the first calls, so calls are in flight at the kills.
+            let spread = key.bytes().map(u64::from).sum::<u64>();
+            let delay = if path.starts_with("/effect/first") {
+                200 + spread % 600
+            } else if path.starts_with("/flaky/") {
+                100 + spread % 300
+            } else {
+                20 + spread % 100
+            };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            self.calls.lock().expect("lock").push(Call {
+                path,
+                key,
+                at: arrived,
+                status,
+            });
+            let body = if status == 200 {
+                "{\"ok\":true}"
+            } else {
+                "{\"ok\":false}"
+            };
+            let reason = if status == 200 {
+                "OK"
+            } else {
+                "Internal Server Error"
+            };
+            let answer = format!(
+                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if socket.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+async fn post(service: &Service, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let r = client()
+        .post(service.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST {path}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn try_get(service_url: &str, token: &str) -> Option<Value> {
+    let r = client()
+        .get(service_url)
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    r.json().await.ok()
+}
+
+const CRASH: &str = r#"
+name: crash
+inputs:
+  n: {type: int}
+  sink: {type: string}
+steps:
+  - id: first
+    action: core.http
+    with: {url: "{{ inputs.sink }}/effect/first", method: POST, json: {n: "{{ inputs.n }}"}}
+  - id: note
+    depends_on: [first]
+    action: core.set
+    with: {n: "{{ inputs.n }}"}
+  - id: pause
+    depends_on: [note]
+    wait: {for: 1500ms}
+  - id: flaky
+    depends_on: [pause]
+    action: core.http
+    retry: {max_attempts: 4, backoff: 300ms}
+    with: {url: "{{ inputs.sink }}/flaky/second", method: POST}
+  - id: ask
+    depends_on: [flaky]
+    approval: {message: "continue {{ inputs.n }}?", approvers: {roles: [responder]}}
+  - id: last
+    depends_on: [ask]
+    action: core.http
+    with: {url: "{{ inputs.sink }}/effect/last", method: POST}
+"#;
+
+/// Approves every run waiting at `ask`, ignoring failures (the service may be down).
+async fn approve_waiting(url: &str, token: &str) -> usize {
+    let Some(runs) = try_get(
+        &format!("{url}/api/v1/runs?active=true&status=running&limit=1000"),
+        token,
+    )
+    .await
+    else {
+        return 0;
+    };
+    let mut approved = 0;
+    for r in runs.as_array().into_iter().flatten() {
+        let Some(id) = r["run_id"].as_str() else {
+            continue;
+        };
+        let Some(run) = try_get(&format!("{url}/api/v1/runs/{id}"), token).await else {
+            continue;
+        };
+        let waiting = run["steps"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| s["id"] == "ask" && s["status"] == "waiting");
+        if waiting {
+            let ok = client()
+                .post(format!("{url}/api/v1/runs/{id}/approve"))
+                .bearer_auth(token)
+                .json(&json!({"step": "ask", "choice": "approve"}))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            approved += usize::from(ok);
+        }
+    }
+    approved
+}
+
+/// 200 runs with an HTTP call, a delay, a failing-then-retried call, an approval and a last
+/// call; the service is killed (-9) twice while they run. Every run completes, and the sink
+/// sees each side effect once: per (run, step) exactly one idempotency key got a 2xx answer,
+/// and a key was sent more than once only when its first send was in flight at a kill (the
+/// first send before the kill, the resend after the restart).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn runs_survive_two_kill_9_and_apply_each_effect_once() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let (http_port, syslog_port) = (free_port(), free_port());
+    let mut service = Service::start_with(dir.path(), http_port, syslog_port, &[]);
+    let url = format!("http://{}", service.http);
+
+    let (status, created) = post(
+        &service,
+        "/api/v1/playbooks",
+        &admin,
+        json!({"source": CRASH}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+
+    let mut run_ids = Vec::new();
+    let started = Instant::now();
+    let mut pending = Vec::new();
+    for n in 0..200 {
+        let c = client();
+        let u = service.url("/api/v1/playbooks/crash/runs");
+        let t = admin.clone();
+        let s = sink_url.clone();
+        pending.push(tokio::spawn(async move {
+            let r = c
+                .post(u)
+                .bearer_auth(t)
+                .json(&json!({"inputs": {"n": n, "sink": s}}))
+                .send()
+                .await
+                .expect("start");
+            assert_eq!(r.status().as_u16(), 201);
+            let v: Value = r.json().await.expect("json");
+            v["run_id"].as_str().expect("run id").to_string()
+        }));
+    }
+    for p in pending {
+        run_ids.push(p.await.expect("join"));
+    }
+    eprintln!("200 runs started in {:?}", started.elapsed());
+
+    // First kill: while the first calls are in flight.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut kills = vec![Instant::now()];
+    service.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    service = Service::start_with(dir.path(), http_port, syslog_port, &[]);
+
+    // Let runs reach the retries and the approvals, approving as they come.
+    let second_kill_at = Instant::now() + Duration::from_millis(2200);
+    while Instant::now() < second_kill_at {
+        approve_waiting(&url, &admin).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    kills.push(Instant::now());
+    service.kill9();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    service = Service::start_with(dir.path(), http_port, syslog_port, &[]);
+
+    // Until every run succeeded.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        approve_waiting(&url, &admin).await;
+        let done = try_get(
+            &format!("{url}/api/v1/runs?status=succeeded&limit=1000"),
+            &admin,
+        )
+        .await
+        .and_then(|v| v.as_array().map(Vec::len))
+        .unwrap_or(0);
+        if done == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {done} of 200 runs succeeded; failed: {:?}",
+            try_get(&format!("{url}/api/v1/runs?status=failed&limit=5"), &admin).await
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Give any stray resend time to show up before counting.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let calls = sink.calls();
+    let mut by_key: HashMap<&str, Vec<&Call>> = HashMap::new();
+    for c in &calls {
+        by_key.entry(c.key.as_str()).or_default().push(c);
+    }
+    // Side effects: per (run, step), the keys that got a 2xx.
+    let mut effects: HashMap<(String, String), Vec<&str>> = HashMap::new();
+    for (key, cs) in &by_key {
+        let parts: Vec<&str> = key.split('/').collect();
+        assert_eq!(parts.len(), 3, "key {key:?} is run/step/attempt");
+        if cs.iter().any(|c| c.status == 200) {
+            effects
+                .entry((parts[0].to_string(), parts[1].to_string()))
+                .or_default()
+                .push(key);
+        }
+    }
+    for run in &run_ids {
+        for step in ["first", "flaky", "last"] {
+            let keys = effects
+                .get(&(run.clone(), step.to_string()))
+                .cloned()
+                .unwrap_or_default();
+            assert_eq!(keys.len(), 1, "run {run} step {step}: effects {keys:?}");
+        }
+    }
+    assert_eq!(effects.len(), 600, "no effect for unknown runs or steps");
+    // Resends: only of a call in flight at a kill, resent after the restart.
+    let mut resent = 0;
+    for (key, cs) in &by_key {
+        if cs.len() < 2 {
+            continue;
+        }
+        resent += cs.len() - 1;
+        let mut times: Vec<Instant> = cs.iter().map(|c| c.at).collect();
+        times.sort();
+        for pair in times.windows(2) {
+            // (The restarted service may resend before it answers HTTP, so the bound is
+            // the kill, not the moment the test saw the service back.)
+            let across_a_kill = kills.iter().any(|k| pair[0] <= *k && pair[1] > *k);
+            assert!(
+                across_a_kill,
+                "key {key:?} was sent twice without a crash in between: sends at {:?} after the start, kills at {:?}",
+                times.iter().map(|t| t.duration_since(started)).collect::<Vec<_>>(),
+                kills.iter().map(|t| t.duration_since(started)).collect::<Vec<_>>()
+            );
+        }
+    }
+    let distinct = by_key.len();
+    eprintln!(
+        "sink: {} calls, {distinct} distinct keys, {resent} resends of calls in flight at a kill",
+        calls.len()
+    );
+    // 200 runs x (first, flaky attempt 1 and 2, last): 800 keys.
+    assert_eq!(distinct, 800);
+    drop(service);
+    assert!(resent > 0, "the kills should have caught calls in flight");
+    assert!(resent <= 400, "resends are bounded by the calls in flight");
+}
+
+const CONTAIN: &str = r#"
+name: contain
+inputs:
+  ip: {type: ip}
+steps:
+  - id: block
+    action: firewall.block_ip
+    with: {ip: "{{ inputs.ip }}", comment: "e2e"}
+    lease: {for: 2s, target: "{{ inputs.ip }}"}
+"#;
+
+const CONTAIN_LONG: &str = r#"
+name: contain-long
+inputs:
+  ip: {type: ip}
+steps:
+  - id: block
+    action: firewall.block_ip
+    with: {ip: "{{ inputs.ip }}"}
+    lease: {for: 1h, target: "{{ inputs.ip }}"}
+"#;
+
+async fn wait_status(url: &str, token: &str, run: &str, want: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = try_get(&format!("{url}/api/v1/runs/{run}"), token).await {
+            if v["status"] == want {
+                return v;
+            }
+        }
+        assert!(Instant::now() < deadline, "run {run} never became {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A block held `for: 2s`: the service is killed before the lease ends and restarted after;
+/// the undo happens once. A second block is revoked early through the API: undone at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_is_undone_once_across_a_restart_and_can_be_revoked() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let env = [("GARRISON_FIREWALL_URL", sink_url.as_str())];
+    let (http_port, syslog_port) = (free_port(), free_port());
+    let mut service = Service::start_with(dir.path(), http_port, syslog_port, &env);
+    let url = format!("http://{}", service.http);
+    for pb in [CONTAIN, CONTAIN_LONG] {
+        let (status, body) =
+            post(&service, "/api/v1/playbooks", &admin, json!({"source": pb})).await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, run) = post(
+        &service,
+        "/api/v1/playbooks/contain/runs",
+        &admin,
+        json!({"inputs": {"ip": "192.0.2.7"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let run_id = run["run_id"].as_str().expect("id").to_string();
+    wait_status(&url, &admin, &run_id, "succeeded").await;
+    let held = get_json(&service, "/api/v1/containments", &admin).await;
+    assert_eq!(held.as_array().map(Vec::len), Some(1), "{held}");
+    assert_eq!(held[0]["target"], "192.0.2.7");
+    assert_eq!(held[0]["action"], "firewall.block_ip");
+
+    service.kill9();
+    tokio::time::sleep(Duration::from_millis(2500)).await; // past the lease's end
+    let unblocks = |sink: &Sink| {
+        sink.calls()
+            .into_iter()
+            .filter(|c| c.path == "/unblock")
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        unblocks(&sink).is_empty(),
+        "nothing undoes while the service is down"
+    );
+    let service = Service::start_with(dir.path(), http_port, syslog_port, &env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while unblocks(&sink).is_empty() {
+        assert!(Instant::now() < deadline, "the lease was never undone");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let undone = unblocks(&sink);
+    assert_eq!(undone.len(), 1, "undone once: {undone:?}");
+    assert_eq!(undone[0].key, format!("{run_id}/block/undo/1"));
+    let blocks: Vec<Call> = sink
+        .calls()
+        .into_iter()
+        .filter(|c| c.path == "/block")
+        .collect();
+    assert_eq!(blocks.len(), 1, "blocked once");
+    let after = get_json(&service, "/api/v1/containments", &admin).await;
+    assert_eq!(after, json!([]));
+    let detail = get_json(&service, &format!("/api/v1/runs/{run_id}"), &admin).await;
+    assert_eq!(detail["leases"][0]["status"], "released", "{detail}");
+
+    // Extend, then revoke early.
+    let (_, run) = post(
+        &service,
+        "/api/v1/playbooks/contain-long/runs",
+        &admin,
+        json!({"inputs": {"ip": "198.51.100.9"}}),
+    )
+    .await;
+    let long_id = run["run_id"].as_str().expect("id").to_string();
+    wait_status(&url, &admin, &long_id, "succeeded").await;
+    let (status, extended) = post(
+        &service,
+        &format!("/api/v1/runs/{long_id}/leases/block/extend"),
+        &admin,
+        json!({"for": "48h"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{extended}");
+    let held = get_json(&service, "/api/v1/containments", &admin).await;
+    let expires: jiff::Timestamp = held[0]["expires_at"]
+        .as_str()
+        .expect("expires")
+        .parse()
+        .expect("time");
+    assert!(expires > jiff::Timestamp::now() + jiff::SignedDuration::from_hours(47));
+    let (status, revoked) = post(
+        &service,
+        &format!("/api/v1/runs/{long_id}/leases/block/revoke"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{revoked}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while unblocks(&sink).len() < 2 {
+        assert!(Instant::now() < deadline, "revoke did not undo");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        get_json(&service, "/api/v1/containments", &admin).await,
+        json!([])
+    );
+}
+
+const GOOD: &str = r#"
+name: greet
+inputs:
+  who: {type: string}
+  times: {type: int, default: 2}
+steps:
+  - id: hello
+    action: core.set
+    with: {text: "hello {{ inputs.who }}", times: "{{ inputs.times }}"}
+  - id: pause
+    depends_on: [hello]
+    action: core.sleep
+    with: {for: 200ms}
+  - id: say
+    depends_on: [pause]
+    action: core.log
+    with: {message: "{{ steps.hello.output.text }}"}
+"#;
+
+const BAD: &str = r#"
+name: broken
+steps:
+  - id: a
+    action: core.nope
+  - id: b
+    depends_on: [ghost]
+    action: core.log
+    with: {message: "{{ steps.zzz.output }}"}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_validates_and_runs_with_wait() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = dir.path().join("greet.yml");
+    let bad = dir.path().join("broken.yml");
+    std::fs::write(&good, GOOD).expect("write");
+    std::fs::write(&bad, BAD).expect("write");
+
+    let out = std::process::Command::new(BIN)
+        .args(["playbook", "validate"])
+        .arg(&bad)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("broken.yml:4:5: steps.a.action: unknown action `core.nope`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("steps.b.depends_on: unknown step `ghost`"),
+        "{text}"
+    );
+    assert!(text.contains("steps.b.with.message"), "{text}");
+
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+    let url = format!("http://{}", service.http);
+    let out = std::process::Command::new(BIN)
+        .args(["playbook", "run"])
+        .arg(&good)
+        .args(["--input", "who=ada", "--input", "times=3", "--wait"])
+        .args(["--url", &url, "--token", &admin])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["steps"][0]["output"],
+        json!({"text": "hello ada", "times": 3})
+    );
+    assert_eq!(run["steps"][2]["input"]["message"], "hello ada");
+    let id = run["run_id"].as_str().expect("id");
+    let detail = get_json(&service, &format!("/api/v1/runs/{id}"), &admin).await;
+    assert_eq!(detail["steps"][1]["status"], "succeeded");
+    assert!(detail["steps"][2]["logs"][0]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("hello ada")));
+
+    // A dry run from a file needs no service.
+    let out = std::process::Command::new(BIN)
+        .args(["playbook", "run"])
+        .arg(&good)
+        .args(["--input", "who=x", "--dry-run"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dry: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["status"], "succeeded");
+
+    // By name, without waiting: prints the run id.
+    let out = std::process::Command::new(BIN)
+        .args(["playbook", "run", "greet", "--input", "who=bo"])
+        .args(["--url", &url, "--token", &admin])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = get_json(&service, &format!("/api/v1/runs/{id}"), &admin).await;
+        if v["status"] == "succeeded" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const WAITER: &str = r#"
+name: waiter
+steps:
+  - id: ask
+    approval: {message: "go?", approvers: {roles: [responder]}}
+  - id: done
+    depends_on: [ask]
+    action: core.set
+    with: {ok: true}
+"#;
+
+/// Tenants never see each other's playbooks and runs; viewers read but cannot start,
+/// approve or cancel; a single-use approval link works once; webhooks check their secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playbook_routes_are_tenant_scoped_and_role_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let alpha = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let viewer = cli(dir.path(), &["token", "create", "--role", "viewer"]);
+    let responder = cli(dir.path(), &["token", "create", "--role", "responder"]);
+    cli(dir.path(), &["tenant", "create", "bravo"]);
+    let bravo = cli(
+        dir.path(),
+        &["token", "create", "--role", "admin", "--tenant", "bravo"],
+    );
+    let service = Service::start(dir.path());
+    let (status, _) = post(
+        &service,
+        "/api/v1/playbooks",
+        &alpha,
+        json!({"source": WAITER}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, run) = post(&service, "/api/v1/playbooks/waiter/runs", &alpha, json!({})).await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["run_id"].as_str().expect("id").to_string();
+
+    // Bravo sees none of it, under any route.
+    let c = client();
+    for path in [
+        "/api/v1/playbooks/waiter".to_string(),
+        "/api/v1/playbooks/waiter/versions".into(),
+        "/api/v1/playbooks/waiter/versions/1".into(),
+        "/api/v1/playbooks/waiter/export".into(),
+        "/api/v1/playbooks/waiter/diff?from=1".into(),
+        format!("/api/v1/runs/{id}"),
+    ] {
+        let r = c
+            .get(service.url(&path))
+            .bearer_auth(&bravo)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(r.status().as_u16(), 404, "bravo GET {path}");
+    }
+    assert_eq!(
+        get_json(&service, "/api/v1/playbooks", &bravo).await,
+        json!([])
+    );
+    assert_eq!(get_json(&service, "/api/v1/runs", &bravo).await, json!([]));
+    for (path, body) in [
+        (
+            format!("/api/v1/runs/{id}/approve"),
+            json!({"step": "ask", "choice": "approve"}),
+        ),
+        (format!("/api/v1/runs/{id}/cancel"), json!({})),
+        (format!("/api/v1/runs/{id}/rerun"), json!({})),
+        (
+            format!("/api/v1/runs/{id}/approval-links"),
+            json!({"step": "ask"}),
+        ),
+        ("/api/v1/playbooks/waiter/runs".into(), json!({})),
+        ("/api/v1/playbooks/waiter/disable".into(), json!({})),
+    ] {
+        let (status, _) = post(&service, &path, &bravo, body).await;
+        assert_eq!(status, 404, "bravo POST {path}");
+    }
+    // Viewers read, but cannot change anything.
+    assert_eq!(
+        get_json(&service, &format!("/api/v1/runs/{id}"), &viewer).await["status"],
+        "running"
+    );
+    for (path, body) in [
+        (
+            format!("/api/v1/runs/{id}/approve"),
+            json!({"step": "ask", "choice": "approve"}),
+        ),
+        (format!("/api/v1/runs/{id}/cancel"), json!({})),
+        ("/api/v1/playbooks/waiter/runs".into(), json!({})),
+        ("/api/v1/playbooks".into(), json!({"source": WAITER})),
+    ] {
+        let (status, _) = post(&service, &path, &viewer, body).await;
+        assert_eq!(status, 403, "viewer POST {path}");
+    }
+    let r = c
+        .get(service.url("/api/v1/runs"))
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(r.status().as_u16(), 401, "no token");
+
+    // A single-use link, made by a responder, decides once.
+    let (status, link) = post(
+        &service,
+        &format!("/api/v1/runs/{id}/approval-links"),
+        &responder,
+        json!({"step": "ask"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{link}");
+    let path = link["path"].as_str().expect("path").to_string();
+    let shown: Value = c
+        .get(service.url(&path))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(shown["message"], "go?");
+    let r = c
+        .post(service.url(&path))
+        .json(&json!({"choice": "approve"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 200);
+    let r = c
+        .post(service.url(&path))
+        .json(&json!({"choice": "approve"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401, "a link works once");
+    let done = get_json(&service, &format!("/api/v1/runs/{id}"), &alpha).await;
+    assert_eq!(done["status"], "succeeded", "{done}");
+
+    // A webhook trigger checks its secret.
+    let hook = "name: hooked\ntriggers:\n  - webhook: {secret: hook-secret}\nsteps:\n  - id: a\n    action: core.set\n    with: {got: \"{{ trigger.body.x }}\"}\n";
+    let (status, body) = post(
+        &service,
+        "/api/v1/playbooks",
+        &alpha,
+        json!({"source": hook}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let r = c
+        .put(service.url("/api/v1/playbook-secrets/hook-secret"))
+        .bearer_auth(&alpha)
+        .json(&json!({"secret": "s3cret-s3cret-s3cret"}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(r.status().as_u16(), 204);
+    let hook_url = service.url("/api/v1/webhooks/default/hooked");
+    let r = c
+        .post(&hook_url)
+        .header("x-garrison-webhook-secret", "wrong")
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401);
+    let r = c
+        .post(&hook_url)
+        .header("x-garrison-webhook-secret", "s3cret-s3cret-s3cret")
+        .json(&json!({"x": 1}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 202);
+    let started: Value = r.json().await.expect("json");
+    let run = get_json(
+        &service,
+        &format!("/api/v1/runs/{}", started["run_id"].as_str().expect("id")),
+        &alpha,
+    )
+    .await;
+    assert_eq!(run["steps"][0]["output"]["got"], 1, "{run}");
+    let r = c
+        .post(service.url("/api/v1/webhooks/bravo/hooked"))
+        .header("x-garrison-webhook-secret", "s3cret-s3cret-s3cret")
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 401, "another tenant's webhook name");
+}
