@@ -160,6 +160,9 @@ pub struct IncidentUpdate {
     pub title: Option<String>,
     #[serde(default)]
     pub summary: Option<String>,
+    /// The incident type (picks the task template); an empty text clears it.
+    #[serde(default)]
+    pub incident_type: Option<String>,
     #[serde(default)]
     pub severity: Option<Severity>,
     #[serde(default)]
@@ -786,6 +789,21 @@ fn update_fields(
         }
         change("summary", json_of(&next.summary), json_of(summary));
         next.summary = Some(summary.clone()).filter(|s| !s.trim().is_empty());
+    }
+    if let Some(kind) = &update.incident_type {
+        if kind.len() > 128 {
+            return Err(TransitionError::Invalid {
+                what: "incident type",
+                reason: "longer than 128 bytes".into(),
+            });
+        }
+        let kind = Some(kind.trim().to_string()).filter(|k| !k.is_empty());
+        change(
+            "incident_type",
+            json_of(&next.incident_type),
+            json_of(&kind),
+        );
+        next.incident_type = kind;
     }
     if let Some(severity) = update.severity {
         change("severity", json_of(&next.severity), json_of(&severity));

@@ -199,6 +199,18 @@ pub enum LeaseStatus {
     UndoFailed,
 }
 
+/// The last reconciliation check of a lease's target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseCheck {
+    /// When the result came.
+    pub at: Timestamp,
+    /// The action still holds on the target (`false`: drift); `None` when the check itself
+    /// failed (unreachable, bad answer).
+    pub in_place: Option<bool>,
+    /// What the check saw, or why it failed.
+    pub detail: String,
+}
+
 /// What a reversible action did, to which target, and when it is undone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LeaseRecord {
@@ -227,9 +239,19 @@ pub struct LeaseRecord {
     pub status: LeaseStatus,
     /// Undo attempts so far.
     pub undo_attempts: u32,
-    /// History: extensions, revocations, undo results.
+    /// History: extensions, revocations, undo results, drift.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<LogEntry>,
+    /// The action that re-checks the target (reconciliation), if the action declares one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub check_action: Option<String>,
+    /// The last check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_check: Option<LeaseCheck>,
+    /// Since when a check has found the target not in place (cleared when a later check finds
+    /// it in place again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_since: Option<Timestamp>,
 }
 
 /// The parent of a child run.
@@ -479,6 +501,17 @@ pub enum TimerKind {
         /// Lease id.
         lease: String,
     },
+    /// A cancellation asked for while the run was busy (an action call in flight): stored as
+    /// a row due at once, applied as soon as the run is free (also after a restart).
+    Cancel {
+        /// Who asked.
+        by: String,
+    },
+}
+
+/// The id of the stored cancellation request of a run ([`TimerKind::Cancel`]).
+pub fn cancel_timer_id(run_id: &str) -> String {
+    format!("{run_id}/cancel")
 }
 
 /// A timer row: due time, what it does, and for which run.
@@ -558,6 +591,14 @@ pub enum Event {
         lease: String,
         /// Who.
         by: String,
+    },
+    /// A reconciliation check of an active lease's target ended; its output's `in_place`
+    /// (bool) says whether the action still holds. Finding it gone records drift.
+    LeaseChecked {
+        /// Lease.
+        lease: String,
+        /// The check action's output, or its failure.
+        result: Result<Json, ActionFailure>,
     },
     /// Stop the run.
     Cancel {
@@ -792,6 +833,7 @@ impl Cx<'_> {
                 format!("{}/approval/{step}/{}", self.st.run_id, self.st.reruns)
             }
             TimerKind::LeaseExpiry { lease } => format!("lease/{lease}/{}", due.as_millisecond()),
+            TimerKind::Cancel { .. } => cancel_timer_id(&self.st.run_id),
         };
         self.effects.push(Effect::ScheduleTimer(Timer {
             id,
@@ -1012,6 +1054,7 @@ impl Cx<'_> {
                 });
                 self.begin_undo(pos);
             }
+            Event::LeaseChecked { lease, result } => self.lease_checked(&lease, result),
             Event::Cancel { by } => {
                 if self.st.status.is_terminal() {
                     return;
@@ -1153,6 +1196,7 @@ impl Cx<'_> {
                 });
                 self.begin_undo(pos);
             }
+            TimerKind::Cancel { by } => self.queue.push_back(Event::Cancel { by }),
         }
     }
 
@@ -1799,6 +1843,82 @@ impl Cx<'_> {
         }
     }
 
+    fn lease_checked(&mut self, lease: &str, result: Result<Json, ActionFailure>) {
+        let now = self.now;
+        let Some(pos) = self.st.leases.iter().position(|l| l.id == lease) else {
+            log_run(
+                self.st,
+                now,
+                format!("check result for unknown lease `{lease}` ignored"),
+            );
+            return;
+        };
+        let l = &mut self.st.leases[pos];
+        if l.status != LeaseStatus::Active {
+            // Released (or being released) since the check was sent: nothing to reconcile.
+            return;
+        }
+        let (in_place, detail) = match &result {
+            Ok(output) => match output.get("in_place").and_then(Json::as_bool) {
+                Some(b) => {
+                    let detail = output
+                        .get("detail")
+                        .and_then(Json::as_str)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| if b { "in place" } else { "not in place" }.into());
+                    (Some(b), detail)
+                }
+                None => {
+                    let mut text = output.to_string();
+                    if text.len() > 200 {
+                        let cut = (0..=200)
+                            .rev()
+                            .find(|&i| text.is_char_boundary(i))
+                            .unwrap_or(0);
+                        text.truncate(cut);
+                    }
+                    (
+                        None,
+                        format!("the check's output has no boolean `in_place`: {text}"),
+                    )
+                }
+            },
+            Err(f) => (None, format!("check failed: {}", f.message)),
+        };
+        l.last_check = Some(LeaseCheck {
+            at: now,
+            in_place,
+            detail: detail.clone(),
+        });
+        let target = match &l.target {
+            Json::String(t) => t.clone(),
+            other => other.to_string(),
+        };
+        let message = match in_place {
+            Some(false) if l.drift_since.is_none() => {
+                l.drift_since = Some(now);
+                Some(format!(
+                    "drift: {} on {target} is no longer in place ({detail})",
+                    l.action
+                ))
+            }
+            Some(true) if l.drift_since.is_some() => {
+                l.drift_since = None;
+                Some(format!("{} on {target} is in place again", l.action))
+            }
+            _ => None,
+        };
+        if let Some(message) = message {
+            if l.log.len() < 1000 {
+                l.log.push(LogEntry {
+                    at: now,
+                    message: message.clone(),
+                });
+            }
+            log_run(self.st, now, format!("lease {lease}: {message}"));
+        }
+    }
+
     fn take_lease(
         &mut self,
         i: usize,
@@ -1848,6 +1968,9 @@ impl Cx<'_> {
             status: LeaseStatus::Active,
             undo_attempts: 0,
             log: Vec::new(),
+            check_action: spec.check.clone(),
+            last_check: None,
+            drift_since: None,
         });
         if !self.st.dry_run {
             self.timer(expires_at, TimerKind::LeaseExpiry { lease: id });

@@ -48,9 +48,9 @@ mod validate;
 
 pub use actions::{ActionExecutor, ActionOutcome, ActionRequest, CoreActions};
 pub use engine::{
-    advance, dry_run, idempotency_key, ActionFailure, ApprovalRecord, AttemptRecord, Effect, Event,
-    InputErrors, ItemState, LeaseRecord, LeaseStatus, LogEntry, ParentRef, RunState, StepState,
-    StepStatus, Timer, TimerKind,
+    advance, cancel_timer_id, dry_run, idempotency_key, ActionFailure, ApprovalRecord,
+    AttemptRecord, Effect, Event, InputErrors, ItemState, LeaseCheck, LeaseRecord, LeaseStatus,
+    LogEntry, ParentRef, RunState, StepState, StepStatus, Timer, TimerKind,
 };
 pub use model::{
     ActionCall, Approvers, BranchCase, Duration, InputDef, InputType, Join, LeaseSpec, OnError,

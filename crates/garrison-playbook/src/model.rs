@@ -332,6 +332,9 @@ pub struct LeaseSpec {
     pub target: String,
     /// The undo action (from the action's declaration).
     pub undo: String,
+    /// The action that re-checks the target (from the action's declaration), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<String>,
 }
 
 /// Who may decide an approval.

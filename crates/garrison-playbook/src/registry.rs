@@ -38,6 +38,10 @@ pub struct ActionSpec {
     /// The action that reverses this one, given the same input (block ↔ unblock).
     #[serde(default)]
     pub undo: Option<String>,
+    /// The action that re-checks, given the same input, whether this one still holds on its
+    /// target (for reconciliation of leases); its output carries `in_place: bool`.
+    #[serde(default)]
+    pub check: Option<String>,
     /// Output shown by dry runs.
     #[serde(default)]
     pub example_output: Option<Json>,
@@ -52,6 +56,7 @@ impl ActionSpec {
             params: Vec::new(),
             allow_extra_params: false,
             undo: None,
+            check: None,
             example_output: None,
         }
     }
@@ -69,6 +74,12 @@ impl ActionSpec {
     /// Declares the undo action.
     pub fn undo(mut self, undo: &str) -> Self {
         self.undo = Some(undo.to_owned());
+        self
+    }
+
+    /// Declares the check action (reconciliation: does the action still hold?).
+    pub fn check(mut self, check: &str) -> Self {
+        self.check = Some(check.to_owned());
         self
     }
 

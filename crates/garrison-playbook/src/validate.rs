@@ -1273,6 +1273,7 @@ fn compile_step(
                         duration: d,
                         target: l.target.clone(),
                         undo: undo.clone(),
+                        check: spec.check.clone(),
                     }),
                     None => {
                         errors.push(place, format!("{label}.lease"), format!("`{action}` declares no undo action, so it cannot be held with a lease"));

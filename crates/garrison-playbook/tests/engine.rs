@@ -579,6 +579,20 @@ fn cancellation_stops_everything() {
 }
 
 #[test]
+fn a_stored_cancel_request_cancels_when_it_fires() {
+    let mut s = Sim::new(FOREACH, json!({"hosts": ["a", "b"]}));
+    let effs = s.send(Event::TimerFired(TimerKind::Cancel { by: "bob".into() }));
+    assert!(effs.contains(&Effect::Complete {
+        status: RunStatus::Cancelled
+    }));
+    assert_eq!(s.st.error.as_deref(), Some("cancelled by bob"));
+    // fired again (a second process, a restart): nothing more
+    let effs = s.send(Event::TimerFired(TimerKind::Cancel { by: "bob".into() }));
+    assert!(effs.is_empty(), "{effs:?}");
+    assert_eq!(cancel_timer_id("r1"), "r1/cancel");
+}
+
+#[test]
 fn rerun_from_failed_keeps_completed_steps() {
     let mut s = Sim::new(CHAIN, json!({"ip": "10.0.0.1"}));
     let c = s.take_calls();
@@ -708,6 +722,82 @@ fn lease_extend_and_revoke() {
     let log = &s.st.lease("r1/block").expect("l").log;
     assert!(log.iter().any(|l| l.message.contains("extended by bob")));
     assert!(log.iter().any(|l| l.message.contains("revoked by carol")));
+}
+
+#[test]
+fn lease_checks_record_drift_once_and_its_end() {
+    let mut s = Sim::new(LEASE, json!({"ip": "192.0.2.1"}));
+    s.answer_all();
+    let lease = |s: &Sim| s.st.lease("r1/block").expect("lease").clone();
+    assert_eq!(lease(&s).check_action.as_deref(), Some("fw.check_ip"));
+    assert!(lease(&s).last_check.is_none());
+    let check = |s: &mut Sim, result| {
+        s.send(Event::LeaseChecked {
+            lease: "r1/block".into(),
+            result,
+        })
+    };
+    let effs = check(&mut s, Ok(json!({"in_place": true})));
+    assert!(effs.is_empty(), "a check asks for nothing: {effs:?}");
+    assert_eq!(lease(&s).last_check.expect("checked").in_place, Some(true));
+    assert!(lease(&s).drift_since.is_none());
+    // The target lost the block: drift, noted once on the lease and in the run's log.
+    s.at(60);
+    check(
+        &mut s,
+        Ok(json!({"in_place": false, "detail": "no rule for 192.0.2.1"})),
+    );
+    s.at(120);
+    check(&mut s, Ok(json!({"in_place": false})));
+    let l = lease(&s);
+    assert_eq!(
+        l.drift_since,
+        Some(secs(t0(), 60)),
+        "drift starts at the first miss"
+    );
+    assert_eq!(l.last_check.as_ref().and_then(|c| c.in_place), Some(false));
+    assert_eq!(l.last_check.expect("checked").at, secs(t0(), 120));
+    let drift_lines = |s: &Sim| {
+        s.st.logs
+            .iter()
+            .filter(|e| e.message.contains("drift:"))
+            .count()
+    };
+    assert_eq!(drift_lines(&s), 1, "{:?}", s.st.logs);
+    assert!(s.st.logs[0].message.contains("no rule for 192.0.2.1"));
+    // A failed check says nothing about the target: drift stays, in_place unknown.
+    check(&mut s, Err(ActionFailure::retryable("firewall down")));
+    let l = lease(&s);
+    assert!(l.drift_since.is_some());
+    assert_eq!(l.last_check.as_ref().and_then(|c| c.in_place), None);
+    assert!(l
+        .last_check
+        .expect("checked")
+        .detail
+        .contains("firewall down"));
+    // An answer without `in_place` is not taken as "in place".
+    check(&mut s, Ok(json!({"status": 200})));
+    assert_eq!(lease(&s).last_check.and_then(|c| c.in_place), None);
+    // Back in place: drift ends.
+    check(&mut s, Ok(json!({"in_place": true})));
+    assert!(lease(&s).drift_since.is_none());
+    assert!(lease(&s)
+        .log
+        .iter()
+        .any(|e| e.message.contains("in place again")));
+    // Once released, checks are ignored.
+    s.send(Event::RevokeLease {
+        lease: "r1/block".into(),
+        by: "carol".into(),
+    });
+    s.send(Event::UndoFinished {
+        lease: "r1/block".into(),
+        attempt: 1,
+        result: Ok(json!({})),
+    });
+    check(&mut s, Ok(json!({"in_place": false})));
+    assert!(lease(&s).drift_since.is_none());
+    assert_eq!(drift_lines(&s), 1);
 }
 
 #[test]

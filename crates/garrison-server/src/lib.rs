@@ -78,6 +78,8 @@ pub struct ServerConfig {
     pub fsync: bool,
     /// Base URL of the firewall connector for `firewall.*` playbook actions.
     pub firewall_url: Option<String>,
+    /// How often active playbook leases are re-checked on their targets (drift).
+    pub reconcile_interval: Duration,
     /// Live detection: alert folding window, entity fields, batch size.
     pub detection: garrison_detect::DetectConfig,
 }
@@ -99,6 +101,7 @@ impl ServerConfig {
             retention_interval: Duration::from_secs(3600),
             fsync: true,
             firewall_url: None,
+            reconcile_interval: Duration::from_secs(300),
             detection: garrison_detect::DetectConfig::default(),
         }
     }
@@ -378,6 +381,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
                 store.clone(),
                 garrison_soar::SoarConfig {
                     firewall_url: config.firewall_url.clone(),
+                    reconcile_interval: config.reconcile_interval,
                     ..Default::default()
                 },
             ),

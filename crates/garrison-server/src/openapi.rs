@@ -19,6 +19,7 @@ use utoipa::{Modify, OpenApi};
         (name = "rules", description = "Sigma detection rules: import, enable, test"),
         (name = "alerts", description = "Alerts of the live detector"),
         (name = "audit", description = "The tenant's hash-chained audit log"),
+        (name = "incidents", description = "Incidents: the queue, workflow actions, tasks, merge/split, similar cases, SOC metrics"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

@@ -1,6 +1,7 @@
 //! The actions the service can run: the `core.*` built-ins and the firewall connector
-//! (`firewall.block_ip`, reversible by `firewall.unblock_ip`), which calls a configured HTTP
-//! endpoint with the attempt's `Idempotency-Key`.
+//! (`firewall.block_ip`, reversible by `firewall.unblock_ip` and re-checked by
+//! `firewall.check_ip`), which calls a configured HTTP endpoint with the attempt's
+//! `Idempotency-Key`.
 
 use async_trait::async_trait;
 use garrison_playbook::{
@@ -18,7 +19,15 @@ pub fn registry() -> ActionRegistry {
             .param("ip", InputType::Ip, true)
             .param("comment", InputType::String, false)
             .undo("firewall.unblock_ip")
+            .check("firewall.check_ip")
             .example(json!({"status": 200, "body": {"blocked": true}})),
+    );
+    r.register(
+        ActionSpec::new("firewall.check_ip")
+            .describe("Is the IP blocked? (GET {firewall_url}/check?ip=IP answering {\"blocked\": bool}; 404 means not blocked); output {in_place, detail}")
+            .param("ip", InputType::Ip, true)
+            .param("comment", InputType::String, false)
+            .example(json!({"in_place": true, "detail": "blocked"})),
     );
     r.register(
         ActionSpec::new("firewall.unblock_ip")
@@ -51,12 +60,69 @@ impl SoarActions {
         }
     }
 
+    fn base(&self, action: &str) -> Result<&str, ActionOutcome> {
+        self.firewall_url.as_deref().ok_or_else(|| {
+            ActionOutcome::err(ActionFailure::permanent(format!(
+                "{action}: no firewall connector is configured (set GARRISON_FIREWALL_URL)"
+            )))
+        })
+    }
+
+    /// `GET {base}/check?ip=IP`: `{"blocked": bool}` with 200, or 404 (not blocked).
+    async fn firewall_check(&self, req: ActionRequest) -> ActionOutcome {
+        let base = match self.base(&req.action) {
+            Ok(b) => b.to_owned(),
+            Err(outcome) => return outcome,
+        };
+        let action = req.action.clone();
+        let ip = req.input.get("ip").cloned().unwrap_or(Json::Null);
+        let http = ActionRequest {
+            action: "core.http".into(),
+            input: json!({
+                "url": format!("{base}/check"),
+                "method": "GET",
+                "query": {"ip": ip},
+                "timeout": "10s",
+                "ok_status": [200, 404],
+            }),
+            ..req
+        };
+        let mut outcome = self.core.execute(http).await;
+        outcome.result = match outcome.result {
+            Ok(out) => {
+                let status = out.get("status").and_then(Json::as_u64).unwrap_or(0);
+                let body = out.get("body").cloned().unwrap_or(Json::Null);
+                let blocked = if status == 404 {
+                    Some(false)
+                } else {
+                    body.get("blocked").and_then(Json::as_bool)
+                };
+                match blocked {
+                    Some(b) => Ok(json!({
+                        "in_place": b,
+                        "detail": format!(
+                            "the firewall answered {status}: {} is {}blocked",
+                            ip.as_str().unwrap_or("?"),
+                            if b { "" } else { "not " }
+                        ),
+                    })),
+                    None => Err(ActionFailure::permanent(format!(
+                        "{action}: the firewall's answer has no boolean `blocked`: {body}"
+                    ))),
+                }
+            }
+            Err(mut f) => {
+                f.message = f.message.replacen("core.http", &action, 1);
+                Err(f)
+            }
+        };
+        outcome
+    }
+
     async fn firewall(&self, req: ActionRequest, path: &str) -> ActionOutcome {
-        let Some(base) = &self.firewall_url else {
-            return ActionOutcome::err(ActionFailure::permanent(format!(
-                "{}: no firewall connector is configured (set GARRISON_FIREWALL_URL)",
-                req.action
-            )));
+        let base = match self.base(&req.action) {
+            Ok(b) => b.to_owned(),
+            Err(outcome) => return outcome,
         };
         let body = json!({
             "ip": req.input.get("ip").cloned().unwrap_or(Json::Null),
@@ -84,6 +150,7 @@ impl ActionExecutor for SoarActions {
         match request.action.as_str() {
             "firewall.block_ip" => self.firewall(request, "block").await,
             "firewall.unblock_ip" => self.firewall(request, "unblock").await,
+            "firewall.check_ip" => self.firewall_check(request).await,
             _ => self.core.execute(request).await,
         }
     }

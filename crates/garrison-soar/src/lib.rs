@@ -11,6 +11,10 @@
 //!   writes from every run go through one group-commit [`Writer`].
 //! - [`SoarActions`] executes `core.*` and the firewall connector, passing each attempt's
 //!   idempotency key (`Idempotency-Key` header).
+//! - Reconciliation ([`Soar::reconcile_run`], and every `reconcile_interval` in the
+//!   background) re-checks active leases whose actions declare a check and records drift.
+//! - [`Soar::replay`] dry-runs another version of a past run's playbook with its trigger and
+//!   inputs; [`Soar::sync_playbook`] saves a text only when it changed.
 //!
 //! **Invariant:** a run's whole truth is its stored state; an external action is sent only
 //! after the state naming its attempt is saved, so after `kill -9` the only resend is of an
@@ -19,12 +23,16 @@
 #![forbid(unsafe_code)]
 
 mod actions;
+mod reconcile;
+mod replay;
 mod service;
 mod store;
 
 pub use actions::{is_pure, registry, SoarActions};
+pub use replay::{path_taken, Replay};
 pub use service::{
-    constant_time_eq, may_approve, secret_hash, Soar, SoarConfig, SoarError, StartRun, TriggerEvent,
+    constant_time_eq, may_approve, secret_hash, CancelOutcome, Soar, SoarConfig, SoarError,
+    StartRun, SyncStatus, TriggerEvent,
 };
 pub use store::{
     load_state, run_write, status_name, timer_from_record, timer_record, SqlRunStore, Writer,

@@ -76,6 +76,8 @@ pub struct SoarConfig {
     pub max_parallel: usize,
     /// Base URL of the firewall connector (`firewall.*` actions).
     pub firewall_url: Option<String>,
+    /// How often every active lease whose action declares a check is re-checked (drift).
+    pub reconcile_interval: Duration,
 }
 
 impl Default for SoarConfig {
@@ -84,8 +86,34 @@ impl Default for SoarConfig {
             poll_interval: Duration::from_millis(100),
             max_parallel: 256,
             firewall_url: None,
+            reconcile_interval: Duration::from_secs(300),
         }
     }
+}
+
+/// What a cancellation did.
+#[derive(Clone, Debug)]
+pub enum CancelOutcome {
+    /// Applied now (or the run had already ended): the state after.
+    Done(RunState),
+    /// The run is busy with an action call: the request is stored and applied as soon as the
+    /// call returns (no further action is sent); the state as it is now.
+    Requested(RunState),
+}
+
+/// How long a cancellation waits for a busy run before it is stored as a request instead.
+const CANCEL_WAIT: Duration = Duration::from_millis(250);
+
+/// What saving a playbook text did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncStatus {
+    /// A new playbook (version 1).
+    Created,
+    /// A new version of an existing playbook.
+    Updated,
+    /// The text is the latest version's: nothing saved.
+    Unchanged,
 }
 
 /// What starts a run.
@@ -156,6 +184,9 @@ struct Inner {
     locks: std::sync::Mutex<HashMap<(TenantId, String), WeakRunLock>>,
     permits: Arc<Semaphore>,
     timers_in_progress: std::sync::Mutex<HashSet<(TenantId, String)>>,
+    /// Cancellations asked for while the run was busy in this process (who asked); also
+    /// stored as a timer row, for other processes and restarts.
+    cancels: std::sync::Mutex<HashMap<(TenantId, String), String>>,
     config: SoarConfig,
 }
 
@@ -220,6 +251,7 @@ impl Soar {
                 locks: std::sync::Mutex::new(HashMap::new()),
                 permits: Arc::new(Semaphore::new(config.max_parallel.max(1))),
                 timers_in_progress: std::sync::Mutex::new(HashSet::new()),
+                cancels: std::sync::Mutex::new(HashMap::new()),
                 config,
             }),
         }
@@ -233,6 +265,45 @@ impl Soar {
     /// The store.
     pub fn repo(&self) -> &Arc<SqlStore> {
         &self.inner.repo
+    }
+
+    /// The executor of actions (checks of leases go through it too).
+    pub(crate) fn executor(&self) -> &Arc<dyn ActionExecutor> {
+        &self.inner.executor
+    }
+
+    /// Its settings.
+    pub fn config(&self) -> &SoarConfig {
+        &self.inner.config
+    }
+
+    /// Runs `task` for every active run, at most `max_parallel` at once; waits for all.
+    pub(crate) async fn for_each_active_run<F, Fut>(&self, task: F)
+    where
+        F: Fn(Soar, TenantId, String) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let runs = match self.inner.repo.active_runs(1_000_000).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list active runs");
+                return;
+            }
+        };
+        let mut tasks = Vec::new();
+        for (tenant, run_id) in runs {
+            let Ok(permit) = self.inner.permits.clone().acquire_owned().await else {
+                break;
+            };
+            let work = task(self.clone(), tenant, run_id);
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                work.await
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
     }
 
     // ------------------------------------------------------------------ playbooks
@@ -261,6 +332,30 @@ impl Soar {
             .repo
             .save_playbook_version(tenant, &playbook.name, &definition, source, created_by)
             .await?)
+    }
+
+    /// Saves a playbook text like [`Soar::save_playbook`] and says whether it made a new
+    /// playbook, a new version, or nothing (the text is the latest version's).
+    pub async fn sync_playbook(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        created_by: Option<&str>,
+    ) -> Result<(PlaybookVersion, SyncStatus), SoarError> {
+        let playbook = self.validate(source)?;
+        let before = self
+            .inner
+            .repo
+            .playbook_summary(tenant, &playbook.name)
+            .await?
+            .map(|s| s.latest_version);
+        let saved = self.save_playbook(tenant, source, created_by).await?;
+        let status = match before {
+            None => SyncStatus::Created,
+            Some(v) if v == saved.version => SyncStatus::Unchanged,
+            Some(_) => SyncStatus::Updated,
+        };
+        Ok((saved, status))
     }
 
     /// A playbook version (latest when `None`), validated once and cached.
@@ -442,6 +537,23 @@ impl Soar {
     ) -> Result<RunState, SoarError> {
         let lock = self.lock(tenant, run_id);
         let guard = lock.lock().await;
+        self.run_event_locked(guard, tenant, run_id, event, fired_timer)
+            .await
+    }
+
+    /// [`Soar::run_event`] with the run's lock already held.
+    async fn run_event_locked(
+        &self,
+        guard: tokio::sync::MutexGuard<'_, ()>,
+        tenant: TenantId,
+        run_id: &str,
+        event: Option<Event>,
+        fired_timer: Option<String>,
+    ) -> Result<RunState, SoarError> {
+        if matches!(event, Some(Event::TimerFired(TimerKind::Cancel { .. }))) {
+            // The stored request fires: the in-memory copy is spent.
+            self.take_cancel(tenant, run_id);
+        }
         let mut tries = 0;
         let work = loop {
             tries += 1;
@@ -537,6 +649,13 @@ impl Soar {
     /// instead of sending an external action.
     async fn drive(&self, work: &mut Work, stop_before_external: bool) -> Result<bool, SoarError> {
         for _ in 0..100_000 {
+            // A cancellation asked for while an action call was in flight: applied before
+            // anything else is sent, and its stored request removed with the same write.
+            if let Some(by) = self.take_cancel(work.tenant, &work.state.run_id) {
+                work.remove
+                    .push(garrison_playbook::cancel_timer_id(&work.state.run_id));
+                self.apply(work, Event::Cancel { by });
+            }
             let effects = work.state.in_flight(&work.pb);
             if effects.is_empty() {
                 return Ok(false);
@@ -768,6 +887,65 @@ impl Soar {
 
     // ------------------------------------------------------------------ people
 
+    fn take_cancel(&self, tenant: TenantId, run_id: &str) -> Option<String> {
+        self.inner
+            .cancels
+            .lock()
+            .ok()
+            .and_then(|mut c| c.remove(&(tenant, run_id.to_owned())))
+    }
+
+    /// Cancels a run. When the run is free (or frees up within a moment) the cancellation is
+    /// applied now; when it is busy with an action call, the request is stored (a timer row
+    /// due at once, so another process or a restart applies it too) and applied as soon as the
+    /// call returns, before anything else is sent: the caller does not wait for the call.
+    pub async fn cancel(
+        &self,
+        tenant: TenantId,
+        run_id: &str,
+        by: &str,
+    ) -> Result<CancelOutcome, SoarError> {
+        let lock = self.lock(tenant, run_id);
+        if let Ok(guard) = tokio::time::timeout(CANCEL_WAIT, lock.lock()).await {
+            let state = self
+                .run_event_locked(
+                    guard,
+                    tenant,
+                    run_id,
+                    Some(Event::Cancel { by: by.to_owned() }),
+                    None,
+                )
+                .await?;
+            return Ok(CancelOutcome::Done(state));
+        }
+        let (state, _) = self
+            .load(tenant, run_id)
+            .await?
+            .ok_or_else(|| SoarError::UnknownRun(run_id.to_owned()))?;
+        if state.status.is_terminal() {
+            return Ok(CancelOutcome::Done(state));
+        }
+        let timer = garrison_playbook::Timer {
+            id: garrison_playbook::cancel_timer_id(run_id),
+            run_id: run_id.to_owned(),
+            due: Timestamp::now(),
+            kind: TimerKind::Cancel { by: by.to_owned() },
+        };
+        self.inner
+            .repo
+            .put_timer(&crate::store::timer_record(tenant, &timer)?)
+            .await?;
+        if let Ok(mut c) = self.inner.cancels.lock() {
+            c.insert((tenant, run_id.to_owned()), by.to_owned());
+        }
+        tracing::info!(
+            run = run_id,
+            by,
+            "cancellation stored: the run is busy with an action call"
+        );
+        Ok(CancelOutcome::Requested(state))
+    }
+
     /// Decides a waiting approval (the caller checked who may, see [`may_approve`]).
     pub async fn decide(
         &self,
@@ -974,7 +1152,8 @@ impl Soar {
     // ------------------------------------------------------------------ background
 
     /// Starts the background work: resume active runs, fire due timers, start scheduled
-    /// playbooks. Stops when `shutdown` turns true.
+    /// playbooks, re-check active leases (every `reconcile_interval`). Stops when `shutdown`
+    /// turns true.
     pub fn spawn_background(
         &self,
         shutdown: watch::Receiver<bool>,
@@ -990,9 +1169,14 @@ impl Soar {
         };
         let schedules = {
             let soar = self.clone();
+            let shutdown = shutdown.clone();
             tokio::spawn(async move { soar.schedule_loop(shutdown).await })
         };
-        vec![resume, timers, schedules]
+        let reconcile = {
+            let soar = self.clone();
+            tokio::spawn(async move { soar.reconcile_loop(shutdown).await })
+        };
+        vec![resume, timers, schedules, reconcile]
     }
 
     /// Drives every active run once (after a start: the runs a killed process left).
@@ -1023,7 +1207,28 @@ impl Soar {
     }
 
     async fn resume_one(&self, tenant: TenantId, run_id: &str) -> Result<(), SoarError> {
-        let state = self.resume(tenant, run_id).await?;
+        // A cancellation stored while a call was in flight: applied before anything is resent.
+        let cancel_id = garrison_playbook::cancel_timer_id(run_id);
+        let stored_cancel = self
+            .inner
+            .repo
+            .run_timers(tenant, run_id)
+            .await?
+            .into_iter()
+            .find(|t| t.timer_id == cancel_id);
+        let state = match stored_cancel {
+            Some(record) => {
+                let timer = timer_from_record(&record)?;
+                self.run_event(
+                    tenant,
+                    run_id,
+                    Some(Event::TimerFired(timer.kind)),
+                    Some(record.timer_id),
+                )
+                .await?
+            }
+            None => self.resume(tenant, run_id).await?,
+        };
         // A child that ended while its parent's notification was lost (crash): tell it again.
         for step in &state.steps {
             if step.status != StepStatus::Waiting {

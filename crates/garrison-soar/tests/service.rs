@@ -580,3 +580,261 @@ async fn schedules_start_runs_with_one_id_per_occurrence() {
         assert!(r.state.contains("\"kind\":\"schedule\""));
     }
 }
+
+/// External calls that wait for the test to open a gate (an action call in flight for as long
+/// as the test likes); counts calls per action.
+#[derive(Default)]
+struct Gated {
+    core: CoreActions,
+    open: tokio::sync::Notify,
+    calls: Mutex<Vec<String>>,
+}
+
+impl Gated {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl ActionExecutor for Gated {
+    async fn execute(&self, req: ActionRequest) -> ActionOutcome {
+        if req.action.starts_with("core.") {
+            return self.core.execute(req).await;
+        }
+        self.calls.lock().expect("lock").push(req.step.clone());
+        self.open.notified().await;
+        ActionOutcome::ok(json!({"done": req.action}))
+    }
+}
+
+const TWO_CALLS: &str = r#"
+name: two
+steps:
+  - {id: first, action: firewall.block_ip, with: {ip: "192.0.2.1"}}
+  - {id: second, depends_on: [first], action: firewall.block_ip, with: {ip: "192.0.2.2"}}
+"#;
+
+async fn wait_until<F: Fn() -> bool>(what: &str, done: F) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+async fn status_of(soar: &Soar, tenant: TenantId, run: &str) -> RunStatus {
+    soar.load(tenant, run)
+        .await
+        .expect("load")
+        .expect("run")
+        .0
+        .status
+}
+
+/// A cancel while the run's call is in flight answers at once (stored as a request); when
+/// the call returns, the run is cancelled before its next call is sent. A stored request is
+/// also applied by another process (which never saw it in memory) while the first is busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_takes_effect_while_a_call_is_in_flight() {
+    let (repo, tenant, _dir) = store().await;
+    let gated = Arc::new(Gated::default());
+    let soar = Soar::with_executor(
+        repo.clone(),
+        SoarConfig::default(),
+        gated.clone(),
+        registry(),
+    );
+    soar.save_playbook(tenant, TWO_CALLS, None)
+        .await
+        .expect("save");
+    let start = || StartRun {
+        playbook: "two".into(),
+        ..Default::default()
+    };
+
+    // In this process: the request waits for the call, then no second call is sent.
+    let run = soar.start_run(tenant, start()).await.expect("start");
+    wait_until("the first call is sent", || gated.calls().len() == 1).await;
+    let asked = std::time::Instant::now();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(3),
+        soar.cancel(tenant, &run.run_id, "ann"),
+    )
+    .await
+    .expect("the cancel does not wait for the call")
+    .expect("cancel");
+    assert!(asked.elapsed() < Duration::from_secs(2));
+    let CancelOutcome::Requested(now) = outcome else {
+        panic!("the run is busy: the cancel is a request, got {outcome:?}");
+    };
+    assert_eq!(now.status, RunStatus::Running);
+    let stored: Vec<String> = repo
+        .run_timers(tenant, &run.run_id)
+        .await
+        .expect("timers")
+        .into_iter()
+        .map(|t| t.timer_id)
+        .collect();
+    assert!(
+        stored.contains(&format!("{}/cancel", run.run_id)),
+        "the request is stored: {stored:?}"
+    );
+    gated.open.notify_one();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status_of(&soar, tenant, &run.run_id).await != RunStatus::Cancelled {
+        assert!(std::time::Instant::now() < deadline, "never cancelled");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(gated.calls(), ["first"], "the second call is never sent");
+    let (state, _) = soar
+        .load(tenant, &run.run_id)
+        .await
+        .expect("load")
+        .expect("run");
+    assert_eq!(state.error.as_deref(), Some("cancelled by ann"));
+    assert_eq!(
+        state.step("first").map(|s| s.status),
+        Some(garrison_playbook::StepStatus::Succeeded),
+        "the call that was in flight keeps its result"
+    );
+    assert!(repo
+        .run_timers(tenant, &run.run_id)
+        .await
+        .expect("timers")
+        .is_empty());
+
+    // Another process fires the stored request while this one is still in the call.
+    let run = soar.start_run(tenant, start()).await.expect("start");
+    wait_until("the call is sent", || gated.calls().len() == 2).await;
+    let outcome = soar
+        .cancel(tenant, &run.run_id, "bob")
+        .await
+        .expect("cancel");
+    assert!(
+        matches!(outcome, CancelOutcome::Requested(_)),
+        "{outcome:?}"
+    );
+    let other = service(repo.clone(), Arc::default());
+    assert!(other.fire_due_timers().await.expect("poll") >= 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status_of(&soar, tenant, &run.run_id).await != RunStatus::Cancelled {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other process did not apply it"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    gated.open.notify_one();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(gated.calls().len(), 2, "nothing more is sent");
+    assert_eq!(
+        status_of(&soar, tenant, &run.run_id).await,
+        RunStatus::Cancelled
+    );
+
+    // A free run is cancelled at once.
+    soar.save_playbook(
+        tenant,
+        "name: waits\nsteps:\n  - {id: w, wait: {for: 1h}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let run = soar
+        .start_run(
+            tenant,
+            StartRun {
+                playbook: "waits".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    let outcome = soar
+        .cancel(tenant, &run.run_id, "cy")
+        .await
+        .expect("cancel");
+    let CancelOutcome::Done(done) = outcome else {
+        panic!("a free run is cancelled now: {outcome:?}");
+    };
+    assert_eq!(done.status, RunStatus::Cancelled);
+}
+
+/// Checks go through the executor with the lease's input; drift is recorded on the lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_records_what_the_check_action_says() {
+    #[derive(Default)]
+    struct Firewall {
+        core: CoreActions,
+        present: Mutex<bool>,
+        checks: Mutex<Vec<serde_json::Value>>,
+    }
+    #[async_trait]
+    impl ActionExecutor for Firewall {
+        async fn execute(&self, req: ActionRequest) -> ActionOutcome {
+            match req.action.as_str() {
+                "firewall.block_ip" => {
+                    *self.present.lock().expect("lock") = true;
+                    ActionOutcome::ok(json!({"blocked": true}))
+                }
+                "firewall.check_ip" => {
+                    self.checks.lock().expect("lock").push(req.input.clone());
+                    let b = *self.present.lock().expect("lock");
+                    ActionOutcome::ok(json!({"in_place": b}))
+                }
+                _ => self.core.execute(req).await,
+            }
+        }
+    }
+    let (repo, tenant, _dir) = store().await;
+    let fw = Arc::new(Firewall::default());
+    let soar = Soar::with_executor(repo, SoarConfig::default(), fw.clone(), registry());
+    soar.save_playbook(
+        tenant,
+        "name: hold\nsteps:\n  - {id: block, action: firewall.block_ip, with: {ip: 192.0.2.9}, lease: {for: 1h, target: 192.0.2.9}}\n",
+        None,
+    )
+    .await
+    .expect("save");
+    let run = soar
+        .start_run(
+            tenant,
+            StartRun {
+                playbook: "hold".into(),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("start");
+    let lease = format!("{}/block", run.run_id);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while status_of(&soar, tenant, &run.run_id).await != RunStatus::Succeeded {
+        assert!(std::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    soar.reconcile_all().await;
+    let state = soar
+        .reconcile_run(tenant, &run.run_id, Some(&lease))
+        .await
+        .expect("reconcile");
+    assert_eq!(fw.checks.lock().expect("lock").len(), 2);
+    assert_eq!(fw.checks.lock().expect("lock")[0]["ip"], "192.0.2.9");
+    let l = state.lease(&lease).expect("lease");
+    assert_eq!(l.last_check.as_ref().and_then(|c| c.in_place), Some(true));
+    *fw.present.lock().expect("lock") = false;
+    soar.reconcile_all().await;
+    let (state, _) = soar
+        .load(tenant, &run.run_id)
+        .await
+        .expect("load")
+        .expect("run");
+    let l = state.lease(&lease).expect("lease");
+    assert!(l.drift_since.is_some(), "{l:?}");
+    assert!(state.logs.iter().any(|e| e.message.contains("drift:")));
+    assert!(matches!(
+        soar.reconcile_run(tenant, &run.run_id, Some("nope")).await,
+        Err(SoarError::Refused(_))
+    ));
+}

@@ -523,7 +523,7 @@ impl DetectionRepo for SqlStore {
                 unique.push(hit);
             }
         }
-        let _turn = self.bulk_write_turn().await;
+        let _turn = self.priority_write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut outcome = DetectionOutcome::default();
         // Which pairs are new: the insert returns only those.

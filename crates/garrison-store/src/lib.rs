@@ -16,6 +16,8 @@
 mod audit;
 mod credentials;
 mod detection;
+mod incidents;
+mod indicators;
 mod playbooks;
 mod sql;
 
@@ -27,6 +29,15 @@ pub use credentials::{generate_token, hash_password, hash_token, verify_password
 pub use detection::{
     Alert, AlertHit, AlertPage, AlertQuery, DetectionOutcome, DetectionRepo, ImportSummary,
     NewRule, RuleVersion, StoredRule,
+};
+pub use incidents::{
+    Attachment, IncidentOrder, IncidentPage, IncidentQuery, IncidentRepo, LinkedAlert, Split,
+    StoredGroupingRule, StoredIncident, StoredSuppression, StoredWorkflow, Task, TimelineEntry,
+    DEFAULT_WORKFLOW_VERSION,
+};
+pub use indicators::{
+    FeedImport, IndicatorFeed, IndicatorPage, IndicatorQuery, IndicatorRepo, IndicatorUpsert,
+    NewIndicator, StoredIndicator,
 };
 pub use playbooks::{
     ApprovalLink, PlaybookRepo, PlaybookSummary, PlaybookVersion, RunFilter, RunRecord, RunWrite,

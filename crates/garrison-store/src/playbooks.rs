@@ -4,8 +4,8 @@
 //!
 //! **Invariant:** every method takes a [`TenantId`] and filters on it in SQL, except the
 //! background scans ([`PlaybookRepo::due_timers`], [`PlaybookRepo::active_runs`],
-//! [`PlaybookRepo::enabled_playbooks_all_tenants`]) and [`PlaybookRepo::commit_runs`], whose
-//! rows each carry their tenant.
+//! [`PlaybookRepo::enabled_playbooks_all_tenants`]) and [`PlaybookRepo::commit_runs`] and
+//! [`PlaybookRepo::put_timer`], whose rows each carry their tenant.
 
 use async_trait::async_trait;
 use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
@@ -177,6 +177,9 @@ pub trait PlaybookRepo: Send + Sync {
     async fn run_timers(&self, tenant: TenantId, run_id: &str) -> Result<Vec<TimerRecord>>;
     /// Removes a timer that cannot fire (its run is gone).
     async fn delete_timer(&self, tenant: TenantId, timer_id: &str) -> Result<()>;
+    /// Stores (or replaces) one timer outside a run write: a request for a run that is busy
+    /// (a cancellation while an action call is in flight), applied when the timer fires.
+    async fn put_timer(&self, timer: &TimerRecord) -> Result<()>;
     /// A blob stored by [`PlaybookRepo::commit_runs`].
     async fn blob(&self, tenant: TenantId, hash: &str) -> Result<Option<String>>;
 
@@ -661,6 +664,22 @@ impl PlaybookRepo for SqlStore {
             .bind(timer_id)
             .execute(self.pool())
             .await?;
+        Ok(())
+    }
+
+    async fn put_timer(&self, t: &TimerRecord) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO playbook_timers (tenant_id, timer_id, run_id, due_us, payload) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, timer_id) DO UPDATE SET run_id = excluded.run_id, due_us = excluded.due_us, payload = excluded.payload",
+        )
+        .bind(t.tenant_id.0)
+        .bind(&t.timer_id)
+        .bind(&t.run_id)
+        .bind(to_micros(t.due))
+        .bind(&t.payload)
+        .execute(self.pool())
+        .await
+        .map_err(StoreError::from_write)?;
         Ok(())
     }
 

@@ -44,6 +44,8 @@ impl Dialect {
                 (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
                 (2, include_str!("../migrations/sqlite/0002_playbooks.sql")),
                 (3, include_str!("../migrations/sqlite/0003_detection.sql")),
+                (4, include_str!("../migrations/sqlite/0004_incidents.sql")),
+                (5, include_str!("../migrations/sqlite/0005_indicators.sql")),
             ],
             Dialect::Postgres => &[
                 (
@@ -52,6 +54,8 @@ impl Dialect {
                 ),
                 (2, include_str!("../migrations/postgres/0002_playbooks.sql")),
                 (3, include_str!("../migrations/postgres/0003_detection.sql")),
+                (4, include_str!("../migrations/postgres/0004_incidents.sql")),
+                (5, include_str!("../migrations/postgres/0005_indicators.sql")),
             ],
         }
     }
@@ -154,6 +158,9 @@ pub struct SqlStore {
     /// seconds. The bulk writers queue here first, in order, so each waits at most for the
     /// transaction in progress.
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// Writers that must not wait long (the detector) waiting for the gate: a bulk insert
+    /// in progress commits what it has and lets them go first.
+    priority_waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 const TENANT_COLUMNS: &str = "id, name, retention_days, created_us";
@@ -209,6 +216,7 @@ impl SqlStore {
             pool,
             dialect,
             write_gate: Default::default(),
+            priority_waiting: Default::default(),
         };
         store.migrate().await?;
         Ok(store)
@@ -225,6 +233,19 @@ impl SqlStore {
             Dialect::Sqlite => Some(self.write_gate.lock().await),
             Dialect::Postgres => None,
         }
+    }
+
+    /// [`Self::bulk_write_turn`] for a writer whose latency matters: a bulk insert in progress
+    /// yields to it between statements.
+    pub(crate) async fn priority_write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        use std::sync::atomic::Ordering;
+        if self.dialect != Dialect::Sqlite {
+            return None;
+        }
+        self.priority_waiting.fetch_add(1, Ordering::SeqCst);
+        let turn = self.write_gate.lock().await;
+        self.priority_waiting.fetch_sub(1, Ordering::SeqCst);
+        Some(turn)
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -313,6 +334,19 @@ impl SqlStore {
     #[doc(hidden)]
     pub async fn truncate_all_for_tests(&self) -> Result<()> {
         for table in [
+            "incident_workflows",
+            "incidents",
+            "incident_alerts",
+            "incident_observables",
+            "incident_timeline",
+            "incident_tasks",
+            "incident_task_templates",
+            "incident_attachments",
+            "suppressions",
+            "grouping_rules",
+            "incident_groups",
+            "assets",
+            "sla_policies",
             "alert_events",
             "alerts",
             "playbook_versions",
@@ -331,6 +365,9 @@ impl SqlStore {
             "users",
             "sources",
             "consumer_positions",
+            "indicators",
+            "indicator_feeds",
+            "indicator_revisions",
             "tenants",
         ] {
             sqlx::query(sql!("DELETE FROM {table}"))
@@ -815,10 +852,25 @@ impl EventRepo for SqlStore {
         consumer: &str,
         position: u64,
     ) -> Result<u64> {
-        let _turn = self.bulk_write_turn().await;
+        let mut turn = self.bulk_write_turn().await;
         let mut tx = self.pool.begin().await?;
         let mut inserted = 0u64;
-        for chunk in events.chunks(EVENT_ROWS_PER_STATEMENT) {
+        for (index, chunk) in events.chunks(EVENT_ROWS_PER_STATEMENT).enumerate() {
+            if index > 0
+                && turn.is_some()
+                && self
+                    .priority_waiting
+                    .load(std::sync::atomic::Ordering::SeqCst)
+                    > 0
+            {
+                // Let the waiting writer go first. The rows so far are committed without the
+                // position, which moves only with the last rows: a crash before then replays
+                // them, and replayed rows are ignored.
+                tx.commit().await?;
+                drop(turn.take());
+                turn = self.bulk_write_turn().await;
+                tx = self.pool.begin().await?;
+            }
             let per_row = match self.dialect {
                 Dialect::Sqlite => 11,
                 Dialect::Postgres => 12,

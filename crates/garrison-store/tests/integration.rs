@@ -30,7 +30,18 @@ macro_rules! store_conformance_suite {
                 the_audit_chain_verifies_and_names_the_first_tampered_entry,
                 playbook_versions_never_change_and_stay_in_their_tenant,
                 runs_save_with_revisions_and_timers_atomically,
-                blobs_secrets_and_links_are_scoped_and_single_use
+                blobs_secrets_and_links_are_scoped_and_single_use,
+                workflows_are_versioned_per_tenant,
+                incidents_change_by_revision_with_their_timeline,
+                incidents_list_with_filters_and_cursors,
+                alerts_link_merge_and_split_between_incidents,
+                tasks_templates_and_attachments_belong_to_their_incident,
+                suppressions_count_what_they_hold_back,
+                grouping_assets_and_sla_policy_are_per_tenant,
+                similar_incidents_and_soc_metrics_come_from_stored_records,
+                indicators_upsert_by_kind_value_and_source_per_tenant,
+                indicators_page_filter_expire_and_delete,
+                feeds_record_their_last_import
             );
         }
     };

@@ -103,6 +103,13 @@ pub fn server_config(
     config.firewall_url = std::env::var("GARRISON_FIREWALL_URL")
         .ok()
         .filter(|u| !u.trim().is_empty());
+    // How often active leases are re-checked (`5m`, `30s`).
+    if let Ok(every) = std::env::var("GARRISON_RECONCILE_INTERVAL") {
+        let d: garrison_playbook::Duration = every
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("GARRISON_RECONCILE_INTERVAL: {e}"))?;
+        config.reconcile_interval = Duration::from_millis(d.as_millis().max(100));
+    }
     if let Some(http) = layered.string("http_addr", http_addr, file.http_addr.clone()) {
         config.http_addr = http
             .parse()

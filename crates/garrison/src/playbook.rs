@@ -1,5 +1,5 @@
-//! `garrison playbook`: validate playbook files (locally), and import, run, list, show, approve,
-//! cancel and rerun through a running service's API (`--url`, `--token`).
+//! `garrison playbook`: validate playbook files (locally), and import, sync, run, list, show,
+//! replay, approve, cancel and rerun through a running service's API (`--url`, `--token`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -91,6 +91,30 @@ pub enum PlaybookCommand {
         #[command(flatten)]
         api: Api,
     },
+    /// Dry-run a past run's trigger and inputs against a version of its playbook (latest by
+    /// default): prints the path that version takes beside the run's own, and each step's
+    /// simulated state, as JSON. Nothing is sent or stored.
+    Replay {
+        run_id: String,
+        /// The version to replay against.
+        #[arg(long)]
+        version: Option<u32>,
+        /// Answer every action with its example output, not the run's recorded outputs.
+        #[arg(long)]
+        examples_only: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Sync a folder of playbook files (.yml, .yaml, .json; subfolders too, hidden ones
+    /// skipped): a file becomes a new version only when its text changed. Prints one line per
+    /// file (created, updated, unchanged, or each error as FILE:LINE:COL: PATH: MESSAGE); the
+    /// good files are saved even when others fail; exits 1 when any file failed.
+    Sync {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        #[command(flatten)]
+        api: Api,
+    },
     /// Import playbook files, or every .yml/.yaml/.json file of folders (all or nothing).
     Import {
         #[arg(required = true, value_name = "PATH")]
@@ -158,6 +182,28 @@ pub async fn run(command: PlaybookCommand) -> Result<()> {
         }
         PlaybookCommand::Cancel { run_id, api } => post_run(&api, &run_id, "cancel").await,
         PlaybookCommand::Rerun { run_id, api } => post_run(&api, &run_id, "rerun").await,
+        PlaybookCommand::Replay {
+            run_id,
+            version,
+            examples_only,
+            api,
+        } => {
+            let mut body = json!({"recorded_outputs": !examples_only});
+            if let Some(v) = version {
+                body["version"] = json!(v);
+            }
+            let replay = request(
+                &api,
+                reqwest::Method::POST,
+                &format!("/api/v1/runs/{}/replay", enc(&run_id)),
+                &[],
+                Some(body),
+            )
+            .await?;
+            println!("{}", serde_json::to_string_pretty(&replay)?);
+            Ok(())
+        }
+        PlaybookCommand::Sync { dir, api } => sync(&dir, &api).await,
         PlaybookCommand::Import { paths, api } => {
             let mut sources = Vec::new();
             for file in playbook_files(&paths)? {
@@ -202,6 +248,94 @@ fn playbook_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(files)
+}
+
+/// The playbook files under `dir`, subfolders included (hidden entries skipped), sorted.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(d) = pending.pop() {
+        for entry in
+            std::fs::read_dir(&d).with_context(|| format!("cannot read {}", d.display()))?
+        {
+            let path = entry
+                .with_context(|| format!("cannot read {}", d.display()))?
+                .path();
+            let hidden = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'));
+            if hidden {
+                continue;
+            }
+            if path.is_dir() {
+                pending.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"))
+            {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+async fn sync(dir: &Path, api: &Api) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{} is not a folder", dir.display());
+    }
+    let mut files = Vec::new();
+    let mut failed = 0usize;
+    for path in files_under(dir)? {
+        let shown = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(source) => files.push(json!({"path": shown, "source": source})),
+            Err(e) => {
+                println!("{shown}: cannot read: {e}");
+                failed += 1;
+            }
+        }
+    }
+    let report = request(
+        api,
+        reqwest::Method::POST,
+        "/api/v1/playbooks/sync",
+        &[],
+        Some(json!({"files": files})),
+    )
+    .await?;
+    for f in report["files"].as_array().into_iter().flatten() {
+        let path = f["path"].as_str().unwrap_or("?");
+        match f["status"].as_str().unwrap_or("error") {
+            "error" => {
+                for e in f["errors"].as_array().into_iter().flatten() {
+                    let text = e["text"].as_str().unwrap_or("error");
+                    println!("{path}:{text}");
+                }
+            }
+            status => println!(
+                "{path}: {status} {} v{}",
+                f["name"].as_str().unwrap_or("?"),
+                f["version"]
+            ),
+        }
+    }
+    failed += usize::try_from(report["failed"].as_u64().unwrap_or(0)).unwrap_or(usize::MAX);
+    eprintln!(
+        "{} created, {} updated, {} unchanged, {failed} failed",
+        report["created"], report["updated"], report["unchanged"]
+    );
+    if failed > 0 {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn validate(files: &[PathBuf]) -> Result<()> {

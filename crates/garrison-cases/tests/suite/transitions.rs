@@ -528,6 +528,7 @@ fn updates_record_each_change_and_validate_input() {
         tlp: Some(Tlp::Red),
         pap: Some(Pap::Green),
         tags_add: vec!["ransomware".into(), " finance ".into()],
+        incident_type: Some(" phishing ".into()),
         fields: [("ticket".to_string(), serde_json::json!("CHG-1"))].into(),
         ..IncidentUpdate::default()
     };
@@ -540,7 +541,18 @@ fn updates_record_each_change_and_validate_input() {
         panic!("{events:?}")
     };
     let fields: Vec<&str> = changes.iter().map(|c| c.field.as_str()).collect();
-    assert_eq!(fields, ["severity", "tlp", "pap", "tags", "fields.ticket"]);
+    assert_eq!(
+        fields,
+        [
+            "incident_type",
+            "severity",
+            "tlp",
+            "pap",
+            "tags",
+            "fields.ticket"
+        ]
+    );
+    assert_eq!(next.incident_type.as_deref(), Some("phishing"));
     let removed = step(
         &w,
         &next,

@@ -12,6 +12,7 @@ pub fn registry() -> ActionRegistry {
             .param("ip", InputType::Ip, true)
             .param("comment", InputType::String, false)
             .undo("fw.unblock_ip")
+            .check("fw.check_ip")
             .example(json!({"rule_id": "r-1"})),
     );
     r.register(

@@ -3,6 +3,7 @@
 pub mod api;
 pub mod audit;
 pub mod detection;
+pub mod incidents;
 pub mod ingest;
 pub mod ops;
 pub mod playbooks;
@@ -58,6 +59,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
             playbooks::create_playbook
         ))
         .routes(routes!(playbooks::import_playbooks))
+        .routes(routes!(playbooks::sync_playbooks))
         .routes(routes!(playbooks::get_playbook))
         .routes(routes!(playbooks::enable_playbook))
         .routes(routes!(playbooks::disable_playbook))
@@ -78,6 +80,24 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(playbooks::list_containments))
         .routes(routes!(playbooks::extend_lease))
         .routes(routes!(playbooks::revoke_lease))
+        .routes(routes!(playbooks::reconcile_lease))
+        .routes(routes!(playbooks::replay_run))
+        .routes(routes!(
+            incidents::list_incidents,
+            incidents::create_incident
+        ))
+        .routes(routes!(incidents::get_incident, incidents::update_incident))
+        .routes(routes!(incidents::incident_action))
+        .routes(routes!(incidents::transition))
+        .routes(routes!(incidents::comment))
+        .routes(routes!(incidents::approve))
+        .routes(routes!(incidents::timeline))
+        .routes(routes!(incidents::list_tasks, incidents::add_tasks))
+        .routes(routes!(incidents::set_task))
+        .routes(routes!(incidents::merge))
+        .routes(routes!(incidents::split))
+        .routes(routes!(incidents::similar))
+        .routes(routes!(incidents::soc_metrics))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1,6 +1,7 @@
-//! Playbooks and runs (SOAR): create, validate, version, diff, export and import playbooks;
-//! start runs by hand or by webhook; list and inspect runs; approve (also through a single-use
-//! link), cancel and rerun; list, extend and revoke containments (leases).
+//! Playbooks and runs (SOAR): create, validate, version, diff, export, import and sync
+//! playbooks; start runs by hand or by webhook; list and inspect runs; replay a run against
+//! another version; approve (also through a single-use link), cancel and rerun; list, extend,
+//! revoke and re-check (reconcile) containments (leases).
 //!
 //! Every route but the webhook and the approval link takes a [`Principal`] and passes its
 //! tenant to the service; reading needs any role, changing needs `admin` or `responder`.
@@ -11,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use garrison_model::{Role, TenantId};
 use garrison_playbook::{Event, LeaseStatus, RunState};
-use garrison_soar::{SoarError, StartRun};
+use garrison_soar::{CancelOutcome, SoarError, StartRun};
 use garrison_store::{
     PlaybookRepo, PlaybookSummary, PlaybookVersion, RunFilter, TenantRepo, UserRepo,
 };
@@ -220,6 +221,86 @@ pub struct ContainmentView {
     pub status: String,
     pub acquired_at: String,
     pub expires_at: String,
+    /// The action that re-checks the target (none: the lease is never reconciled).
+    pub check_action: Option<String>,
+    /// When the target was last checked.
+    pub last_checked: Option<String>,
+    /// What the last check found: the action still holds (true), not (false), or unknown
+    /// (null: never checked, or the check failed).
+    pub in_place: Option<bool>,
+    /// What the last check saw, or why it failed.
+    pub check_detail: Option<String>,
+    /// The last conclusive check found the target not in place.
+    pub drift: bool,
+    /// Since when.
+    pub drift_since: Option<String>,
+}
+
+fn containment_view(run: &RunState, l: &garrison_playbook::LeaseRecord) -> ContainmentView {
+    ContainmentView {
+        lease_id: l.id.clone(),
+        run_id: run.run_id.clone(),
+        playbook: run.playbook.clone(),
+        step: l.step.clone(),
+        action: l.action.clone(),
+        undo_action: l.undo_action.clone(),
+        target: l.target.clone(),
+        status: serde_json::to_value(l.status)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        acquired_at: l.acquired_at.to_string(),
+        expires_at: l.expires_at.to_string(),
+        check_action: l.check_action.clone(),
+        last_checked: l.last_check.as_ref().map(|c| c.at.to_string()),
+        in_place: l.last_check.as_ref().and_then(|c| c.in_place),
+        check_detail: l.last_check.as_ref().map(|c| c.detail.clone()),
+        drift: l.drift_since.is_some(),
+        drift_since: l.drift_since.map(|t| t.to_string()),
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SyncFile {
+    /// Where the text comes from (a file's path), echoed in the answer.
+    pub path: String,
+    /// The playbook as YAML or JSON text.
+    pub source: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct SyncBody {
+    pub files: Vec<SyncFile>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncFileResult {
+    pub path: String,
+    /// `created`, `updated`, `unchanged` or `error`.
+    pub status: String,
+    pub name: Option<String>,
+    pub version: Option<i64>,
+    /// Every error with its place (`line`, `column`, `path`, `message`, `text`).
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<Json_>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SyncReport {
+    pub files: Vec<SyncFileResult>,
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+    pub failed: usize,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+pub struct ReplayBody {
+    /// The version to replay against (latest when absent).
+    pub version: Option<u32>,
+    /// Answer steps that match the past run's succeeded steps with their recorded outputs
+    /// (default true); false: every action answers with its example output.
+    pub recorded_outputs: Option<bool>,
 }
 
 fn run_json(state: &RunState, rev: Option<i64>) -> Json_ {
@@ -699,20 +780,27 @@ pub async fn approve_run(
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
+    responses((status = 200, description = "Cancelled: the run after", body = Object),
+        (status = 202, description = "The run is busy with an action call: the cancellation is stored (`cancel_requested: true`) and applied when the call returns, before anything else is sent", body = Object),
+        (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn cancel_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<(StatusCode, Json<Json_>), ApiError> {
     principal.require_any(WRITERS)?;
     load_run(&state, principal.tenant, &id).await?;
     let by = actor(&state, &principal).await;
-    let run = state
-        .soar()
-        .deliver(principal.tenant, &id, Event::Cancel { by })
-        .await?;
-    Ok(Json(run_json(&run, None)))
+    match state.soar().cancel(principal.tenant, &id, &by).await? {
+        CancelOutcome::Done(run) => Ok((StatusCode::OK, Json(run_json(&run, None)))),
+        CancelOutcome::Requested(run) => {
+            let mut body = run_json(&run, None);
+            if let Some(o) = body.as_object_mut() {
+                o.insert("cancel_requested".into(), json!(true));
+            }
+            Ok((StatusCode::ACCEPTED, Json(body)))
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/rerun", tag = "runs", params(("id" = String, Path)),
@@ -904,7 +992,7 @@ pub async fn webhook(
 // ---------------------------------------------------------------- containments
 
 #[utoipa::path(get, path = "/api/v1/containments", tag = "runs",
-    responses((status = 200, description = "Every active lease: what was done to which target, and when it is undone", body = Vec<ContainmentView>)),
+    responses((status = 200, description = "Every active lease: what was done to which target, when it is undone, and what its last reconciliation check found (drift)", body = Vec<ContainmentView>)),
     security(("bearer" = [])))]
 pub async fn list_containments(
     State(state): State<AppState>,
@@ -929,21 +1017,7 @@ pub async fn list_containments(
                 l.status,
                 LeaseStatus::Active | LeaseStatus::Releasing | LeaseStatus::UndoFailed
             ) {
-                out.push(ContainmentView {
-                    lease_id: l.id.clone(),
-                    run_id: run.run_id.clone(),
-                    playbook: run.playbook.clone(),
-                    step: l.step.clone(),
-                    action: l.action.clone(),
-                    undo_action: l.undo_action.clone(),
-                    target: l.target.clone(),
-                    status: serde_json::to_value(l.status)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                    acquired_at: l.acquired_at.to_string(),
-                    expires_at: l.expires_at.to_string(),
-                });
+                out.push(containment_view(&run, l));
             }
         }
     }
@@ -1019,6 +1093,172 @@ pub async fn revoke_lease(
         .deliver(principal.tenant, &id, Event::RevokeLease { lease, by })
         .await?;
     Ok(Json(run_json(&run, None)))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/leases/{step}/reconcile", tag = "runs",
+    params(("id" = String, Path), ("step" = String, Path, description = "The lease's step (`STEP` or `STEP[i]`)")),
+    responses((status = 200, description = "The lease after re-checking its target now", body = ContainmentView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn reconcile_lease(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, step)): Path<(String, String)>,
+) -> Result<Json<ContainmentView>, ApiError> {
+    principal.require_any(WRITERS)?;
+    let (run, _) = load_run(&state, principal.tenant, &id).await?;
+    let lease = format!("{id}/{step}");
+    lease_of(&run, &lease)?;
+    let run = state
+        .soar()
+        .reconcile_run(principal.tenant, &id, Some(&lease))
+        .await?;
+    let l = run
+        .lease(&lease)
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("lease {lease:?} not found")))?;
+    Ok(Json(containment_view(&run, l)))
+}
+
+#[utoipa::path(post, path = "/api/v1/runs/{id}/replay", tag = "runs", params(("id" = String, Path)),
+    request_body(content = ReplayBody, description = "Optional; `{}` replays against the latest version"),
+    responses((status = 200, description = "The path the version takes with the run's trigger and inputs, simulated (nothing is sent or stored), beside the run's own path", body = Object), (status = 400, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn replay_run(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Json_>, ApiError> {
+    let body: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ReplayBody::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("expected {{\"version\": N}}: {e}")))?
+    };
+    load_run(&state, principal.tenant, &id).await?;
+    let replay = state
+        .soar()
+        .replay(
+            principal.tenant,
+            &id,
+            body.version,
+            body.recorded_outputs.unwrap_or(true),
+        )
+        .await?;
+    let path = garrison_soar::path_taken(&replay.state);
+    let original_path = garrison_soar::path_taken(&replay.original);
+    let added: Vec<&String> = path.iter().filter(|s| !original_path.contains(s)).collect();
+    let removed: Vec<&String> = original_path.iter().filter(|s| !path.contains(s)).collect();
+    let steps: Vec<Json_> = replay
+        .state
+        .steps
+        .iter()
+        .map(|s| {
+            json!({
+                "id": s.id,
+                "status": s.status,
+                "recorded": replay.recorded_steps.contains(&s.id),
+                "input": s.input,
+                "output": s.output,
+                "error": s.error,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "run_id": id,
+        "playbook": replay.original.playbook,
+        "original_version": replay.original.version,
+        "version": replay.state.version,
+        "status": replay.state.status,
+        "error": replay.state.error,
+        "path": path,
+        "original_path": original_path,
+        "added_to_path": added,
+        "removed_from_path": removed,
+        "steps": steps,
+        "ignored_inputs": replay.ignored_inputs,
+        "recorded_steps": replay.recorded_steps,
+    })))
+}
+
+#[utoipa::path(post, path = "/api/v1/playbooks/sync", tag = "playbooks", request_body = SyncBody,
+    responses((status = 200, description = "Per file: created, updated (a new version), unchanged, or error with every error's place; the good files are saved even when others fail", body = SyncReport), (status = 403, body = Problem)),
+    security(("bearer" = [])))]
+pub async fn sync_playbooks(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<SyncBody>,
+) -> Result<Json<SyncReport>, ApiError> {
+    principal.require_any(WRITERS)?;
+    let by = actor(&state, &principal).await;
+    let mut report = SyncReport {
+        files: Vec::new(),
+        created: 0,
+        updated: 0,
+        unchanged: 0,
+        failed: 0,
+    };
+    // Which file defined each name first: a second file with the same name is an error.
+    let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+    for file in body.files {
+        let mut result = SyncFileResult {
+            path: file.path.clone(),
+            status: "error".into(),
+            name: None,
+            version: None,
+            errors: Vec::new(),
+        };
+        let name = match state.soar().validate(&file.source) {
+            Ok(p) => Some(p.name),
+            Err(SoarError::Invalid(list)) => {
+                result.errors = list.iter().map(validation_error_json).collect();
+                None
+            }
+            Err(e) => {
+                result.errors = vec![json!({"message": e.to_string(), "text": e.to_string()})];
+                None
+            }
+        };
+        if let Some(name) = name {
+            result.name = Some(name.clone());
+            if let Some(first) = names.get(&name) {
+                let message = format!("playbook {name:?} is also defined in {first}");
+                result.errors = vec![
+                    json!({"path": "name", "message": message, "text": format!("name: {message}")}),
+                ];
+            } else {
+                names.insert(name, file.path.clone());
+                match state
+                    .soar()
+                    .sync_playbook(principal.tenant, &file.source, Some(&by))
+                    .await
+                {
+                    Ok((version, status)) => {
+                        result.version = Some(version.version);
+                        result.status = serde_json::to_value(status)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_owned))
+                            .unwrap_or_default();
+                    }
+                    Err(SoarError::Invalid(list)) => {
+                        result.errors = list.iter().map(validation_error_json).collect();
+                    }
+                    Err(SoarError::Store(e)) => return Err(e.into()),
+                    Err(e) => {
+                        result.errors =
+                            vec![json!({"message": e.to_string(), "text": e.to_string()})];
+                    }
+                }
+            }
+        }
+        match result.status.as_str() {
+            "created" => report.created += 1,
+            "updated" => report.updated += 1,
+            "unchanged" => report.unchanged += 1,
+            _ => report.failed += 1,
+        }
+        report.files.push(result);
+    }
+    Ok(Json(report))
 }
 
 #[cfg(test)]

@@ -1,5 +1,9 @@
 mod detection;
 pub use detection::*;
+mod incidents;
+pub use incidents::*;
+mod indicators;
+pub use indicators::*;
 mod playbooks;
 pub use playbooks::*;
 

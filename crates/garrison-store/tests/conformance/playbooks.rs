@@ -167,6 +167,19 @@ pub async fn runs_save_with_revisions_and_timers_atomically(store: &SqlStore) {
     );
     store.delete_timer(a, "t3").await.expect("delete");
     assert_eq!(store.due_timers(at(10), 100).await.expect("due").len(), 2);
+    // A timer stored on its own (a request for a busy run), replaced by the same id.
+    store
+        .put_timer(&timer(a, "c1", "r1", 8))
+        .await
+        .expect("put");
+    store
+        .put_timer(&timer(a, "c1", "r1", 3))
+        .await
+        .expect("put again");
+    let due = store.due_timers(at(10), 100).await.expect("due");
+    assert_eq!(due.len(), 3);
+    assert_eq!((due[0].timer_id.as_str(), due[0].due), ("c1", at(3)));
+    store.delete_timer(a, "c1").await.expect("delete");
     // Active runs and list filters.
     let mut done = write(a, "r2", None, "{}");
     done.status = "succeeded".into();

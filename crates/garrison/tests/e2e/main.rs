@@ -4,6 +4,7 @@
 mod detection;
 mod durability;
 mod harness;
+mod incidents;
 mod ingest;
 mod playbooks;
 mod security;

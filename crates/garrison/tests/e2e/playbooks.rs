@@ -2,7 +2,7 @@
 //! undone once across a restart, the CLI validates and runs, and the routes are tenant-scoped
 //! and role-checked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,10 +22,12 @@ struct Call {
 
 /// An HTTP endpoint that records every call with its `Idempotency-Key`, answers after a short
 /// delay (so calls are in flight when the service is killed), and fails the first attempt of
-/// paths under `/flaky/` with a 500.
+/// paths under `/flaky/` with a 500. As a firewall, it keeps the IPs sent to `/block` (until
+/// `/unblock`) and answers `GET /check?ip=IP` with `{"blocked": bool}`.
 #[derive(Clone, Default)]
 struct Sink {
     calls: Arc<Mutex<Vec<Call>>>,
+    blocked: Arc<Mutex<HashSet<String>>>,
 }
 
 impl Sink {
@@ -87,7 +89,32 @@ impl Sink {
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                 }
             }
+            let body: Value =
+                serde_json::from_slice(&buf[header_end..header_end + length]).unwrap_or_default();
             buf.drain(..header_end + length);
+            let ip = body["ip"].as_str().map(str::to_string);
+            let mut answer_body = None;
+            match path.as_str() {
+                "/block" => {
+                    if let Some(ip) = ip {
+                        self.blocked.lock().expect("lock").insert(ip);
+                    }
+                }
+                "/unblock" => {
+                    if let Some(ip) = ip {
+                        self.blocked.lock().expect("lock").remove(&ip);
+                    }
+                }
+                p if p.starts_with("/check?") => {
+                    let asked = p
+                        .split_once("ip=")
+                        .map(|(_, v)| v.split('&').next().unwrap_or("").replace("%3A", ":"))
+                        .unwrap_or_default();
+                    let blocked = self.blocked.lock().expect("lock").contains(&asked);
+                    answer_body = Some(json!({"blocked": blocked}).to_string());
+                }
+                _ => {}
+            }
             let first_attempt = key.ends_with("/1");
             let status = if path.starts_with("/flaky/") && first_attempt {
                 500
@@ -97,7 +124,9 @@ impl Sink {
             let arrived = Instant::now();
             // Varying by key, and long for the first calls, so calls are in flight at the kills.
             let spread = key.bytes().map(u64::from).sum::<u64>();
-            let delay = if path.starts_with("/effect/first") {
+            let delay = if path.starts_with("/slow") {
+                3000
+            } else if path.starts_with("/effect/first") {
                 200 + spread % 600
             } else if path.starts_with("/flaky/") {
                 100 + spread % 300
@@ -111,10 +140,10 @@ impl Sink {
                 at: arrived,
                 status,
             });
-            let body = if status == 200 {
-                "{\"ok\":true}"
-            } else {
-                "{\"ok\":false}"
+            let body = match answer_body {
+                Some(b) => b,
+                None if status == 200 => "{\"ok\":true}".to_string(),
+                None => "{\"ok\":false}".to_string(),
             };
             let reason = if status == 200 {
                 "OK"
@@ -133,6 +162,15 @@ impl Sink {
 
     fn calls(&self) -> Vec<Call> {
         self.calls.lock().expect("lock").clone()
+    }
+
+    /// The firewall "loses" a block (someone removed the rule by hand).
+    fn lose(&self, ip: &str) {
+        self.blocked.lock().expect("lock").remove(ip);
+    }
+
+    fn restore(&self, ip: &str) {
+        self.blocked.lock().expect("lock").insert(ip.to_string());
     }
 }
 
@@ -835,4 +873,516 @@ async fn playbook_routes_are_tenant_scoped_and_role_checked() {
         .await
         .expect("post");
     assert_eq!(r.status().as_u16(), 401, "another tenant's webhook name");
+}
+
+/// Waits until the only containment satisfies `done`; returns it.
+async fn wait_containment(service: &Service, token: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = get_json(service, "/api/v1/containments", token).await;
+        if let Some(c) = held.as_array().and_then(|a| a.first()) {
+            if done(c) {
+                return c.clone();
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "containments never got there: {held}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn metric(service: &Service, name: &str) -> f64 {
+    let text = client()
+        .get(service.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// A block held for an hour is re-checked every second (`GARRISON_RECONCILE_INTERVAL`): in
+/// place at first; once the firewall loses it, the containment shows drift, the run's log
+/// says so and `garrison_containment_drift_total` counts it. Reconciling on demand finds the
+/// block back in place, and a second loss at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let viewer = cli(dir.path(), &["token", "create", "--role", "viewer"]);
+    let env = [
+        ("GARRISON_FIREWALL_URL", sink_url.as_str()),
+        ("GARRISON_RECONCILE_INTERVAL", "1s"),
+    ];
+    let service = Service::start_with(dir.path(), free_port(), free_port(), &env);
+    let url = format!("http://{}", service.http);
+    let (status, body) = post(
+        &service,
+        "/api/v1/playbooks",
+        &admin,
+        json!({"source": CONTAIN_LONG}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let ip = "198.51.100.20";
+    let (status, run) = post(
+        &service,
+        "/api/v1/playbooks/contain-long/runs",
+        &admin,
+        json!({"inputs": {"ip": ip}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let run_id = run["run_id"].as_str().expect("id").to_string();
+    wait_status(&url, &admin, &run_id, "succeeded").await;
+
+    // The periodic check finds the block in place.
+    let held = wait_containment(&service, &admin, |c| c["last_checked"].is_string()).await;
+    assert_eq!(held["check_action"], "firewall.check_ip", "{held}");
+    assert_eq!(held["in_place"], true, "{held}");
+    assert_eq!(held["drift"], false, "{held}");
+    assert_eq!(
+        metric(&service, "garrison_containment_drift_total").await,
+        0.0
+    );
+
+    // The firewall loses it: the next periodic check reports drift.
+    sink.lose(ip);
+    let held = wait_containment(&service, &admin, |c| c["drift"] == true).await;
+    assert_eq!(held["in_place"], false, "{held}");
+    assert!(
+        held["check_detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("not blocked")),
+        "{held}"
+    );
+    assert!(held["drift_since"].is_string(), "{held}");
+    assert_eq!(held["status"], "active", "drift is reported, not undone");
+    let detail = get_json(&service, &format!("/api/v1/runs/{run_id}"), &admin).await;
+    let logs = detail["logs"].to_string();
+    assert!(
+        logs.contains("drift: firewall.block_ip on 198.51.100.20"),
+        "{detail}"
+    );
+    // Counted once, however many checks see it still missing.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(
+        metric(&service, "garrison_containment_drift_total").await,
+        1.0
+    );
+
+    // On demand: back in place, then lost again.
+    sink.restore(ip);
+    let reconcile = format!("/api/v1/runs/{run_id}/leases/block/reconcile");
+    let (status, _) = post(&service, &reconcile, &viewer, json!({})).await;
+    assert_eq!(status, 403, "viewers read, responders reconcile");
+    let (status, now) = post(&service, &reconcile, &admin, json!({})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["in_place"], true, "{now}");
+    assert_eq!(now["drift"], false, "{now}");
+    sink.lose(ip);
+    let (status, now) = post(&service, &reconcile, &admin, json!({})).await;
+    assert_eq!(status, 200, "{now}");
+    assert_eq!(now["drift"], true, "{now}");
+    assert_eq!(
+        metric(&service, "garrison_containment_drift_total").await,
+        2.0
+    );
+    let (status, _) = post(
+        &service,
+        &format!("/api/v1/runs/{run_id}/leases/nope/reconcile"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 404);
+
+    // A released lease is no longer checked.
+    let (status, _) = post(
+        &service,
+        &format!("/api/v1/runs/{run_id}/leases/block/revoke"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    wait_status(&url, &admin, &run_id, "succeeded").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while get_json(&service, "/api/v1/containments", &admin).await != json!([]) {
+        assert!(Instant::now() < deadline, "the revoked lease stays listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = post(&service, &reconcile, &admin, json!({})).await;
+    assert_eq!(status, 400, "only an active lease is checked");
+}
+
+const TRIAGE_V1: &str = r#"
+name: triage
+inputs:
+  severity: {type: string}
+  sink: {type: string}
+steps:
+  - id: enrich
+    action: core.http
+    with: {url: "{{ inputs.sink }}/enrich", method: POST}
+  - id: note
+    depends_on: [enrich]
+    action: core.set
+    with: {severity: "{{ inputs.severity }}"}
+"#;
+
+/// Version 2 adds a branch on the enrichment's answer and the severity.
+const TRIAGE_V2: &str = r#"
+name: triage
+inputs:
+  severity: {type: string}
+  sink: {type: string}
+steps:
+  - id: enrich
+    action: core.http
+    with: {url: "{{ inputs.sink }}/enrich", method: POST}
+  - id: note
+    depends_on: [enrich]
+    action: core.set
+    with: {severity: "{{ inputs.severity }}"}
+  - id: route
+    depends_on: [enrich]
+    condition:
+      if: "inputs.severity == 'high' and steps.enrich.output.body.ok"
+      then: [escalate]
+      else: [file]
+  - id: escalate
+    action: core.http
+    with: {url: "{{ inputs.sink }}/escalate", method: POST}
+  - id: file
+    action: core.log
+    with: {message: "filed"}
+"#;
+
+/// A past run replayed against a version that adds a branch shows the new path (taken
+/// because of the run's recorded enrichment answer and its inputs), sends nothing and stores
+/// nothing; replayed against its own version, the path is the run's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_a_run_against_a_new_version_shows_the_new_path() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+    let url = format!("http://{}", service.http);
+    let (status, body) = post(
+        &service,
+        "/api/v1/playbooks",
+        &admin,
+        json!({"source": TRIAGE_V1}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = post(
+        &service,
+        "/api/v1/playbooks/triage/runs",
+        &admin,
+        json!({"inputs": {"severity": "high", "sink": sink_url}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let run_id = run["run_id"].as_str().expect("id").to_string();
+    wait_status(&url, &admin, &run_id, "succeeded").await;
+    let (status, v2) = post(
+        &service,
+        "/api/v1/playbooks",
+        &admin,
+        json!({"source": TRIAGE_V2}),
+    )
+    .await;
+    assert_eq!(status, 201, "{v2}");
+    assert_eq!(v2["version"], 2);
+    let runs_before = get_json(&service, "/api/v1/runs", &admin).await;
+    let calls_before = sink.calls().len();
+
+    // Against the latest version, through the CLI.
+    let out = std::process::Command::new(BIN)
+        .args(["playbook", "replay", &run_id])
+        .args(["--url", &url, "--token", &admin])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let replay: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(replay["version"], 2, "{replay}");
+    assert_eq!(replay["original_version"], 1, "{replay}");
+    assert_eq!(replay["status"], "succeeded", "{replay}");
+    assert_eq!(
+        replay["original_path"],
+        json!(["enrich", "note"]),
+        "{replay}"
+    );
+    assert_eq!(
+        replay["path"],
+        json!(["enrich", "note", "route", "escalate"]),
+        "{replay}"
+    );
+    assert_eq!(replay["added_to_path"], json!(["route", "escalate"]));
+    assert_eq!(replay["removed_from_path"], json!([]));
+    let step = |id: &str| {
+        replay["steps"]
+            .as_array()
+            .and_then(|a| a.iter().find(|s| s["id"] == id))
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    assert_eq!(step("enrich")["recorded"], true, "{replay}");
+    assert_eq!(step("enrich")["output"]["body"]["ok"], true);
+    assert_eq!(step("file")["status"], "skipped");
+    assert_eq!(
+        step("escalate")["input"]["url"],
+        format!("{sink_url}/escalate")
+    );
+
+    // Against version 1 (the run's own), the path is the run's.
+    let (status, same) = post(
+        &service,
+        &format!("/api/v1/runs/{run_id}/replay"),
+        &admin,
+        json!({"version": 1}),
+    )
+    .await;
+    assert_eq!(status, 200, "{same}");
+    assert_eq!(same["path"], same["original_path"], "{same}");
+    assert_eq!(same["added_to_path"], json!([]));
+
+    // With low severity, the new branch files instead: a different run, a different path.
+    let (_, low) = post(
+        &service,
+        "/api/v1/playbooks/triage/runs",
+        &admin,
+        json!({"inputs": {"severity": "low", "sink": sink_url}, "version": 1}),
+    )
+    .await;
+    let low_id = low["run_id"].as_str().expect("id").to_string();
+    wait_status(&url, &admin, &low_id, "succeeded").await;
+    let (status, low_replay) = post(
+        &service,
+        &format!("/api/v1/runs/{low_id}/replay"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{low_replay}");
+    assert_eq!(low_replay["added_to_path"], json!(["route", "file"]));
+
+    // Nothing was sent, nothing stored by the replays.
+    assert_eq!(
+        sink.calls().len(),
+        calls_before + 1,
+        "only the low run's own enrich call"
+    );
+    assert!(sink.calls().iter().all(|c| c.path != "/escalate"));
+    let runs_after = get_json(&service, "/api/v1/runs", &admin).await;
+    assert_eq!(
+        runs_after.as_array().map(Vec::len),
+        runs_before.as_array().map(|a| a.len() + 1)
+    );
+    let (status, _) = post(&service, "/api/v1/runs/nope/replay", &admin, json!({})).await;
+    assert_eq!(status, 404);
+    let (status, _) = post(
+        &service,
+        &format!("/api/v1/runs/{run_id}/replay"),
+        &admin,
+        json!({"version": 9}),
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+/// `garrison playbook sync DIR`: every playbook file under the folder (subfolders too, hidden
+/// ones skipped) is saved when its text changed; unchanged files are reported as such; a bad
+/// file is reported with each error's place while the good ones are still saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_saves_changed_files_and_reports_each_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+    let url = format!("http://{}", service.http);
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("nested")).expect("mkdir");
+    std::fs::create_dir_all(repo.join(".git")).expect("mkdir");
+    std::fs::write(repo.join("greet.yml"), GOOD).expect("write");
+    std::fs::write(repo.join("nested/waiter.yml"), WAITER).expect("write");
+    std::fs::write(repo.join("broken.yml"), BAD).expect("write");
+    std::fs::write(repo.join("zz-dup.yml"), WAITER.replace("go?", "again?")).expect("write");
+    std::fs::write(repo.join("README.md"), "not a playbook").expect("write");
+    std::fs::write(repo.join(".git/x.yml"), BAD).expect("write");
+    let sync = || {
+        std::process::Command::new(BIN)
+            .args(["playbook", "sync"])
+            .arg(&repo)
+            .args(["--url", &url, "--token", &admin])
+            .output()
+            .expect("run")
+    };
+
+    let out = sync();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "a file failed: {text}");
+    assert!(text.contains("greet.yml: created greet v1"), "{text}");
+    assert!(
+        text.contains("nested/waiter.yml: created waiter v1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("broken.yml:4:5: steps.a.action: unknown action `core.nope`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("broken.yml:") && text.contains("unknown step `ghost`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("zz-dup.yml:") && text.contains("also defined in nested/waiter.yml"),
+        "{text}"
+    );
+    assert!(!text.contains(".git"), "hidden folders are skipped: {text}");
+    assert!(!text.contains("README"), "{text}");
+    let names: Vec<String> = get_json(&service, "/api/v1/playbooks", &admin)
+        .await
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names.contains(&"greet".to_string()) && names.contains(&"waiter".to_string()));
+
+    // One file changes, the bad ones are fixed or removed: only the change is a new version.
+    std::fs::write(repo.join("greet.yml"), format!("{GOOD}# tuned\n")).expect("write");
+    std::fs::remove_file(repo.join("broken.yml")).expect("rm");
+    std::fs::remove_file(repo.join("zz-dup.yml")).expect("rm");
+    let out = sync();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("greet.yml: updated greet v2"), "{text}");
+    assert!(
+        text.contains("nested/waiter.yml: unchanged waiter v1"),
+        "{text}"
+    );
+    let versions = get_json(&service, "/api/v1/playbooks/waiter/versions", &admin).await;
+    assert_eq!(versions.as_array().map(Vec::len), Some(1));
+
+    // The API answers per file too.
+    let (status, report) = post(
+        &service,
+        "/api/v1/playbooks/sync",
+        &admin,
+        json!({"files": [
+            {"path": "a.yml", "source": GOOD},
+            {"path": "b.yml", "source": "name: [oops"},
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["updated"], 1, "{report}");
+    assert_eq!(report["failed"], 1, "{report}");
+    assert_eq!(report["files"][0]["version"], 3);
+    assert_eq!(report["files"][1]["status"], "error");
+    assert!(
+        report["files"][1]["errors"][0]["line"].is_number(),
+        "{report}"
+    );
+}
+
+const SLOW: &str = r#"
+name: slow
+inputs:
+  sink: {type: string}
+steps:
+  - id: slow
+    action: core.http
+    with: {url: "{{ inputs.sink }}/slow", method: POST}
+  - id: after
+    depends_on: [slow]
+    action: core.http
+    with: {url: "{{ inputs.sink }}/effect/after", method: POST}
+"#;
+
+/// Cancelling a run blocked in a 3 s call answers 202 at once; the run is cancelled when the
+/// call returns, and its next call is never sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_does_not_wait_for_the_call_in_flight() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+    let url = format!("http://{}", service.http);
+    let (status, body) = post(
+        &service,
+        "/api/v1/playbooks",
+        &admin,
+        json!({"source": SLOW}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = post(
+        &service,
+        "/api/v1/playbooks/slow/runs",
+        &admin,
+        json!({"inputs": {"sink": sink_url}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let id = run["run_id"].as_str().expect("id").to_string();
+    // Until the slow call is in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let v = get_json(&service, &format!("/api/v1/runs/{id}"), &admin).await;
+        if v["steps"][0]["status"] == "running" && v["steps"][0]["attempt"] == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = Instant::now();
+    let (status, answer) = post(
+        &service,
+        &format!("/api/v1/runs/{id}/cancel"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "the cancel waited {:?}",
+        asked.elapsed()
+    );
+    assert_eq!(status, 202, "{answer}");
+    assert_eq!(answer["cancel_requested"], true, "{answer}");
+    assert_eq!(answer["status"], "running");
+    let done = wait_status(&url, &admin, &id, "cancelled").await;
+    assert_eq!(done["steps"][1]["status"], "cancelled", "{done}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let paths: Vec<String> = sink.calls().into_iter().map(|c| c.path).collect();
+    assert_eq!(paths, ["/slow"], "the next call is never sent");
+    // A cancelled run answers 200 at once.
+    let (status, again) = post(
+        &service,
+        &format!("/api/v1/runs/{id}/cancel"),
+        &admin,
+        json!({}),
+    )
+    .await;
+    assert_eq!(status, 200, "{again}");
 }

@@ -1,0 +1,957 @@
+//! Incidents: the queue, the case file, and the workflow actions on it, plus the SOC metrics.
+//!
+//! Every handler takes a [`Principal`] and passes its tenant to the store. What may happen to
+//! an incident is decided by `garrison_cases::apply` against the tenant's workflow (viewers
+//! change nothing; only reviewers approve); the store writes the result only if nobody changed
+//! the incident meanwhile, and a lost race is retried against the fresh incident.
+
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use garrison_cases::{
+    apply, extract_observables, similar_incidents, sla_status, Action, Actor, Incident,
+    IncidentUpdate, Severity, SocMetrics, TransitionError,
+};
+use garrison_model::{Role, Timestamp};
+use garrison_store::{
+    DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split, StoreError,
+    StoredIncident, TokenKind,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::audit::record;
+use crate::AppState;
+
+/// Roles that work incidents (viewers only read).
+const WORKERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
+/// Optimistic writes retried this often against a fresh read before giving up.
+const WRITE_ATTEMPTS: usize = 3;
+
+// ---------------------------------------------------------------- views
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentView {
+    /// The incident (id, title, state, severity, assignee, team, tlp, pap, tags,
+    /// classification, fields, approvals, score, workflow_version and stage times).
+    #[schema(value_type = Object)]
+    pub incident: serde_json::Value,
+    /// Pass back as `rev` to update only if nobody changed it meanwhile.
+    pub rev: i64,
+    pub merged_into: Option<String>,
+}
+
+impl IncidentView {
+    fn of(stored: &StoredIncident) -> IncidentView {
+        IncidentView {
+            incident: serde_json::to_value(&stored.incident).unwrap_or_default(),
+            rev: stored.rev,
+            merged_into: stored.merged_into.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentsPage {
+    pub incidents: Vec<IncidentView>,
+    /// Pass as `cursor` (with the same `order`) for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IncidentDetail {
+    #[serde(flatten)]
+    pub incident: IncidentView,
+    /// Each SLA clock: due time, elapsed seconds, breached.
+    #[schema(value_type = Vec<Object>)]
+    pub sla: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub alerts: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub observables: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub tasks: Vec<serde_json::Value>,
+    #[schema(value_type = Vec<Object>)]
+    pub attachments: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ActionResult {
+    #[serde(flatten)]
+    pub incident: IncidentView,
+    /// The timeline entries the action added.
+    #[schema(value_type = Vec<Object>)]
+    pub events: Vec<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TimelinePage {
+    /// Oldest first: comments, state changes, playbook actions and system events.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<serde_json::Value>,
+    /// Pass as `after` for the next page; absent on the last page.
+    pub next_after: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SimilarPage {
+    /// Past incidents most like this one, best first, with how they were resolved.
+    #[schema(value_type = Vec<Object>)]
+    pub similar: Vec<serde_json::Value>,
+}
+
+fn values<T: Serialize>(items: &[T]) -> Vec<serde_json::Value> {
+    items
+        .iter()
+        .map(|i| serde_json::to_value(i).unwrap_or_default())
+        .collect()
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// The caller as the workflow sees them: a session's user name, else `token:PREFIX`.
+fn actor(principal: &Principal) -> Actor {
+    let token = &principal.token;
+    let user = match (token.kind, token.name.strip_prefix("session of ")) {
+        (TokenKind::Session, Some(user)) => user.to_string(),
+        _ => format!("token:{}", token.prefix),
+    };
+    Actor::new(user, &token.roles)
+}
+
+fn transition_error(error: TransitionError) -> ApiError {
+    match error {
+        TransitionError::Forbidden { .. } => ApiError::forbidden(error.to_string()),
+        TransitionError::Invalid { .. } | TransitionError::UnknownState(_) => {
+            ApiError::invalid(error.to_string())
+        }
+        _ => ApiError::new(ErrorCode::Conflict, error.to_string()),
+    }
+}
+
+async fn load(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<StoredIncident, ApiError> {
+    state
+        .store()
+        .incident(principal.tenant, id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("incident {id:?} not found")))
+}
+
+/// Applies `action` to the stored incident and writes the result; a concurrent change is
+/// retried against the fresh incident (the rules are checked again).
+async fn act(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+    action: Action,
+) -> Result<ActionResult, ApiError> {
+    let actor = actor(principal);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let stored = load(state, principal, id).await?;
+        if let Some(into) = &stored.merged_into {
+            return Err(ApiError::new(
+                ErrorCode::Conflict,
+                format!("incident {id:?} was merged into {into:?}; act on that one"),
+            ));
+        }
+        let workflow = state
+            .store()
+            .workflow(principal.tenant, Some(stored.incident.workflow_version))
+            .await?
+            .workflow;
+        let (next, events) = apply(
+            &workflow,
+            &stored.incident,
+            action.clone(),
+            &actor,
+            Timestamp::now(),
+        )
+        .map_err(transition_error)?;
+        if events.is_empty() {
+            return Ok(ActionResult {
+                incident: IncidentView::of(&stored),
+                events: Vec::new(),
+            });
+        }
+        match state
+            .store()
+            .update_incident(principal.tenant, &next, stored.rev, &events)
+            .await
+        {
+            Ok(saved) => {
+                return Ok(ActionResult {
+                    incident: IncidentView::of(&saved),
+                    events: values(&events),
+                })
+            }
+            Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
+    garrison_model::parse_time_bound(value)
+        .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")))
+}
+
+fn parse_limit(value: &str) -> Result<usize, ApiError> {
+    value
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=1000).contains(n))
+        .ok_or_else(|| ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000")))
+}
+
+// ---------------------------------------------------------------- list, create, read
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct IncidentParams {
+    state: Option<String>,
+    /// low, medium, high or critical.
+    severity: Option<String>,
+    assignee: Option<String>,
+    /// true_positive, false_positive or benign.
+    classification: Option<String>,
+    tag: Option<String>,
+    /// true: not closed; false: closed.
+    open: Option<bool>,
+    /// Created at or after this time: RFC 3339 or Unix seconds.
+    from: Option<String>,
+    /// Created before this time.
+    to: Option<String>,
+    /// `newest` (default) or `score` (the queue).
+    order: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    limit: Option<usize>,
+    /// The `next_cursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// List incidents: newest first, or by score (the queue).
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    params(IncidentParams),
+    responses((status = 200, body = IncidentsPage), (status = 400, body = Problem), (status = 401, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_incidents(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<IncidentsPage>, ApiError> {
+    let mut search = IncidentQuery {
+        limit: 100,
+        ..IncidentQuery::default()
+    };
+    for (key, value) in query_pairs(query) {
+        let bad =
+            |e: garrison_cases::UnknownValue| ApiError::invalid(format!("parameter {key}: {e}"));
+        match key.as_str() {
+            "state" => search.state = Some(value),
+            "severity" => search.severity = Some(value.parse().map_err(bad)?),
+            "assignee" => search.assignee = Some(value),
+            "classification" => search.classification = Some(value.parse().map_err(bad)?),
+            "tag" => search.tag = Some(value),
+            "open" => {
+                search.open = Some(match value.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "parameter open: {other:?} is not true or false"
+                        )))
+                    }
+                })
+            }
+            "from" => search.from = Some(parse_time("from", &value)?),
+            "to" => search.to = Some(parse_time("to", &value)?),
+            "order" => {
+                search.order = match value.as_str() {
+                    "newest" => IncidentOrder::Newest,
+                    "score" => IncidentOrder::Score,
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "parameter order: {other:?} is not newest or score"
+                        )))
+                    }
+                }
+            }
+            "limit" => search.limit = parse_limit(&value)?,
+            "cursor" => search.cursor = Some(value),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter {other:?}; expected state, severity, assignee, classification, tag, open, from, to, order, limit or cursor"
+                )))
+            }
+        }
+    }
+    let page = state
+        .store()
+        .list_incidents(principal.tenant, &search)
+        .await?;
+    Ok(Json(IncidentsPage {
+        incidents: page.incidents.iter().map(IncidentView::of).collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewIncident {
+    pub title: String,
+    #[schema(value_type = String, example = "high")]
+    pub severity: Severity,
+    /// Picks the task checklist template.
+    #[serde(default)]
+    pub incident_type: Option<String>,
+    /// Alerts of this tenant to attach; their observables are extracted.
+    #[serde(default)]
+    pub alert_ids: Vec<String>,
+}
+
+/// Open an incident by hand, optionally from alerts; workers only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents",
+    tag = "incidents",
+    request_body = NewIncident,
+    responses((status = 201, body = IncidentView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn create_incident(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<NewIncident>,
+) -> Result<(axum::http::StatusCode, Json<IncidentView>), ApiError> {
+    principal.require_any(WORKERS)?;
+    let store = state.store();
+    let workflow = store.workflow(principal.tenant, None).await?;
+    let mut workflow_def = workflow.workflow;
+    workflow_def.version = workflow.version;
+    let now = Timestamp::now();
+    let id = format!("inc-{}", garrison_model::new_ulid().to_lowercase());
+    let actor = actor(&principal);
+    let (mut incident, created) = Incident::open(
+        &workflow_def,
+        id.clone(),
+        body.title.clone(),
+        body.severity,
+        &actor.user,
+        now,
+    );
+    incident.incident_type = body.incident_type.clone();
+    let mut links = Vec::new();
+    let mut observables = Vec::new();
+    for alert_id in &body.alert_ids {
+        let alert = store
+            .alert(principal.tenant, alert_id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, format!("alert {alert_id:?} not found"))
+            })?;
+        observables.extend(extract_observables(&alert.entity));
+        observables.extend(extract_observables(&alert.matched));
+        links.push(LinkedAlert {
+            alert_id: alert.alert_id,
+            rule_id: alert.rule_id,
+        });
+    }
+    let stored = store
+        .create_incident(
+            principal.tenant,
+            &incident,
+            &[created],
+            &links,
+            &observables,
+        )
+        .await?;
+    store
+        .apply_task_template(principal.tenant, &id, now)
+        .await?;
+    record(
+        &state,
+        &principal,
+        "incident.create",
+        &id,
+        serde_json::json!({"alerts": body.alert_ids}),
+    )
+    .await;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(IncidentView::of(&stored)),
+    ))
+}
+
+/// An incident with its SLA clocks, alerts, observables, tasks and attachments.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, body = IncidentDetail), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn get_incident(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<IncidentDetail>, ApiError> {
+    let store = state.store();
+    let stored = load(&state, &principal, &id).await?;
+    let policy = store.sla_policy(principal.tenant).await?;
+    let sla = sla_status(&stored.incident, &policy, Timestamp::now());
+    Ok(Json(IncidentDetail {
+        incident: IncidentView::of(&stored),
+        sla: values(&sla),
+        alerts: values(&store.incident_alerts(principal.tenant, &id).await?),
+        observables: values(&store.observables(principal.tenant, &id).await?),
+        tasks: values(&store.tasks(principal.tenant, &id).await?),
+        attachments: values(&store.attachments(principal.tenant, &id).await?),
+    }))
+}
+
+// ---------------------------------------------------------------- workflow actions
+
+/// Change descriptive fields (title, summary, severity, TLP/PAP, tags, classification, custom
+/// fields); workers only, and the workflow's required fields must still hold.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body(content = Object, description = "Fields to change: title, summary, severity, tlp, pap, tags_add, tags_remove, classification, fields"),
+    responses((status = 200, body = ActionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn update_incident(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(update): Json<IncidentUpdate>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let result = act(&state, &principal, &id, Action::Update(update)).await?;
+    record(
+        &state,
+        &principal,
+        "incident.update",
+        &id,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(Json(result))
+}
+
+/// Any workflow action: `{"action": "transition", "to": "triage"}`, `assign` (`assignee`,
+/// `team`: a transfer when someone has it), `approve`, `reject` (`reason`), `close`
+/// (`classification`), `reopen` (`reason`), `comment` (`text`, with @mentions). The workflow
+/// decides: viewers change nothing, only reviewers approve, closing needs N approvals.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/actions",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body(content = Object, description = "An action, tagged by `action`"),
+    responses((status = 200, body = ActionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "The workflow does not allow it now")),
+    security(("bearer" = []))
+)]
+pub async fn incident_action(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(action): Json<Action>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let name = serde_json::to_value(&action)
+        .ok()
+        .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_string))
+        .unwrap_or_default();
+    let result = act(&state, &principal, &id, action).await?;
+    record(
+        &state,
+        &principal,
+        &format!("incident.{name}"),
+        &id,
+        serde_json::json!({"state": result.incident.incident.get("state")}),
+    )
+    .await;
+    Ok(Json(result))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    /// The state to move to, along one of the workflow's transitions.
+    pub to: String,
+}
+
+/// Move an incident to another state; the workflow checks the roles and required fields.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/transitions",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = TransitionBody,
+    responses((status = 200, body = ActionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem, description = "The workflow does not allow it now")),
+    security(("bearer" = []))
+)]
+pub async fn transition(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<TransitionBody>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let result = act(
+        &state,
+        &principal,
+        &id,
+        Action::Transition {
+            to: body.to.clone(),
+        },
+    )
+    .await?;
+    record(
+        &state,
+        &principal,
+        "incident.transition",
+        &id,
+        serde_json::json!({"to": body.to}),
+    )
+    .await;
+    Ok(Json(result))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CommentBody {
+    /// The comment; `@name` mentions a user.
+    pub text: String,
+}
+
+/// Comment on an incident (any role but viewer).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/comments",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = CommentBody,
+    responses((status = 200, body = ActionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn comment(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<CommentBody>,
+) -> Result<Json<ActionResult>, ApiError> {
+    Ok(Json(
+        act(&state, &principal, &id, Action::Comment { text: body.text }).await?,
+    ))
+}
+
+/// Approve an incident in review (reviewers only; each approves once).
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/approvals",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, body = ActionResult), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn approve(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<ActionResult>, ApiError> {
+    let result = act(&state, &principal, &id, Action::Approve).await?;
+    record(
+        &state,
+        &principal,
+        "incident.approve",
+        &id,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(Json(result))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct TimelineParams {
+    /// Entries after this position (the `next_after` of the previous page).
+    after: Option<i64>,
+    /// Page size, 1 to 1000 (default 200).
+    limit: Option<usize>,
+}
+
+/// The incident's timeline: comments, state changes, playbook actions, system events.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/timeline",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id"), TimelineParams),
+    responses((status = 200, body = TimelinePage), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn timeline(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<TimelinePage>, ApiError> {
+    let (mut after, mut limit) = (0i64, 200usize);
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "after" => {
+                after = value.parse().map_err(|_| {
+                    ApiError::invalid(format!("parameter after: {value:?} is not a number"))
+                })?
+            }
+            "limit" => limit = parse_limit(&value)?,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter {other:?}; expected after or limit"
+                )))
+            }
+        }
+    }
+    load(&state, &principal, &id).await?;
+    let entries = state
+        .store()
+        .timeline(principal.tenant, &id, after, limit)
+        .await?;
+    let next_after = (entries.len() == limit)
+        .then(|| entries.last().map(|e| e.seq))
+        .flatten();
+    Ok(Json(TimelinePage {
+        entries: values(&entries),
+        next_after,
+    }))
+}
+
+// ---------------------------------------------------------------- tasks
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTasks {
+    pub titles: Vec<String>,
+}
+
+/// The incident's checklist.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/tasks",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_tasks(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    load(&state, &principal, &id).await?;
+    Ok(Json(values(
+        &state.store().tasks(principal.tenant, &id).await?,
+    )))
+}
+
+/// Add tasks to the checklist; workers only.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/tasks",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = NewTasks,
+    responses((status = 200, body = Vec<Object>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn add_tasks(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<NewTasks>,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    principal.require_any(WORKERS)?;
+    let tasks = state
+        .store()
+        .add_tasks(principal.tenant, &id, &body.titles, Timestamp::now())
+        .await?;
+    record(
+        &state,
+        &principal,
+        "incident.tasks.add",
+        &id,
+        serde_json::json!({"count": tasks.len()}),
+    )
+    .await;
+    Ok(Json(values(&tasks)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDone {
+    pub done: bool,
+}
+
+/// Tick (or untick) a task; workers only.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/incidents/{id}/tasks/{task_id}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id"), ("task_id" = i64, Path, description = "Task id")),
+    request_body = TaskDone,
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn set_task(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, task_id)): Path<(String, i64)>,
+    Json(body): Json<TaskDone>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require_any(WORKERS)?;
+    let task = state
+        .store()
+        .set_task_done(
+            principal.tenant,
+            &id,
+            task_id,
+            body.done,
+            &actor(&principal).user,
+            Timestamp::now(),
+        )
+        .await?;
+    record(
+        &state,
+        &principal,
+        "incident.tasks.set",
+        &id,
+        serde_json::json!({"task": task_id, "done": body.done}),
+    )
+    .await;
+    Ok(Json(serde_json::to_value(task).unwrap_or_default()))
+}
+
+// ---------------------------------------------------------------- merge, split, similar
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MergeBody {
+    /// Incidents whose alerts and observables move into this one; they are marked merged.
+    pub incidents: Vec<String>,
+}
+
+/// Merge other incidents into this one; analysts and admins.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/merge",
+    tag = "incidents",
+    params(("id" = String, Path, description = "The incident that stays")),
+    request_body = MergeBody,
+    responses((status = 200, body = IncidentView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn merge(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<MergeBody>,
+) -> Result<Json<IncidentView>, ApiError> {
+    principal.require_any(&[Role::Admin, Role::Analyst])?;
+    let merged = state
+        .store()
+        .merge_incidents(
+            principal.tenant,
+            &id,
+            &body.incidents,
+            &actor(&principal).user,
+            Timestamp::now(),
+        )
+        .await?;
+    record(
+        &state,
+        &principal,
+        "incident.merge",
+        &id,
+        serde_json::json!({"merged": body.incidents}),
+    )
+    .await;
+    Ok(Json(IncidentView::of(&merged)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitBody {
+    /// Alerts of this incident that move to the new one.
+    pub alert_ids: Vec<String>,
+    pub title: String,
+}
+
+/// Move some alerts of this incident into a new one; analysts and admins.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/split",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    request_body = SplitBody,
+    responses((status = 201, body = IncidentView), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn split(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    Json(body): Json<SplitBody>,
+) -> Result<(axum::http::StatusCode, Json<IncidentView>), ApiError> {
+    principal.require_any(&[Role::Admin, Role::Analyst])?;
+    let store = state.store();
+    let source = load(&state, &principal, &id).await?;
+    let workflow = store.workflow(principal.tenant, None).await?;
+    let mut workflow_def = workflow.workflow;
+    workflow_def.version = workflow.version;
+    let now = Timestamp::now();
+    let actor = actor(&principal);
+    let new_id = format!("inc-{}", garrison_model::new_ulid().to_lowercase());
+    let (mut incident, created) = Incident::open(
+        &workflow_def,
+        new_id,
+        body.title.clone(),
+        source.incident.severity,
+        &actor.user,
+        now,
+    );
+    incident.tlp = source.incident.tlp;
+    incident.pap = source.incident.pap;
+    let mut observables = Vec::new();
+    for alert_id in &body.alert_ids {
+        if let Some(alert) = store.alert(principal.tenant, alert_id).await? {
+            observables.extend(extract_observables(&alert.entity));
+            observables.extend(extract_observables(&alert.matched));
+        }
+    }
+    let created = store
+        .split_incident(
+            principal.tenant,
+            &id,
+            &Split {
+                new_incident: incident,
+                events: vec![created],
+                alert_ids: body.alert_ids.clone(),
+                observables,
+            },
+            &actor.user,
+            now,
+        )
+        .await?;
+    record(
+        &state,
+        &principal,
+        "incident.split",
+        &id,
+        serde_json::json!({"into": created.incident.id, "alerts": body.alert_ids}),
+    )
+    .await;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(IncidentView::of(&created)),
+    ))
+}
+
+/// Past incidents like this one (shared observables, rule, host) and how they were resolved.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/similar",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, body = SimilarPage), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn similar(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<SimilarPage>, ApiError> {
+    let (target, candidates) = state
+        .store()
+        .similarity_profiles(principal.tenant, &id, 200)
+        .await?;
+    let found = similar_incidents(&target, &candidates, 0.1, 20);
+    Ok(Json(SimilarPage {
+        similar: values(&found),
+    }))
+}
+
+// ---------------------------------------------------------------- metrics
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct MetricsParams {
+    /// Start of the period (default: 30 days ago): RFC 3339 or Unix seconds.
+    from: Option<String>,
+    /// End of the period, exclusive (default: now).
+    to: Option<String>,
+}
+
+/// SOC figures: alerts per day, alerts → incidents reduction, MTTA and MTTR per stage, % within
+/// SLA, false-positive rate per rule (noisiest first).
+#[utoipa::path(
+    get,
+    path = "/api/v1/metrics/soc",
+    tag = "incidents",
+    params(MetricsParams),
+    responses((status = 200, body = Object), (status = 400, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn soc_metrics(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let now = Timestamp::now();
+    let mut to = now;
+    let mut from = None;
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "from" => from = Some(parse_time("from", &value)?),
+            "to" => to = parse_time("to", &value)?,
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter {other:?}; expected from or to"
+                )))
+            }
+        }
+    }
+    let from = match from {
+        Some(from) => from,
+        None => to
+            .checked_sub(garrison_model::SignedDuration::from_hours(24 * 30))
+            .map_err(ApiError::internal)?,
+    };
+    if from >= to {
+        return Err(ApiError::invalid("parameter from must be before to"));
+    }
+    let store = state.store();
+    let (alerts, incidents) = store.metrics_records(principal.tenant, from, to).await?;
+    let policy = store.sla_policy(principal.tenant).await?;
+    let metrics = SocMetrics::compute(&alerts, &incidents, &policy, from, to, now);
+    Ok(Json(
+        serde_json::to_value(metrics).map_err(ApiError::internal)?,
+    ))
+}
