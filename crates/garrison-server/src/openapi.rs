@@ -20,6 +20,7 @@ use utoipa::{Modify, OpenApi};
         (name = "alerts", description = "Alerts of the live detector"),
         (name = "audit", description = "The tenant's hash-chained audit log"),
         (name = "incidents", description = "Incidents: the queue, workflow actions, tasks, merge/split, similar cases, SOC metrics"),
+        (name = "indicators", description = "Threat-intel indicators: feed import (CSV, STIX 2.1, MISP), list, expire, delete"),
         (name = "operations", description = "Health, readiness, metrics"),
     )
 )]

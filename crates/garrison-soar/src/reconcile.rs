@@ -34,6 +34,15 @@ impl Soar {
             .load(tenant, run_id)
             .await?
             .ok_or_else(|| SoarError::UnknownRun(run_id.to_owned()))?;
+        if state.dry_run {
+            // Its leases are simulated: nothing on any target to check.
+            return match lease {
+                Some(id) => Err(SoarError::Refused(format!(
+                    "lease {id:?} belongs to a dry run: nothing was done to check"
+                ))),
+                None => Ok(state),
+            };
+        }
         if let Some(id) = lease {
             let l = state
                 .lease(id)
@@ -111,10 +120,13 @@ impl Soar {
     pub async fn reconcile_all(&self) {
         self.for_each_active_run(|soar, tenant, run_id| async move {
             let checkable = match soar.load(tenant, &run_id).await {
-                Ok(Some((state, _))) => state
-                    .leases
-                    .iter()
-                    .any(|l| l.status == LeaseStatus::Active && l.check_action.is_some()),
+                Ok(Some((state, _))) => {
+                    !state.dry_run
+                        && state
+                            .leases
+                            .iter()
+                            .any(|l| l.status == LeaseStatus::Active && l.check_action.is_some())
+                }
                 Ok(None) => false,
                 Err(e) => {
                     tracing::warn!(run = %run_id, error = %e, "cannot load a run to reconcile");

@@ -45,6 +45,7 @@ mod bench_playbook;
 mod config;
 mod detection;
 mod hunt;
+mod intel;
 mod playbook;
 mod search;
 mod upload;
@@ -137,9 +138,14 @@ enum Command {
     /// Measure whole pipelines (ingest throughput, ack latency, memory).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
-    /// Playbooks (SOAR): validate files, import, run, list and inspect runs, approve, cancel.
+    /// Playbooks (SOAR): validate files, import, sync, run, list, inspect and replay runs, approve, cancel.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Threat-intel indicators: import feeds (CSV, STIX 2.1, MISP), check files, list.
+    ///
+    /// Exit codes: 0 done, 1 error, 2 some records were refused (each printed with its place).
+    #[command(subcommand)]
+    Intel(intel::IntelCommand),
 }
 
 #[derive(Debug, clap::Args)]
@@ -258,6 +264,10 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
         }
         Command::Bench(command) => bench::run(command).await,
         Command::Playbook(command) => playbook::run(command).await,
+        Command::Intel(command) => {
+            let code = intel::run(command).await?;
+            exit_with(code)
+        }
         Command::Ingest(args) => upload::run(args).await,
         Command::Hunt(args) => {
             let code = tokio::task::spawn_blocking(move || hunt::hunt(args)).await??;

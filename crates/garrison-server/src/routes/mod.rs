@@ -4,6 +4,7 @@ pub mod api;
 pub mod audit;
 pub mod detection;
 pub mod incidents;
+pub mod indicators;
 pub mod ingest;
 pub mod ops;
 pub mod playbooks;
@@ -98,6 +99,12 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::split))
         .routes(routes!(incidents::similar))
         .routes(routes!(incidents::soc_metrics))
+        .routes(routes!(indicators::import_indicators))
+        .routes(routes!(indicators::list_indicators))
+        .routes(routes!(indicators::list_feeds))
+        .routes(routes!(indicators::delete_indicator))
+        .routes(routes!(indicators::expire_indicator))
+        .routes(routes!(indicators::delete_feed))
 }
 
 pub fn router(state: AppState) -> Router {

@@ -1012,6 +1012,10 @@ pub async fn list_containments(
         let Some((run, _)) = state.soar().load(principal.tenant, &r.run_id).await? else {
             continue;
         };
+        if run.dry_run {
+            // Simulated: nothing is held on any target.
+            continue;
+        }
         for l in &run.leases {
             if matches!(
                 l.status,

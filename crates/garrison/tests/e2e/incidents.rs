@@ -218,6 +218,62 @@ async fn incidents_follow_the_workflow_per_role_and_stay_in_their_tenant() {
     .await;
     assert_eq!(queue["incidents"].as_array().map(Vec::len), Some(1));
 
+    // Merging: analysts only; the merged incident leaves the list and refuses actions.
+    let mut others = Vec::new();
+    for title in ["duplicate a", "duplicate b"] {
+        let (status, body) = send(
+            &service,
+            "POST",
+            "/api/v1/incidents",
+            bob,
+            Some(json!({"title": title, "severity": "low"})),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+        others.push(body["incident"]["id"].as_str().expect("id").to_string());
+    }
+    let merge = format!("/api/v1/incidents/{}/merge", others[0]);
+    let (status, _) = send(
+        &service,
+        "POST",
+        &merge,
+        &viewer,
+        Some(json!({"incidents": [others[1]]})),
+    )
+    .await;
+    assert_eq!(status, 403);
+    let (status, body) = send(
+        &service,
+        "POST",
+        &merge,
+        bob,
+        Some(json!({"incidents": [others[1]]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        &service,
+        "POST",
+        &format!("/api/v1/incidents/{}/comments", others[1]),
+        bob,
+        Some(json!({"text": "too late"})),
+    )
+    .await;
+    assert_eq!(status, 409, "{body}");
+    let open = get_json(&service, "/api/v1/incidents?open=true", &viewer).await;
+    assert_eq!(
+        open["incidents"].as_array().map(Vec::len),
+        Some(1),
+        "{open}"
+    );
+    let similar = get_json(
+        &service,
+        &format!("/api/v1/incidents/{id}/similar"),
+        &viewer,
+    )
+    .await;
+    assert_eq!(similar["similar"], json!([]), "nothing shared: {similar}");
+
     // Bravo sees nothing of it and can change nothing.
     let (status, _) = send(
         &service,
@@ -241,7 +297,10 @@ async fn incidents_follow_the_workflow_per_role_and_stay_in_their_tenant() {
     assert_eq!(bravo_list["incidents"], json!([]));
 
     let metrics = get_json(&service, "/api/v1/metrics/soc", &viewer).await;
-    assert_eq!(metrics["incidents"], 1, "{metrics}");
+    assert_eq!(
+        metrics["incidents"], 2,
+        "merged ones are not counted: {metrics}"
+    );
     assert!(metrics["mtta_secs"].is_number(), "{metrics}");
     let (status, _) = send(
         &service,

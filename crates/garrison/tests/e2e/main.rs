@@ -5,6 +5,7 @@ mod detection;
 mod durability;
 mod harness;
 mod incidents;
+mod indicators;
 mod ingest;
 mod playbooks;
 mod security;

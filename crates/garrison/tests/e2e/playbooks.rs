@@ -931,6 +931,16 @@ async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
     )
     .await;
     assert_eq!(status, 201, "{body}");
+    // A dry run holds nothing: never listed, never checked.
+    let (status, dry) = post(
+        &service,
+        "/api/v1/playbooks/contain-long/runs",
+        &admin,
+        json!({"inputs": {"ip": "198.51.100.99"}, "dry_run": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{dry}");
+    assert_eq!(dry["status"], "succeeded", "{dry}");
     let ip = "198.51.100.20";
     let (status, run) = post(
         &service,
@@ -945,6 +955,14 @@ async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
 
     // The periodic check finds the block in place.
     let held = wait_containment(&service, &admin, |c| c["last_checked"].is_string()).await;
+    assert_eq!(
+        get_json(&service, "/api/v1/containments", &admin)
+            .await
+            .as_array()
+            .map(Vec::len),
+        Some(1),
+        "the dry run's lease is not a containment"
+    );
     assert_eq!(held["check_action"], "firewall.check_ip", "{held}");
     assert_eq!(held["in_place"], true, "{held}");
     assert_eq!(held["drift"], false, "{held}");
@@ -1021,6 +1039,12 @@ async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
     }
     let (status, _) = post(&service, &reconcile, &admin, json!({})).await;
     assert_eq!(status, 400, "only an active lease is checked");
+    assert!(
+        sink.calls()
+            .iter()
+            .all(|c| !c.path.contains("198.51.100.99")),
+        "the dry run's lease was checked on the firewall"
+    );
 }
 
 const TRIAGE_V1: &str = r#"
