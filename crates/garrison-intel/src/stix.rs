@@ -121,7 +121,7 @@ fn object(value: &Value, pointer: &str, options: &ImportOptions, out: &mut Parse
                 _ => IndicatorValue::parse_named("email", text),
             };
             match parsed {
-                Ok(v) => out.indicators.push(observable(v, map, options)),
+                Ok(v) => out.indicators.push(observable(v, options)),
                 Err(e) => out.errors.push(ParseError {
                     location: at("value"),
                     reason: e.to_string(),
@@ -146,7 +146,7 @@ fn object(value: &Value, pointer: &str, options: &ImportOptions, out: &mut Parse
                             IndicatorValue::parse(IndicatorKind::Hash(alg), h)
                                 .map_err(|e| e.to_string())
                         }) {
-                        Ok(v) => out.indicators.push(observable(v, map, options)),
+                        Ok(v) => out.indicators.push(observable(v, options)),
                         Err(reason) => out.errors.push(ParseError {
                             location: Location::Json {
                                 pointer: format!("{pointer}/hashes/{}", pointer_segment(name)),
@@ -167,11 +167,7 @@ fn object(value: &Value, pointer: &str, options: &ImportOptions, out: &mut Parse
     }
 }
 
-fn observable(
-    value: IndicatorValue,
-    _map: &Map<String, Value>,
-    options: &ImportOptions,
-) -> Indicator {
+fn observable(value: IndicatorValue, options: &ImportOptions) -> Indicator {
     let mut i = Indicator::new(value, options.source.clone());
     i.confidence = options.default_confidence;
     options.finish(&mut i);

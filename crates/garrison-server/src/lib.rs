@@ -12,6 +12,7 @@ mod priority;
 mod routes;
 mod syslog;
 mod tls;
+mod triggers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -28,6 +29,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
 pub use openapi::openapi_document;
+pub use triggers::TriggerConfig;
 
 /// The name of the tenant created on first start; its admins also manage other tenants.
 pub const DEFAULT_TENANT: &str = "default";
@@ -82,6 +84,9 @@ pub struct ServerConfig {
     pub reconcile_interval: Duration,
     /// Live detection: alert folding window, entity fields, batch size.
     pub detection: garrison_detect::DetectConfig,
+    /// Playbook triggers: how often new alerts and timeline entries are looked for, and how
+    /// often SLA breaches are checked.
+    pub triggers: TriggerConfig,
 }
 
 impl ServerConfig {
@@ -103,6 +108,7 @@ impl ServerConfig {
             firewall_url: None,
             reconcile_interval: Duration::from_secs(300),
             detection: garrison_detect::DetectConfig::default(),
+            triggers: TriggerConfig::default(),
         }
     }
 
@@ -389,12 +395,21 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         }),
     };
 
+    // Before the detector runs: on first start, triggers begin at the alerts existing now.
+    triggers::init_cursors(&store).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
     tasks.push(tokio::spawn(detector.run(shutdown_rx.clone())));
     // Playbooks: resume what a killed process left, fire due timers, start schedules.
     tasks.extend(state.soar().spawn_background(shutdown_rx.clone()));
+    // Playbook triggers: new alerts, incident state changes, SLA breaches (cursor-committed).
+    tasks.extend(triggers::spawn(
+        store.clone(),
+        state.soar().clone(),
+        config.triggers,
+        shutdown_rx.clone(),
+    ));
     tasks.push(tokio::spawn(garrison_pipeline::run_retention(
         store.clone(),
         config.retention_interval,

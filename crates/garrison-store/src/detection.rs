@@ -710,3 +710,61 @@ impl DetectionRepo for SqlStore {
         .await?)
     }
 }
+
+/// Reads for consumers that follow new alerts across tenants (playbook triggers). Like
+/// [`DetectionRepo::all_rules_revisions`], these are unscoped: each row carries its tenant, and
+/// the caller acts in that tenant only.
+impl SqlStore {
+    /// Alerts created with a sequence number above `after_seq`, oldest first, at most `limit`
+    /// (1..=1000), with their sequence numbers. Only the detector inserts alerts, one
+    /// transaction at a time, so a consumer that commits the last sequence it handled misses
+    /// nothing.
+    pub async fn alerts_created_after(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Alert)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )))
+        .bind(after_seq)
+        .bind(limit.clamp(1, 1000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, alert_from_row(row)?)))
+            .collect()
+    }
+
+    /// The highest alert sequence number (0: no alerts).
+    pub async fn max_alert_seq(&self) -> Result<i64> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM alerts")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(max.unwrap_or(0))
+    }
+
+    /// The committed position of a named consumer, or `None` when it never committed one.
+    pub async fn consumer_cursor(&self, consumer: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT position FROM consumer_positions WHERE consumer = $1")
+                .bind(consumer)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Commits a named consumer's position (creating it on first use).
+    pub async fn set_consumer_cursor(&self, consumer: &str, position: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO consumer_positions (consumer, position) VALUES ($1, $2) \
+             ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",
+        )
+        .bind(consumer)
+        .bind(position)
+        .execute(&self.pool)
+        .await
+        .map_err(StoreError::from_write)?;
+        Ok(())
+    }
+}

@@ -2034,3 +2034,46 @@ impl IncidentRepo for SqlStore {
         Ok((alerts, incidents))
     }
 }
+
+/// Reads for consumers that follow every tenant's timelines (playbook triggers). Unscoped like
+/// the detector's reads: each entry carries its tenant, and the caller acts in that tenant only.
+impl SqlStore {
+    /// Timeline entries with a sequence number above `after_seq`, oldest first, at most `limit`
+    /// (1..=1000), with their tenants.
+    pub async fn timeline_after(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(TenantId, TimelineEntry)>> {
+        let rows = sqlx::query(
+            "SELECT seq, tenant_id, incident_id, entry FROM incident_timeline WHERE seq > $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(after_seq)
+        .bind(limit.clamp(1, 1000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    TenantId(row.try_get("tenant_id")?),
+                    TimelineEntry {
+                        seq: row.try_get("seq")?,
+                        incident_id: row.try_get("incident_id")?,
+                        event: from_json(
+                            "incident_timeline.entry",
+                            &row.try_get::<String, _>("entry")?,
+                        )?,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    /// The highest timeline sequence number (0: empty).
+    pub async fn max_timeline_seq(&self) -> Result<i64> {
+        let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM incident_timeline")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(max.unwrap_or(0))
+    }
+}

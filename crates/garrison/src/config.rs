@@ -110,6 +110,20 @@ pub fn server_config(
             .map_err(|e: String| anyhow::anyhow!("GARRISON_RECONCILE_INTERVAL: {e}"))?;
         config.reconcile_interval = Duration::from_millis(d.as_millis().max(100));
     }
+    // Playbook triggers: how often new alerts and incident timeline entries are looked for
+    // (`250ms`), and how often SLA breaches are checked (`15s`).
+    if let Ok(every) = std::env::var("GARRISON_TRIGGER_POLL_INTERVAL") {
+        let d: garrison_playbook::Duration = every
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("GARRISON_TRIGGER_POLL_INTERVAL: {e}"))?;
+        config.triggers.poll_interval = Duration::from_millis(d.as_millis().max(10));
+    }
+    if let Ok(every) = std::env::var("GARRISON_SLA_CHECK_INTERVAL") {
+        let d: garrison_playbook::Duration = every
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("GARRISON_SLA_CHECK_INTERVAL: {e}"))?;
+        config.triggers.sla_interval = Duration::from_millis(d.as_millis().max(100));
+    }
     if let Some(http) = layered.string("http_addr", http_addr, file.http_addr.clone()) {
         config.http_addr = http
             .parse()

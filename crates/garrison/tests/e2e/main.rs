@@ -10,3 +10,4 @@ mod ingest;
 mod playbooks;
 mod security;
 mod tls_and_postgres;
+mod triggers;

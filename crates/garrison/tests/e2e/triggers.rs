@@ -1,0 +1,331 @@
+//! Playbook triggers end to end: a new alert and an incident state change each start their
+//! playbooks once, across `kill -9` and restarts.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::harness::*;
+
+/// An HTTP endpoint that records the path of every request and answers 200.
+#[derive(Clone, Default)]
+struct Sink {
+    paths: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sink {
+    async fn start() -> (Sink, String) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind sink");
+        let addr = listener.local_addr().expect("addr");
+        let sink = Sink::default();
+        let s = sink.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let s = s.clone();
+                tokio::spawn(async move { s.serve(socket).await });
+            }
+        });
+        (sink, format!("http://{addr}"))
+    }
+
+    async fn serve(&self, mut socket: tokio::net::TcpStream) {
+        let mut buf: Vec<u8> = Vec::new();
+        loop {
+            let header_end = loop {
+                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break i + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+            let path = head
+                .split("\r\n")
+                .next()
+                .and_then(|l| l.split(' ').nth(1))
+                .unwrap_or("")
+                .to_string();
+            let length = head
+                .split("\r\n")
+                .filter_map(|l| l.split_once(':'))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            while buf.len() < header_end + length {
+                let mut chunk = [0u8; 4096];
+                match socket.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            buf.drain(..header_end + length);
+            self.paths.lock().expect("lock").push(path);
+            let body = "{\"ok\":true}";
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if socket.write_all(answer.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Calls per path with `prefix`.
+    fn counts(&self, prefix: &str) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for p in self.paths.lock().expect("lock").iter() {
+            if p.starts_with(prefix) {
+                *counts.entry(p.clone()).or_insert(0) += 1;
+            }
+        }
+        counts
+    }
+
+    /// Waits until `n` distinct paths with `prefix` were called (or 30 s).
+    async fn wait_distinct(&self, prefix: &str, n: usize) -> BTreeMap<String, usize> {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(30) {
+            let counts = self.counts(prefix);
+            if counts.len() >= n {
+                return counts;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.counts(prefix)
+    }
+}
+
+async fn send(
+    service: &Service,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Value,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let response = client()
+        .request(method, service.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{path}: {e}"));
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+const RULE_ID: &str = "44444444-0000-4000-8000-000000000004";
+
+fn rule_yaml() -> String {
+    format!(
+        "title: trigger whoami\nid: {RULE_ID}\nlevel: high\nlogsource: {{ product: windows, category: process_creation }}\ndetection: {{ selection: {{ Image|endswith: '\\whoami.exe' }}, condition: selection }}\n"
+    )
+}
+
+/// Sends one whoami event per host (each host is another alert's entity).
+async fn ingest_whoami(service: &Service, token: &str, hosts: &[String]) {
+    let body: String = hosts
+        .iter()
+        .map(|host| {
+            json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+                "Computer": host, "Image": "C:\\Windows\\System32\\whoami.exe",
+                "_id": format!("ev-{host}"), "@timestamp": "2026-11-25T10:00:00Z"})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let response = client()
+        .post(service.url("/api/v1/ingest/events"))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status().as_u16(), 200);
+}
+
+/// Alert ids of the rule, through the API.
+async fn alert_ids(service: &Service, token: &str) -> Vec<String> {
+    let page = get_json(service, "/api/v1/alerts?limit=1000", token).await;
+    page["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .filter(|a| a["rule_id"] == RULE_ID)
+        .map(|a| a["id"].as_str().expect("id").to_string())
+        .collect()
+}
+
+async fn wait_alerts(service: &Service, token: &str, n: usize) -> Vec<String> {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(60) {
+        let ids = alert_ids(service, token).await;
+        if ids.len() >= n {
+            return ids;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "expected {n} alerts, have {:?}",
+        alert_ids(service, token).await
+    );
+}
+
+const FAST: &[(&str, &str)] = &[("GARRISON_TRIGGER_POLL_INTERVAL", "100ms")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_new_alert_starts_its_playbook_once_across_kill_9() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "sysmon"],
+    );
+    let (http_port, syslog_port) = (free_port(), free_port());
+    let mut service = Service::start_with(dir.path(), http_port, syslog_port, FAST);
+
+    let files = json!({"files": [{"path": "t/whoami.yml", "text": rule_yaml()}], "enable": true});
+    let (status, imported) = send(&service, "POST", "/api/v1/rules/import", &admin, files).await;
+    assert_eq!(status, 200, "{imported}");
+    // Two playbooks on alerts: one for every alert, one whose condition never holds.
+    let on_alert = format!(
+        "name: on-alert\ntriggers:\n  - alert: {{}}\nsteps:\n  - id: call\n    action: core.http\n    with: {{url: \"{sink_url}/alert/{{{{ trigger.alert.alert_id }}}}\", method: POST}}\n"
+    );
+    let never = format!(
+        "name: never\ntriggers:\n  - alert: {{condition: \"alert.level == 'low'\"}}\nsteps:\n  - id: call\n    action: core.http\n    with: {{url: \"{sink_url}/never\", method: POST}}\n"
+    );
+    for source in [on_alert, never] {
+        let (status, body) = send(
+            &service,
+            "POST",
+            "/api/v1/playbooks",
+            &admin,
+            json!({ "source": source }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    // First batch: every alert calls the sink once.
+    let first: Vec<String> = (0..3).map(|i| format!("ws-a{i}")).collect();
+    ingest_whoami(&service, &ingest, &first).await;
+    let ids = wait_alerts(&service, &admin, 3).await;
+    let counts = sink.wait_distinct("/alert/", 3).await;
+    let expected: BTreeMap<String, usize> =
+        ids.iter().map(|id| (format!("/alert/{id}"), 1)).collect();
+    assert_eq!(counts, expected, "one call per alert");
+
+    // A second batch, killed as soon as its alerts exist (dispatch in flight or not yet
+    // committed), then a restart: every alert still starts its playbook exactly once.
+    let second: Vec<String> = (0..4).map(|i| format!("ws-b{i}")).collect();
+    ingest_whoami(&service, &ingest, &second).await;
+    let ids = wait_alerts(&service, &admin, 7).await;
+    service.kill9();
+    service = Service::start_with(dir.path(), http_port, syslog_port, FAST);
+    sink.wait_distinct("/alert/", 7).await;
+    // And once more, a plain restart with nothing new.
+    service.kill9();
+    service = Service::start_with(dir.path(), http_port, syslog_port, FAST);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let expected: BTreeMap<String, usize> =
+        ids.iter().map(|id| (format!("/alert/{id}"), 1)).collect();
+    assert_eq!(sink.counts("/alert/"), expected, "no alert started twice");
+    assert!(
+        sink.counts("/never").is_empty(),
+        "the condition was ignored"
+    );
+
+    // One run per alert, each started by the trigger.
+    let runs = get_json(
+        &service,
+        "/api/v1/runs?playbook=on-alert&limit=1000",
+        &admin,
+    )
+    .await;
+    let runs = runs.as_array().cloned().unwrap_or_default();
+    assert_eq!(runs.len(), 7, "{runs:?}");
+    assert!(runs.iter().all(|r| r["run_id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("trg-"))));
+    drop(service);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incident_state_changes_start_their_playbooks_once() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let (http_port, syslog_port) = (free_port(), free_port());
+    let mut service = Service::start_with(dir.path(), http_port, syslog_port, FAST);
+
+    let on_triage = format!(
+        "name: on-triage\ntriggers:\n  - incident_state: {{to: triage}}\nsteps:\n  - id: call\n    action: core.http\n    with: {{url: \"{sink_url}/state/{{{{ trigger.incident.id }}}}/{{{{ trigger.from }}}}/{{{{ trigger.to }}}}\", method: POST}}\n"
+    );
+    let (status, body) = send(
+        &service,
+        "POST",
+        "/api/v1/playbooks",
+        &admin,
+        json!({ "source": on_triage }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let mut ids = Vec::new();
+    for n in 0..2 {
+        let (status, created) = send(
+            &service,
+            "POST",
+            "/api/v1/incidents",
+            &admin,
+            json!({"title": format!("incident {n}"), "severity": "high"}),
+        )
+        .await;
+        assert_eq!(status, 201, "{created}");
+        let id = created["incident"]["id"].as_str().expect("id").to_string();
+        for step in [
+            json!({"action": "assign", "assignee": "admin"}),
+            json!({"action": "transition", "to": "triage"}),
+        ] {
+            let (status, body) = send(
+                &service,
+                "POST",
+                &format!("/api/v1/incidents/{id}/actions"),
+                &admin,
+                step.clone(),
+            )
+            .await;
+            assert_eq!(status, 200, "{step}: {body}");
+        }
+        ids.push(id);
+    }
+    let counts = sink.wait_distinct("/state/", 2).await;
+    let expected: BTreeMap<String, usize> = ids
+        .iter()
+        .map(|id| (format!("/state/{id}/new/triage"), 1))
+        .collect();
+    assert_eq!(
+        counts, expected,
+        "one call per move to triage, none for creation"
+    );
+
+    // A restart replays nothing.
+    service.kill9();
+    service = Service::start_with(dir.path(), http_port, syslog_port, FAST);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(sink.counts("/state/"), expected);
+    drop(service);
+}
