@@ -94,9 +94,10 @@ pub fn spawn(
     };
     let timeline = {
         let (store, shutdown) = (store.clone(), shutdown.clone());
+        let gap = Gap::default();
         tokio::spawn(async move {
             follow(config.poll_interval, shutdown, "incident", || {
-                timeline_pass(&store, &soar)
+                timeline_pass(&store, &soar, &gap)
             })
             .await
         })
@@ -176,13 +177,45 @@ async fn alert_pass(store: &SqlStore, soar: &Soar) -> Result<usize, TriggerError
     commit(store, ALERT_CURSOR, from, done, result).await
 }
 
-async fn timeline_pass(store: &SqlStore, soar: &Soar) -> Result<usize, TriggerError> {
+/// How long a missing timeline sequence number is waited for before it is skipped.
+const GAP_GRACE: Duration = Duration::from_secs(5);
+
+/// Timeline entries are written by many transactions at once: on PostgreSQL a later sequence
+/// number can commit before an earlier one. The follower stops before a missing number and
+/// waits up to [`GAP_GRACE`] for it (a rolled-back insert leaves a gap for ever).
+#[derive(Default)]
+struct Gap {
+    waiting: std::sync::Mutex<Option<(i64, std::time::Instant)>>,
+}
+
+impl Gap {
+    /// Whether the follower may go past the missing sequence number `missing`.
+    fn may_skip(&self, missing: i64, grace: Duration) -> bool {
+        let Ok(mut waiting) = self.waiting.lock() else {
+            return true;
+        };
+        match *waiting {
+            Some((seq, since)) if seq == missing => since.elapsed() >= grace,
+            _ => {
+                *waiting = Some((missing, std::time::Instant::now()));
+                grace.is_zero()
+            }
+        }
+    }
+}
+
+async fn timeline_pass(store: &SqlStore, soar: &Soar, gap: &Gap) -> Result<usize, TriggerError> {
     let from = store.consumer_cursor(TIMELINE_CURSOR).await?.unwrap_or(0);
     let entries = store.timeline_after(from, BATCH).await?;
     let read = entries.len();
     let mut done = from;
     let mut result = Ok(read);
     for (tenant, entry) in entries {
+        if entry.seq > done + 1 && !gap.may_skip(done + 1, GAP_GRACE) {
+            // Wait for the missing entry (next pass), not at once.
+            result = Ok(0);
+            break;
+        }
         if let Err(e) = dispatch_entry(store, soar, tenant, &entry).await {
             result = Err(e);
             break;
@@ -311,5 +344,122 @@ async fn already_recorded(
         }) {
             return Ok(true);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use garrison_cases::{Incident, Severity, SlaPolicy, SlaTargets};
+    use garrison_model::SignedDuration;
+    use garrison_store::{PlaybookRepo, RunFilter};
+
+    const ON_BREACH: &str = "name: on-breach\ntriggers:\n  - sla_breach: {stage: acknowledge}\nsteps:\n  - id: note\n    action: core.set\n    with: {stage: \"{{ trigger.stage }}\"}\n";
+
+    async fn breaches(store: &SqlStore, tenant: TenantId, id: &str) -> usize {
+        store
+            .timeline(tenant, id, 0, 1000)
+            .await
+            .expect("timeline")
+            .iter()
+            .filter(|e| matches!(e.event.kind, TimelineKind::SlaBreached { .. }))
+            .count()
+    }
+
+    #[test]
+    fn a_gap_is_waited_for_then_skipped() {
+        let gap = Gap::default();
+        let grace = Duration::from_millis(50);
+        assert!(!gap.may_skip(7, grace), "first sight: wait");
+        assert!(!gap.may_skip(7, grace), "within the grace: wait");
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(gap.may_skip(7, grace), "after the grace: skip");
+        assert!(!gap.may_skip(9, grace), "another gap: wait again");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_breach_is_recorded_and_dispatched_once_even_when_a_check_is_replayed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        let store = Arc::new(SqlStore::connect(&url).await.expect("connect"));
+        let tenant = store.ensure_tenant("t").await.expect("tenant").id;
+        init_cursors(&store).await.expect("init");
+        let soar = Soar::new(store.clone(), Default::default());
+        soar.save_playbook(tenant, ON_BREACH, None)
+            .await
+            .expect("playbook");
+        let policy = SlaPolicy {
+            default: SlaTargets {
+                acknowledge_secs: 1,
+                analysis_secs: 3600,
+                disposal_secs: 3600,
+            },
+            ..Default::default()
+        };
+        let now = Timestamp::now();
+        store
+            .set_sla_policy(tenant, &policy, now)
+            .await
+            .expect("policy");
+        let workflow = store
+            .workflow(tenant, None)
+            .await
+            .expect("workflow")
+            .workflow;
+        let opened = now - SignedDuration::from_secs(5);
+        let (incident, created) =
+            Incident::open(&workflow, "inc-1", "late", Severity::High, "ana", opened);
+        store
+            .create_incident(tenant, &incident, &[created], &[], &[])
+            .await
+            .expect("incident");
+
+        // The last check was before the incident was due: this pass finds the breach.
+        let before = to_micros(opened);
+        store
+            .set_consumer_cursor(SLA_CURSOR, before)
+            .await
+            .expect("cursor");
+        sla_pass(&store).await.expect("check");
+        assert_eq!(breaches(&store, tenant, "inc-1").await, 1);
+        // A crash before the commit replays the range: no second entry.
+        store
+            .set_consumer_cursor(SLA_CURSOR, before)
+            .await
+            .expect("cursor");
+        sla_pass(&store).await.expect("check again");
+        assert_eq!(breaches(&store, tenant, "inc-1").await, 1);
+        // Nothing new since the last check.
+        sla_pass(&store).await.expect("check later");
+        assert_eq!(breaches(&store, tenant, "inc-1").await, 1);
+
+        // The timeline follower starts the playbook once, also when its range is replayed.
+        let timeline_from = store
+            .consumer_cursor(TIMELINE_CURSOR)
+            .await
+            .expect("cursor")
+            .unwrap_or(0);
+        let gap = Gap::default();
+        timeline_pass(&store, &soar, &gap).await.expect("dispatch");
+        store
+            .set_consumer_cursor(TIMELINE_CURSOR, timeline_from)
+            .await
+            .expect("cursor");
+        timeline_pass(&store, &soar, &gap)
+            .await
+            .expect("dispatch again");
+        let runs = store
+            .list_runs(
+                tenant,
+                &RunFilter {
+                    playbook: Some("on-breach".into()),
+                    limit: 100,
+                    ..Default::default()
+                },
+                false,
+            )
+            .await
+            .expect("runs");
+        assert_eq!(runs.len(), 1, "{runs:?}");
     }
 }

@@ -137,8 +137,8 @@ pub struct StartRun {
     pub even_if_disabled: bool,
 }
 
-/// Something from the live pipeline that may start playbooks (alerts and incidents call this
-/// when they exist).
+/// Something from the live pipeline that may start playbooks (`garrison-server`'s trigger
+/// followers dispatch new alerts, incident state changes and SLA breaches).
 #[derive(Clone, Debug)]
 pub enum TriggerEvent {
     /// An alert was created (its JSON).
@@ -1085,7 +1085,9 @@ impl Soar {
 
     /// Starts the enabled playbooks of a tenant whose triggers match (the alert and incident
     /// pipelines call this). `dedupe` identifies the occurrence (e.g. the alert id), so a
-    /// replayed event starts nothing twice. Returns the started run ids.
+    /// replayed event starts nothing twice. Returns the started run ids. A store failure is
+    /// returned (dispatch the occurrence again); a run refused for good (e.g. its inputs) is
+    /// logged and skipped.
     pub async fn dispatch_trigger(
         &self,
         tenant: TenantId,
@@ -1141,6 +1143,9 @@ impl Soar {
                 .await
             {
                 Ok(_) => started.push(run_id),
+                // Transient: the caller retries the occurrence (run ids are deterministic, so
+                // the runs started already are not started again).
+                Err(e @ (SoarError::Store(_) | SoarError::Contention(_))) => return Err(e),
                 Err(e) => {
                     tracing::warn!(playbook = %summary.name, error = %e, "triggered run not started")
                 }

@@ -55,7 +55,10 @@ impl Dialect {
                 (2, include_str!("../migrations/postgres/0002_playbooks.sql")),
                 (3, include_str!("../migrations/postgres/0003_detection.sql")),
                 (4, include_str!("../migrations/postgres/0004_incidents.sql")),
-                (5, include_str!("../migrations/postgres/0005_indicators.sql")),
+                (
+                    5,
+                    include_str!("../migrations/postgres/0005_indicators.sql"),
+                ),
             ],
         }
     }
