@@ -8,10 +8,11 @@ use garrison_bus::EventLog;
 use garrison_model::{TenantId, Timestamp};
 use garrison_pipeline::codec;
 use garrison_sigma::LoadOptions;
-use garrison_store::{DetectionOutcome, DetectionRepo, EventRepo, EventRow};
+use garrison_store::{DetectionOutcome, DetectionRepo, EventRepo, EventRow, IndicatorRepo};
 use tokio::sync::watch;
 
 use crate::engine::{evaluate, Evaluated, TenantRules};
+use crate::intel::TenantIntel;
 use crate::{DetectConfig, DetectError};
 
 /// The consumer name under which the detector commits its log position.
@@ -38,10 +39,12 @@ pub struct Detector<S> {
     options: LoadOptions,
     position: watch::Sender<u64>,
     tenants: HashMap<TenantId, TenantRules>,
+    /// Active indicators per tenant (tenants without any are absent).
+    intel: HashMap<TenantId, Arc<TenantIntel>>,
     last_refresh: Option<Instant>,
 }
 
-impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
+impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
     /// Starts from the detector's committed position (or the oldest position still in the log,
     /// if the log was trimmed past it). The receiver tracks the position: the indexer keeps the
     /// segments the detector has not read yet.
@@ -71,6 +74,7 @@ impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
                 options: LoadOptions::default(),
                 position: sender,
                 tenants: HashMap::new(),
+                intel: HashMap::new(),
                 last_refresh: None,
             },
             receiver,
@@ -89,9 +93,68 @@ impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
         out
     }
 
-    /// Rebuilds the rule sets of tenants whose rules changed. Returns whether any did.
+    /// Indicators indexed per tenant, and how many of them.
+    pub fn loaded_indicators(&self) -> Vec<(TenantId, usize)> {
+        let mut out: Vec<_> = self.intel.iter().map(|(t, i)| (*t, i.len())).collect();
+        out.sort();
+        out
+    }
+
+    /// Rebuilds the indicator sets of tenants whose indicators changed. Returns whether any did.
+    ///
+    /// Only active indicators are loaded; one that expires while loaded scores 0 from then on
+    /// and raises nothing.
+    pub async fn refresh_indicators(&mut self) -> Result<bool, DetectError> {
+        let wanted: HashMap<TenantId, i64> = self
+            .store
+            .all_indicators_revisions()
+            .await?
+            .into_iter()
+            .collect();
+        let before = self.intel.len();
+        self.intel.retain(|tenant, _| wanted.contains_key(tenant));
+        let mut changed = before != self.intel.len();
+        for (tenant, revision) in wanted {
+            if self
+                .intel
+                .get(&tenant)
+                .is_some_and(|i| i.revision == revision)
+            {
+                continue;
+            }
+            changed = true;
+            // The revision is read first: a change racing with this lands in the next refresh.
+            let stored = self
+                .store
+                .active_indicators(tenant, Timestamp::now())
+                .await?;
+            let started = Instant::now();
+            let built = tokio::task::spawn_blocking(move || TenantIntel::build(revision, &stored))
+                .await
+                .map_err(|e| DetectError::Worker(e.to_string()))?;
+            if built.rejected > 0 {
+                tracing::warn!(tenant = %tenant, rejected = built.rejected, "stored indicators that do not parse were skipped");
+            }
+            tracing::info!(
+                tenant = %tenant,
+                indicators = built.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "indicators loaded for detection"
+            );
+            metrics::gauge!("garrison_detection_indicators", "tenant" => tenant.0.to_string())
+                .set(built.len() as f64);
+            // A tenant whose indicators are all gone or expired keeps its (empty) entry, so the
+            // revision is remembered and nothing is reloaded until it changes.
+            self.intel.insert(tenant, Arc::new(built));
+        }
+        Ok(changed)
+    }
+
+    /// Rebuilds the rule sets of tenants whose rules changed, and the indicator sets of those
+    /// whose indicators changed. Returns whether any did.
     pub async fn refresh_rules(&mut self) -> Result<bool, DetectError> {
         self.last_refresh = Some(Instant::now());
+        let indicators_changed = self.refresh_indicators().await?;
         let wanted: HashMap<TenantId, i64> = self
             .store
             .all_rules_revisions()
@@ -138,7 +201,7 @@ impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
                 .set(built.len() as f64);
             self.tenants.insert(tenant, built);
         }
-        Ok(changed)
+        Ok(changed || indicators_changed)
     }
 
     fn threads(&self) -> usize {
@@ -186,17 +249,6 @@ impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
                 self.refresh_rules().await?;
             }
             if start >= committed {
-                return Ok(total);
-            }
-            if self.tenants.is_empty() {
-                // No tenant has rules: nothing to read; rules enabled later apply from here.
-                if let Some(commit) = pending.take() {
-                    self.finish(commit).await?;
-                }
-                self.store
-                    .record_detections(&[], DETECTOR, committed)
-                    .await?;
-                self.position.send_replace(committed);
                 return Ok(total);
             }
             let mut reader = self.log.reader(start);
@@ -269,10 +321,11 @@ impl<S: DetectionRepo + EventRepo + 'static> Detector<S> {
         rows: Vec<EventRow>,
     ) -> Result<(Vec<EventRow>, Evaluated), DetectError> {
         let mut tenants = std::mem::take(&mut self.tenants);
+        let intel = self.intel.clone();
         let config = self.config.clone();
         let threads = self.threads();
         let joined = tokio::task::spawn_blocking(move || {
-            let evaluated = evaluate(&rows, &mut tenants, &config, threads);
+            let evaluated = evaluate(&rows, &mut tenants, &intel, &config, threads);
             (tenants, rows, evaluated)
         })
         .await;

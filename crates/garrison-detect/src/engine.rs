@@ -14,7 +14,9 @@ use garrison_sigma::{
 use garrison_store::{AlertHit, EventRow, StoredRule};
 use sha2::{Digest, Sha256};
 
+use crate::intel::{has_intel, ioc_hits, TenantIntel};
 use crate::DetectConfig;
+use garrison_pipeline::ALERT_FIELD;
 
 type Corr<'a> = Correlator<'a>;
 
@@ -120,18 +122,27 @@ fn entity_of(
 ) -> serde_json::Map<String, serde_json::Value> {
     let normalized: Option<serde_json::Map<String, serde_json::Value>> =
         serde_json::from_str(&row.normalized_json).ok();
+    entity_from(normalized.as_ref(), Some(event), fields)
+}
+
+/// [`entity_of`] from an already parsed normalised view (and the event, when readable).
+pub(crate) fn entity_from(
+    normalized: Option<&serde_json::Map<String, serde_json::Value>>,
+    event: Option<&HuntEvent>,
+    fields: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
     let mut entity = serde_json::Map::new();
     for name in fields {
-        let from_normalized = normalized
-            .as_ref()
-            .and_then(|n| n.get(name))
-            .and_then(|v| match v {
-                serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
-                serde_json::Value::Number(n) => Some(n.to_string()),
-                _ => None,
-            });
-        let value =
-            from_normalized.or_else(|| Event::get(event, name).and_then(|v| field_text(&v)));
+        let from_normalized = normalized.and_then(|n| n.get(name)).and_then(|v| match v {
+            serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        });
+        let value = from_normalized.or_else(|| {
+            event
+                .and_then(|e| Event::get(e, name))
+                .and_then(|v| field_text(&v))
+        });
         if let Some(value) = value {
             entity.insert(name.clone(), serde_json::Value::String(value));
         }
@@ -206,6 +217,53 @@ fn make_hit(
     }
 }
 
+/// Whether the row may come from an alert source (its normalised view names
+/// [`ALERT_FIELD`]; [`external_hit`] checks that it really does).
+fn is_external_alert(row: &EventRow) -> bool {
+    row.normalized_json.contains(ALERT_FIELD)
+}
+
+/// The alert an alert source's event carries (its rule, title and level were resolved at
+/// ingest by the source's mapping), folded like any other.
+fn external_hit(row: &EventRow, config: &DetectConfig, out: &mut Vec<AlertHit>) {
+    let Ok(normalized) =
+        serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&row.normalized_json)
+    else {
+        return;
+    };
+    let Some(serde_json::Value::Object(alert)) = normalized.get(ALERT_FIELD) else {
+        return;
+    };
+    let text = |key: &str| alert.get(key).and_then(|v| v.as_str()).map(str::to_string);
+    let (Some(rule_id), Some(title), Some(level)) = (text("rule"), text("title"), text("level"))
+    else {
+        return;
+    };
+    let event = row_event(row);
+    let entity = entity_from(Some(&normalized), event.as_ref(), &config.entity_fields);
+    let fp = fingerprint(&rule_id, &entity);
+    let window = window_start(row.time, config.window_micros());
+    let mut matched = serde_json::Map::new();
+    matched.insert(
+        "source".into(),
+        serde_json::Value::String(row.source.clone()),
+    );
+    matched.insert("rule".into(), serde_json::Value::String(rule_id.clone()));
+    out.push(AlertHit {
+        tenant_id: row.tenant_id,
+        alert_id: alert_id(row.tenant_id, &rule_id, &fp, window),
+        rule_id,
+        title,
+        level,
+        fingerprint: fp,
+        entity_json: serde_json::Value::Object(entity).to_string(),
+        window_start: window,
+        event_id: row.id.clone(),
+        event_time: row.time,
+        matched_json: serde_json::Value::Object(matched).to_string(),
+    });
+}
+
 /// What evaluating a batch gave.
 #[derive(Debug, Default)]
 pub struct Evaluated {
@@ -227,12 +285,23 @@ fn match_events(
     rows: &[EventRow],
     indexes: &[usize],
     tenants: &HashMap<TenantId, TenantRules>,
-) -> (Vec<EventMatches>, u64) {
+    intel: &HashMap<TenantId, Arc<TenantIntel>>,
+    config: &DetectConfig,
+) -> (Vec<EventMatches>, Vec<AlertHit>, u64) {
     let mut out = Vec::new();
+    let mut ioc = Vec::new();
     let mut unreadable = 0;
     let mut matches: Vec<Match<'_>> = Vec::new();
     for &index in indexes {
         let row = &rows[index];
+        if is_external_alert(row) {
+            external_hit(row, config, &mut ioc);
+        }
+        if let Some(indicators) = intel.get(&row.tenant_id) {
+            if !ioc_hits(row, indicators, config, &mut ioc) {
+                unreadable += 1;
+            }
+        }
         let Some(rules) = tenants.get(&row.tenant_id) else {
             continue;
         };
@@ -253,19 +322,26 @@ fn match_events(
             });
         }
     }
-    (out, unreadable)
+    (out, ioc, unreadable)
 }
 
-/// Evaluates rows against their tenants' rules on `threads` threads, then runs correlation in
-/// event-time order (per batch), and returns the hits to fold.
+/// Evaluates rows against their tenants' rules and indicators on `threads` threads, then runs
+/// correlation in event-time order (per batch), and returns the hits to fold (indicator hits
+/// first, then rule hits, each in log order).
 pub fn evaluate(
     rows: &[EventRow],
     tenants: &mut HashMap<TenantId, TenantRules>,
+    intel: &HashMap<TenantId, Arc<TenantIntel>>,
     config: &DetectConfig,
     threads: usize,
 ) -> Evaluated {
     let candidates: Vec<usize> = (0..rows.len())
-        .filter(|i| tenants.contains_key(&rows[*i].tenant_id))
+        .filter(|i| {
+            let tenant = rows[*i].tenant_id;
+            tenants.contains_key(&tenant)
+                || has_intel(intel, tenant)
+                || is_external_alert(&rows[*i])
+        })
         .collect();
     let mut result = Evaluated {
         events: candidates.len() as u64,
@@ -279,7 +355,8 @@ pub fn evaluate(
         .min(candidates.len().div_ceil(64).max(1));
     let shared: &HashMap<TenantId, TenantRules> = tenants;
     let mut matched: Vec<EventMatches> = if threads <= 1 {
-        let (m, u) = match_events(rows, &candidates, shared);
+        let (m, ioc, u) = match_events(rows, &candidates, shared, intel, config);
+        result.hits.extend(ioc);
         result.unreadable += u;
         m
     } else {
@@ -287,13 +364,14 @@ pub fn evaluate(
         std::thread::scope(|scope| {
             let handles: Vec<_> = candidates
                 .chunks(chunk)
-                .map(|part| scope.spawn(move || match_events(rows, part, shared)))
+                .map(|part| scope.spawn(move || match_events(rows, part, shared, intel, config)))
                 .collect();
             let mut all = Vec::new();
             for handle in handles {
                 match handle.join() {
-                    Ok((m, u)) => {
+                    Ok((m, ioc, u)) => {
                         all.extend(m);
+                        result.hits.extend(ioc);
                         result.unreadable += u;
                     }
                     Err(_) => {

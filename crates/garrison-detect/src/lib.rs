@@ -1,4 +1,5 @@
-//! Live detection: every tenant's enabled Sigma rules run on the event log as events land.
+//! Live detection: every tenant's enabled Sigma rules and active indicators, and alert
+//! sources' own alerts, run on the event log as events land.
 //!
 //! ```text
 //! event log ──► Detector ──► matches ──► fold by (rule, entity, window) ──► alerts
@@ -18,6 +19,7 @@
 
 mod detector;
 mod engine;
+pub mod intel;
 pub mod rules;
 
 pub use detector::{Detector, DETECTOR};

@@ -275,3 +275,174 @@ fn a_rule_test_reports_what_it_would_have_matched() {
     assert_eq!(matches[0].matched["Image"], "C:\\whoami.exe");
     assert!(garrison_detect::test_rule("x", "title: x\ndetection: {}\n", &[]).is_err());
 }
+
+fn net_row(tenant: TenantId, id: &str, seconds: i64, normalized: serde_json::Value) -> EventRow {
+    EventRow {
+        id: id.to_string(),
+        tenant_id: tenant,
+        time: Timestamp::from_second(1_700_000_000 + seconds).expect("time"),
+        received: Timestamp::now(),
+        source: "fw".into(),
+        logsource: LogSource::default(),
+        fields_json: json!({"msg": id}).to_string(),
+        normalized_json: normalized.to_string(),
+        raw: None,
+        search_text: String::new(),
+    }
+}
+
+fn indicator(kind: &str, value: &str, source: &str, confidence: i64) -> NewIndicator {
+    NewIndicator {
+        kind: kind.into(),
+        value: value.into(),
+        source: source.into(),
+        confidence,
+        first_seen: None,
+        expires: None,
+        tags: Vec::new(),
+        description: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indicators_in_normalised_fields_fold_into_alerts_once() {
+    let s = setup().await;
+    // Bravo has no rules: indicators alone make its events worth reading.
+    s.store
+        .upsert_indicators(
+            s.bravo,
+            &[
+                indicator("ip", "203.0.113.7", "feed-a", 80),
+                indicator("ip", "203.0.113.7", "feed-c", 50),
+                indicator("domain", "evil.example", "feed-b", 95),
+            ],
+            Timestamp::now(),
+        )
+        .await
+        .expect("indicators");
+    let batch = vec![
+        net_row(
+            s.bravo,
+            "b1",
+            10,
+            json!({"host.name": "ws9", "source.ip": "10.0.0.1", "destination.ip": "203.0.113.7"}),
+        ),
+        net_row(
+            s.bravo,
+            "b2",
+            20,
+            json!({"host.name": "ws9", "dns.question.name": "A.Evil.Example."}),
+        ),
+        net_row(
+            s.bravo,
+            "b3",
+            30,
+            json!({"host.name": "ws9", "destination.ip": "198.51.100.1"}),
+        ),
+        net_row(
+            s.bravo,
+            "b4",
+            40,
+            json!({"host.name": "ws9", "destination.ip": "203.0.113.7", "related.ip": ["203.0.113.7"]}),
+        ),
+    ];
+    s.log.append(&codec::encode(&batch)).await.expect("append");
+    let (mut detector, _) = Detector::new(s.store.clone(), s.log.clone(), DetectConfig::default())
+        .await
+        .expect("detector");
+    assert_eq!(detector.run_once().await.expect("run"), 4);
+    assert_eq!(detector.loaded_indicators(), vec![(s.bravo, 3)]);
+
+    let check = |alerts: Vec<Alert>| {
+        assert_eq!(alerts.len(), 2, "{alerts:?}");
+        let ip = alerts
+            .iter()
+            .find(|a| a.rule_id == "ioc:ip")
+            .expect("ip alert");
+        // Two events, one alert; the same value in two fields of b4 counts once.
+        assert_eq!(ip.count, 2);
+        // The best source's confidence (80, not decayed: no first-seen time) is the level.
+        assert_eq!(ip.level, "high");
+        assert!(ip.title.contains("203.0.113.7"), "{}", ip.title);
+        assert!(ip.title.contains("destination.ip"), "{}", ip.title);
+        assert_eq!(ip.matched["destination.ip"], "203.0.113.7");
+        assert_eq!(ip.matched["indicator.source"], "feed-a");
+        assert_eq!(ip.entity["host.name"], "ws9");
+        assert_eq!(ip.entity["indicator"], "ip:203.0.113.7");
+        let domain = alerts
+            .iter()
+            .find(|a| a.rule_id == "ioc:domain")
+            .expect("domain alert");
+        assert_eq!(domain.count, 1);
+        assert_eq!(domain.level, "critical");
+        assert_eq!(domain.matched["dns.question.name"], "A.Evil.Example.");
+        (ip.alert_id.clone(), domain.alert_id.clone())
+    };
+    let ids = check(alerts(&s.store, s.bravo).await);
+    // Alpha's events and alerts are untouched by bravo's indicators.
+    assert!(alerts(&s.store, s.alpha).await.is_empty());
+
+    // A replay of the whole log: same alerts, same counts.
+    s.store
+        .store_events(&[], DETECTOR, 0)
+        .await
+        .expect("rewind");
+    let (mut again, _) = Detector::new(s.store.clone(), s.log.clone(), DetectConfig::default())
+        .await
+        .expect("detector");
+    assert_eq!(again.run_once().await.expect("run"), 4);
+    assert_eq!(check(alerts(&s.store, s.bravo).await), ids);
+
+    // An indicator expired, another imported: the set is rebuilt before the next batch.
+    let domain = s
+        .store
+        .list_indicators(
+            s.bravo,
+            &IndicatorQuery {
+                kind: Some("domain".into()),
+                limit: 10,
+                ..IndicatorQuery::default()
+            },
+        )
+        .await
+        .expect("list")
+        .indicators;
+    s.store
+        .expire_indicator(s.bravo, domain[0].id, Timestamp::now())
+        .await
+        .expect("expire");
+    s.store
+        .upsert_indicators(
+            s.bravo,
+            &[indicator("cidr", "198.51.100.0/24", "feed-d", 30)],
+            Timestamp::now(),
+        )
+        .await
+        .expect("cidr");
+    s.log
+        .append(&codec::encode(&[
+            net_row(
+                s.bravo,
+                "b5",
+                50,
+                json!({"dns.question.name": "evil.example"}),
+            ),
+            net_row(s.bravo, "b6", 60, json!({"destination.ip": "198.51.100.9"})),
+        ]))
+        .await
+        .expect("append");
+    assert_eq!(again.run_once().await.expect("run"), 2);
+    let after = alerts(&s.store, s.bravo).await;
+    assert_eq!(after.len(), 3, "{after:?}");
+    let cidr = after
+        .iter()
+        .find(|a| a.rule_id == "ioc:cidr")
+        .expect("cidr alert");
+    assert_eq!(cidr.level, "low");
+    assert_eq!(cidr.matched["destination.ip"], "198.51.100.9");
+    let domain = after
+        .iter()
+        .find(|a| a.rule_id == "ioc:domain")
+        .expect("domain");
+    assert_eq!(domain.count, 1, "an expired indicator raised an alert");
+}

@@ -19,7 +19,9 @@ use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::{event_id_from_sender, new_ulid, LogSource, TenantId, Timestamp};
-use garrison_store::{EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo};
+use garrison_store::{
+    AlertMapping, EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo,
+};
 use tokio::sync::watch;
 
 /// The consumer name under which the store indexer commits its log position.
@@ -45,6 +47,72 @@ pub struct SourceContext {
     pub source: String,
     pub logsource: LogSource,
     normalizer: Arc<Normalizer>,
+    /// Set for an alert source: every event becomes an alert (see [`ALERT_FIELD`]).
+    alerts: Option<Arc<AlertMapping>>,
+}
+
+/// The key of the normalised view under which an alert source's events carry their alert:
+/// `{"rule": "ext:<rule id>", "title": .., "level": ..}`. Only [`SourceContext::row`] writes
+/// it (a mapping that names it is overridden), so only alert sources make external alerts.
+pub const ALERT_FIELD: &str = "garrison.alert";
+
+fn text_of(value: &serde_json::Value) -> Option<String> {
+    match value {
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_string()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// A sender's severity as an alert level: words (`critical`, `high`, `severe`, `warning`,
+/// `info`...) or a number, read on a 0-10 scale (above 10: 0-100). `None` if unrecognised.
+pub fn severity_level(value: &serde_json::Value) -> Option<&'static str> {
+    let text = text_of(value)?.to_ascii_lowercase();
+    if let Ok(n) = text.parse::<f64>() {
+        if !n.is_finite() || n < 0.0 {
+            return None;
+        }
+        let n = if n > 10.0 { n / 10.0 } else { n };
+        return Some(match n {
+            n if n >= 9.0 => "critical",
+            n if n >= 7.0 => "high",
+            n if n >= 4.0 => "medium",
+            n if n >= 1.0 => "low",
+            _ => "informational",
+        });
+    }
+    let level = match text.as_str() {
+        "critical" | "crit" | "emergency" | "emerg" | "alert" | "fatal" => "critical",
+        "high" | "severe" | "major" | "error" | "err" => "high",
+        "medium" | "med" | "moderate" | "warning" | "warn" => "medium",
+        "low" | "minor" | "notice" => "low",
+        "informational" | "info" | "information" | "debug" | "none" => "informational",
+        _ => return None,
+    };
+    Some(level)
+}
+
+/// The alert an alert source's event carries, per its mapping (see [`ALERT_FIELD`]).
+fn external_alert(
+    mapping: &AlertMapping,
+    source: &str,
+    fields: &serde_json::Map<String, serde_json::Value>,
+) -> serde_json::Value {
+    let get = |path: &Option<String>| {
+        path.as_deref()
+            .and_then(|p| garrison_ingest::normalize::resolve(fields, p))
+    };
+    let rule = get(&mapping.rule)
+        .and_then(text_of)
+        .unwrap_or_else(|| source.to_string());
+    let title = get(&mapping.title)
+        .and_then(text_of)
+        .unwrap_or_else(|| format!("{source} alert {rule}"));
+    let level = get(&mapping.severity)
+        .and_then(severity_level)
+        .unwrap_or("medium");
+    serde_json::json!({"rule": format!("ext:{rule}"), "title": title, "level": level})
 }
 
 impl SourceContext {
@@ -64,6 +132,7 @@ impl SourceContext {
                 category: source.category.clone(),
             },
             normalizer: Arc::new(Normalizer::new(&mapping)),
+            alerts: source.alert_mapping.clone().map(Arc::new),
         }
     }
 
@@ -74,6 +143,7 @@ impl SourceContext {
             source: source.to_string(),
             logsource: LogSource::default(),
             normalizer: Arc::new(Normalizer::new(&FieldMapping::builtin())),
+            alerts: None,
         }
     }
 
@@ -90,7 +160,14 @@ impl SourceContext {
     /// they were (their original bytes when the decoder kept them).
     pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
         let id = self.id_for(&record);
-        let normalized = self.normalizer.normalize(&record.fields);
+        let mut normalized = self.normalizer.normalize(&record.fields);
+        normalized.remove(ALERT_FIELD);
+        if let Some(mapping) = &self.alerts {
+            normalized.insert(
+                ALERT_FIELD.to_string(),
+                external_alert(mapping, &self.source, &record.fields),
+            );
+        }
         let fields_json = match record.source_json {
             Some(json) => json,
             None => serde_json::Value::Object(record.fields).to_string(),
@@ -464,4 +541,91 @@ pub async fn enforce_retention<S: EventRepo + TenantRepo>(
 
 fn jiff_hours(hours: i64) -> garrison_model::SignedDuration {
     garrison_model::SignedDuration::from_hours(hours)
+}
+
+#[cfg(test)]
+mod alert_source_tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    fn record(fields: Value) -> Record {
+        Record {
+            fields: fields.as_object().cloned().unwrap_or_default(),
+            time: None,
+            sender_id: None,
+            raw: None,
+            source_json: None,
+        }
+    }
+
+    fn source(alerts: Option<AlertMapping>) -> Source {
+        Source {
+            id: 1,
+            tenant_id: TenantId(1),
+            name: "edr".into(),
+            product: None,
+            service: None,
+            category: None,
+            field_mapping: Vec::new(),
+            alert_mapping: alerts,
+            created: Timestamp::now(),
+        }
+    }
+
+    fn alert_of(row: &EventRow) -> Option<Value> {
+        let normalized: serde_json::Map<String, Value> =
+            serde_json::from_str(&row.normalized_json).expect("normalized");
+        normalized.get(ALERT_FIELD).cloned()
+    }
+
+    #[test]
+    fn severities_read_as_words_or_numbers() {
+        for (value, level) in [
+            (json!("Critical"), Some("critical")),
+            (json!(" severe "), Some("high")),
+            (json!("warning"), Some("medium")),
+            (json!("info"), Some("informational")),
+            (json!(8), Some("high")),
+            (json!("2"), Some("low")),
+            (json!(95), Some("critical")),
+            (json!(45), Some("medium")),
+            (json!(0), Some("informational")),
+            (json!(-1), None),
+            (json!("purple"), None),
+            (json!(null), None),
+        ] {
+            assert_eq!(severity_level(&value), level, "{value}");
+        }
+    }
+
+    #[test]
+    fn only_alert_sources_carry_an_alert() {
+        let received = Timestamp::now();
+        let forged =
+            record(json!({"garrison.alert": {"rule": "ext:x", "title": "x", "level": "critical"}}));
+        let plain = SourceContext::from_source(&source(None)).row(forged.clone(), received);
+        assert_eq!(alert_of(&plain), None);
+
+        let mapping = AlertMapping {
+            rule: Some("detect.rule".into()),
+            title: Some("detect.name".into()),
+            severity: Some("sev".into()),
+        };
+        let context = SourceContext::from_source(&source(Some(mapping)));
+        let row = context.row(
+            record(json!({"detect": {"rule": 42, "name": "Bad thing"}, "sev": "high"})),
+            received,
+        );
+        assert_eq!(
+            alert_of(&row),
+            Some(json!({"rule": "ext:42", "title": "Bad thing", "level": "high"}))
+        );
+        // Missing fields: the source names the rule, the level is medium; a forged value is
+        // replaced by the mapped one.
+        let row = context.row(forged, received);
+        assert_eq!(
+            alert_of(&row),
+            Some(json!({"rule": "ext:edr", "title": "edr alert edr", "level": "medium"}))
+        );
+    }
 }

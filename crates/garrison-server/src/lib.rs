@@ -12,6 +12,7 @@ mod priority;
 mod routes;
 mod syslog;
 mod tls;
+mod triage;
 mod triggers;
 
 use std::collections::HashMap;
@@ -397,6 +398,8 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
 
     // Before the detector runs: on first start, triggers begin at the alerts existing now.
     triggers::init_cursors(&store).await?;
+    // Automatic triage (alerts into incidents) likewise begins at the present on first start.
+    triage::init_cursor(&store).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
@@ -408,6 +411,12 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         store.clone(),
         state.soar().clone(),
         config.triggers,
+        shutdown_rx.clone(),
+    ));
+    // Triage: suppress, score and group new alerts into incidents (cursor-committed).
+    tasks.push(triage::spawn(
+        store.clone(),
+        config.triggers.poll_interval,
         shutdown_rx.clone(),
     ));
     tasks.push(tokio::spawn(garrison_pipeline::run_retention(

@@ -162,6 +162,9 @@ pub trait IndicatorRepo: Send + Sync {
     async fn purge_expired_indicators(&self, tenant: TenantId, cutoff: Timestamp) -> Result<u64>;
     /// A number that changes with every write to the tenant's indicators (0: never had any).
     async fn indicators_revision(&self, tenant: TenantId) -> Result<i64>;
+    /// Every tenant's indicator revision, for the live detector (an unscoped read of numbers,
+    /// no tenant data, like `DetectionRepo::all_rules_revisions`).
+    async fn all_indicators_revisions(&self) -> Result<Vec<(TenantId, i64)>>;
 }
 
 const INDICATOR_COLUMNS: &str = "id, tenant_id, kind, value, source, confidence, first_seen_us, expires_us, tags, description, times_imported, created_us, updated_us";
@@ -653,5 +656,14 @@ impl IndicatorRepo for SqlStore {
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(revision.unwrap_or(0))
+    }
+
+    async fn all_indicators_revisions(&self) -> Result<Vec<(TenantId, i64)>> {
+        let rows = sqlx::query("SELECT tenant_id, revision FROM indicator_revisions")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|row| Ok((TenantId(row.try_get("tenant_id")?), row.try_get("revision")?)))
+            .collect()
     }
 }

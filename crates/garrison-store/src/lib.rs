@@ -196,7 +196,21 @@ pub struct Source {
     pub category: Option<String>,
     /// Pairs of (field path as sent, ECS-style name), applied on top of the built-in mapping.
     pub field_mapping: Vec<(String, String)>,
+    /// Set for an alert source (an EDR's or IDS's own alerts): each of its events becomes an
+    /// alert, named and levelled by these fields.
+    #[serde(default)]
+    pub alert_mapping: Option<AlertMapping>,
     pub created: Timestamp,
+}
+
+/// Which fields of an alert source's events (paths as sent, dotted into nested objects) give
+/// the alert's rule id (`ext:<value>`), title and severity. A missing field falls back to the
+/// source's name and level `medium`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AlertMapping {
+    pub rule: Option<String>,
+    pub title: Option<String>,
+    pub severity: Option<String>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -206,6 +220,7 @@ pub struct NewSource {
     pub service: Option<String>,
     pub category: Option<String>,
     pub field_mapping: Vec<(String, String)>,
+    pub alert_mapping: Option<AlertMapping>,
 }
 
 /// An event in the shape the store writes it: JSON already rendered to text and the words for

@@ -436,8 +436,41 @@ fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
     })
 }
 
+/// The `field_mapping` column of a source with an alert mapping: the pairs and the mapping
+/// side by side (a source without one keeps the plain array of pairs).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SourceMappings {
+    fields: Vec<(String, String)>,
+    alerts: Option<crate::AlertMapping>,
+}
+
+fn encode_source_mappings(source: &NewSource) -> serde_json::Result<String> {
+    match &source.alert_mapping {
+        None => serde_json::to_string(&source.field_mapping),
+        Some(alerts) => serde_json::to_string(&SourceMappings {
+            fields: source.field_mapping.clone(),
+            alerts: Some(alerts.clone()),
+        }),
+    }
+}
+
+type DecodedMappings = (Vec<(String, String)>, Option<crate::AlertMapping>);
+
+fn decode_source_mappings(text: &str) -> serde_json::Result<DecodedMappings> {
+    if text.trim_start().starts_with('[') {
+        return Ok((serde_json::from_str(text)?, None));
+    }
+    let both: SourceMappings = serde_json::from_str(text)?;
+    Ok((both.fields, both.alerts))
+}
+
 fn source_from_row(row: &AnyRow) -> Result<Source> {
     let mapping: String = row.try_get("field_mapping")?;
+    let (field_mapping, alert_mapping) =
+        decode_source_mappings(&mapping).map_err(|e| StoreError::Corrupt {
+            column: "sources.field_mapping",
+            reason: e.to_string(),
+        })?;
     Ok(Source {
         id: row.try_get("id")?,
         tenant_id: TenantId(row.try_get("tenant_id")?),
@@ -445,10 +478,8 @@ fn source_from_row(row: &AnyRow) -> Result<Source> {
         product: row.try_get("product")?,
         service: row.try_get("service")?,
         category: row.try_get("category")?,
-        field_mapping: serde_json::from_str(&mapping).map_err(|e| StoreError::Corrupt {
-            column: "sources.field_mapping",
-            reason: e.to_string(),
-        })?,
+        field_mapping,
+        alert_mapping,
         created: from_micros(row.try_get("created_us")?),
     })
 }
@@ -803,8 +834,7 @@ impl SourceRepo for SqlStore {
                 reason: "must be 1 to 128 characters".into(),
             });
         }
-        let mapping =
-            serde_json::to_string(&source.field_mapping).map_err(|e| StoreError::Invalid {
+        let mapping = encode_source_mappings(&source).map_err(|e| StoreError::Invalid {
                 what: "field mapping".into(),
                 reason: e.to_string(),
             })?;

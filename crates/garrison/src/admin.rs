@@ -117,6 +117,18 @@ pub enum SourceCommand {
         /// Field mapping `FIELD=ECS.NAME`; repeat for several.
         #[arg(long = "map", value_name = "FIELD=ECS")]
         mappings: Vec<String>,
+        /// An alert source (an EDR's or IDS's own alerts): each of its events becomes an alert.
+        #[arg(long)]
+        alerts: bool,
+        /// Field of an alert giving its rule id (the alert's rule is `ext:<value>`).
+        #[arg(long, value_name = "FIELD", requires = "alerts")]
+        alert_rule: Option<String>,
+        /// Field of an alert giving its title.
+        #[arg(long, value_name = "FIELD", requires = "alerts")]
+        alert_title: Option<String>,
+        /// Field of an alert giving its severity (a word like high, or 0-10 / 0-100).
+        #[arg(long, value_name = "FIELD", requires = "alerts")]
+        alert_severity: Option<String>,
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
@@ -333,6 +345,10 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             service,
             category,
             mappings,
+            alerts,
+            alert_rule,
+            alert_title,
+            alert_severity,
             tenant,
         } => {
             let tenant = tenant_named(&store, &tenant).await?;
@@ -354,6 +370,11 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
                         service,
                         category,
                         field_mapping,
+                        alert_mapping: alerts.then_some(garrison_store::AlertMapping {
+                            rule: alert_rule,
+                            title: alert_title,
+                            severity: alert_severity,
+                        }),
                     },
                 )
                 .await?;

@@ -151,6 +151,9 @@ pub struct SourceView {
     pub category: Option<String>,
     /// Pairs of (field as sent, ECS-style name).
     pub field_mapping: Vec<(String, String)>,
+    /// Set for an alert source: the fields giving each alert's rule id, title and severity.
+    #[schema(value_type = Option<Object>)]
+    pub alert_mapping: Option<garrison_store::AlertMapping>,
     pub created: String,
 }
 
@@ -162,6 +165,7 @@ impl From<Source> for SourceView {
             service: s.service,
             category: s.category,
             field_mapping: s.field_mapping,
+            alert_mapping: s.alert_mapping,
             created: s.created.to_string(),
         }
     }
@@ -821,6 +825,11 @@ pub struct PutSource {
     /// Extra field mapping on top of the built-in one: pairs of (field as sent, ECS name).
     #[serde(default)]
     pub field_mapping: Vec<(String, String)>,
+    /// Makes it an alert source (an EDR's or IDS's own alerts: each event becomes an alert):
+    /// `{"rule": FIELD, "title": FIELD, "severity": FIELD}`, each optional.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub alert_mapping: Option<garrison_store::AlertMapping>,
 }
 
 /// Create or replace a source's logsource and field mapping (admins).
@@ -850,6 +859,7 @@ pub async fn put_source(
                 service: request.service,
                 category: request.category,
                 field_mapping: request.field_mapping,
+                alert_mapping: request.alert_mapping,
             },
         )
         .await?;

@@ -111,7 +111,7 @@ fn values<T: Serialize>(items: &[T]) -> Vec<serde_json::Value> {
 // ---------------------------------------------------------------- helpers
 
 /// The caller as the workflow sees them: a session's user name, else `token:PREFIX`.
-fn actor(principal: &Principal) -> Actor {
+pub(crate) fn actor(principal: &Principal) -> Actor {
     let token = &principal.token;
     let user = match (token.kind, token.name.strip_prefix("session of ")) {
         (TokenKind::Session, Some(user)) => user.to_string(),

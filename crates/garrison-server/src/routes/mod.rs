@@ -8,6 +8,7 @@ pub mod indicators;
 pub mod ingest;
 pub mod ops;
 pub mod playbooks;
+pub mod triage;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -99,6 +100,14 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::split))
         .routes(routes!(incidents::similar))
         .routes(routes!(incidents::soc_metrics))
+        .routes(routes!(triage::list_suppressions, triage::create_suppression))
+        .routes(routes!(triage::expire_suppression))
+        .routes(routes!(triage::list_grouping_rules))
+        .routes(routes!(triage::put_grouping_rule))
+        .routes(routes!(triage::import_assets))
+        .routes(routes!(triage::list_assets))
+        .routes(routes!(triage::get_sla_policy, triage::put_sla_policy))
+        .routes(routes!(triage::get_workflow, triage::put_workflow))
         .routes(routes!(indicators::import_indicators))
         .routes(routes!(indicators::list_indicators))
         .routes(routes!(indicators::list_feeds))

@@ -338,6 +338,26 @@ pub async fn sources_upsert_and_stay_in_their_tenant(store: &SqlStore) {
         second.field_mapping,
         vec![("proc".to_string(), "process.name".to_string())]
     );
+    assert_eq!(second.alert_mapping, None);
+    // An alert source keeps its pairs and its alert mapping; unmarking it drops the mapping.
+    let mapping = AlertMapping {
+        rule: Some("detect.rule_id".into()),
+        title: Some("detect.name".into()),
+        severity: None,
+    };
+    let mut alerts = NewSource {
+        name: "edr".into(),
+        field_mapping: vec![("proc".into(), "process.name".into())],
+        alert_mapping: Some(mapping.clone()),
+        ..NewSource::default()
+    };
+    let third = store.upsert_source(alpha.id, alerts.clone()).await.expect("alerts");
+    assert_eq!(third.alert_mapping, Some(mapping));
+    assert_eq!(third.field_mapping, second.field_mapping);
+    alerts.alert_mapping = None;
+    let fourth = store.upsert_source(alpha.id, alerts).await.expect("plain");
+    assert_eq!(fourth.alert_mapping, None);
+    assert_eq!(fourth.field_mapping, second.field_mapping);
     assert!(store.source(bravo.id, "edr").await.expect("get").is_none());
     assert_eq!(store.list_sources(alpha.id).await.expect("list").len(), 1);
 }

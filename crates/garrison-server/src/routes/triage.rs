@@ -1,0 +1,475 @@
+//! Triage settings of a tenant: suppressions, grouping rules, the asset table, the SLA policy
+//! and the incident workflow. Everyone in the tenant reads them; admins and analysts change
+//! them. Every change is audited. The triage follower (`crate::triage`) applies them to new
+//! alerts.
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::Json;
+use garrison_cases::{
+    parse_assets_csv, EntityKey, GroupingRule, SlaPolicy, Suppression, Workflow, WorkflowError,
+};
+use garrison_model::{Role, Timestamp};
+use garrison_store::IncidentRepo;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+use crate::auth::Principal;
+use crate::error::{ApiError, Problem};
+use crate::routes::audit::record;
+use crate::routes::incidents::actor;
+use crate::AppState;
+
+/// Roles that change triage settings.
+const EDITORS: &[Role] = &[Role::Admin, Role::Analyst];
+
+fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(value).map_err(ApiError::internal)
+}
+
+fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+// ---------------------------------------------------------------- suppressions
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSuppression {
+    /// Defaults to a new `sup-…` id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Only alerts of this rule.
+    #[serde(default)]
+    pub rule_id: Option<String>,
+    /// Dotted field name → value (`*` matches any run of characters); all must match.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    pub reason: String,
+    /// RFC 3339; none: until expired by hand.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub expires: Option<Timestamp>,
+}
+
+/// Suppressions with their hit counts, newest first; `?active=true` for those in force now.
+#[utoipa::path(
+    get,
+    path = "/api/v1/suppressions",
+    tag = "triage",
+    params(("active" = Option<bool>, Query, description = "Only those not expired")),
+    responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_suppressions(
+    State(state): State<AppState>,
+    principal: Principal,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let mut active = None;
+    for (key, value) in query_pairs(query) {
+        if key == "active" {
+            match value.as_str() {
+                "true" | "1" => active = Some(Timestamp::now()),
+                "false" | "0" => active = None,
+                _ => return Err(ApiError::invalid("parameter active: true or false")),
+            }
+        }
+    }
+    let list = state
+        .store()
+        .list_suppressions(principal.tenant, active)
+        .await?;
+    Ok(Json(
+        list.iter().map(to_json).collect::<Result<Vec<_>, _>>()?,
+    ))
+}
+
+/// Create a suppression: matching new alerts are marked suppressed and counted against it
+/// instead of becoming incidents. It needs a rule or a field matcher; admins and analysts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/suppressions",
+    tag = "triage",
+    request_body = NewSuppression,
+    responses((status = 201, body = Object), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn create_suppression(
+    State(state): State<AppState>,
+    principal: Principal,
+    Json(body): Json<NewSuppression>,
+) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+    principal.require_any(EDITORS)?;
+    let suppression = Suppression {
+        id: body
+            .id
+            .unwrap_or_else(|| format!("sup-{}", garrison_model::new_ulid().to_lowercase())),
+        rule_id: body.rule_id,
+        fields: body.fields,
+        reason: body.reason,
+        author: actor(&principal).user,
+        created: Timestamp::now(),
+        expires: body.expires,
+    };
+    suppression
+        .validate()
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let stored = state
+        .store()
+        .create_suppression(principal.tenant, &suppression)
+        .await?;
+    record(
+        &state,
+        &principal,
+        "suppression.create",
+        &suppression.id,
+        serde_json::json!({"rule_id": suppression.rule_id, "fields": suppression.fields, "reason": suppression.reason}),
+    )
+    .await;
+    Ok((axum::http::StatusCode::CREATED, Json(to_json(&stored)?)))
+}
+
+/// End a suppression now; it is kept with its counts. Admins and analysts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/suppressions/{id}/expire",
+    tag = "triage",
+    params(("id" = String, Path, description = "Suppression id")),
+    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn expire_suppression(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require_any(EDITORS)?;
+    let stored = state
+        .store()
+        .expire_suppression(principal.tenant, &id, Timestamp::now())
+        .await?;
+    record(
+        &state,
+        &principal,
+        "suppression.expire",
+        &id,
+        serde_json::json!({}),
+    )
+    .await;
+    Ok(Json(to_json(&stored)?))
+}
+
+// ---------------------------------------------------------------- grouping rules
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupingRuleBody {
+    /// `host`, `user`, `indicator`, `rule`, or `{"field": "dotted.name"}`.
+    #[schema(value_type = Vec<Object>)]
+    pub keys: Vec<EntityKey>,
+    pub window_secs: u64,
+    /// Only alerts of these rules; empty: all.
+    #[serde(default)]
+    pub rule_ids: Vec<String>,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The tenant's grouping rules; with none enabled, alerts group by host within one hour.
+#[utoipa::path(
+    get,
+    path = "/api/v1/grouping-rules",
+    tag = "triage",
+    responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_grouping_rules(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let rules = state.store().grouping_rules(principal.tenant).await?;
+    Ok(Json(
+        rules.iter().map(to_json).collect::<Result<Vec<_>, _>>()?,
+    ))
+}
+
+/// Create or replace a grouping rule; validation errors come back with their places.
+#[utoipa::path(
+    put,
+    path = "/api/v1/grouping-rules/{name}",
+    tag = "triage",
+    params(("name" = String, Path, description = "Rule name")),
+    request_body = GroupingRuleBody,
+    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn put_grouping_rule(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(name): Path<String>,
+    Json(body): Json<GroupingRuleBody>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require_any(EDITORS)?;
+    let rule = GroupingRule {
+        name: name.clone(),
+        keys: body.keys,
+        window_secs: body.window_secs,
+        rule_ids: body.rule_ids,
+    };
+    if let Err(errors) = rule.validate() {
+        return Err(ApiError::invalid("grouping rule is not valid")
+            .with_errors(errors.iter().map(to_json).collect::<Result<_, _>>()?));
+    }
+    let stored = state
+        .store()
+        .upsert_grouping_rule(principal.tenant, &rule, body.enabled, Timestamp::now())
+        .await?;
+    record(
+        &state,
+        &principal,
+        "grouping_rule.put",
+        &name,
+        serde_json::json!({"keys": rule.keys, "window_secs": rule.window_secs, "enabled": body.enabled}),
+    )
+    .await;
+    Ok(Json(to_json(&stored)?))
+}
+
+// ---------------------------------------------------------------- assets
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssetImportResult {
+    pub imported: u64,
+    /// Lines not imported: `{line, reason}`.
+    #[schema(value_type = Vec<Object>)]
+    pub errors: Vec<serde_json::Value>,
+}
+
+/// Import assets from CSV (header with `name`, `criticality`, optional `ip`, `owner`); assets
+/// are created or replaced by name, and bad lines are reported without failing the file.
+#[utoipa::path(
+    post,
+    path = "/api/v1/assets/import",
+    tag = "triage",
+    request_body(content = String, description = "CSV", content_type = "text/csv"),
+    responses((status = 200, body = AssetImportResult), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn import_assets(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<AssetImportResult>, ApiError> {
+    principal.require_any(EDITORS)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::invalid(format!("body is not UTF-8: {e}")))?;
+    let (assets, errors) = parse_assets_csv(text);
+    let imported = if assets.is_empty() {
+        0
+    } else {
+        state
+            .store()
+            .upsert_assets(principal.tenant, &assets, Timestamp::now())
+            .await?
+    };
+    record(
+        &state,
+        &principal,
+        "assets.import",
+        "assets",
+        serde_json::json!({"imported": imported, "errors": errors.len()}),
+    )
+    .await;
+    Ok(Json(AssetImportResult {
+        imported,
+        errors: errors.iter().map(to_json).collect::<Result<_, _>>()?,
+    }))
+}
+
+/// The asset table.
+#[utoipa::path(
+    get,
+    path = "/api/v1/assets",
+    tag = "triage",
+    responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_assets(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+    let assets = state.store().assets(principal.tenant).await?;
+    Ok(Json(
+        assets.iter().map(to_json).collect::<Result<Vec<_>, _>>()?,
+    ))
+}
+
+// ---------------------------------------------------------------- SLA policy
+
+/// The tenant's SLA targets (the defaults until set).
+#[utoipa::path(
+    get,
+    path = "/api/v1/sla-policy",
+    tag = "triage",
+    responses((status = 200, body = Object), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn get_sla_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let policy = state.store().sla_policy(principal.tenant).await?;
+    Ok(Json(to_json(&policy)?))
+}
+
+/// Replace the SLA targets: `default` and `per_severity`, each with `acknowledge_secs`,
+/// `analysis_secs`, `disposal_secs`. Admins and analysts.
+#[utoipa::path(
+    put,
+    path = "/api/v1/sla-policy",
+    tag = "triage",
+    request_body(content = Object, description = "The SLA policy"),
+    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn put_sla_policy(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    principal.require_any(EDITORS)?;
+    let policy: SlaPolicy =
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("SLA policy: {e}")))?;
+    let mut errors = Vec::new();
+    let mut check = |place: String, targets: &garrison_cases::SlaTargets| {
+        for (name, secs) in [
+            ("acknowledge_secs", targets.acknowledge_secs),
+            ("analysis_secs", targets.analysis_secs),
+            ("disposal_secs", targets.disposal_secs),
+        ] {
+            if secs == 0 {
+                errors.push(serde_json::json!({"path": format!("{place}.{name}"), "message": "must be at least 1"}));
+            }
+        }
+    };
+    check("default".into(), &policy.default);
+    for (severity, targets) in &policy.per_severity {
+        check(format!("per_severity.{}", severity.as_str()), targets);
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid("SLA policy is not valid").with_errors(errors));
+    }
+    let now = Timestamp::now();
+    state
+        .store()
+        .set_sla_policy(principal.tenant, &policy, now)
+        .await?;
+    record(
+        &state,
+        &principal,
+        "sla_policy.put",
+        "sla-policy",
+        to_json(&policy)?,
+    )
+    .await;
+    Ok(Json(to_json(&policy)?))
+}
+
+// ---------------------------------------------------------------- workflow
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkflowView {
+    pub version: u32,
+    #[schema(value_type = Object)]
+    pub workflow: serde_json::Value,
+    pub created_by: String,
+}
+
+/// The tenant's current incident workflow (version 1 is the built-in default).
+#[utoipa::path(
+    get,
+    path = "/api/v1/workflow",
+    tag = "triage",
+    responses((status = 200, body = WorkflowView), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn get_workflow(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<WorkflowView>, ApiError> {
+    let stored = state.store().workflow(principal.tenant, None).await?;
+    Ok(Json(WorkflowView {
+        version: stored.version,
+        workflow: to_json(&stored.workflow)?,
+        created_by: stored.created_by,
+    }))
+}
+
+/// Save a new workflow version from YAML or JSON; every validation error comes back in
+/// `errors` with its place (`path`). Admins and analysts.
+#[utoipa::path(
+    put,
+    path = "/api/v1/workflow",
+    tag = "triage",
+    request_body(content = String, description = "The workflow, YAML or JSON"),
+    responses((status = 200, body = WorkflowView), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn put_workflow(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<WorkflowView>, ApiError> {
+    principal.require_any(EDITORS)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::invalid(format!("body is not UTF-8: {e}")))?;
+    let parsed = if text.trim_start().starts_with('{') {
+        Workflow::from_json(text)
+    } else {
+        Workflow::from_yaml(text)
+    };
+    let workflow = parsed.and_then(|w| match w.validate() {
+        Ok(()) => Ok(w),
+        Err(errors) => Err(WorkflowError::Invalid(errors)),
+    });
+    let workflow = match workflow {
+        Ok(w) => w,
+        Err(WorkflowError::Invalid(errors)) => {
+            return Err(
+                ApiError::invalid(format!("workflow has {} error(s)", errors.len()))
+                    .with_errors(errors.iter().map(to_json).collect::<Result<_, _>>()?),
+            )
+        }
+        Err(e) => return Err(ApiError::invalid(e.to_string())),
+    };
+    let stored = state
+        .store()
+        .save_workflow(
+            principal.tenant,
+            &workflow,
+            &actor(&principal).user,
+            Timestamp::now(),
+        )
+        .await?;
+    record(
+        &state,
+        &principal,
+        "workflow.put",
+        "workflow",
+        serde_json::json!({"version": stored.version}),
+    )
+    .await;
+    Ok(Json(WorkflowView {
+        version: stored.version,
+        workflow: to_json(&stored.workflow)?,
+        created_by: stored.created_by,
+    }))
+}
