@@ -663,7 +663,12 @@ impl IndicatorRepo for SqlStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|row| Ok((TenantId(row.try_get("tenant_id")?), row.try_get("revision")?)))
+            .map(|row| {
+                Ok((
+                    TenantId(row.try_get("tenant_id")?),
+                    row.try_get("revision")?,
+                ))
+            })
             .collect()
     }
 }

@@ -835,9 +835,9 @@ impl SourceRepo for SqlStore {
             });
         }
         let mapping = encode_source_mappings(&source).map_err(|e| StoreError::Invalid {
-                what: "field mapping".into(),
-                reason: e.to_string(),
-            })?;
+            what: "field mapping".into(),
+            reason: e.to_string(),
+        })?;
         let row = sqlx::query(sql!(
             "INSERT INTO sources (tenant_id, name, product, service, category, field_mapping, created_us) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (tenant_id, name) DO UPDATE SET product = excluded.product, service = excluded.service, category = excluded.category, field_mapping = excluded.field_mapping \

@@ -100,7 +100,10 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::split))
         .routes(routes!(incidents::similar))
         .routes(routes!(incidents::soc_metrics))
-        .routes(routes!(triage::list_suppressions, triage::create_suppression))
+        .routes(routes!(
+            triage::list_suppressions,
+            triage::create_suppression
+        ))
         .routes(routes!(triage::expire_suppression))
         .routes(routes!(triage::list_grouping_rules))
         .routes(routes!(triage::put_grouping_rule))

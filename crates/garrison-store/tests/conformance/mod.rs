@@ -351,7 +351,10 @@ pub async fn sources_upsert_and_stay_in_their_tenant(store: &SqlStore) {
         alert_mapping: Some(mapping.clone()),
         ..NewSource::default()
     };
-    let third = store.upsert_source(alpha.id, alerts.clone()).await.expect("alerts");
+    let third = store
+        .upsert_source(alpha.id, alerts.clone())
+        .await
+        .expect("alerts");
     assert_eq!(third.alert_mapping, Some(mapping));
     assert_eq!(third.field_mapping, second.field_mapping);
     alerts.alert_mapping = None;
