@@ -103,6 +103,18 @@ pub enum AlertsCommand {
     },
 }
 
+#[derive(Debug, clap::Args)]
+pub struct MetricsArgs {
+    /// Start of the period (RFC 3339 or Unix seconds; default: 30 days before --to).
+    #[arg(long)]
+    from: Option<String>,
+    /// End of the period (default: now).
+    #[arg(long)]
+    to: Option<String>,
+    #[command(flatten)]
+    target: Target,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
     /// Check a tenant's hash chain; names the first tampered entry (exit code 1).
@@ -531,6 +543,38 @@ pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()>
             None => return Ok(()),
         }
     }
+}
+
+/// `garrison metrics`: the figures of `GET /api/v1/metrics/soc`, from a service or the local store.
+pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
+    let MetricsArgs { from, to, target } = args;
+    if let Some(remote) = Remote::of(&target) {
+        let params: Vec<(String, String)> = [("from", from), ("to", to)]
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+            .collect();
+        let figures = remote.get("/api/v1/metrics/soc", &params).await?;
+        println!("{}", serde_json::to_string_pretty(&figures)?);
+        return Ok(());
+    }
+    let now = garrison_model::Timestamp::now();
+    let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
+        v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
+            .transpose()
+    };
+    let to = parse("to", to)?.unwrap_or(now);
+    let from = match parse("from", from)? {
+        Some(from) => from,
+        None => to.checked_sub(garrison_model::SignedDuration::from_hours(24 * 30))?,
+    };
+    anyhow::ensure!(from < to, "--from must be before --to");
+    let (store, tenant) = local(config, &target.tenant).await?;
+    use garrison_store::IncidentRepo;
+    let (alerts, incidents) = store.metrics_records(tenant.id, from, to).await?;
+    let policy = store.sla_policy(tenant.id).await?;
+    let figures = garrison_cases::SocMetrics::compute(&alerts, &incidents, &policy, from, to, now);
+    println!("{}", serde_json::to_string_pretty(&figures)?);
+    Ok(())
 }
 
 /// Returns the process exit code: 0 when the chain holds, 1 when it is broken.

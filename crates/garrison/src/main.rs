@@ -135,6 +135,9 @@ enum Command {
     /// Verify or print a tenant's hash-chained audit log.
     #[command(subcommand)]
     Audit(detection::AuditCommand),
+    /// SOC figures: alerts per day, alerts -> incidents, MTTA/MTTR per stage, % within SLA,
+    /// false-positive rate per rule (noisiest first), as JSON.
+    Metrics(detection::MetricsArgs),
     /// Measure whole pipelines (ingest throughput, ack latency, memory).
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -286,6 +289,9 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
         Command::Audit(command) => {
             let code = detection::audit(command, &store_config(&data_dir, database_url)).await?;
             exit_with(code)
+        }
+        Command::Metrics(args) => {
+            detection::metrics(args, &store_config(&data_dir, database_url)).await
         }
     }
 }

@@ -313,4 +313,18 @@ async fn incidents_follow_the_workflow_per_role_and_stay_in_their_tenant() {
     assert_eq!(status, 400);
     let bravo_metrics = get_json(&service, "/api/v1/metrics/soc", &bravo).await;
     assert_eq!(bravo_metrics["incidents"], 0);
+
+    // `garrison metrics`: the same figures through the API and from the local store.
+    let url = service.url("");
+    for args in [
+        vec!["metrics", "--url", url.as_str(), "--token", viewer.as_str()],
+        vec!["metrics"],
+    ] {
+        let out: serde_json::Value =
+            serde_json::from_str(&cli(dir.path(), &args)).expect("metrics JSON");
+        assert_eq!(out["incidents"], 2, "{args:?}: {out}");
+    }
+    let out: serde_json::Value =
+        serde_json::from_str(&cli(dir.path(), &["metrics", "--tenant", "bravo"])).expect("JSON");
+    assert_eq!(out["incidents"], 0);
 }
