@@ -305,7 +305,7 @@ impl DetectionRepo for SqlStore {
             check_rule(rule)?;
         }
         let now = to_micros(Timestamp::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing: HashMap<String, (String, i64, bool)> =
             sqlx::query("SELECT rule_id, yaml, version, enabled FROM rules WHERE tenant_id = $1")
                 .bind(tenant.0)
@@ -462,7 +462,7 @@ impl DetectionRepo for SqlStore {
         rule_id: &str,
         enabled: bool,
     ) -> Result<StoredRule> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE rules SET enabled = $1, updated_us = $2 WHERE tenant_id = $3 AND rule_id = $4 RETURNING {RULE_COLUMNS}"
         )))
@@ -524,7 +524,7 @@ impl DetectionRepo for SqlStore {
             }
         }
         let _turn = self.priority_write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut outcome = DetectionOutcome::default();
         // Which pairs are new: the insert returns only those.
         let mut folds: BTreeMap<(i64, String), Fold<'_>> = BTreeMap::new();

@@ -860,7 +860,7 @@ impl IncidentRepo for SqlStore {
             let reasons: Vec<String> = errors.iter().map(ToString::to_string).collect();
             return Err(invalid("workflow", reasons.join("; ")));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let latest = sqlx::query(
             "SELECT version, definition FROM incident_workflows WHERE tenant_id = $1 ORDER BY version DESC LIMIT 1",
         )
@@ -958,7 +958,7 @@ impl IncidentRepo for SqlStore {
         alerts: &[LinkedAlert],
         observables: &[Observable],
     ) -> Result<StoredIncident> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         insert_incident(&mut tx, tenant, incident).await?;
         append_events(&mut tx, tenant, &incident.id, events).await?;
         write_links(&mut tx, tenant, &incident.id, alerts, incident.created).await?;
@@ -991,7 +991,7 @@ impl IncidentRepo for SqlStore {
         events: &[TimelineEvent],
     ) -> Result<StoredIncident> {
         check_incident(incident)?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let updated = sqlx::query(
             "UPDATE incidents SET title = $1, summary = $2, incident_type = $3, state = $4, severity = $5, assignee = $6, team = $7, tlp = $8, pap = $9, tags = $10, \
              classification = $11, fields = $12, approvals = $13, score = $14, acknowledged_us = $15, analysed_us = $16, closed_us = $17, updated_us = $18, rev = rev + 1 \
@@ -1146,7 +1146,7 @@ impl IncidentRepo for SqlStore {
         alerts: &[LinkedAlert],
         now: Timestamp,
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         live_incident(&mut tx, tenant, incident_id).await?;
         let written = write_links(&mut tx, tenant, incident_id, alerts, now).await?;
         tx.commit().await?;
@@ -1195,7 +1195,7 @@ impl IncidentRepo for SqlStore {
             return Err(invalid("merge", "an incident cannot be merged into itself"));
         }
         let now_us = to_micros(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let target = live_incident(&mut tx, tenant, into).await?;
         let mut score = target.incident.score;
         for source in &sources {
@@ -1282,7 +1282,7 @@ impl IncidentRepo for SqlStore {
         if moving.is_empty() {
             return Err(invalid("split", "name at least one alert to move"));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         live_incident(&mut tx, tenant, from).await?;
         let current: BTreeMap<String, String> = sqlx::query(
             "SELECT alert_id, rule_id FROM incident_alerts WHERE tenant_id = $1 AND incident_id = $2",
@@ -1348,7 +1348,7 @@ impl IncidentRepo for SqlStore {
         incident_id: &str,
         events: &[TimelineEvent],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         load_incident(&mut tx, tenant, incident_id).await?;
         append_events(&mut tx, tenant, incident_id, events).await?;
         tx.commit().await?;
@@ -1391,7 +1391,7 @@ impl IncidentRepo for SqlStore {
         incident_id: &str,
         observables: &[Observable],
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         live_incident(&mut tx, tenant, incident_id).await?;
         let new = write_observables(&mut tx, tenant, incident_id, observables).await?;
         tx.commit().await?;
@@ -1499,7 +1499,7 @@ impl IncidentRepo for SqlStore {
         if titles.iter().any(|t| t.trim().is_empty() || t.len() > 1024) {
             return Err(invalid("task", "a title must have 1 to 1024 characters"));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         live_incident(&mut tx, tenant, incident_id).await?;
         let mut tasks = Vec::with_capacity(titles.len());
         for title in titles {
@@ -1595,7 +1595,7 @@ impl IncidentRepo for SqlStore {
         if attachment.size < 0 {
             return Err(invalid("attachment size", "must not be negative"));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         live_incident(&mut tx, tenant, &attachment.incident_id).await?;
         sqlx::query(
             "INSERT INTO incident_attachments (tenant_id, incident_id, sha256, name, size, content_type, uploaded_by, created_us) \
@@ -1723,7 +1723,7 @@ impl IncidentRepo for SqlStore {
         now: Timestamp,
     ) -> Result<u64> {
         let now = to_micros(now);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let exists: Option<String> = sqlx::query_scalar(
             "SELECT suppression_id FROM suppressions WHERE tenant_id = $1 AND suppression_id = $2",
         )
@@ -1860,7 +1860,7 @@ impl IncidentRepo for SqlStore {
         assets: &[Asset],
         now: Timestamp,
     ) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut written = 0;
         for asset in assets {
             let name = asset.name.trim().to_lowercase();

@@ -376,7 +376,7 @@ impl IndicatorRepo for SqlStore {
         indicators: &[NewIndicator],
         now: Timestamp,
     ) -> Result<IndicatorUpsert> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let summary = self.upsert_in(&mut tx, tenant, indicators, now).await?;
         tx.commit().await?;
         Ok(summary)
@@ -401,7 +401,7 @@ impl IndicatorRepo for SqlStore {
                 reason: "must be 1 to 32 characters".into(),
             });
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let summary = self.upsert_in(&mut tx, tenant, indicators, now).await?;
         let imported = i64::try_from(summary.created + summary.updated).unwrap_or(i64::MAX);
         let errors = i64::try_from(feed.errors).unwrap_or(i64::MAX);
@@ -572,7 +572,7 @@ impl IndicatorRepo for SqlStore {
         id: i64,
         at: Timestamp,
     ) -> Result<StoredIndicator> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let row = sqlx::query(sql!(
             "UPDATE indicators SET expires_us = $1, updated_us = $2 WHERE tenant_id = $3 AND id = $4 RETURNING {INDICATOR_COLUMNS}"
         ))
@@ -594,7 +594,7 @@ impl IndicatorRepo for SqlStore {
     }
 
     async fn delete_indicator(&self, tenant: TenantId, id: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let deleted = sqlx::query("DELETE FROM indicators WHERE tenant_id = $1 AND id = $2")
             .bind(tenant.0)
             .bind(id)
@@ -612,7 +612,7 @@ impl IndicatorRepo for SqlStore {
     }
 
     async fn delete_indicator_source(&self, tenant: TenantId, source: &str) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let deleted = sqlx::query("DELETE FROM indicators WHERE tenant_id = $1 AND source = $2")
             .bind(tenant.0)
             .bind(source)
@@ -633,7 +633,7 @@ impl IndicatorRepo for SqlStore {
     }
 
     async fn purge_expired_indicators(&self, tenant: TenantId, cutoff: Timestamp) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let deleted = sqlx::query(
             "DELETE FROM indicators WHERE tenant_id = $1 AND expires_us IS NOT NULL AND expires_us <= $2",
         )

@@ -225,6 +225,19 @@ impl SqlStore {
         Ok(store)
     }
 
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first and writes later fails at once with
+    /// `SQLITE_BUSY` (no busy timeout applies) when another connection wrote in between, which
+    /// under load turned into sporadic 500s. On PostgreSQL a plain `BEGIN`.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> std::result::Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         self.dialect
     }
@@ -290,7 +303,7 @@ impl SqlStore {
                 continue;
             }
             let run = async {
-                let mut tx = self.pool.begin().await?;
+                let mut tx = self.begin_write().await?;
                 // Migration scripts hold no string literals with ';', so splitting is exact
                 // once `--` comment lines are gone.
                 let code: String = script
@@ -886,7 +899,7 @@ impl EventRepo for SqlStore {
         position: u64,
     ) -> Result<u64> {
         let mut turn = self.bulk_write_turn().await;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut inserted = 0u64;
         for (index, chunk) in events.chunks(EVENT_ROWS_PER_STATEMENT).enumerate() {
             if index > 0
@@ -902,7 +915,7 @@ impl EventRepo for SqlStore {
                 tx.commit().await?;
                 drop(turn.take());
                 turn = self.bulk_write_turn().await;
-                tx = self.pool.begin().await?;
+                tx = self.begin_write().await?;
             }
             let per_row = match self.dialect {
                 Dialect::Sqlite => 11,
@@ -1140,7 +1153,7 @@ impl EventRepo for SqlStore {
         let mut deleted = 0;
         // In slices, so a large purge never holds the write lock for long.
         loop {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             let seqs: Vec<i64> = sqlx::query_scalar(
                 "SELECT seq FROM events WHERE tenant_id = $1 AND received_us < $2 LIMIT 5000",
             )
