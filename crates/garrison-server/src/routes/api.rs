@@ -1,6 +1,7 @@
 //! Search and management routes. Every handler takes a [`Principal`] and passes its tenant to
 //! the store; the store cannot be asked without one.
 
+use super::{parse_limit, parse_time};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::Json;
@@ -192,11 +193,6 @@ pub struct EventSearchParams {
     cursor: Option<String>,
 }
 
-fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
-    garrison_model::parse_time_bound(value)
-        .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")))
-}
-
 /// Search stored events, newest first.
 #[utoipa::path(
     get,
@@ -227,13 +223,7 @@ pub async fn search_events(
             "q" => search.text = Some(value.into_owned()),
             "cursor" => search.cursor = Some(value.into_owned()),
             "limit" => {
-                search.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000"))
-                    })?
+                search.limit = parse_limit(&value)?
             }
             other => match other.strip_prefix("field.") {
                 Some(field) if !field.is_empty() => {

@@ -1,5 +1,6 @@
 //! The audit log: recording actions, and reading the tenant's chain (admins).
 
+use super::parse_limit;
 use axum::extract::{RawQuery, State};
 use axum::Json;
 use garrison_model::TenantId;
@@ -141,15 +142,7 @@ pub async fn list_audit(
                 })?)
             }
             "action" => search.action = Some(value.into_owned()),
-            "limit" => {
-                search.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000"))
-                    })?
-            }
+            "limit" => search.limit = parse_limit(&value)?,
             other => {
                 return Err(ApiError::invalid(format!(
                     "unknown parameter {other:?}; expected after, action or limit"

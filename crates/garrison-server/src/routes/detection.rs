@@ -1,6 +1,7 @@
 //! Detection rules and alerts. Every handler takes a [`Principal`] and passes its tenant to the
 //! store; changing rules needs the admin or analyst role and is recorded in the audit log.
 
+use super::{parse_limit, parse_time, query_pairs};
 use axum::body::Bytes;
 use axum::extract::{Multipart, Path, RawQuery, Request, State};
 use axum::http::header;
@@ -206,12 +207,6 @@ pub struct ImportParams {
     enable: Option<bool>,
     /// With a zip body: the archive's name, kept in each rule's origin.
     name: Option<String>,
-}
-
-fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
@@ -589,11 +584,6 @@ pub struct TestResult {
     pub matches: Vec<TestMatchView>,
 }
 
-fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
-    garrison_model::parse_time_bound(value)
-        .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")))
-}
-
 /// Run a rule over the stored events of a time range: what it would have matched.
 #[utoipa::path(
     post,
@@ -740,15 +730,7 @@ pub async fn list_alerts(
             "from" => search.from = Some(parse_time("from", &value)?),
             "to" => search.to = Some(parse_time("to", &value)?),
             "cursor" => search.cursor = Some(value),
-            "limit" => {
-                search.limit = value
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000"))
-                    })?
-            }
+            "limit" => search.limit = parse_limit(&value)?,
             other => {
                 return Err(ApiError::invalid(format!(
                 "unknown parameter {other:?}; expected level, rule_id, from, to, limit or cursor"

@@ -5,6 +5,7 @@
 //! change nothing; only reviewers approve); the store writes the result only if nobody changed
 //! the incident meanwhile, and a lost race is retried against the fresh incident.
 
+use super::{parse_limit, parse_time, query_pairs};
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
 use garrison_cases::{
@@ -195,25 +196,6 @@ async fn act(
             Err(e) => return Err(e.into()),
         }
     }
-}
-
-fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
-fn parse_time(name: &str, value: &str) -> Result<Timestamp, ApiError> {
-    garrison_model::parse_time_bound(value)
-        .map_err(|e| ApiError::invalid(format!("parameter {name}: {e}")))
-}
-
-fn parse_limit(value: &str) -> Result<usize, ApiError> {
-    value
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (1..=1000).contains(n))
-        .ok_or_else(|| ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000")))
 }
 
 // ---------------------------------------------------------------- list, create, read

@@ -2,6 +2,7 @@
 //! Every handler takes a [`Principal`] and passes its tenant to the store; importing and
 //! deleting need the admin, analyst or responder role and are recorded in the audit log.
 
+use super::query_pairs;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
@@ -26,12 +27,6 @@ use crate::AppState;
 const INTEL_AUTHORS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
 /// Most skipped records listed in an import answer (all are counted).
 const MAX_LISTED_SKIPPED: usize = 1000;
-
-fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
 
 fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
     value

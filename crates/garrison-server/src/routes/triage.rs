@@ -3,6 +3,7 @@
 //! them. Every change is audited. The triage follower (`crate::triage`) applies them to new
 //! alerts.
 
+use super::query_pairs;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
 use axum::Json;
@@ -26,12 +27,6 @@ const EDITORS: &[Role] = &[Role::Admin, Role::Analyst];
 
 fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
     serde_json::to_value(value).map_err(ApiError::internal)
-}
-
-fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
 }
 
 // ---------------------------------------------------------------- suppressions
