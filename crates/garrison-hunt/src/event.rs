@@ -146,7 +146,9 @@ impl HuntEvent {
     /// The event's own time: the EVTX record header's, else `System/TimeCreated`, else the first
     /// of the usual JSON time fields (`@timestamp`, `EventTime`, `UtcTime`, ...) that parses.
     pub fn timestamp(&self) -> Option<Timestamp> {
-        if let Some(t) = self.header_time {
+        // A zero FILETIME (1601-01-01) in the header means "not set" (some tools that copy
+        // records out of one log into another leave it so); the event's own time is used then.
+        if let Some(t) = self.header_time.filter(|t| t.as_second() > 0) {
             return Some(t);
         }
         TIME_FIELDS
@@ -549,6 +551,21 @@ mod tests {
             meta.timestamp.map(|t| t.to_string()),
             Some("2025-11-27T07:40:10.165324Z".to_string())
         );
+    }
+
+    #[test]
+    fn a_zero_header_time_falls_back_to_the_events_own_time() {
+        let fields = parse_object(SAMPLE.as_bytes()).unwrap().unwrap();
+        let mut ev = HuntEvent::new(fields, "f".into());
+        let filetime_epoch: Timestamp = "1601-01-01T00:00:00Z".parse().unwrap();
+        ev.header_time = Some(filetime_epoch);
+        assert_eq!(
+            ev.timestamp().map(|t| t.to_string()),
+            Some("2025-11-27T07:40:10.165324Z".to_string())
+        );
+        let header: Timestamp = "2024-01-02T03:04:05Z".parse().unwrap();
+        ev.header_time = Some(header);
+        assert_eq!(ev.timestamp(), Some(header));
     }
 
     #[test]

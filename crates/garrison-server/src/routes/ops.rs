@@ -29,6 +29,11 @@ pub struct Readiness {
     pub log_indexed: u64,
     /// Event log position the live detector has evaluated and committed so far.
     pub log_detected: u64,
+    /// Sequence number of the newest alert (0: none yet).
+    pub alerts_created: i64,
+    /// Sequence number up to which automatic triage has handled alerts; equal to
+    /// `alerts_created` once every alert is grouped into an incident or suppressed.
+    pub alerts_triaged: i64,
 }
 
 /// Readiness: the database answers and the write path takes data.
@@ -36,7 +41,15 @@ pub struct Readiness {
     (status = 200, description = "ready", body = Readiness),
     (status = 503, description = "not ready", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let database = state.store().ping().await.is_ok();
+    let store = state.store();
+    let database = store.ping().await.is_ok();
+    let alerts_created = store.max_alert_seq().await.unwrap_or(0);
+    let alerts_triaged = store
+        .consumer_cursor(crate::triage::CURSOR)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or(0);
     let accepting = !state.is_saturated();
     let readiness = Readiness {
         ready: database && accepting,
@@ -46,6 +59,8 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         log_committed: state.ingestor().log().committed_end(),
         log_indexed: state.ingestor().indexed_position(),
         log_detected: state.detected_position(),
+        alerts_created,
+        alerts_triaged,
     };
     let status = if readiness.ready {
         StatusCode::OK

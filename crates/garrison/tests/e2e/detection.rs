@@ -90,9 +90,17 @@ fn ingest_command(service: &Service, token: &str, paths: &[PathBuf]) -> Command 
     command
 }
 
-/// `garrison hunt` over the same files: hits per rule, each event counted once (by the id
-/// `garrison ingest` gives it: computer/channel/record), as the alerts count them.
-fn hunt_counts(paths: &[PathBuf], rules: &Path) -> BTreeMap<String, u64> {
+/// One of `garrison hunt`'s hits: its rule, the event's host and the hour it fell in.
+struct HuntHit {
+    rule: String,
+    host: String,
+    /// `YYYY-MM-DDTHH` of the event time (UTC).
+    hour: String,
+}
+
+/// `garrison hunt` over the same files, each (rule, event) once (events by the id `garrison
+/// ingest` gives them: computer/channel/record), as the alerts count them.
+fn hunt_hits(paths: &[PathBuf], rules: &Path) -> Vec<HuntHit> {
     let output = Command::new(BIN)
         .arg("hunt")
         .args(paths)
@@ -108,21 +116,59 @@ fn hunt_counts(paths: &[PathBuf], rules: &Path) -> BTreeMap<String, u64> {
         String::from_utf8_lossy(&output.stderr)
     );
     let mut seen = HashSet::new();
-    let mut counts = BTreeMap::new();
+    let mut hits = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         let hit: serde_json::Value = serde_json::from_str(line).expect("hit json");
         let rule = hit["rule_id"].as_str().expect("rule id").to_string();
+        let host = hit["computer"].as_str().unwrap_or("").to_lowercase();
         let event = format!(
-            "{}/{}/{}",
-            hit["computer"].as_str().unwrap_or(""),
+            "{host}/{}/{}",
             hit["channel"].as_str().unwrap_or(""),
             hit["record_id"]
         );
+        let time = hit["timestamp"].as_str().expect("hit time");
         if seen.insert((rule.clone(), event)) {
-            *counts.entry(rule).or_insert(0) += 1;
+            hits.push(HuntHit {
+                rule,
+                host,
+                hour: time.get(..13).expect("RFC 3339 time").to_string(),
+            });
         }
     }
-    counts
+    hits
+}
+
+/// Waits until automatic triage has handled every alert.
+async fn wait_triaged(service: &Service) {
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some(body) = readiness(service).await {
+            let created = body["alerts_created"].as_i64();
+            if created.is_some() && body["alerts_triaged"].as_i64() == created {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("triage did not catch up");
+}
+
+/// Every incident through the API, all pages.
+async fn all_incidents(service: &Service, token: &str) -> Vec<serde_json::Value> {
+    let mut cursor: Option<String> = None;
+    let mut incidents = Vec::new();
+    loop {
+        let mut path = "/api/v1/incidents?limit=5".to_string();
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let page = get_json(service, &path, token).await;
+        incidents.extend(page["incidents"].as_array().cloned().expect("incidents"));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return incidents,
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -198,17 +244,75 @@ async fn live_alerts_agree_with_hunt_and_survive_kill_9_exactly_once() {
             .entry(alert["rule_id"].as_str().expect("rule").to_string())
             .or_insert(0) += count;
     }
-    let hunted = hunt_counts(&paths, &rules);
+    let hits = hunt_hits(&paths, &rules);
+    let mut hunted: BTreeMap<String, u64> = BTreeMap::new();
+    for hit in &hits {
+        *hunted.entry(hit.rule.clone()).or_insert(0) += 1;
+    }
     assert_eq!(
         live, hunted,
         "alert counts per rule differ from garrison hunt's hits per rule"
     );
     // Folding: alerts are fewer than hits when a rule repeats for one host and user.
-    let hits: u64 = hunted.values().sum();
     eprintln!(
-        "{} alerts fold {hits} hits of {} rules",
+        "{} alerts fold {} hits of {} rules",
         alerts.len(),
+        hits.len(),
         hunted.len()
+    );
+
+    // Incidents: the default grouping puts every alert of one host and hour into one incident,
+    // so the incidents must be hunt's hits grouped by (host, hour), none lost or doubled.
+    wait_triaged(&service).await;
+    let alerts = all_alerts(&service, &admin).await;
+    let mut hits_per_incident: BTreeMap<String, u64> = BTreeMap::new();
+    for alert in &alerts {
+        let incident = alert["incident_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("alert left out of every incident: {alert}"));
+        *hits_per_incident.entry(incident.to_string()).or_insert(0) +=
+            alert["count"].as_u64().expect("count");
+    }
+    let incidents = all_incidents(&service, &admin).await;
+    let mut live_groups: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for view in &incidents {
+        let incident = &view["incident"];
+        let id = incident["id"].as_str().expect("incident id");
+        let group = &incident["fields"]["group"];
+        let key = group["key"].as_str().expect("group key").to_string();
+        let hour = group["window_start"]
+            .as_str()
+            .and_then(|t| t.get(..13))
+            .expect("window start")
+            .to_string();
+        let count = hits_per_incident.remove(id).unwrap_or(0);
+        assert!(count > 0, "incident {id} holds no alert");
+        assert!(
+            live_groups
+                .insert((key.clone(), hour.clone()), count)
+                .is_none(),
+            "two incidents for {key} in {hour}"
+        );
+    }
+    assert!(
+        hits_per_incident.is_empty(),
+        "alerts linked to incidents not listed: {hits_per_incident:?}"
+    );
+    let mut hunted_groups: BTreeMap<(String, String), u64> = BTreeMap::new();
+    for hit in &hits {
+        *hunted_groups
+            .entry((format!("host={}", hit.host), hit.hour.clone()))
+            .or_insert(0) += 1;
+    }
+    assert_eq!(
+        live_groups, hunted_groups,
+        "incidents differ from garrison hunt's hits grouped by host and hour"
+    );
+    eprintln!(
+        "{} alerts grouped into {} incidents ({:.1} : 1)",
+        alerts.len(),
+        incidents.len(),
+        alerts.len() as f64 / incidents.len() as f64
     );
     // An alert's events are listed; the lag is a metric.
     let first = alerts[0]["id"].as_str().expect("id");
