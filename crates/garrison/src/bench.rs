@@ -51,6 +51,13 @@ pub struct PipelineBench {
     /// Folder of the OTRF zips (default: the corpus's otrf-atomic-windows).
     #[arg(long)]
     corpus: Option<PathBuf>,
+    /// Folder of EVTX files for the reduction pass (default: the corpus's evtx-attack-samples).
+    #[arg(long)]
+    evtx: Option<PathBuf>,
+    /// Skip the second pass, which replays the whole EVTX and OTRF corpus through `garrison
+    /// ingest` into a fresh service and reports the alert → incident reduction.
+    #[arg(long)]
+    no_reduction: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -225,10 +232,13 @@ async fn start_service() -> Result<(Child, String, String)> {
         let output = std::process::Command::new(&exe)
             .args(["--data-dir", &dir_arg, "token", "create"])
             .args(args)
-            .stderr(Stdio::inherit())
+            .env("GARRISON_LOG", "warn")
             .output()?;
         if !output.status.success() {
-            bail!("token create failed");
+            bail!(
+                "token create failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         Ok(String::from_utf8(output.stdout)?.trim().to_string())
     };
@@ -613,13 +623,14 @@ fn histogram_quantile(metrics: &str, name: &str, q: f64) -> Option<(f64, u64)> {
     None
 }
 
+/// A counter's total over all its label sets.
 fn counter(metrics: &str, name: &str) -> u64 {
     metrics
         .lines()
-        .find(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-        .and_then(|l| l.split_whitespace().last())
-        .and_then(|v| v.parse::<f64>().ok())
-        .map_or(0, |v| v as u64)
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
+        .filter_map(|l| l.split_whitespace().last())
+        .filter_map(|v| v.parse::<f64>().ok())
+        .sum::<f64>() as u64
 }
 
 async fn pipeline(args: PipelineBench) -> Result<()> {
@@ -732,7 +743,131 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
     }
     let _ = child.process.start_kill();
     let _ = child.process.wait().await;
+    if !args.no_reduction {
+        let evtx = args
+            .evtx
+            .clone()
+            .unwrap_or_else(|| corpus_root().join("evtx-attack-samples"));
+        reduction(&rules, &[("evtx", &evtx), ("otrf", &dir)]).await?;
+    }
     Ok(())
+}
+
+/// The second pass: every file of the corpus through `garrison ingest` into a fresh service,
+/// and what detection and triage made of it (rule matches → alerts → incidents).
+async fn reduction(rules: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
+    for (_, path) in inputs {
+        if !path.exists() {
+            bail!("{} not found (set GARRISON_CORPUS)", path.display());
+        }
+    }
+    let (mut child, _ingest_token, api_token) = start_service().await?;
+    let exe = std::env::current_exe()?;
+    let data_dir = child.data_dir.path().to_string_lossy().to_string();
+    let output = std::process::Command::new(&exe)
+        .args(["--data-dir", &data_dir])
+        .args(["rules", "import", &rules.to_string_lossy(), "--enable"])
+        .env("GARRISON_LOG", "warn")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "rules import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    eprintln!("bench pipeline: reduction pass over the whole corpus");
+    let client = reqwest::Client::new();
+    let started = Instant::now();
+    for (source, path) in inputs {
+        let status = tokio::process::Command::new(&exe)
+            .arg("ingest")
+            .arg(path)
+            .args([
+                "--source", source, "--url", &child.url, "--token", &api_token,
+            ])
+            .env("GARRISON_LOG", "warn")
+            .status()
+            .await?;
+        if !status.success() {
+            bail!("garrison ingest {} failed", path.display());
+        }
+    }
+    let sent = started.elapsed();
+    wait_detected(&client, &child.url, Duration::from_secs(1800)).await?;
+    wait_triaged(&client, &child.url, Duration::from_secs(1800)).await?;
+    let done = started.elapsed();
+    let metrics = client
+        .get(format!("{}/metrics", child.url))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let soc: serde_json::Value = client
+        .get(format!("{}/api/v1/metrics/soc?from=0", child.url))
+        .bearer_auth(&api_token)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let events = counter(&metrics, "garrison_events_accepted_total");
+    let hits = counter(&metrics, "garrison_alert_hits_total");
+    let alerts = soc["alerts"].as_u64().unwrap_or(0);
+    let suppressed = soc["suppressed_alerts"].as_u64().unwrap_or(0);
+    let incidents = soc["incidents"].as_u64().unwrap_or(0);
+    let ratio = |a: u64, b: u64| {
+        if b == 0 {
+            "-".to_string()
+        } else {
+            format!("{:.1} : 1", a as f64 / b as f64)
+        }
+    };
+    println!(
+        "reduction pass:   {} s to ingest, detect and triage ({:.2} s to send)",
+        done.as_secs(),
+        sent.as_secs_f64()
+    );
+    println!("  events:         {events}");
+    println!("  rule matches:   {hits}");
+    println!(
+        "  alerts:         {alerts} ({} rule matches per alert; {suppressed} suppressed)",
+        ratio(hits, alerts)
+    );
+    println!(
+        "  incidents:      {incidents} ({} alerts per incident)",
+        ratio(alerts.saturating_sub(suppressed), incidents)
+    );
+    if let Some(r) = soc["reduction_ratio"].as_f64() {
+        println!(
+            "  reduction:      {:.1}% fewer incidents than alerts; {} events per incident",
+            100.0 * r,
+            ratio(events, incidents)
+        );
+    }
+    let _ = child.process.start_kill();
+    let _ = child.process.wait().await;
+    Ok(())
+}
+
+/// Waits until automatic triage has handled every alert.
+async fn wait_triaged(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
+    let started = Instant::now();
+    loop {
+        let ready: serde_json::Value = client
+            .get(format!("{url}/readyz"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let created = ready["alerts_created"].as_i64();
+        if created.is_some() && ready["alerts_triaged"].as_i64() == created {
+            return Ok(());
+        }
+        if started.elapsed() > limit {
+            bail!("triage did not catch up within {} s", limit.as_secs());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_detected(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
