@@ -310,6 +310,16 @@ pub enum TimelineKind {
         into: String,
         alerts: Vec<String>,
     },
+    /// A file was attached (stored by its SHA-256).
+    AttachmentAdded {
+        name: String,
+        sha256: String,
+        size: i64,
+    },
+    AttachmentRemoved {
+        name: String,
+        sha256: String,
+    },
     System {
         message: String,
     },

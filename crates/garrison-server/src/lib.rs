@@ -88,6 +88,8 @@ pub struct ServerConfig {
     /// Playbook triggers: how often new alerts and timeline entries are looked for, and how
     /// often SLA breaches are checked.
     pub triggers: TriggerConfig,
+    /// Largest incident attachment accepted, in bytes.
+    pub max_attachment_bytes: u64,
 }
 
 impl ServerConfig {
@@ -110,6 +112,7 @@ impl ServerConfig {
             reconcile_interval: Duration::from_secs(300),
             detection: garrison_detect::DetectConfig::default(),
             triggers: TriggerConfig::default(),
+            max_attachment_bytes: 1024 * 1024 * 1024,
         }
     }
 
@@ -199,6 +202,9 @@ struct StateInner {
     soar: garrison_soar::Soar,
     /// The log position the live detector has committed.
     detected: watch::Receiver<u64>,
+    /// Incident attachments on disk, by hash.
+    blobs: garrison_blobs::BlobStore,
+    max_attachment_bytes: u64,
 }
 
 const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -280,6 +286,15 @@ impl AppState {
     /// True while new data would be refused.
     pub fn is_saturated(&self) -> bool {
         self.ingestor().is_saturated()
+    }
+
+    /// Incident attachments on disk.
+    pub fn blobs(&self) -> &garrison_blobs::BlobStore {
+        &self.inner.blobs
+    }
+
+    pub fn max_attachment_bytes(&self) -> u64 {
+        self.inner.max_attachment_bytes
     }
 
     pub fn hec_acks(&self) -> &HecAcks {
@@ -375,6 +390,13 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     let ingestor = Ingestor::new(log.clone(), indexed, config.max_index_backlog_bytes)
         .bounded_by(detected.clone());
 
+    let attachments_dir = config.data_dir.join("attachments");
+    let blobs = garrison_blobs::BlobStore::open(&attachments_dir).map_err(|e| {
+        ServerError::Config(format!(
+            "cannot open the attachment folder {}: {e}",
+            attachments_dir.display()
+        ))
+    })?;
     let state = AppState {
         inner: Arc::new(StateInner {
             store: store.clone(),
@@ -393,6 +415,8 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
                 },
             ),
             detected,
+            blobs,
+            max_attachment_bytes: config.max_attachment_bytes,
         }),
     };
 

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use garrison_cases::{
     AlertRecord, Asset, Classification, Criticality, GroupKey, GroupingRule, Incident,
     IncidentProfile, IncidentRecord, Observable, ObservableKind, Pap, Severity, SlaPolicy,
-    Suppression, TimelineEvent, Tlp, Workflow,
+    Suppression, TimelineEvent, TimelineKind, Tlp, Workflow,
 };
 use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
 use serde::Serialize;
@@ -303,10 +303,32 @@ pub trait IncidentRepo: Send + Sync {
     ) -> Result<Task>;
     async fn tasks(&self, tenant: TenantId, incident_id: &str) -> Result<Vec<Task>>;
 
-    /// Records an attachment's metadata; the same content twice is one attachment.
-    async fn add_attachment(&self, tenant: TenantId, attachment: &Attachment)
-        -> Result<Attachment>;
+    /// Records an attachment's metadata, and notes it on the timeline; the same content
+    /// twice is one attachment (the first one is returned, and `false`).
+    async fn add_attachment(
+        &self,
+        tenant: TenantId,
+        attachment: &Attachment,
+    ) -> Result<(Attachment, bool)>;
     async fn attachments(&self, tenant: TenantId, incident_id: &str) -> Result<Vec<Attachment>>;
+    async fn attachment(
+        &self,
+        tenant: TenantId,
+        incident_id: &str,
+        sha256: &str,
+    ) -> Result<Option<Attachment>>;
+    /// How many incidents of the tenant hold content with this hash.
+    async fn attachment_holders(&self, tenant: TenantId, sha256: &str) -> Result<i64>;
+    /// Forgets an attachment and notes it on the timeline. Returns whether another incident
+    /// of the tenant still holds the same content (its file must then stay).
+    async fn remove_attachment(
+        &self,
+        tenant: TenantId,
+        incident_id: &str,
+        sha256: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool>;
 
     /// Stores a validated suppression (its id must be new).
     async fn create_suppression(
@@ -480,6 +502,18 @@ fn task_from_row(row: &AnyRow) -> Result<Task> {
         done_at: row.try_get::<Option<i64>, _>("done_us")?.map(from_micros),
         created: from_micros(row.try_get("created_us")?),
     })
+}
+
+/// An attachment's hash, checked and in lowercase.
+fn attachment_hash(sha256: &str) -> Result<String> {
+    let sha = sha256.to_ascii_lowercase();
+    if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(invalid(
+            "attachment sha256",
+            "must be 64 hexadecimal digits",
+        ));
+    }
+    Ok(sha)
 }
 
 fn attachment_from_row(row: &AnyRow) -> Result<Attachment> {
@@ -1581,14 +1615,8 @@ impl IncidentRepo for SqlStore {
         &self,
         tenant: TenantId,
         attachment: &Attachment,
-    ) -> Result<Attachment> {
-        let sha = attachment.sha256.to_ascii_lowercase();
-        if sha.len() != 64 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(invalid(
-                "attachment sha256",
-                "must be 64 hexadecimal digits",
-            ));
-        }
+    ) -> Result<(Attachment, bool)> {
+        let sha = attachment_hash(&attachment.sha256)?;
         if attachment.name.trim().is_empty() || attachment.name.len() > 1024 {
             return Err(invalid("attachment name", "must have 1 to 1024 characters"));
         }
@@ -1597,7 +1625,7 @@ impl IncidentRepo for SqlStore {
         }
         let mut tx = self.begin_write().await?;
         live_incident(&mut tx, tenant, &attachment.incident_id).await?;
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO incident_attachments (tenant_id, incident_id, sha256, name, size, content_type, uploaded_by, created_us) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (tenant_id, incident_id, sha256) DO NOTHING",
         )
@@ -1611,7 +1639,9 @@ impl IncidentRepo for SqlStore {
         .bind(to_micros(attachment.created))
         .execute(&mut *tx)
         .await
-        .map_err(StoreError::from_write)?;
+        .map_err(StoreError::from_write)?
+        .rows_affected()
+            == 1;
         let row = sqlx::query(sql!(
             "SELECT {ATTACHMENT_COLUMNS} FROM incident_attachments WHERE tenant_id = $1 AND incident_id = $2 AND sha256 = $3"
         ))
@@ -1620,8 +1650,21 @@ impl IncidentRepo for SqlStore {
         .bind(&sha)
         .fetch_one(&mut *tx)
         .await?;
+        let stored = attachment_from_row(&row)?;
+        if inserted {
+            let event = TimelineEvent {
+                time: stored.created,
+                actor: stored.uploaded_by.clone(),
+                kind: TimelineKind::AttachmentAdded {
+                    name: stored.name.clone(),
+                    sha256: stored.sha256.clone(),
+                    size: stored.size,
+                },
+            };
+            append_events(&mut tx, tenant, &stored.incident_id, &[event]).await?;
+        }
         tx.commit().await?;
-        attachment_from_row(&row)
+        Ok((stored, inserted))
     }
 
     async fn attachments(&self, tenant: TenantId, incident_id: &str) -> Result<Vec<Attachment>> {
@@ -1633,6 +1676,77 @@ impl IncidentRepo for SqlStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(attachment_from_row).collect()
+    }
+
+    async fn attachment(
+        &self,
+        tenant: TenantId,
+        incident_id: &str,
+        sha256: &str,
+    ) -> Result<Option<Attachment>> {
+        let sha = attachment_hash(sha256)?;
+        let row = sqlx::query(sql!(
+            "SELECT {ATTACHMENT_COLUMNS} FROM incident_attachments WHERE tenant_id = $1 AND incident_id = $2 AND sha256 = $3"
+        ))
+        .bind(tenant.0)
+        .bind(incident_id)
+        .bind(&sha)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(attachment_from_row).transpose()
+    }
+
+    async fn attachment_holders(&self, tenant: TenantId, sha256: &str) -> Result<i64> {
+        let sha = attachment_hash(sha256)?;
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM incident_attachments WHERE tenant_id = $1 AND sha256 = $2",
+        )
+        .bind(tenant.0)
+        .bind(&sha)
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    async fn remove_attachment(
+        &self,
+        tenant: TenantId,
+        incident_id: &str,
+        sha256: &str,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<bool> {
+        let sha = attachment_hash(sha256)?;
+        let mut tx = self.begin_write().await?;
+        live_incident(&mut tx, tenant, incident_id).await?;
+        let name: Option<String> = sqlx::query_scalar(
+            "DELETE FROM incident_attachments WHERE tenant_id = $1 AND incident_id = $2 AND sha256 = $3 RETURNING name",
+        )
+        .bind(tenant.0)
+        .bind(incident_id)
+        .bind(&sha)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(StoreError::from_write)?;
+        let Some(name) = name else {
+            return Err(not_found(format!(
+                "attachment {sha} of incident {incident_id:?}"
+            )));
+        };
+        let others: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM incident_attachments WHERE tenant_id = $1 AND sha256 = $2",
+        )
+        .bind(tenant.0)
+        .bind(&sha)
+        .fetch_one(&mut *tx)
+        .await?;
+        let event = TimelineEvent {
+            time: now,
+            actor: actor.to_string(),
+            kind: TimelineKind::AttachmentRemoved { name, sha256: sha },
+        };
+        append_events(&mut tx, tenant, incident_id, &[event]).await?;
+        tx.commit().await?;
+        Ok(others > 0)
     }
 
     async fn create_suppression(

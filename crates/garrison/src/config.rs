@@ -29,6 +29,8 @@ pub struct FileConfig {
     pub max_fields: Option<usize>,
     pub max_depth: Option<usize>,
     pub max_index_backlog_bytes: Option<u64>,
+    /// Largest incident attachment accepted (env `GARRISON_MAX_ATTACHMENT_BYTES`).
+    pub max_attachment_bytes: Option<u64>,
     pub retention_interval_secs: Option<u64>,
     /// Live detection: repeats of a rule for one entity within this many seconds are one alert.
     pub detection_window_secs: Option<u64>,
@@ -161,6 +163,11 @@ pub fn server_config(
     }
     if let Some(v) = file.max_index_backlog_bytes {
         config.max_index_backlog_bytes = v;
+    }
+    if let Some(v) =
+        env_number::<u64>("GARRISON_MAX_ATTACHMENT_BYTES")?.or(file.max_attachment_bytes)
+    {
+        config.max_attachment_bytes = v;
     }
     if let Some(v) = file.retention_interval_secs {
         config.retention_interval = Duration::from_secs(v.max(1));

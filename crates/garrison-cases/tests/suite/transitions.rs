@@ -21,6 +21,8 @@ fn kinds(events: &[TimelineEvent]) -> Vec<&'static str> {
             TimelineKind::SlaBreached { .. } => "sla_breached",
             TimelineKind::Merged { .. } => "merged",
             TimelineKind::Split { .. } => "split",
+            TimelineKind::AttachmentAdded { .. } => "attachment_added",
+            TimelineKind::AttachmentRemoved { .. } => "attachment_removed",
             TimelineKind::System { .. } => "system",
         })
         .collect()

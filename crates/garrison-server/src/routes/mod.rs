@@ -1,6 +1,7 @@
 //! The router: every route is registered through utoipa, so the OpenAPI document cannot miss one.
 
 pub mod api;
+pub mod attachments;
 pub mod audit;
 pub mod detection;
 pub mod incidents;
@@ -99,6 +100,8 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(incidents::merge))
         .routes(routes!(incidents::split))
         .routes(routes!(incidents::similar))
+        .routes(routes!(attachments::upload, attachments::list))
+        .routes(routes!(attachments::download, attachments::remove))
         .routes(routes!(incidents::soc_metrics))
         .routes(routes!(
             triage::list_suppressions,

@@ -613,12 +613,13 @@ pub async fn tasks_templates_and_attachments_belong_to_their_incident(store: &Sq
         uploaded_by: "ana".into(),
         created: at(6),
     };
-    let stored = store
+    let (stored, created) = store
         .add_attachment(alpha, &attachment)
         .await
         .expect("attach");
+    assert!(created);
     assert_eq!(stored.sha256, "ab".repeat(32));
-    let again = store
+    let (again, created) = store
         .add_attachment(
             alpha,
             &Attachment {
@@ -629,6 +630,7 @@ pub async fn tasks_templates_and_attachments_belong_to_their_incident(store: &Sq
         .await
         .expect("again");
     assert_eq!(again.name, "mail.eml", "the same content is one attachment");
+    assert!(!created);
     assert_eq!(
         store.attachments(alpha, "inc").await.expect("list").len(),
         1
@@ -648,12 +650,102 @@ pub async fn tasks_templates_and_attachments_belong_to_their_incident(store: &Sq
                 alpha,
                 &Attachment {
                     sha256: "xyz".into(),
-                    ..attachment
+                    ..attachment.clone()
                 }
             )
             .await,
         Err(StoreError::Invalid { .. })
     ));
+    // One look-up, by hash in any case; the timeline notes the attachment once.
+    let found = store
+        .attachment(alpha, "inc", &"AB".repeat(32))
+        .await
+        .expect("get");
+    assert_eq!(found.map(|a| a.name), Some("mail.eml".to_string()));
+    assert_eq!(
+        store
+            .attachment(bravo, "inc", &"ab".repeat(32))
+            .await
+            .expect("get"),
+        None
+    );
+    let added = |entries: &[TimelineEntry]| {
+        entries
+            .iter()
+            .filter(|e| matches!(e.event.kind, TimelineKind::AttachmentAdded { .. }))
+            .count()
+    };
+    let timeline = store
+        .timeline(alpha, "inc", 0, 1000)
+        .await
+        .expect("timeline");
+    assert_eq!(added(&timeline), 1);
+
+    // The same content on a second incident: removing it from one says the other holds it.
+    let (second, events) = open("inc2", 0);
+    store
+        .create_incident(alpha, &second, &events, &[], &[])
+        .await
+        .expect("second incident");
+    store
+        .add_attachment(
+            alpha,
+            &Attachment {
+                incident_id: "inc2".into(),
+                ..attachment.clone()
+            },
+        )
+        .await
+        .expect("attach to the second");
+    assert!(matches!(
+        store
+            .remove_attachment(bravo, "inc", &"ab".repeat(32), "eve", at(7))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let still_held = store
+        .remove_attachment(alpha, "inc", &"ab".repeat(32), "ana", at(7))
+        .await
+        .expect("remove");
+    assert!(still_held, "inc2 still holds the content");
+    assert_eq!(
+        store
+            .attachment_holders(alpha, &"ab".repeat(32))
+            .await
+            .expect("holders"),
+        1
+    );
+    assert_eq!(
+        store
+            .attachment_holders(bravo, &"ab".repeat(32))
+            .await
+            .expect("holders"),
+        0
+    );
+    assert!(store
+        .attachments(alpha, "inc")
+        .await
+        .expect("list")
+        .is_empty());
+    assert!(matches!(
+        store
+            .remove_attachment(alpha, "inc", &"ab".repeat(32), "ana", at(8))
+            .await,
+        Err(StoreError::NotFound { .. })
+    ));
+    let still_held = store
+        .remove_attachment(alpha, "inc2", &"ab".repeat(32), "ana", at(8))
+        .await
+        .expect("remove the last");
+    assert!(!still_held, "nothing holds the content any more");
+    let timeline = store
+        .timeline(alpha, "inc", 0, 1000)
+        .await
+        .expect("timeline");
+    assert!(timeline.iter().any(|e| matches!(
+        &e.event.kind,
+        TimelineKind::AttachmentRemoved { name, .. } if name == "mail.eml"
+    )));
 }
 
 pub async fn suppressions_count_what_they_hold_back(store: &SqlStore) {

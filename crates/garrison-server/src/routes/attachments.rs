@@ -1,0 +1,411 @@
+//! Incident attachments: evidence files stored on disk by their SHA-256 (`garrison-blobs`),
+//! with their metadata and timeline entries in the store.
+//!
+//! An upload is streamed to disk while it is hashed, never held in memory, and refused beyond
+//! `max_attachment_bytes`; it is acknowledged only once both the file and its record are
+//! durable. A download checks the file against its hash first, so evidence altered on disk
+//! is reported rather than served, and it is always sent as an opaque download (never rendered
+//! by a browser). Uploads, downloads and removals go to the audit log: chain of custody.
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine;
+use futures_util::StreamExt;
+use garrison_blobs::BlobError;
+use garrison_model::{Role, Timestamp};
+use garrison_store::{Attachment, IncidentRepo};
+use serde::Serialize;
+use tokio::io::AsyncReadExt;
+use utoipa::{IntoParams, ToSchema};
+
+use super::query_pairs;
+use crate::auth::Principal;
+use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::audit::record;
+use crate::routes::incidents::actor;
+use crate::AppState;
+
+/// Roles that add attachments (viewers only read; only admins remove).
+const UPLOADERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentView {
+    pub incident_id: String,
+    /// Lowercase hex SHA-256 of the content: its name on disk and in the download URL.
+    pub sha256: String,
+    pub name: String,
+    pub size: i64,
+    /// As the uploader declared it; downloads are always sent as `application/octet-stream`.
+    pub content_type: Option<String>,
+    pub uploaded_by: String,
+    pub created: String,
+}
+
+impl AttachmentView {
+    fn of(attachment: &Attachment) -> AttachmentView {
+        AttachmentView {
+            incident_id: attachment.incident_id.clone(),
+            sha256: attachment.sha256.clone(),
+            name: attachment.name.clone(),
+            size: attachment.size,
+            content_type: attachment.content_type.clone(),
+            uploaded_by: attachment.uploaded_by.clone(),
+            created: attachment.created.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttachmentList {
+    pub attachments: Vec<AttachmentView>,
+}
+
+#[derive(Debug, serde::Deserialize, IntoParams)]
+#[allow(dead_code)] // documents the parameters; parsed by hand
+pub struct UploadParams {
+    /// The file's name (1 to 255 characters; no path separators or control characters).
+    name: String,
+}
+
+fn blob_error(error: BlobError) -> ApiError {
+    match error {
+        BlobError::TooLarge { limit } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the attachment exceeds the limit of {limit} bytes"),
+        ),
+        BlobError::InvalidHash(_) => ApiError::invalid(error.to_string()),
+        BlobError::Corrupt { .. } => {
+            tracing::error!(error = %error, "attachment failed its integrity check");
+            metrics::counter!("garrison_attachment_integrity_errors_total").increment(1);
+            ApiError::new(ErrorCode::Internal, error.to_string())
+        }
+        BlobError::NotFound(sha) => ApiError::new(
+            ErrorCode::Internal,
+            format!("the content of attachment {sha} is missing from disk"),
+        ),
+        BlobError::Io { .. } => ApiError::internal(error),
+    }
+}
+
+/// The `name` parameter, checked.
+fn attachment_name(query: Option<String>) -> Result<String, ApiError> {
+    let mut name = None;
+    for (key, value) in query_pairs(query) {
+        match key.as_str() {
+            "name" => name = Some(value),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown parameter {other:?}; expected name"
+                )))
+            }
+        }
+    }
+    let name = name.ok_or_else(|| ApiError::invalid("parameter name is required"))?;
+    let chars = name.chars().count();
+    if name.trim().is_empty() || chars > 255 {
+        return Err(ApiError::invalid(
+            "parameter name: must have 1 to 255 characters",
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| c.is_control() || *c == '/' || *c == '\\')
+    {
+        return Err(ApiError::invalid(format!(
+            "parameter name: {c:?} is not allowed in a file name"
+        )));
+    }
+    Ok(name)
+}
+
+/// The declared media type, if it is a plausible one.
+fn declared_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get(header::CONTENT_TYPE) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .filter(|t| t.len() <= 255 && t.contains('/') && !t.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid("header Content-Type: not a media type"))?;
+    Ok(Some(text.trim().to_string()))
+}
+
+/// Attach a file to an incident: the request body is the file (any media type), `name` its
+/// name. The same content on the same incident is one attachment (200 with the first one);
+/// new content answers 201.
+#[utoipa::path(
+    post,
+    path = "/api/v1/incidents/{id}/attachments",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id"), UploadParams),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
+    responses(
+        (status = 201, body = AttachmentView), (status = 200, body = AttachmentView),
+        (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 413, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn upload(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    principal.require_any(UPLOADERS)?;
+    let name = attachment_name(query)?;
+    let content_type = declared_type(&headers)?;
+    let store = state.store();
+    // Before any byte is stored: the incident must exist here and still take changes.
+    let incident = store
+        .incident(principal.tenant, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("incident {id:?} not found")))?;
+    if let Some(into) = &incident.merged_into {
+        return Err(ApiError::invalid(format!(
+            "incident {id:?} was merged into {into:?}; attach to that one"
+        )));
+    }
+    let blobs = state.blobs();
+    let mut writer = blobs
+        .writer(principal.tenant, state.max_attachment_bytes())
+        .await
+        .map_err(blob_error)?;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid(format!(
+                "the upload broke off after {} bytes: {e}",
+                writer.size()
+            ))
+        })?;
+        writer.write(&chunk).await.map_err(blob_error)?;
+    }
+    if writer.size() == 0 {
+        return Err(ApiError::new(ErrorCode::EmptyBody, "the file is empty"));
+    }
+    // Storing the file and recording it are one step for removers (see remove).
+    let guard = blobs.lock().await;
+    let size = writer.size();
+    let blob = writer.finish().await.map_err(blob_error)?;
+    let attachment = Attachment {
+        incident_id: id.clone(),
+        sha256: blob.sha256.clone(),
+        name,
+        size: i64::try_from(size).unwrap_or(i64::MAX),
+        content_type,
+        uploaded_by: actor(&principal).user,
+        created: Timestamp::now(),
+    };
+    let (stored, created) = match store.add_attachment(principal.tenant, &attachment).await {
+        Ok(result) => result,
+        Err(e) => {
+            // Not recorded: the file goes unless a record holds the same content.
+            let held = store
+                .attachment_holders(principal.tenant, &blob.sha256)
+                .await
+                .unwrap_or(1);
+            if held == 0 {
+                let _ = blobs.remove(principal.tenant, &blob.sha256).await;
+            }
+            return Err(e.into());
+        }
+    };
+    drop(guard);
+    record(
+        &state,
+        &principal,
+        "incident.attachment.add",
+        &id,
+        serde_json::json!({"sha256": stored.sha256, "name": stored.name, "size": stored.size, "new": created}),
+    )
+    .await;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(AttachmentView::of(&stored))).into_response())
+}
+
+/// The incident's attachments, oldest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/attachments",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id")),
+    responses((status = 200, body = AttachmentList), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path(id): Path<String>,
+) -> Result<Json<AttachmentList>, ApiError> {
+    let store = state.store();
+    if store.incident(principal.tenant, &id).await?.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::NotFound,
+            format!("incident {id:?} not found"),
+        ));
+    }
+    let attachments = store.attachments(principal.tenant, &id).await?;
+    Ok(Json(AttachmentList {
+        attachments: attachments.iter().map(AttachmentView::of).collect(),
+    }))
+}
+
+/// `Content-Disposition` for a download: an ASCII fallback and the UTF-8 name (RFC 6266).
+fn disposition(name: &str) -> HeaderValue {
+    let ascii: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._- ()[]".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20");
+    HeaderValue::from_str(&format!(
+        "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static("attachment"))
+}
+
+/// Download an attachment. Its content is checked against its SHA-256 first: altered evidence
+/// answers 500 and is not sent. The `Repr-Digest` header carries the hash (RFC 9530).
+#[utoipa::path(
+    get,
+    path = "/api/v1/incidents/{id}/attachments/{sha256}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id"), ("sha256" = String, Path, description = "The attachment's SHA-256")),
+    responses(
+        (status = 200, description = "The file", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 400, body = Problem), (status = 404, body = Problem), (status = 500, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn download(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, sha256)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let sha = garrison_blobs::normalize_hash(&sha256).map_err(blob_error)?;
+    let attachment = state
+        .store()
+        .attachment(principal.tenant, &id, &sha)
+        .await?
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("incident {id:?} has no attachment {sha}"),
+            )
+        })?;
+    let (file, size) = state
+        .blobs()
+        .open_verified(principal.tenant, &sha)
+        .await
+        .map_err(blob_error)?;
+    record(
+        &state,
+        &principal,
+        "incident.attachment.download",
+        &id,
+        serde_json::json!({"sha256": sha, "name": attachment.name}),
+    )
+    .await;
+    let digest = hex::decode(&sha).map_err(ApiError::internal)?;
+    let repr_digest = format!(
+        "sha-256=:{}:",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    );
+    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+        let mut buffer = vec![0u8; 64 * 1024];
+        match file.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), file))
+            }
+            Err(e) => Some((Err(e), file)),
+        }
+    });
+    let mut response = Response::new(Body::from_stream(chunks));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
+    headers.insert(header::CONTENT_DISPOSITION, disposition(&attachment.name));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; sandbox"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{sha}\"")) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(value) = HeaderValue::from_str(&repr_digest) {
+        headers.insert("repr-digest", value);
+    }
+    Ok(response)
+}
+
+/// Remove an attachment from an incident (admins only). The file itself goes once no other
+/// incident of the tenant holds the same content.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/incidents/{id}/attachments/{sha256}",
+    tag = "incidents",
+    params(("id" = String, Path, description = "Incident id"), ("sha256" = String, Path, description = "The attachment's SHA-256")),
+    responses((status = 204, description = "Removed"), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn remove(
+    State(state): State<AppState>,
+    principal: Principal,
+    Path((id, sha256)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    principal.require_admin()?;
+    let sha = garrison_blobs::normalize_hash(&sha256).map_err(blob_error)?;
+    let blobs = state.blobs();
+    let guard = blobs.lock().await;
+    let still_held = state
+        .store()
+        .remove_attachment(
+            principal.tenant,
+            &id,
+            &sha,
+            &actor(&principal).user,
+            Timestamp::now(),
+        )
+        .await?;
+    if !still_held {
+        blobs
+            .remove(principal.tenant, &sha)
+            .await
+            .map_err(blob_error)?;
+    }
+    drop(guard);
+    record(
+        &state,
+        &principal,
+        "incident.attachment.remove",
+        &id,
+        serde_json::json!({"sha256": sha, "file_removed": !still_held}),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
