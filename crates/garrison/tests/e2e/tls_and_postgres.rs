@@ -145,6 +145,16 @@ async fn the_service_runs_on_postgresql() {
     };
     let ingest = with_db(&["token", "create", "--ingest", "--source", "pg-app"]);
     let admin = with_db(&["token", "create", "--role", "admin"]);
+    // Live detection and triage on PostgreSQL too: one rule that every event matches.
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("pg.yml"),
+        "title: Postgres marker\nid: 5d2c8c4e-8a4e-4b61-9a57-2f3d7f1c0a01\nstatus: test\nlevel: high\n\
+         logsource: { product: test }\ndetection: { selection: { msg|contains: 'postgres event' }, condition: selection }\n",
+    )
+    .expect("rule");
+    with_db(&["rules", "import", rules.to_str().expect("path"), "--enable"]);
     let service = Service::start_with(
         dir.path(),
         free_port(),
@@ -152,7 +162,8 @@ async fn the_service_runs_on_postgresql() {
         &[("GARRISON_DATABASE_URL", &url)],
     );
     let client = client();
-    let body: String = (0..300).map(|i| format!("{{\"id\":\"pg-{i}\",\"msg\":\"postgres event {i}\",\"host\":{{\"name\":\"db{}\"}}}}\n", i % 3)).collect();
+    // Fixed event times within one hour, so grouping cannot straddle an hour boundary.
+    let body: String = (0..300).map(|i| format!("{{\"id\":\"pg-{i}\",\"@timestamp\":\"2026-01-01T10:00:{:02}Z\",\"msg\":\"postgres event {i}\",\"host\":{{\"name\":\"db{}\"}}}}\n", i % 60, i % 3)).collect();
     for _ in 0..2 {
         let response = client
             .post(service.url("/api/v1/ingest/events"))
@@ -179,4 +190,44 @@ async fn the_service_runs_on_postgresql() {
     let hits = page["events"].as_array().expect("events");
     assert!(hits.iter().any(|e| e["fields"]["id"] == "pg-7"), "{page}");
     assert!(hits.iter().all(|e| e["fields"]["host"]["name"] == "db1"));
+
+    // Each host's 100 matches fold into one alert, and triage opens one incident per host.
+    let started = std::time::Instant::now();
+    let (alerts, incidents) = loop {
+        let alerts = get_json(&service, "/api/v1/alerts?limit=100", &admin).await;
+        let incidents = get_json(&service, "/api/v1/incidents?limit=100", &admin).await;
+        let alerts = alerts["alerts"].as_array().cloned().unwrap_or_default();
+        let incidents = incidents["incidents"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let linked = alerts.iter().all(|a| a["incident_id"].is_string());
+        if (alerts.len() == 3 && linked && incidents.len() == 3)
+            || started.elapsed() > Duration::from_secs(60)
+        {
+            break (alerts, incidents);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(alerts.len(), 3, "{alerts:?}");
+    assert!(alerts.iter().all(|a| a["count"] == 100), "{alerts:?}");
+    assert_eq!(incidents.len(), 3, "{incidents:?}");
+    let incident = incidents[0]["incident"]["id"].as_str().expect("id");
+    // An attachment on PostgreSQL metadata.
+    let response = client
+        .post(service.url(&format!("/api/v1/incidents/{incident}/attachments")))
+        .query(&[("name", "notes.txt")])
+        .bearer_auth(&admin)
+        .body("evidence on postgres")
+        .send()
+        .await
+        .expect("attach");
+    assert_eq!(response.status().as_u16(), 201);
+    let listed = get_json(
+        &service,
+        &format!("/api/v1/incidents/{incident}/attachments"),
+        &admin,
+    )
+    .await;
+    assert_eq!(listed["attachments"][0]["name"], "notes.txt");
 }
