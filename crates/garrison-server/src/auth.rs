@@ -86,6 +86,23 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiTo
             )
         })?;
     metrics::counter!("garrison_token_uses_total", "kind" => token.kind.as_str()).increment(1);
+    if state.first_use_this_hour(token.id) {
+        // Token use is audited at most once per token and hour: which credentials are in use
+        // shows in the log without one entry per request.
+        let actor = match (token.kind, token.name.strip_prefix("session of ")) {
+            (TokenKind::Session, Some(user)) => format!("user:{user}"),
+            _ => format!("token:{}", token.prefix),
+        };
+        crate::routes::audit::record_as(
+            state,
+            token.tenant_id,
+            &actor,
+            "token.use",
+            &token.prefix,
+            serde_json::json!({"token_id": token.id, "token_kind": token.kind.as_str(), "name": token.name}),
+        )
+        .await;
+    }
     Ok(token)
 }
 

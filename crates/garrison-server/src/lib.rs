@@ -204,6 +204,8 @@ struct StateInner {
     detected: watch::Receiver<u64>,
     /// Incident attachments on disk, by hash.
     blobs: garrison_blobs::BlobStore,
+    /// When each token's use was last audited (token uses are audited once an hour).
+    token_uses: std::sync::Mutex<HashMap<i64, Instant>>,
     max_attachment_bytes: u64,
 }
 
@@ -286,6 +288,25 @@ impl AppState {
     /// True while new data would be refused.
     pub fn is_saturated(&self) -> bool {
         self.ingestor().is_saturated()
+    }
+
+    /// True when this token's use has not been audited in the last hour (and notes it now).
+    pub fn first_use_this_hour(&self, token_id: i64) -> bool {
+        const EVERY: Duration = Duration::from_secs(3600);
+        let Ok(mut uses) = self.inner.token_uses.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        if uses.len() > 100_000 {
+            uses.retain(|_, at| now.duration_since(*at) < EVERY);
+        }
+        match uses.get(&token_id) {
+            Some(at) if now.duration_since(*at) < EVERY => false,
+            _ => {
+                uses.insert(token_id, now);
+                true
+            }
+        }
     }
 
     /// Incident attachments on disk.
@@ -416,6 +437,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             ),
             detected,
             blobs,
+            token_uses: std::sync::Mutex::new(HashMap::new()),
             max_attachment_bytes: config.max_attachment_bytes,
         }),
     };

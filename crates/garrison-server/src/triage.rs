@@ -26,7 +26,8 @@ use garrison_cases::{
 };
 use garrison_model::{TenantId, Timestamp};
 use garrison_store::{
-    Alert, DetectionRepo, IncidentRepo, LinkedAlert, SqlStore, StoreError, StoredIncident,
+    Alert, AuditRepo, DetectionRepo, IncidentRepo, LinkedAlert, SqlStore, StoreError,
+    StoredIncident,
 };
 use serde_json::{json, Value as Json};
 use tokio::sync::watch;
@@ -369,6 +370,17 @@ async fn triage_one(
     store
         .create_incident(tenant, &incident, &[created], &[link], &observables)
         .await?;
+    // A machine action: in the audit log like an analyst's. (A replay finds the incident and
+    // returns before this, so it is noted once unless the process dies right here.)
+    let entry = garrison_store::NewAuditEntry {
+        actor: ACTOR.to_string(),
+        action: "incident.create".to_string(),
+        target: own_id.clone(),
+        details: json!({"alert": current.alert_id, "rule": current.rule_id, "score": scored.total}),
+    };
+    if let Err(e) = store.append_audit(tenant, entry).await {
+        tracing::error!(error = %e, %tenant, "cannot record an incident triage opened");
+    }
     Ok("opened")
 }
 

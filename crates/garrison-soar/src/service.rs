@@ -24,7 +24,9 @@ use garrison_playbook::{
     advance, ActionExecutor, ActionRegistry, ActionRequest, Approvers, Effect, Event, InputErrors,
     ParentRef, Playbook, RunState, RunStatus, StepStatus, TimerKind, Trigger, ValidationError,
 };
-use garrison_store::{ApprovalLink, PlaybookRepo, PlaybookVersion, SqlStore, WriteOutcome};
+use garrison_store::{
+    ApprovalLink, AuditRepo, PlaybookRepo, PlaybookVersion, SqlStore, WriteOutcome,
+};
 use jiff::Timestamp;
 use serde_json::{json, Value as Json};
 use sha2::Digest;
@@ -708,9 +710,10 @@ impl Soar {
             }
             self.persist(work).await?;
             let run_id = work.state.run_id.clone();
+            let tenant = work.tenant;
             let calls = external
                 .into_iter()
-                .map(|effect| self.execute_external(&run_id, &work.pb, effect));
+                .map(|effect| self.execute_external(tenant, &run_id, &work.pb, effect));
             let events = futures_util::future::join_all(calls).await;
             for event in events.into_iter().flatten() {
                 self.apply(work, event);
@@ -722,7 +725,43 @@ impl Soar {
         )))
     }
 
-    async fn execute_external(&self, run_id: &str, pb: &Playbook, effect: Effect) -> Option<Event> {
+    /// Notes an external call a run made (a machine action) in the tenant's audit log.
+    #[allow(clippy::too_many_arguments)]
+    async fn audit_call(
+        &self,
+        tenant: TenantId,
+        pb: &Playbook,
+        kind: &str,
+        target: String,
+        action: &str,
+        attempt: u32,
+        key: &str,
+        result: Result<(), String>,
+    ) {
+        let entry = garrison_store::NewAuditEntry {
+            actor: format!("playbook:{}", pb.name),
+            action: kind.to_string(),
+            target,
+            details: json!({
+                "action": action,
+                "attempt": attempt,
+                "idempotency_key": key,
+                "outcome": if result.is_ok() { "ok" } else { "failed" },
+                "error": result.err(),
+            }),
+        };
+        if let Err(e) = self.inner.repo.append_audit(tenant, entry).await {
+            tracing::error!(error = %e, %tenant, "cannot record a playbook action in the audit log");
+        }
+    }
+
+    async fn execute_external(
+        &self,
+        tenant: TenantId,
+        run_id: &str,
+        pb: &Playbook,
+        effect: Effect,
+    ) -> Option<Event> {
         match effect {
             Effect::ExecuteAction {
                 step,
@@ -733,6 +772,11 @@ impl Soar {
                 input,
             } => {
                 let timeout = pb.step(&step).and_then(|s| s.timeout);
+                let target = match item {
+                    Some(i) => format!("{run_id}/{step}[{i}]"),
+                    None => format!("{run_id}/{step}"),
+                };
+                let (audit_action, audit_key) = (action.clone(), idempotency_key.clone());
                 let call = self.inner.executor.execute(ActionRequest {
                     run_id: run_id.to_owned(),
                     step: step.clone(),
@@ -748,16 +792,42 @@ impl Soar {
                         {
                             Ok(o) => o,
                             Err(_) => {
+                                self.audit_call(
+                                    tenant,
+                                    pb,
+                                    "playbook.action",
+                                    target,
+                                    &audit_action,
+                                    attempt,
+                                    &audit_key,
+                                    Err("timed out".into()),
+                                )
+                                .await;
                                 return Some(Event::TimerFired(TimerKind::StepTimeout {
                                     step,
                                     item,
                                     attempt,
-                                }))
+                                }));
                             }
                         }
                     }
                     None => call.await,
                 };
+                self.audit_call(
+                    tenant,
+                    pb,
+                    "playbook.action",
+                    target,
+                    &audit_action,
+                    attempt,
+                    &audit_key,
+                    outcome
+                        .result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|f| f.message.clone()),
+                )
+                .await;
                 Some(Event::ActionFinished {
                     step,
                     item,
@@ -774,6 +844,7 @@ impl Soar {
                 idempotency_key,
                 ..
             } => {
+                let (audit_action, audit_key) = (action.clone(), idempotency_key.clone());
                 let outcome = self
                     .inner
                     .executor
@@ -787,6 +858,21 @@ impl Soar {
                         input,
                     })
                     .await;
+                self.audit_call(
+                    tenant,
+                    pb,
+                    "playbook.undo",
+                    lease.clone(),
+                    &audit_action,
+                    attempt,
+                    &audit_key,
+                    outcome
+                        .result
+                        .as_ref()
+                        .map(|_| ())
+                        .map_err(|f| f.message.clone()),
+                )
+                .await;
                 Some(Event::UndoFinished {
                     lease,
                     attempt,

@@ -541,9 +541,17 @@ pub async fn comment(
     Path(id): Path<String>,
     Json(body): Json<CommentBody>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    Ok(Json(
-        act(&state, &principal, &id, Action::Comment { text: body.text }).await?,
-    ))
+    let length = body.text.chars().count();
+    let result = act(&state, &principal, &id, Action::Comment { text: body.text }).await?;
+    record(
+        &state,
+        &principal,
+        "incident.comment",
+        &id,
+        serde_json::json!({"characters": length}),
+    )
+    .await;
+    Ok(Json(result))
 }
 
 /// Approve an incident in review (reviewers only; each approves once).

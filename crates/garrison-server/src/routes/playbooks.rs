@@ -23,6 +23,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::audit::{record, record_as};
 use crate::AppState;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Responder];
@@ -355,7 +356,16 @@ pub async fn create_playbook(
         .soar()
         .save_playbook(principal.tenant, &text, Some(&by))
         .await?;
-    Ok((StatusCode::CREATED, Json(version.into())))
+    let view: PlaybookVersionView = version.into();
+    record(
+        &state,
+        &principal,
+        "playbook.save",
+        &view.name,
+        json!({"version": view.version, "source_sha256": view.source_sha256}),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 #[utoipa::path(get, path = "/api/v1/playbooks", tag = "playbooks",
@@ -436,6 +446,12 @@ async fn set_enabled(
         .store()
         .set_playbook_enabled(principal.tenant, &name, enabled)
         .await?;
+    let action = if enabled {
+        "playbook.enable"
+    } else {
+        "playbook.disable"
+    };
+    record(&state, &principal, action, &name, json!({})).await;
     Ok(Json(s.into()))
 }
 
@@ -607,7 +623,7 @@ pub async fn import_playbooks(
         );
     }
     let by = actor(&state, &principal).await;
-    let mut saved = Vec::new();
+    let mut saved: Vec<PlaybookVersionView> = Vec::new();
     for source in &body.sources {
         saved.push(
             state
@@ -617,6 +633,18 @@ pub async fn import_playbooks(
                 .into(),
         );
     }
+    let versions: Vec<Json_> = saved
+        .iter()
+        .map(|v| json!({"name": v.name, "version": v.version}))
+        .collect();
+    record(
+        &state,
+        &principal,
+        "playbook.import",
+        "playbooks",
+        json!({"versions": versions}),
+    )
+    .await;
     Ok(Json(saved))
 }
 
@@ -642,6 +670,8 @@ pub async fn put_secret(
             &garrison_soar::secret_hash(&body.secret),
         )
         .await?;
+    // The secret itself never goes to the log.
+    record(&state, &principal, "playbook.secret.put", &name, json!({})).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -672,6 +702,14 @@ pub async fn start_run(
             },
         )
         .await?;
+    record(
+        &state,
+        &principal,
+        "run.start",
+        &run.run_id,
+        json!({"playbook": run.playbook, "version": run.version, "dry_run": run.dry_run}),
+    )
+    .await;
     Ok((StatusCode::CREATED, Json(run_json(&run, None))))
 }
 
@@ -776,6 +814,14 @@ pub async fn approve_run(
         .soar()
         .decide(principal.tenant, &id, &body.step, &body.choice, &by)
         .await?;
+    record(
+        &state,
+        &principal,
+        "run.approve",
+        &id,
+        json!({"step": body.step, "choice": body.choice}),
+    )
+    .await;
     Ok(Json(run_json(&run, None)))
 }
 
@@ -791,7 +837,17 @@ pub async fn cancel_run(
     principal.require_any(WRITERS)?;
     load_run(&state, principal.tenant, &id).await?;
     let by = actor(&state, &principal).await;
-    match state.soar().cancel(principal.tenant, &id, &by).await? {
+    let outcome = state.soar().cancel(principal.tenant, &id, &by).await?;
+    let requested = matches!(outcome, CancelOutcome::Requested(_));
+    record(
+        &state,
+        &principal,
+        "run.cancel",
+        &id,
+        json!({"deferred": requested}),
+    )
+    .await;
+    match outcome {
         CancelOutcome::Done(run) => Ok((StatusCode::OK, Json(run_json(&run, None)))),
         CancelOutcome::Requested(run) => {
             let mut body = run_json(&run, None);
@@ -820,6 +876,7 @@ pub async fn rerun_run(
         .soar()
         .deliver(principal.tenant, &id, Event::Rerun)
         .await?;
+    record(&state, &principal, "run.rerun", &id, json!({})).await;
     Ok(Json(run_json(&run, None)))
 }
 
@@ -843,6 +900,14 @@ pub async fn create_link(
         .soar()
         .create_approval_link(principal.tenant, &id, &body.step, valid)
         .await?;
+    record(
+        &state,
+        &principal,
+        "run.approval_link.create",
+        &id,
+        json!({"step": body.step, "expires": expires.to_string()}),
+    )
+    .await;
     Ok((
         StatusCode::CREATED,
         Json(LinkView {
@@ -900,12 +965,24 @@ pub async fn use_link(
     }
     let body: ChoiceBody = serde_json::from_slice(&body)
         .map_err(|e| ApiError::invalid(format!("expected {{\"choice\": \"...\"}}: {e}")))?;
+    let link = state.soar().approval_link(&secret).await?;
     let run = match state.soar().decide_by_link(&secret, &body.choice).await {
         Err(SoarError::Refused(reason)) if reason.contains("unknown, used or expired") => {
             return Err(link_gone())
         }
         other => other?,
     };
+    if let Some(link) = link {
+        record_as(
+            &state,
+            link.tenant_id,
+            "approval-link",
+            "run.approve",
+            &run.run_id,
+            json!({"step": link.step, "choice": body.choice, "via": "approval link"}),
+        )
+        .await;
+    }
     Ok(Json(json!({"run_id": run.run_id, "status": run.status})))
 }
 
@@ -983,6 +1060,15 @@ pub async fn webhook(
             },
         )
         .await?;
+    record_as(
+        &state,
+        tenant.id,
+        &format!("webhook:{}", run.playbook),
+        "run.start",
+        &run.run_id,
+        json!({"playbook": run.playbook, "version": run.version, "trigger": "webhook"}),
+    )
+    .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run.run_id, "status": run.status})),
@@ -1072,9 +1158,21 @@ pub async fn extend_lease(
         .deliver(
             principal.tenant,
             &id,
-            Event::ExtendLease { lease, until, by },
+            Event::ExtendLease {
+                lease: lease.clone(),
+                until,
+                by,
+            },
         )
         .await?;
+    record(
+        &state,
+        &principal,
+        "lease.extend",
+        &lease,
+        json!({"until": until.to_string()}),
+    )
+    .await;
     Ok(Json(run_json(&run, None)))
 }
 
@@ -1094,8 +1192,16 @@ pub async fn revoke_lease(
     let by = actor(&state, &principal).await;
     let run = state
         .soar()
-        .deliver(principal.tenant, &id, Event::RevokeLease { lease, by })
+        .deliver(
+            principal.tenant,
+            &id,
+            Event::RevokeLease {
+                lease: lease.clone(),
+                by,
+            },
+        )
         .await?;
+    record(&state, &principal, "lease.revoke", &lease, json!({})).await;
     Ok(Json(run_json(&run, None)))
 }
 
@@ -1262,6 +1368,20 @@ pub async fn sync_playbooks(
         }
         report.files.push(result);
     }
+    let changed: Vec<Json_> = report
+        .files
+        .iter()
+        .filter(|f| f.status == "created" || f.status == "updated")
+        .map(|f| json!({"name": f.name, "version": f.version, "status": f.status}))
+        .collect();
+    record(
+        &state,
+        &principal,
+        "playbook.sync",
+        "playbooks",
+        json!({"changed": changed, "failed": report.failed}),
+    )
+    .await;
     Ok(Json(report))
 }
 

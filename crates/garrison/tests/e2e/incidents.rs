@@ -174,6 +174,24 @@ async fn incidents_follow_the_workflow_per_role_and_stay_in_their_tenant() {
     )
     .await;
     assert_eq!(status, 200);
+    let audit = get_json(&service, "/api/v1/audit?limit=1000", &bravo).await;
+    assert!(
+        !audit["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .any(|e| e["target"] == id.as_str()),
+        "another tenant's audit log shows this incident"
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let audit = get_json(&service, "/api/v1/audit?limit=1000", &admin).await;
+    let comments = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter(|e| e["action"] == "incident.comment" && e["target"] == id.as_str())
+        .count();
+    assert_eq!(comments, 1, "{audit}");
     let timeline = get_json(
         &service,
         &format!("/api/v1/incidents/{id}/timeline"),

@@ -560,6 +560,36 @@ async fn a_lease_is_undone_once_across_a_restart_and_can_be_revoked() {
         get_json(&service, "/api/v1/containments", &admin).await,
         json!([])
     );
+
+    // Every human and machine action is in the audit log: the playbooks saved, the runs
+    // started, each firewall call (by the playbook) and its undo, the extension, the revoke.
+    let audit = get_json(&service, "/api/v1/audit?limit=1000", &admin).await;
+    let entries = audit["entries"].as_array().expect("entries");
+    let count = |action: &str, actor_prefix: &str| {
+        entries
+            .iter()
+            .filter(|e| {
+                e["action"] == action
+                    && e["actor"]
+                        .as_str()
+                        .is_some_and(|a| a.starts_with(actor_prefix))
+            })
+            .count()
+    };
+    assert_eq!(count("playbook.save", "token:"), 2, "{audit}");
+    assert_eq!(count("run.start", "token:"), 2, "{audit}");
+    assert_eq!(count("playbook.action", "playbook:contain"), 2, "{audit}");
+    assert_eq!(count("playbook.undo", "playbook:contain"), 2, "{audit}");
+    assert_eq!(count("lease.extend", "token:"), 1, "{audit}");
+    assert_eq!(count("lease.revoke", "token:"), 1, "{audit}");
+    assert!(count("token.use", "token:") >= 1, "{audit}");
+    let call = entries
+        .iter()
+        .find(|e| e["action"] == "playbook.action")
+        .expect("an action");
+    assert_eq!(call["details"]["action"], "firewall.block_ip");
+    assert_eq!(call["details"]["outcome"], "ok");
+    cli(dir.path(), &["audit", "verify"]);
 }
 
 const GOOD: &str = r#"
