@@ -361,3 +361,125 @@ async fn incident_state_changes_start_their_playbooks_once() {
     assert_eq!(sink.distinct_keys("/state/"), expected);
     drop(service);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sla_breach_is_recorded_once_and_starts_its_playbook_once() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let (http_port, syslog_port) = (free_port(), free_port());
+    let env = [
+        ("GARRISON_TRIGGER_POLL_INTERVAL", "100ms"),
+        ("GARRISON_SLA_CHECK_INTERVAL", "200ms"),
+    ];
+    let mut service = Service::start_with(dir.path(), http_port, syslog_port, &env);
+    // Two seconds to acknowledge; the other clocks far away.
+    let (status, body) = send(
+        &service,
+        "PUT",
+        "/api/v1/sla-policy",
+        &admin,
+        json!({"default": {"acknowledge_secs": 2, "analysis_secs": 86400, "disposal_secs": 86400}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let on_breach = format!(
+        "name: on-breach\ntriggers:\n  - sla_breach: {{stage: acknowledge}}\nsteps:\n  - id: call\n    action: core.http\n    with: {{url: \"{sink_url}/breach/{{{{ trigger.incident.id }}}}/{{{{ trigger.stage }}}}\", method: POST}}\n"
+    );
+    let (status, body) = send(
+        &service,
+        "POST",
+        "/api/v1/playbooks",
+        &admin,
+        json!({ "source": on_breach }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, created) = send(
+        &service,
+        "POST",
+        "/api/v1/incidents",
+        &admin,
+        json!({"title": "nobody looks at this", "severity": "high"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["incident"]["id"].as_str().expect("id").to_string();
+    // A second incident acknowledged in time breaches nothing.
+    let (_, prompt) = send(
+        &service,
+        "POST",
+        "/api/v1/incidents",
+        &admin,
+        json!({"title": "looked at at once", "severity": "high"}),
+    )
+    .await;
+    let prompt_id = prompt["incident"]["id"].as_str().expect("id").to_string();
+    let (status, body) = send(
+        &service,
+        "POST",
+        &format!("/api/v1/incidents/{prompt_id}/actions"),
+        &admin,
+        json!({"action": "assign", "assignee": "admin"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = send(
+        &service,
+        "POST",
+        &format!("/api/v1/incidents/{prompt_id}/transitions"),
+        &admin,
+        json!({"to": "triage"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    let calls = sink.wait_distinct("/breach/", 1).await;
+    let expected: BTreeMap<String, usize> = [(format!("/breach/{id}/acknowledge"), 1)]
+        .into_iter()
+        .collect();
+    assert_eq!(sink.distinct_keys("/breach/"), expected, "{calls:?}");
+    let breaches = |timeline: &serde_json::Value| {
+        timeline["entries"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .filter(|e| e["type"] == "sla_breached")
+            .count()
+    };
+    let timeline = get_json(
+        &service,
+        &format!("/api/v1/incidents/{id}/timeline"),
+        &admin,
+    )
+    .await;
+    assert_eq!(breaches(&timeline), 1, "{timeline}");
+
+    // Across kill -9 and further checks: still one breach, one run.
+    service.kill9();
+    service = Service::start_with(dir.path(), http_port, syslog_port, &env);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let timeline = get_json(
+        &service,
+        &format!("/api/v1/incidents/{id}/timeline"),
+        &admin,
+    )
+    .await;
+    assert_eq!(breaches(&timeline), 1, "{timeline}");
+    let prompt_timeline = get_json(
+        &service,
+        &format!("/api/v1/incidents/{prompt_id}/timeline"),
+        &admin,
+    )
+    .await;
+    assert_eq!(breaches(&prompt_timeline), 0, "{prompt_timeline}");
+    assert_eq!(sink.distinct_keys("/breach/"), expected);
+    let metrics = get_json(&service, "/api/v1/metrics/soc", &admin).await;
+    assert!(
+        metrics["within_sla_pct"]["acknowledge"]
+            .as_f64()
+            .is_some_and(|p| p < 100.0),
+        "{metrics}"
+    );
+    drop(service);
+}
