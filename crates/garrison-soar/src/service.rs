@@ -163,6 +163,14 @@ pub enum TriggerEvent {
     },
 }
 
+/// An action's outcome as the audit log states it.
+fn call_result(outcome: &garrison_playbook::ActionOutcome) -> Result<(), String> {
+    match &outcome.result {
+        Ok(_) => Ok(()),
+        Err(failure) => Err(failure.message.clone()),
+    }
+}
+
 struct Work {
     tenant: TenantId,
     pb: Arc<Playbook>,
@@ -727,7 +735,7 @@ impl Soar {
 
     /// Notes an external call a run made (a machine action) in the tenant's audit log.
     #[allow(clippy::too_many_arguments)]
-    async fn audit_call(
+    fn audit_call(
         &self,
         tenant: TenantId,
         pb: &Playbook,
@@ -750,9 +758,14 @@ impl Soar {
                 "error": result.err(),
             }),
         };
-        if let Err(e) = self.inner.repo.append_audit(tenant, entry).await {
-            tracing::error!(error = %e, %tenant, "cannot record a playbook action in the audit log");
-        }
+        // Off the run's path: the call's result is saved with the run's state first, so a
+        // crash right after a call does not widen the window in which it would be sent again.
+        let repo = self.inner.repo.clone();
+        tokio::spawn(async move {
+            if let Err(e) = repo.append_audit(tenant, entry).await {
+                tracing::error!(error = %e, %tenant, "cannot record a playbook action in the audit log");
+            }
+        });
     }
 
     async fn execute_external(
@@ -801,8 +814,7 @@ impl Soar {
                                     attempt,
                                     &audit_key,
                                     Err("timed out".into()),
-                                )
-                                .await;
+                                );
                                 return Some(Event::TimerFired(TimerKind::StepTimeout {
                                     step,
                                     item,
@@ -821,13 +833,8 @@ impl Soar {
                     &audit_action,
                     attempt,
                     &audit_key,
-                    outcome
-                        .result
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|f| f.message.clone()),
-                )
-                .await;
+                    call_result(&outcome),
+                );
                 Some(Event::ActionFinished {
                     step,
                     item,
@@ -866,13 +873,8 @@ impl Soar {
                     &audit_action,
                     attempt,
                     &audit_key,
-                    outcome
-                        .result
-                        .as_ref()
-                        .map(|_| ())
-                        .map_err(|f| f.message.clone()),
-                )
-                .await;
+                    call_result(&outcome),
+                );
                 Some(Event::UndoFinished {
                     lease,
                     attempt,

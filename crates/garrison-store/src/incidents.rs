@@ -504,6 +504,17 @@ fn task_from_row(row: &AnyRow) -> Result<Task> {
     })
 }
 
+/// How many incidents of the tenant hold the content with this (checked) hash.
+async fn holders(tx: &mut Tx<'_>, tenant: TenantId, sha: &str) -> Result<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT COUNT(*) FROM incident_attachments WHERE tenant_id = $1 AND sha256 = $2",
+    )
+    .bind(tenant.0)
+    .bind(sha)
+    .fetch_one(&mut **tx)
+    .await?)
+}
+
 /// An attachment's hash, checked and in lowercase.
 fn attachment_hash(sha256: &str) -> Result<String> {
     let sha = sha256.to_ascii_lowercase();
@@ -1698,13 +1709,10 @@ impl IncidentRepo for SqlStore {
 
     async fn attachment_holders(&self, tenant: TenantId, sha256: &str) -> Result<i64> {
         let sha = attachment_hash(sha256)?;
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM incident_attachments WHERE tenant_id = $1 AND sha256 = $2",
-        )
-        .bind(tenant.0)
-        .bind(&sha)
-        .fetch_one(&self.pool)
-        .await?)
+        let mut tx = self.pool.begin().await?;
+        let count = holders(&mut tx, tenant, &sha).await?;
+        tx.commit().await?;
+        Ok(count)
     }
 
     async fn remove_attachment(
@@ -1732,13 +1740,7 @@ impl IncidentRepo for SqlStore {
                 "attachment {sha} of incident {incident_id:?}"
             )));
         };
-        let others: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM incident_attachments WHERE tenant_id = $1 AND sha256 = $2",
-        )
-        .bind(tenant.0)
-        .bind(&sha)
-        .fetch_one(&mut *tx)
-        .await?;
+        let others = holders(&mut tx, tenant, &sha).await?;
         let event = TimelineEvent {
             time: now,
             actor: actor.to_string(),

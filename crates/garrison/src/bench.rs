@@ -849,28 +849,31 @@ async fn reduction(rules: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     Ok(())
 }
 
-/// Waits until automatic triage has handled every alert.
-async fn wait_triaged(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
-    let started = Instant::now();
-    loop {
-        let ready: serde_json::Value = client
-            .get(format!("{url}/readyz"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let created = ready["alerts_created"].as_i64();
-        if created.is_some() && ready["alerts_triaged"].as_i64() == created {
-            return Ok(());
-        }
-        if started.elapsed() > limit {
-            bail!("triage did not catch up within {} s", limit.as_secs());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+async fn wait_detected(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
+    wait_ready(client, url, limit, "detection", |ready| {
+        let committed = ready["log_committed"].as_u64();
+        committed.is_some() && ready["log_detected"].as_u64() == committed
+    })
+    .await
 }
 
-async fn wait_detected(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
+/// Waits until automatic triage has handled every alert.
+async fn wait_triaged(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {
+    wait_ready(client, url, limit, "triage", |ready| {
+        let created = ready["alerts_created"].as_i64();
+        created.is_some() && ready["alerts_triaged"].as_i64() == created
+    })
+    .await
+}
+
+/// Polls `/readyz` until `done` holds for its answer.
+async fn wait_ready(
+    client: &reqwest::Client,
+    url: &str,
+    limit: Duration,
+    what: &str,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> Result<()> {
     let started = Instant::now();
     loop {
         let ready: serde_json::Value = client
@@ -879,12 +882,11 @@ async fn wait_detected(client: &reqwest::Client, url: &str, limit: Duration) -> 
             .await?
             .json()
             .await?;
-        let committed = ready["log_committed"].as_u64();
-        if committed.is_some() && ready["log_detected"].as_u64() == committed {
+        if done(&ready) {
             return Ok(());
         }
         if started.elapsed() > limit {
-            bail!("detection did not catch up within {} s", limit.as_secs());
+            bail!("{what} did not catch up within {} s", limit.as_secs());
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }

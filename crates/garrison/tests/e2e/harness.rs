@@ -184,3 +184,27 @@ pub async fn get_json(service: &Service, path: &str, token: &str) -> serde_json:
         .await
         .unwrap_or_else(|e| panic!("GET {path}: answer is not JSON: {e}"))
 }
+
+/// Every item of a cursor-paged list (`{KEY: [...], "next_cursor": ...}`): `path` with its
+/// query (`?limit=N`), all pages.
+pub async fn all_pages(
+    service: &Service,
+    path: &str,
+    key: &str,
+    token: &str,
+) -> Vec<serde_json::Value> {
+    let mut cursor: Option<String> = None;
+    let mut items = Vec::new();
+    loop {
+        let mut page_path = path.to_string();
+        if let Some(c) = &cursor {
+            page_path.push_str(&format!("&cursor={c}"));
+        }
+        let page = get_json(service, &page_path, token).await;
+        items.extend(page[key].as_array().cloned().expect("a list"));
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_string()),
+            None => return items,
+        }
+    }
+}

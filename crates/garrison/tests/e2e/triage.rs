@@ -73,37 +73,11 @@ async fn send_text(
 }
 
 async fn all_alerts(service: &Service, token: &str) -> Vec<Value> {
-    let mut cursor: Option<String> = None;
-    let mut alerts = Vec::new();
-    loop {
-        let mut path = "/api/v1/alerts?limit=500".to_string();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let page = get_json(service, &path, token).await;
-        alerts.extend(page["alerts"].as_array().cloned().expect("alerts"));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return alerts,
-        }
-    }
+    all_pages(service, "/api/v1/alerts?limit=500", "alerts", token).await
 }
 
 async fn all_incidents(service: &Service, token: &str) -> Vec<Value> {
-    let mut cursor: Option<String> = None;
-    let mut incidents = Vec::new();
-    loop {
-        let mut path = "/api/v1/incidents?limit=200".to_string();
-        if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
-        }
-        let page = get_json(service, &path, token).await;
-        incidents.extend(page["incidents"].as_array().cloned().expect("incidents"));
-        match page["next_cursor"].as_str() {
-            Some(next) => cursor = Some(next.to_string()),
-            None => return incidents,
-        }
-    }
+    all_pages(service, "/api/v1/incidents?limit=200", "incidents", token).await
 }
 
 /// Waits until detection has read everything acknowledged, then until every alert is linked
