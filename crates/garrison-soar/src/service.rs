@@ -24,9 +24,7 @@ use garrison_playbook::{
     advance, ActionExecutor, ActionRegistry, ActionRequest, Approvers, Effect, Event, InputErrors,
     ParentRef, Playbook, RunState, RunStatus, StepStatus, TimerKind, Trigger, ValidationError,
 };
-use garrison_store::{
-    ApprovalLink, AuditRepo, PlaybookRepo, PlaybookVersion, SqlStore, WriteOutcome,
-};
+use garrison_store::{ApprovalLink, PlaybookRepo, PlaybookVersion, SqlStore, WriteOutcome};
 use jiff::Timestamp;
 use serde_json::{json, Value as Json};
 use sha2::Digest;
@@ -180,6 +178,8 @@ struct Work {
     add: Vec<garrison_playbook::Timer>,
     remove: Vec<String>,
     follow: Vec<Effect>,
+    /// Audit entries of the external calls whose results the next save records.
+    audit: Vec<garrison_store::NewAuditEntry>,
 }
 
 type RunLock = Arc<tokio::sync::Mutex<()>>;
@@ -487,6 +487,7 @@ impl Soar {
             add: Vec::new(),
             remove: Vec::new(),
             follow: Vec::new(),
+            audit: Vec::new(),
         };
         self.apply(&mut work, Event::Start);
         let pending = self.drive(&mut work, true).await?;
@@ -582,6 +583,7 @@ impl Soar {
                 add: Vec::new(),
                 remove: Vec::new(),
                 follow: Vec::new(),
+                audit: Vec::new(),
             };
             if let Some(id) = &fired_timer {
                 work.remove.push(id.clone());
@@ -630,7 +632,7 @@ impl Soar {
         if !work.dirty {
             return Ok(());
         }
-        let write = run_write(
+        let mut write = run_write(
             work.tenant,
             &work.state,
             work.rev,
@@ -638,12 +640,14 @@ impl Soar {
             &work.remove,
             Timestamp::now(),
         )?;
+        write.audit = work.audit.clone();
         match self.inner.writer.write(write).await? {
             WriteOutcome::Saved(rev) => {
                 work.rev = Some(rev);
                 work.dirty = false;
                 work.add.clear();
                 work.remove.clear();
+                work.audit.clear();
                 Ok(())
             }
             WriteOutcome::Exists => Err(SoarError::Refused(format!(
@@ -718,12 +722,12 @@ impl Soar {
             }
             self.persist(work).await?;
             let run_id = work.state.run_id.clone();
-            let tenant = work.tenant;
             let calls = external
                 .into_iter()
-                .map(|effect| self.execute_external(tenant, &run_id, &work.pb, effect));
+                .map(|effect| self.execute_external(&run_id, &work.pb, effect));
             let events = futures_util::future::join_all(calls).await;
-            for event in events.into_iter().flatten() {
+            for (event, audit) in events.into_iter().flatten() {
+                work.audit.push(audit);
                 self.apply(work, event);
             }
         }
@@ -733,11 +737,9 @@ impl Soar {
         )))
     }
 
-    /// Notes an external call a run made (a machine action) in the tenant's audit log.
-    #[allow(clippy::too_many_arguments)]
+    /// The audit entry of an external call a run made (a machine action); it is committed
+    /// with the state that records the call's result, so each result is audited once.
     fn audit_call(
-        &self,
-        tenant: TenantId,
         pb: &Playbook,
         kind: &str,
         target: String,
@@ -745,8 +747,8 @@ impl Soar {
         attempt: u32,
         key: &str,
         result: Result<(), String>,
-    ) {
-        let entry = garrison_store::NewAuditEntry {
+    ) -> garrison_store::NewAuditEntry {
+        garrison_store::NewAuditEntry {
             actor: format!("playbook:{}", pb.name),
             action: kind.to_string(),
             target,
@@ -757,24 +759,17 @@ impl Soar {
                 "outcome": if result.is_ok() { "ok" } else { "failed" },
                 "error": result.err(),
             }),
-        };
-        // Off the run's path: the call's result is saved with the run's state first, so a
-        // crash right after a call does not widen the window in which it would be sent again.
-        let repo = self.inner.repo.clone();
-        tokio::spawn(async move {
-            if let Err(e) = repo.append_audit(tenant, entry).await {
-                tracing::error!(error = %e, %tenant, "cannot record a playbook action in the audit log");
-            }
-        });
+        }
     }
 
+    /// Sends one external call; returns the event that records its result and the call's
+    /// audit entry.
     async fn execute_external(
         &self,
-        tenant: TenantId,
         run_id: &str,
         pb: &Playbook,
         effect: Effect,
-    ) -> Option<Event> {
+    ) -> Option<(Event, garrison_store::NewAuditEntry)> {
         match effect {
             Effect::ExecuteAction {
                 step,
@@ -805,8 +800,7 @@ impl Soar {
                         {
                             Ok(o) => o,
                             Err(_) => {
-                                self.audit_call(
-                                    tenant,
+                                let audit = Self::audit_call(
                                     pb,
                                     "playbook.action",
                                     target,
@@ -815,18 +809,18 @@ impl Soar {
                                     &audit_key,
                                     Err("timed out".into()),
                                 );
-                                return Some(Event::TimerFired(TimerKind::StepTimeout {
+                                let event = Event::TimerFired(TimerKind::StepTimeout {
                                     step,
                                     item,
                                     attempt,
-                                }));
+                                });
+                                return Some((event, audit));
                             }
                         }
                     }
                     None => call.await,
                 };
-                self.audit_call(
-                    tenant,
+                let audit = Self::audit_call(
                     pb,
                     "playbook.action",
                     target,
@@ -835,13 +829,14 @@ impl Soar {
                     &audit_key,
                     call_result(&outcome),
                 );
-                Some(Event::ActionFinished {
+                let event = Event::ActionFinished {
                     step,
                     item,
                     attempt,
                     result: outcome.result,
                     logs: outcome.logs,
-                })
+                };
+                Some((event, audit))
             }
             Effect::ExecuteUndo {
                 lease,
@@ -865,8 +860,7 @@ impl Soar {
                         input,
                     })
                     .await;
-                self.audit_call(
-                    tenant,
+                let audit = Self::audit_call(
                     pb,
                     "playbook.undo",
                     lease.clone(),
@@ -875,11 +869,12 @@ impl Soar {
                     &audit_key,
                     call_result(&outcome),
                 );
-                Some(Event::UndoFinished {
+                let event = Event::UndoFinished {
                     lease,
                     attempt,
                     result: outcome.result,
-                })
+                };
+                Some((event, audit))
             }
             _ => None,
         }

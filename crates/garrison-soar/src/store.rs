@@ -143,6 +143,7 @@ pub fn run_write(
             .collect::<Result<_, _>>()?,
         remove_timers: remove_timers.to_vec(),
         blobs,
+        audit: Vec::new(),
         now,
     })
 }

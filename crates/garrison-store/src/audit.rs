@@ -123,80 +123,95 @@ fn entry_from_row(row: &AnyRow) -> Result<AuditEntry> {
 /// Attempts before giving up when other writers keep appending at the same moment.
 const APPEND_ATTEMPTS: usize = 50;
 
+/// Appends `entry` to the tenant's chain inside `tx`, so it commits (or not) with the rest of
+/// the transaction: a machine action and the state that records it are one write.
+pub(crate) async fn append_audit_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
+    entry: &NewAuditEntry,
+) -> Result<AuditEntry> {
+    let clip = |s: &str, max: usize| -> String {
+        let mut end = s.len().min(max);
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s[..end].to_string()
+    };
+    let actor = clip(&entry.actor, 256);
+    let action = clip(&entry.action, 128);
+    let target = clip(&entry.target, 1024);
+    let details = entry.details.to_string();
+    if details.len() > 64 * 1024 {
+        return Err(StoreError::Invalid {
+            what: "audit details".into(),
+            reason: "exceed 64 KiB".into(),
+        });
+    }
+    // Entries are never changed, so the last one read is a stable base: the primary key
+    // (tenant, seq) lets only one writer extend it. On SQLite the write transaction already
+    // excludes other writers; on PostgreSQL a loser reads the new head again and retries.
+    for _ in 0..APPEND_ATTEMPTS {
+        let last = sqlx::query(
+            "SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(tenant.0)
+        .fetch_optional(&mut **tx)
+        .await?;
+        let (prev_seq, prev_hash) = match last {
+            Some(row) => (
+                row.try_get::<i64, _>("seq")?,
+                row.try_get::<String, _>("hash")?,
+            ),
+            None => (0, GENESIS_HASH.to_string()),
+        };
+        let seq = prev_seq + 1;
+        let time_us = to_micros(Timestamp::now());
+        let hash = audit_hash(
+            tenant, seq, time_us, &actor, &action, &target, &details, &prev_hash,
+        );
+        let inserted = sqlx::query(
+            "INSERT INTO audit_log (tenant_id, seq, time_us, actor, action, target, details, prev_hash, hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, seq) DO NOTHING",
+        )
+        .bind(tenant.0)
+        .bind(seq)
+        .bind(time_us)
+        .bind(&actor)
+        .bind(&action)
+        .bind(&target)
+        .bind(&details)
+        .bind(&prev_hash)
+        .bind(&hash)
+        .execute(&mut **tx)
+        .await
+        .map_err(StoreError::from_write)?;
+        if inserted.rows_affected() == 1 {
+            return Ok(AuditEntry {
+                tenant_id: tenant,
+                seq,
+                time: from_micros(time_us),
+                actor,
+                action,
+                target,
+                details,
+                prev_hash,
+                hash,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    Err(StoreError::Conflict {
+        what: "audit entry (too many concurrent appends)".into(),
+    })
+}
+
 #[async_trait]
 impl AuditRepo for SqlStore {
     async fn append_audit(&self, tenant: TenantId, entry: NewAuditEntry) -> Result<AuditEntry> {
-        let clip = |s: &str, max: usize| -> String {
-            let mut end = s.len().min(max);
-            while !s.is_char_boundary(end) {
-                end -= 1;
-            }
-            s[..end].to_string()
-        };
-        let actor = clip(&entry.actor, 256);
-        let action = clip(&entry.action, 128);
-        let target = clip(&entry.target, 1024);
-        let details = entry.details.to_string();
-        if details.len() > 64 * 1024 {
-            return Err(StoreError::Invalid {
-                what: "audit details".into(),
-                reason: "exceed 64 KiB".into(),
-            });
-        }
-        // Entries are never changed, so the last one read is a stable base: the primary key
-        // (tenant, seq) lets only one writer extend it; a loser reads again and retries.
-        for _ in 0..APPEND_ATTEMPTS {
-            let last = sqlx::query(
-                "SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
-            )
-            .bind(tenant.0)
-            .fetch_optional(&self.pool)
-            .await?;
-            let (prev_seq, prev_hash) = match last {
-                Some(row) => (
-                    row.try_get::<i64, _>("seq")?,
-                    row.try_get::<String, _>("hash")?,
-                ),
-                None => (0, GENESIS_HASH.to_string()),
-            };
-            let seq = prev_seq + 1;
-            let time_us = to_micros(Timestamp::now());
-            let hash = audit_hash(
-                tenant, seq, time_us, &actor, &action, &target, &details, &prev_hash,
-            );
-            let inserted = sqlx::query(
-                "INSERT INTO audit_log (tenant_id, seq, time_us, actor, action, target, details, prev_hash, hash) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (tenant_id, seq) DO NOTHING",
-            )
-            .bind(tenant.0)
-            .bind(seq)
-            .bind(time_us)
-            .bind(&actor)
-            .bind(&action)
-            .bind(&target)
-            .bind(&details)
-            .bind(&prev_hash)
-            .bind(&hash)
-            .execute(&self.pool)
-            .await?;
-            if inserted.rows_affected() == 1 {
-                return Ok(AuditEntry {
-                    tenant_id: tenant,
-                    seq,
-                    time: from_micros(time_us),
-                    actor,
-                    action,
-                    target,
-                    details,
-                    prev_hash,
-                    hash,
-                });
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
-        Err(StoreError::Conflict {
-            what: "audit entry (too many concurrent appends)".into(),
-        })
+        let mut tx = self.begin_write().await?;
+        let appended = append_audit_in(&mut tx, tenant, &entry).await?;
+        tx.commit().await?;
+        Ok(appended)
     }
 
     async fn list_audit(&self, tenant: TenantId, query: &AuditQuery) -> Result<AuditPage> {

@@ -96,6 +96,9 @@ pub struct RunWrite {
     pub remove_timers: Vec<String>,
     /// Large values referenced by hash from the state: (hash, data); stored once.
     pub blobs: Vec<(String, String)>,
+    /// Audit entries committed with the write, only if it is saved (the machine actions whose
+    /// results this state records).
+    pub audit: Vec<crate::NewAuditEntry>,
     pub now: Timestamp,
 }
 
@@ -467,7 +470,7 @@ impl PlaybookRepo for SqlStore {
     }
 
     async fn commit_runs(&self, writes: &[RunWrite]) -> Result<Vec<WriteOutcome>> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut outcomes = Vec::with_capacity(writes.len());
         for w in writes {
             let now = to_micros(w.now);
@@ -546,6 +549,9 @@ impl PlaybookRepo for SqlStore {
                     .execute(&mut *tx)
                     .await
                     .map_err(StoreError::from_write)?;
+                }
+                for entry in &w.audit {
+                    crate::audit::append_audit_in(&mut tx, w.tenant_id, entry).await?;
                 }
                 for (hash, data) in &w.blobs {
                     sqlx::query(

@@ -31,6 +31,7 @@ fn write(tenant: TenantId, run: &str, expected: Option<i64>, state: &str) -> Run
         add_timers: Vec::new(),
         remove_timers: Vec::new(),
         blobs: Vec::new(),
+        audit: Vec::new(),
         now: at(0),
     }
 }
@@ -126,13 +127,41 @@ pub async fn runs_save_with_revisions_and_timers_atomically(store: &SqlStore) {
         vec![WriteOutcome::Exists]
     );
     // A stale revision is refused and changes nothing (neither state nor timers).
+    let call = |what: &str| NewAuditEntry {
+        actor: "playbook:pb".into(),
+        action: "playbook.action".into(),
+        target: format!("r1/{what}"),
+        details: serde_json::json!({}),
+    };
     let mut stale = write(a, "r1", Some(7), "{\"s\":9}");
     stale.remove_timers = vec!["t1".into()];
+    stale.audit = vec![call("stale")];
     let mut good = write(a, "r1", Some(1), "{\"s\":1}");
     good.remove_timers = vec!["t2".into()];
     good.add_timers = vec![timer(a, "t3", "r1", 5)];
+    good.audit = vec![call("good")];
     let out = store.commit_runs(&[stale, good]).await.expect("batch");
     assert_eq!(out, vec![WriteOutcome::Conflict(1), WriteOutcome::Saved(2)]);
+    // Audit entries go with their write: only the saved one's, chained like any other.
+    let audit = store
+        .list_audit(
+            a,
+            &AuditQuery {
+                after: None,
+                action: None,
+                limit: 100,
+            },
+        )
+        .await
+        .expect("audit");
+    let targets: Vec<&str> = audit.entries.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, ["r1/good"]);
+    assert!(store
+        .verify_audit(a)
+        .await
+        .expect("verify")
+        .first_bad
+        .is_none());
     let run = store.load_run(a, "r1").await.expect("load").expect("run");
     assert_eq!((run.state.as_str(), run.rev), ("{\"s\":1}", 2));
     let ids: Vec<String> = store
