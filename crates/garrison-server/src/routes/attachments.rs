@@ -409,3 +409,54 @@ pub async fn remove(
     .await;
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn query(name: &str) -> Option<String> {
+        Some(
+            form_urlencoded::Serializer::new(String::new())
+                .append_pair("name", name)
+                .finish(),
+        )
+    }
+
+    #[test]
+    fn names_with_paths_or_controls_are_refused_with_the_reason() {
+        for bad in ["", "  ", "../x", "a/b", "a\\b", "a\nb", "a\u{7f}b"] {
+            let error = attachment_name(query(bad)).expect_err(bad);
+            assert!(error.detail.contains("name"), "{bad:?}: {}", error.detail);
+        }
+        assert!(attachment_name(query(&"é".repeat(256))).is_err());
+        assert!(attachment_name(None).is_err());
+        assert!(attachment_name(Some("name=a&x=1".into())).is_err());
+        assert_eq!(
+            attachment_name(query("mail (1).eml")).expect("good"),
+            "mail (1).eml"
+        );
+    }
+
+    proptest! {
+        /// Any accepted name gives a valid `Content-Disposition` whose UTF-8 form decodes
+        /// back to the name and whose ASCII fallback cannot break out of its quotes.
+        #[test]
+        fn accepted_names_give_a_faithful_disposition(name in "\\PC{1,80}") {
+            if let Ok(name) = attachment_name(query(&name)) {
+                let value = disposition(&name);
+                let text = value.to_str().expect("visible ASCII");
+                let (fallback, encoded) = text
+                    .strip_prefix("attachment; filename=\"")
+                    .and_then(|rest| rest.split_once("\"; filename*=UTF-8''"))
+                    .expect("both forms");
+                prop_assert!(!fallback.contains('"') && !fallback.contains('\\'));
+                let decoded: String = form_urlencoded::parse(format!("n={encoded}").as_bytes())
+                    .map(|(_, v)| v.into_owned())
+                    .next()
+                    .unwrap_or_default();
+                prop_assert_eq!(decoded, name);
+            }
+        }
+    }
+}
