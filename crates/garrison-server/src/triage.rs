@@ -26,8 +26,7 @@ use garrison_cases::{
 };
 use garrison_model::{TenantId, Timestamp};
 use garrison_store::{
-    Alert, AuditRepo, DetectionRepo, IncidentRepo, LinkedAlert, SqlStore, StoreError,
-    StoredIncident,
+    Alert, DetectionRepo, IncidentRepo, LinkedAlert, SqlStore, StoreError, StoredIncident,
 };
 use serde_json::{json, Value as Json};
 use tokio::sync::watch;
@@ -367,20 +366,16 @@ async fn triage_one(
             json!({"rule": key.rule, "key": key.key, "window_start": key.window_start.to_string()}),
         );
     }
-    store
-        .create_incident(tenant, &incident, &[created], &[link], &observables)
-        .await?;
-    // A machine action: in the audit log like an analyst's. (A replay finds the incident and
-    // returns before this, so it is noted once unless the process dies right here.)
-    let entry = garrison_store::NewAuditEntry {
+    // A machine action, audited like an analyst's, in the incident's own transaction.
+    let audit = garrison_store::NewAuditEntry {
         actor: ACTOR.to_string(),
         action: "incident.create".to_string(),
         target: own_id.clone(),
         details: json!({"alert": current.alert_id, "rule": current.rule_id, "score": scored.total}),
     };
-    if let Err(e) = store.append_audit(tenant, entry).await {
-        tracing::error!(error = %e, %tenant, "cannot record an incident triage opened");
-    }
+    store
+        .create_incident_audited(tenant, &incident, &[created], &[link], &observables, &audit)
+        .await?;
     Ok("opened")
 }
 

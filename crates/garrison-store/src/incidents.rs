@@ -186,6 +186,17 @@ pub trait IncidentRepo: Send + Sync {
         alerts: &[LinkedAlert],
         observables: &[Observable],
     ) -> Result<StoredIncident>;
+    /// [`IncidentRepo::create_incident`] with the audit entry of whoever opened it, in the
+    /// same transaction: the incident exists if and only if its opening is audited.
+    async fn create_incident_audited(
+        &self,
+        tenant: TenantId,
+        incident: &Incident,
+        events: &[TimelineEvent],
+        alerts: &[LinkedAlert],
+        observables: &[Observable],
+        audit: &crate::NewAuditEntry,
+    ) -> Result<StoredIncident>;
     async fn incident(&self, tenant: TenantId, incident_id: &str)
         -> Result<Option<StoredIncident>>;
     /// Writes what `apply` returned, if the incident is still at `expected_rev`; the timeline
@@ -892,6 +903,30 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    async fn create_in(
+        &self,
+        tenant: TenantId,
+        incident: &Incident,
+        events: &[TimelineEvent],
+        alerts: &[LinkedAlert],
+        observables: &[Observable],
+        audit: Option<&crate::NewAuditEntry>,
+    ) -> Result<StoredIncident> {
+        let mut tx = self.begin_write().await?;
+        insert_incident(&mut tx, tenant, incident).await?;
+        append_events(&mut tx, tenant, &incident.id, events).await?;
+        write_links(&mut tx, tenant, &incident.id, alerts, incident.created).await?;
+        write_observables(&mut tx, tenant, &incident.id, observables).await?;
+        if let Some(entry) = audit {
+            crate::audit::append_audit_in(&mut tx, tenant, entry).await?;
+        }
+        let stored = load_incident(&mut tx, tenant, &incident.id).await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
+
 #[async_trait]
 impl IncidentRepo for SqlStore {
     async fn save_workflow(
@@ -1003,14 +1038,21 @@ impl IncidentRepo for SqlStore {
         alerts: &[LinkedAlert],
         observables: &[Observable],
     ) -> Result<StoredIncident> {
-        let mut tx = self.begin_write().await?;
-        insert_incident(&mut tx, tenant, incident).await?;
-        append_events(&mut tx, tenant, &incident.id, events).await?;
-        write_links(&mut tx, tenant, &incident.id, alerts, incident.created).await?;
-        write_observables(&mut tx, tenant, &incident.id, observables).await?;
-        let stored = load_incident(&mut tx, tenant, &incident.id).await?;
-        tx.commit().await?;
-        Ok(stored)
+        self.create_in(tenant, incident, events, alerts, observables, None)
+            .await
+    }
+
+    async fn create_incident_audited(
+        &self,
+        tenant: TenantId,
+        incident: &Incident,
+        events: &[TimelineEvent],
+        alerts: &[LinkedAlert],
+        observables: &[Observable],
+        audit: &crate::NewAuditEntry,
+    ) -> Result<StoredIncident> {
+        self.create_in(tenant, incident, events, alerts, observables, Some(audit))
+            .await
     }
 
     async fn incident(

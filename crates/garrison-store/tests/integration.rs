@@ -36,6 +36,7 @@ macro_rules! store_conformance_suite {
                 incidents_list_with_filters_and_cursors,
                 alerts_link_merge_and_split_between_incidents,
                 tasks_templates_and_attachments_belong_to_their_incident,
+                an_audited_incident_is_created_with_its_audit_entry_or_not_at_all,
                 suppressions_count_what_they_hold_back,
                 grouping_assets_and_sla_policy_are_per_tenant,
                 similar_incidents_and_soc_metrics_come_from_stored_records,

@@ -748,6 +748,45 @@ pub async fn tasks_templates_and_attachments_belong_to_their_incident(store: &Sq
     )));
 }
 
+pub async fn an_audited_incident_is_created_with_its_audit_entry_or_not_at_all(store: &SqlStore) {
+    let (alpha, _) = tenants(store).await;
+    let audit = NewAuditEntry {
+        actor: "system:triage".into(),
+        action: "incident.create".into(),
+        target: "audited".into(),
+        details: json!({"alert": "a1"}),
+    };
+    let (incident, events) = open("audited", 0);
+    store
+        .create_incident_audited(alpha, &incident, &events, &[], &[], &audit)
+        .await
+        .expect("create");
+    // The same id again fails, and its audit entry goes with it.
+    assert!(store
+        .create_incident_audited(alpha, &incident, &events, &[], &[], &audit)
+        .await
+        .is_err());
+    let page = store
+        .list_audit(
+            alpha,
+            &AuditQuery {
+                after: None,
+                action: Some("incident.create".into()),
+                limit: 100,
+            },
+        )
+        .await
+        .expect("audit");
+    let targets: Vec<&str> = page.entries.iter().map(|e| e.target.as_str()).collect();
+    assert_eq!(targets, ["audited"]);
+    assert!(store
+        .verify_audit(alpha)
+        .await
+        .expect("verify")
+        .first_bad
+        .is_none());
+}
+
 pub async fn suppressions_count_what_they_hold_back(store: &SqlStore) {
     let (alpha, bravo) = tenants(store).await;
     for id in ["s1", "s2", "s3"] {
