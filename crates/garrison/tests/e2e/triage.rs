@@ -461,6 +461,6 @@ async fn alerts_become_grouped_incidents_suppressions_count_and_kill_9_duplicate
         .iter()
         .filter(|e| e["action"] == "incident.create" && e["actor"] == "system:triage")
         .count();
-    assert_eq!(opened, incidents as usize, "{audit}");
+    assert_eq!(opened, incidents, "{audit}");
     drop(service);
 }
