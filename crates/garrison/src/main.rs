@@ -45,6 +45,7 @@ mod bench_playbook;
 mod config;
 mod detection;
 mod hunt;
+mod incidents;
 mod intel;
 mod playbook;
 mod search;
@@ -135,6 +136,10 @@ enum Command {
     /// Verify or print a tenant's hash-chained audit log.
     #[command(subcommand)]
     Audit(detection::AuditCommand),
+    /// Work incidents through a running service: list the queue, show one, comment, attach
+    /// evidence files, download attachments (checked against their SHA-256).
+    #[command(subcommand)]
+    Incidents(incidents::IncidentsCommand),
     /// SOC figures: alerts per day, alerts -> incidents, MTTA/MTTR per stage, % within SLA,
     /// false-positive rate per rule (noisiest first), as JSON.
     Metrics(detection::MetricsArgs),
@@ -290,6 +295,7 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
             let code = detection::audit(command, &store_config(&data_dir, database_url)).await?;
             exit_with(code)
         }
+        Command::Incidents(command) => incidents::run(command).await,
         Command::Metrics(args) => {
             detection::metrics(args, &store_config(&data_dir, database_url)).await
         }

@@ -253,3 +253,108 @@ async fn attachments_are_stored_by_hash_verified_scoped_and_audited() {
     }
     cli(dir.path(), &["audit", "verify"]);
 }
+
+/// Runs `garrison incidents ...` against the service; returns (success, stdout, stderr).
+fn incidents_cli(service: &Service, token: &str, args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(BIN)
+        .arg("incidents")
+        .args(args)
+        .args([
+            "--url",
+            &format!("http://{}", service.http),
+            "--token",
+            token,
+        ])
+        .env("GARRISON_LOG", "warn")
+        .output()
+        .expect("run garrison incidents");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_incidents_cli_attaches_downloads_comments_and_lists() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let analyst = cli(dir.path(), &["token", "create", "--role", "analyst"]);
+    let viewer = cli(dir.path(), &["token", "create", "--role", "viewer"]);
+    let service = Service::start(dir.path());
+    let id = open_incident(&service, &analyst, "Collected triage package").await;
+
+    let evidence = dir.path().join("triage package.zip");
+    let content: Vec<u8> = (0u32..700_000).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&evidence, &content).expect("write evidence");
+    let sha = hex::encode(Sha256::digest(&content));
+    let (ok, out, err) = incidents_cli(
+        &service,
+        &analyst,
+        &["attach", &id, evidence.to_str().expect("path"), "--quiet"],
+    );
+    assert!(ok, "{err}");
+    let attached: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(attached["sha256"], sha.as_str());
+    assert_eq!(attached["name"], "triage package.zip");
+
+    // Download to a file; the CLI checks the hash.
+    let target = dir.path().join("back.zip");
+    let (ok, _, err) = incidents_cli(
+        &service,
+        &viewer,
+        &[
+            "download",
+            &id,
+            &sha,
+            "--output",
+            target.to_str().expect("path"),
+        ],
+    );
+    assert!(ok, "{err}");
+    assert!(std::fs::read(&target).expect("read") == content);
+    // An existing file is not overwritten; a viewer cannot attach.
+    let (ok, _, err) = incidents_cli(
+        &service,
+        &viewer,
+        &[
+            "download",
+            &id,
+            &sha,
+            "--output",
+            target.to_str().expect("path"),
+        ],
+    );
+    assert!(!ok && err.contains("exists"), "{err}");
+    let (ok, _, err) = incidents_cli(
+        &service,
+        &viewer,
+        &["attach", &id, evidence.to_str().expect("path"), "--quiet"],
+    );
+    assert!(!ok && err.contains("403"), "{err}");
+
+    let (ok, _, err) = incidents_cli(&service, &analyst, &["comment", &id, "package attached"]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = incidents_cli(&service, &viewer, &["list", "--state", "new", "--all"]);
+    assert!(ok, "{err}");
+    let listed: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["incident"]["id"], id.as_str());
+    let (ok, out, err) = incidents_cli(&service, &viewer, &["show", &id]);
+    assert!(ok, "{err}");
+    let detail: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(detail["attachments"][0]["sha256"], sha.as_str());
+    let timeline = get_json(
+        &service,
+        &format!("/api/v1/incidents/{id}/timeline"),
+        &viewer,
+    )
+    .await;
+    assert!(timeline["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .any(|e| e["type"] == "comment" && e["text"] == "package attached"));
+}

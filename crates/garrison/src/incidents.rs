@@ -1,0 +1,363 @@
+//! `garrison incidents list|show|comment|attach|download`: work incidents from a terminal,
+//! through a running service's API (the service enforces the workflow, roles and tenant).
+//! `attach` streams evidence files the way `garrison ingest` sends logs; `download` checks
+//! what it wrote against the attachment's SHA-256.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Subcommand;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+/// The service and the token to act with.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Service {
+    /// The service, e.g. http://127.0.0.1:8080.
+    #[arg(long, env = "GARRISON_URL", default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// API token (its tenant and roles apply).
+    #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
+    token: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum IncidentsCommand {
+    /// List incidents, one JSON object per line (the queue: highest score first by default).
+    List {
+        /// Only this state (e.g. new, triage, analysis).
+        #[arg(long)]
+        state: Option<String>,
+        /// Only this severity (low, medium, high, critical).
+        #[arg(long)]
+        severity: Option<String>,
+        /// Only incidents assigned to this analyst.
+        #[arg(long)]
+        assignee: Option<String>,
+        /// Only open (true) or closed (false) incidents.
+        #[arg(long)]
+        open: Option<bool>,
+        /// Order: score (the queue), newest.
+        #[arg(long, default_value = "score")]
+        order: String,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Fetch every page, not just one.
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        service: Service,
+    },
+    /// Print one incident with its SLA clocks, alerts, observables, tasks and attachments.
+    Show {
+        id: String,
+        #[command(flatten)]
+        service: Service,
+    },
+    /// Add a comment to the incident's timeline (`@name` mentions a user).
+    Comment {
+        id: String,
+        text: String,
+        #[command(flatten)]
+        service: Service,
+    },
+    /// Attach evidence files to an incident (streamed; stored once by SHA-256).
+    Attach {
+        id: String,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Media type to declare (default application/octet-stream).
+        #[arg(long)]
+        content_type: Option<String>,
+        /// No progress bar.
+        #[arg(long, short)]
+        quiet: bool,
+        #[command(flatten)]
+        service: Service,
+    },
+    /// Download an attachment and check it against its SHA-256.
+    Download {
+        id: String,
+        sha256: String,
+        /// Where to write it (default: the attachment's name in the current folder).
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        service: Service,
+    },
+}
+
+struct Api {
+    client: reqwest::Client,
+    url: String,
+    token: String,
+}
+
+impl Api {
+    fn new(service: &Service) -> Api {
+        Api {
+            client: reqwest::Client::new(),
+            url: service.url.trim_end_matches('/').to_string(),
+            token: service.token.clone(),
+        }
+    }
+
+    fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.url)
+    }
+
+    /// Sends a request and returns its JSON answer, or the service's problem as the error.
+    async fn json(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value> {
+        let response = request
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach {}", self.url))?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!(
+                "{status}: {}",
+                body["detail"].as_str().unwrap_or("request failed")
+            );
+        }
+        Ok(body)
+    }
+}
+
+/// Path segments are ids the service gave out; encode them anyway.
+fn segment(id: &str) -> String {
+    id.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn run(command: IncidentsCommand) -> Result<()> {
+    match command {
+        IncidentsCommand::List {
+            state,
+            severity,
+            assignee,
+            open,
+            order,
+            limit,
+            all,
+            service,
+        } => {
+            let api = Api::new(&service);
+            let mut params = vec![
+                ("limit".to_string(), limit.clamp(1, 1000).to_string()),
+                ("order".to_string(), order),
+            ];
+            for (key, value) in [
+                ("state", state),
+                ("severity", severity),
+                ("assignee", assignee),
+                ("open", open.map(|o| o.to_string())),
+            ] {
+                if let Some(value) = value {
+                    params.push((key.to_string(), value));
+                }
+            }
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut page_params = params.clone();
+                if let Some(c) = &cursor {
+                    page_params.push(("cursor".into(), c.clone()));
+                }
+                let request = api
+                    .client
+                    .get(api.path("/api/v1/incidents"))
+                    .query(&page_params);
+                let page = api.json(request).await?;
+                for incident in page["incidents"].as_array().into_iter().flatten() {
+                    println!("{incident}");
+                }
+                match page["next_cursor"].as_str() {
+                    Some(next) if all => cursor = Some(next.to_string()),
+                    Some(_) => {
+                        eprintln!("more incidents: add --all");
+                        return Ok(());
+                    }
+                    None => return Ok(()),
+                }
+            }
+        }
+        IncidentsCommand::Show { id, service } => {
+            let api = Api::new(&service);
+            let request = api
+                .client
+                .get(api.path(&format!("/api/v1/incidents/{}", segment(&id))));
+            let detail = api.json(request).await?;
+            println!("{}", serde_json::to_string_pretty(&detail)?);
+            Ok(())
+        }
+        IncidentsCommand::Comment { id, text, service } => {
+            let api = Api::new(&service);
+            let request = api
+                .client
+                .post(api.path(&format!("/api/v1/incidents/{}/comments", segment(&id))))
+                .json(&serde_json::json!({ "text": text }));
+            api.json(request).await?;
+            Ok(())
+        }
+        IncidentsCommand::Attach {
+            id,
+            files,
+            content_type,
+            quiet,
+            service,
+        } => {
+            let api = Api::new(&service);
+            for file in &files {
+                let attached = attach(&api, &id, file, content_type.as_deref(), quiet)
+                    .await
+                    .with_context(|| format!("cannot attach {}", file.display()))?;
+                println!("{attached}");
+            }
+            Ok(())
+        }
+        IncidentsCommand::Download {
+            id,
+            sha256,
+            output,
+            service,
+        } => download(&Api::new(&service), &id, &sha256, output).await,
+    }
+}
+
+/// Streams one file to the incident; returns the attachment as the service recorded it.
+async fn attach(
+    api: &Api,
+    id: &str,
+    file: &Path,
+    content_type: Option<&str>,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    let name = file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("the file has no usable name")?
+        .to_string();
+    let handle = tokio::fs::File::open(file).await?;
+    let size = handle.metadata().await?.len();
+    let bar = if quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_message(name.clone());
+        bar
+    };
+    let progress = bar.clone();
+    let stream = futures_util::stream::unfold(handle, |mut handle| async move {
+        use tokio::io::AsyncReadExt;
+        let mut buffer = vec![0u8; 256 * 1024];
+        match handle.read(&mut buffer).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buffer.truncate(n);
+                Some((Ok::<_, std::io::Error>(bytes::Bytes::from(buffer)), handle))
+            }
+            Err(e) => Some((Err(e), handle)),
+        }
+    })
+    .inspect(move |chunk| {
+        if let Ok(chunk) = chunk {
+            progress.inc(chunk.len() as u64);
+        }
+    });
+    let request = api
+        .client
+        .post(api.path(&format!("/api/v1/incidents/{}/attachments", segment(id))))
+        .query(&[("name", name.as_str())])
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            content_type.unwrap_or("application/octet-stream"),
+        )
+        .header(reqwest::header::CONTENT_LENGTH, size)
+        .body(reqwest::Body::wrap_stream(stream));
+    let result = api.json(request).await;
+    bar.finish_and_clear();
+    result
+}
+
+/// Streams an attachment to a file, hashing as it goes; a mismatch removes the file.
+async fn download(api: &Api, id: &str, sha256: &str, output: Option<PathBuf>) -> Result<()> {
+    let request = api.client.get(api.path(&format!(
+        "/api/v1/incidents/{}/attachments/{}",
+        segment(id),
+        segment(sha256)
+    )));
+    let mut response = request
+        .bearer_auth(&api.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach {}", api.url))?;
+    let status = response.status();
+    if !status.is_success() {
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        bail!(
+            "{status}: {}",
+            body["detail"].as_str().unwrap_or("download failed")
+        );
+    }
+    let path = match output {
+        Some(path) => path,
+        None => {
+            // The attachment's own name, reduced to a plain file name here.
+            let detail = api
+                .json(
+                    api.client
+                        .get(api.path(&format!("/api/v1/incidents/{}/attachments", segment(id)))),
+                )
+                .await?;
+            let name = detail["attachments"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|a| a["sha256"].as_str() == Some(&sha256.to_ascii_lowercase()))
+                .and_then(|a| a["name"].as_str())
+                .map(|n| {
+                    Path::new(n)
+                        .file_name()
+                        .map(|f| f.to_string_lossy().into_owned())
+                })
+                .unwrap_or_default()
+                .unwrap_or_else(|| sha256.to_string());
+            PathBuf::from(name)
+        }
+    };
+    if path.exists() {
+        bail!("{} exists; pass --output", path.display());
+    }
+    let mut file = tokio::fs::File::create(&path)
+        .await
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut written = 0u64;
+    while let Some(chunk) = response.chunk().await.context("the download broke off")? {
+        hasher.update(&chunk);
+        file.write_all(&chunk).await?;
+        written += chunk.len() as u64;
+    }
+    file.flush().await?;
+    drop(file);
+    let actual = hex::encode(hasher.finalize());
+    if !actual.eq_ignore_ascii_case(sha256) {
+        let _ = tokio::fs::remove_file(&path).await;
+        bail!("the download hashes to {actual}, not {sha256}; nothing was kept");
+    }
+    eprintln!("{}: {written} bytes, SHA-256 checked", path.display());
+    Ok(())
+}
