@@ -653,18 +653,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
     }
     let (mut child, ingest_token, _api_token) = start_service().await?;
     // Rules straight on the store while the service runs; the detector picks them up.
-    let exe = std::env::current_exe()?;
-    let output = std::process::Command::new(&exe)
-        .args(["--data-dir", &child.data_dir.path().to_string_lossy()])
-        .args(["rules", "import", &rules.to_string_lossy(), "--enable"])
-        .env("GARRISON_LOG", "warn")
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "rules import failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    let imported = import_rules(&child, &rules)?;
     eprintln!(
         "bench pipeline: {} events ({} distinct OTRF records), rate {}, rules: {}",
         args.events,
@@ -674,7 +663,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
         } else {
             format!("{}/s", args.rate)
         },
-        String::from_utf8_lossy(&output.stdout).trim()
+        imported
     );
     let client = reqwest::Client::new();
     // Let the detector compile the rules before the clock starts: a tiny first batch.
@@ -686,12 +675,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
         .send()
         .await?;
     wait_detected(&client, &child.url, Duration::from_secs(120)).await?;
-    let metrics_before = client
-        .get(format!("{}/metrics", child.url))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics_before = scrape(&client, &child.url).await?;
     let ingest = IngestBench {
         protocol: "http".into(),
         events: args.events,
@@ -708,12 +692,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
     let sent = started.elapsed();
     wait_detected(&client, &child.url, Duration::from_secs(1800)).await?;
     let detected = started.elapsed();
-    let metrics = client
-        .get(format!("{}/metrics", child.url))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = scrape(&client, &child.url).await?;
     let events = args.events as f64;
     println!("events:           {}", args.events);
     println!(
@@ -763,18 +742,7 @@ async fn reduction(rules: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     }
     let (mut child, _ingest_token, api_token) = start_service().await?;
     let exe = std::env::current_exe()?;
-    let data_dir = child.data_dir.path().to_string_lossy().to_string();
-    let output = std::process::Command::new(&exe)
-        .args(["--data-dir", &data_dir])
-        .args(["rules", "import", &rules.to_string_lossy(), "--enable"])
-        .env("GARRISON_LOG", "warn")
-        .output()?;
-    if !output.status.success() {
-        bail!(
-            "rules import failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    import_rules(&child, rules)?;
     eprintln!("bench pipeline: reduction pass over the whole corpus");
     let client = reqwest::Client::new();
     let started = Instant::now();
@@ -796,12 +764,7 @@ async fn reduction(rules: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     wait_detected(&client, &child.url, Duration::from_secs(1800)).await?;
     wait_triaged(&client, &child.url, Duration::from_secs(1800)).await?;
     let done = started.elapsed();
-    let metrics = client
-        .get(format!("{}/metrics", child.url))
-        .send()
-        .await?
-        .text()
-        .await?;
+    let metrics = scrape(&client, &child.url).await?;
     let soc: serde_json::Value = client
         .get(format!("{}/api/v1/metrics/soc?from=0", child.url))
         .bearer_auth(&api_token)
@@ -847,6 +810,33 @@ async fn reduction(rules: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     let _ = child.process.start_kill();
     let _ = child.process.wait().await;
     Ok(())
+}
+
+/// Imports and enables the rules straight on the service's store (the detector picks them
+/// up while it runs); returns the import's summary line.
+fn import_rules(child: &Child, rules: &Path) -> Result<String> {
+    let output = std::process::Command::new(std::env::current_exe()?)
+        .args(["--data-dir", &child.data_dir.path().to_string_lossy()])
+        .args(["rules", "import", &rules.to_string_lossy(), "--enable"])
+        .env("GARRISON_LOG", "warn")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "rules import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The service's Prometheus text.
+async fn scrape(client: &reqwest::Client, url: &str) -> Result<String> {
+    Ok(client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?)
 }
 
 async fn wait_detected(client: &reqwest::Client, url: &str, limit: Duration) -> Result<()> {

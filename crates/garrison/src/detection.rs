@@ -148,25 +148,60 @@ async fn local(config: &ServerConfig, tenant: &str) -> Result<(SqlStore, Tenant)
     Ok((store, tenant))
 }
 
-struct Remote {
-    client: reqwest::Client,
-    url: String,
-    token: String,
+/// A running service's API with a token; errors carry the service's problem `detail`.
+pub(crate) struct Remote {
+    pub(crate) client: reqwest::Client,
+    pub(crate) url: String,
+    pub(crate) token: String,
 }
 
 impl Remote {
+    pub(crate) fn new(url: &str, token: &str) -> Remote {
+        Remote {
+            client: reqwest::Client::new(),
+            url: url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+        }
+    }
+
     fn of(target: &Target) -> Option<Remote> {
         match (&target.url, &target.token) {
-            (Some(url), Some(token)) => Some(Remote {
-                client: reqwest::Client::new(),
-                url: url.trim_end_matches('/').to_string(),
-                token: token.clone(),
-            }),
+            (Some(url), Some(token)) => Some(Remote::new(url, token)),
             _ => None,
         }
     }
 
-    async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value> {
+    /// Prints each item of a cursor-paged list (`{KEY: [...], "next_cursor"}`) as a JSON
+    /// line: one page, or every page with `all`.
+    pub(crate) async fn print_pages(
+        &self,
+        path: &str,
+        params: &[(String, String)],
+        key: &str,
+        all: bool,
+    ) -> Result<()> {
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut page_params = params.to_vec();
+            if let Some(c) = &cursor {
+                page_params.push(("cursor".into(), c.clone()));
+            }
+            let page = self.get(path, &page_params).await?;
+            for item in page[key].as_array().into_iter().flatten() {
+                println!("{item}");
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) if all => cursor = Some(next.to_string()),
+                Some(_) => {
+                    eprintln!("more results: add --all");
+                    return Ok(());
+                }
+                None => return Ok(()),
+            }
+        }
+    }
+
+    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value> {
         let response = request
             .bearer_auth(&self.token)
             .send()
@@ -185,12 +220,20 @@ impl Remote {
         Ok(body)
     }
 
-    async fn get(&self, path: &str, query: &[(String, String)]) -> Result<serde_json::Value> {
+    pub(crate) async fn get(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<serde_json::Value> {
         self.send(self.client.get(format!("{}{path}", self.url)).query(query))
             .await
     }
 
-    async fn post(&self, path: &str, body: serde_json::Value) -> Result<serde_json::Value> {
+    pub(crate) async fn post(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<serde_json::Value> {
         self.send(self.client.post(format!("{}{path}", self.url)).json(&body))
             .await
     }
@@ -496,25 +539,9 @@ pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()>
                 params.push((k.to_string(), v));
             }
         }
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut page_params = params.clone();
-            if let Some(c) = &cursor {
-                page_params.push(("cursor".into(), c.clone()));
-            }
-            let page = remote.get("/api/v1/alerts", &page_params).await?;
-            for alert in page["alerts"].as_array().into_iter().flatten() {
-                println!("{alert}");
-            }
-            match page["next_cursor"].as_str() {
-                Some(next) if all => cursor = Some(next.to_string()),
-                Some(next) => {
-                    eprintln!("more results: --cursor {next}");
-                    return Ok(());
-                }
-                None => return Ok(()),
-            }
-        }
+        return remote
+            .print_pages("/api/v1/alerts", &params, "alerts", all)
+            .await;
     }
     let (store, tenant) = local(config, &target.tenant).await?;
     let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {

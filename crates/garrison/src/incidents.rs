@@ -12,6 +12,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+use crate::detection::Remote;
+
 /// The service and the token to act with.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Service {
@@ -89,44 +91,6 @@ pub enum IncidentsCommand {
     },
 }
 
-struct Api {
-    client: reqwest::Client,
-    url: String,
-    token: String,
-}
-
-impl Api {
-    fn new(service: &Service) -> Api {
-        Api {
-            client: reqwest::Client::new(),
-            url: service.url.trim_end_matches('/').to_string(),
-            token: service.token.clone(),
-        }
-    }
-
-    fn path(&self, path: &str) -> String {
-        format!("{}{path}", self.url)
-    }
-
-    /// Sends a request and returns its JSON answer, or the service's problem as the error.
-    async fn json(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.url))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                body["detail"].as_str().unwrap_or("request failed")
-            );
-        }
-        Ok(body)
-    }
-}
-
 /// Path segments are ids the service gave out; encode them anyway.
 fn segment(id: &str) -> String {
     id.bytes()
@@ -151,7 +115,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             all,
             service,
         } => {
-            let api = Api::new(&service);
+            let api = Remote::new(&service.url, &service.token);
             let mut params = vec![
                 ("limit".to_string(), limit.clamp(1, 1000).to_string()),
                 ("order".to_string(), order),
@@ -166,46 +130,24 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
                     params.push((key.to_string(), value));
                 }
             }
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut page_params = params.clone();
-                if let Some(c) = &cursor {
-                    page_params.push(("cursor".into(), c.clone()));
-                }
-                let request = api
-                    .client
-                    .get(api.path("/api/v1/incidents"))
-                    .query(&page_params);
-                let page = api.json(request).await?;
-                for incident in page["incidents"].as_array().into_iter().flatten() {
-                    println!("{incident}");
-                }
-                match page["next_cursor"].as_str() {
-                    Some(next) if all => cursor = Some(next.to_string()),
-                    Some(_) => {
-                        eprintln!("more incidents: add --all");
-                        return Ok(());
-                    }
-                    None => return Ok(()),
-                }
-            }
+            api.print_pages("/api/v1/incidents", &params, "incidents", all)
+                .await
         }
         IncidentsCommand::Show { id, service } => {
-            let api = Api::new(&service);
-            let request = api
-                .client
-                .get(api.path(&format!("/api/v1/incidents/{}", segment(&id))));
-            let detail = api.json(request).await?;
+            let api = Remote::new(&service.url, &service.token);
+            let detail = api
+                .get(&format!("/api/v1/incidents/{}", segment(&id)), &[])
+                .await?;
             println!("{}", serde_json::to_string_pretty(&detail)?);
             Ok(())
         }
         IncidentsCommand::Comment { id, text, service } => {
-            let api = Api::new(&service);
-            let request = api
-                .client
-                .post(api.path(&format!("/api/v1/incidents/{}/comments", segment(&id))))
-                .json(&serde_json::json!({ "text": text }));
-            api.json(request).await?;
+            let api = Remote::new(&service.url, &service.token);
+            api.post(
+                &format!("/api/v1/incidents/{}/comments", segment(&id)),
+                serde_json::json!({ "text": text }),
+            )
+            .await?;
             Ok(())
         }
         IncidentsCommand::Attach {
@@ -215,7 +157,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             quiet,
             service,
         } => {
-            let api = Api::new(&service);
+            let api = Remote::new(&service.url, &service.token);
             for file in &files {
                 let attached = attach(&api, &id, file, content_type.as_deref(), quiet)
                     .await
@@ -229,13 +171,21 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             sha256,
             output,
             service,
-        } => download(&Api::new(&service), &id, &sha256, output).await,
+        } => {
+            download(
+                &Remote::new(&service.url, &service.token),
+                &id,
+                &sha256,
+                output,
+            )
+            .await
+        }
     }
 }
 
 /// Streams one file to the incident; returns the attachment as the service recorded it.
 async fn attach(
-    api: &Api,
+    api: &Remote,
     id: &str,
     file: &Path,
     content_type: Option<&str>,
@@ -279,7 +229,11 @@ async fn attach(
     });
     let request = api
         .client
-        .post(api.path(&format!("/api/v1/incidents/{}/attachments", segment(id))))
+        .post(format!(
+            "{}/api/v1/incidents/{}/attachments",
+            api.url,
+            segment(id)
+        ))
         .query(&[("name", name.as_str())])
         .header(
             reqwest::header::CONTENT_TYPE,
@@ -287,18 +241,19 @@ async fn attach(
         )
         .header(reqwest::header::CONTENT_LENGTH, size)
         .body(reqwest::Body::wrap_stream(stream));
-    let result = api.json(request).await;
+    let result = api.send(request).await;
     bar.finish_and_clear();
     result
 }
 
 /// Streams an attachment to a file, hashing as it goes; a mismatch removes the file.
-async fn download(api: &Api, id: &str, sha256: &str, output: Option<PathBuf>) -> Result<()> {
-    let request = api.client.get(api.path(&format!(
-        "/api/v1/incidents/{}/attachments/{}",
+async fn download(api: &Remote, id: &str, sha256: &str, output: Option<PathBuf>) -> Result<()> {
+    let request = api.client.get(format!(
+        "{}/api/v1/incidents/{}/attachments/{}",
+        api.url,
         segment(id),
         segment(sha256)
-    )));
+    ));
     let mut response = request
         .bearer_auth(&api.token)
         .send()
@@ -317,9 +272,9 @@ async fn download(api: &Api, id: &str, sha256: &str, output: Option<PathBuf>) ->
         None => {
             // The attachment's own name, reduced to a plain file name here.
             let detail = api
-                .json(
-                    api.client
-                        .get(api.path(&format!("/api/v1/incidents/{}/attachments", segment(id)))),
+                .get(
+                    &format!("/api/v1/incidents/{}/attachments", segment(id)),
+                    &[],
                 )
                 .await?;
             let name = detail["attachments"]
