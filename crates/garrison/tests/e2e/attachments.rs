@@ -174,6 +174,22 @@ async fn attachments_are_stored_by_hash_verified_scoped_and_audited() {
     assert_eq!(status, 403, "viewers attach nothing: {body}");
     let (status, body) = upload(&service, &analyst, &first, "big.bin", vec![7u8; 3_000_001]).await;
     assert_eq!(status, 413, "{body}");
+    // Without a declared length (chunked), the limit holds while the bytes stream in.
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..4).map(|_| Ok(vec![9u8; 1_000_000])).collect();
+    let response = client()
+        .post(service.url(&format!("/api/v1/incidents/{first}/attachments")))
+        .query(&[("name", "chunked.bin")])
+        .bearer_auth(&analyst)
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
+        .send()
+        .await;
+    // The service may answer 413 or close the connection mid-upload; never 2xx.
+    if let Ok(response) = response {
+        assert_eq!(response.status().as_u16(), 413);
+    }
     let (status, body) = upload(&service, &analyst, &first, "../etc/passwd", b"x".to_vec()).await;
     assert_eq!(status, 400, "{body}");
     assert!(
