@@ -36,10 +36,13 @@ pub(crate) fn refang(text: &str) -> Cow<'_, str> {
             s.replace_range(..from.len(), to);
         }
     }
-    // The authority (or the whole text when there is no path): up to the first '/' after the
-    // scheme.
-    let start = s.find("://").map_or(0, |i| i + 3);
-    let end = s[start..].find('/').map_or(s.len(), |i| start + i);
+    // The authority as the URL parser will see it: after a valid `scheme://` (without one,
+    // `http://` is put in front, so from the start), up to the first '/', '\\', '?' or '#'.
+    // Refanging exactly that region is what keeps a canonical URL from changing again.
+    let start = authority_start(&s).unwrap_or(0);
+    let end = s[start..]
+        .find(['/', '\\', '?', '#'])
+        .map_or(s.len(), |i| start + i);
     let head = s[start..end]
         .replace("[.]", ".")
         .replace("(.)", ".")
@@ -380,6 +383,17 @@ mod tests {
         ] {
             assert_eq!(url_host(input).as_deref(), host, "{input}");
         }
+    }
+
+    #[test]
+    fn refanging_is_idempotent_when_the_scheme_is_not_one() {
+        // Found by fuzzing (intel_csv): "://" after an invalid scheme used to be taken as
+        // the scheme's end, so a defanged user part survived the first pass and not the second.
+        let text = "10.01(.)0\u{e}0@0://.0/8=";
+        let once = url_indicator(&refang(text)).expect("a URL");
+        let twice = url_indicator(&refang(&once)).expect("a URL");
+        assert_eq!(once, twice);
+        assert_eq!(refang("evil(.)com?q=a(.)b/x"), "evil.com?q=a(.)b/x");
     }
 
     #[test]
