@@ -93,14 +93,7 @@ pub enum IncidentsCommand {
 
 /// Path segments are ids the service gave out; encode them anyway.
 fn segment(id: &str) -> String {
-    id.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
 pub async fn run(command: IncidentsCommand) -> Result<()> {

@@ -271,6 +271,21 @@ pub async fn list(
     }))
 }
 
+/// Everything but RFC 5987's `attr-char` is percent-encoded in `filename*`.
+const ATTR_CHAR: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'!')
+    .remove(b'#')
+    .remove(b'$')
+    .remove(b'&')
+    .remove(b'+')
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'^')
+    .remove(b'_')
+    .remove(b'`')
+    .remove(b'|')
+    .remove(b'~');
+
 /// `Content-Disposition` for a download: an ASCII fallback and the UTF-8 name (RFC 6266).
 fn disposition(name: &str) -> HeaderValue {
     let ascii: String = name
@@ -283,9 +298,7 @@ fn disposition(name: &str) -> HeaderValue {
             }
         })
         .collect();
-    let encoded: String = form_urlencoded::byte_serialize(name.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20");
+    let encoded = percent_encoding::utf8_percent_encode(name, ATTR_CHAR).to_string();
     HeaderValue::from_str(&format!(
         "attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}"
     ))
@@ -462,10 +475,9 @@ mod tests {
                     .and_then(|rest| rest.split_once("\"; filename*=UTF-8''"))
                     .expect("both forms");
                 prop_assert!(!fallback.contains('"') && !fallback.contains('\\'));
-                let decoded: String = form_urlencoded::parse(format!("n={encoded}").as_bytes())
-                    .map(|(_, v)| v.into_owned())
-                    .next()
-                    .unwrap_or_default();
+                let decoded = percent_encoding::percent_decode_str(encoded)
+                    .decode_utf8_lossy()
+                    .into_owned();
                 prop_assert_eq!(decoded, name);
             }
         }
