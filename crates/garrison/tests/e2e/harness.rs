@@ -208,3 +208,93 @@ pub async fn all_pages(
         }
     }
 }
+
+/// One request a test HTTP endpoint ([`serve_http`]) received.
+pub struct HttpRequest {
+    /// The request target: path and query.
+    pub path: String,
+    /// The `Idempotency-Key` header, empty when absent.
+    pub idempotency_key: String,
+    pub body: Vec<u8>,
+}
+
+/// Starts a minimal HTTP/1.1 endpoint (keep-alive, `Content-Length` bodies) that answers each
+/// request with `handle`'s status and JSON body; returns its base URL.
+pub async fn serve_http<F, Fut>(handle: F) -> String
+where
+    F: Fn(HttpRequest) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = (u16, String)> + Send,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind test endpoint");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                continue;
+            };
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let mut buf: Vec<u8> = Vec::new();
+                loop {
+                    // One request: headers, then Content-Length bytes of body.
+                    let header_end = loop {
+                        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            break i + 4;
+                        }
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    };
+                    let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
+                    let mut lines = head.split("\r\n");
+                    let path = lines
+                        .next()
+                        .and_then(|l| l.split(' ').nth(1))
+                        .unwrap_or("")
+                        .to_string();
+                    let (mut length, mut idempotency_key) = (0usize, String::new());
+                    for (k, v) in lines.filter_map(|l| l.split_once(':')) {
+                        match k.trim().to_ascii_lowercase().as_str() {
+                            "content-length" => length = v.trim().parse().unwrap_or(0),
+                            "idempotency-key" => idempotency_key = v.trim().to_string(),
+                            _ => {}
+                        }
+                    }
+                    while buf.len() < header_end + length {
+                        let mut chunk = [0u8; 4096];
+                        match socket.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let body = buf[header_end..header_end + length].to_vec();
+                    buf.drain(..header_end + length);
+                    let (status, answer) = handle(HttpRequest {
+                        path,
+                        idempotency_key,
+                        body,
+                    })
+                    .await;
+                    let reason = if status == 200 {
+                        "OK"
+                    } else {
+                        "Internal Server Error"
+                    };
+                    let response = format!(
+                        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{answer}",
+                        answer.len()
+                    );
+                    if socket.write_all(response.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}

@@ -6,10 +6,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::harness::*;
+use serde_json::{json, Value};
 
 /// One request the sink answered.
 #[derive(Clone, Debug)]
@@ -32,132 +30,77 @@ struct Sink {
 
 impl Sink {
     async fn start() -> (Sink, String) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind sink");
-        let addr = listener.local_addr().expect("addr");
         let sink = Sink::default();
         let s = sink.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move { s.serve(socket).await });
-            }
-        });
-        (sink, format!("http://{addr}"))
+        let url = serve_http(move |request: HttpRequest| {
+            let s = s.clone();
+            async move { s.answer(request).await }
+        })
+        .await;
+        (sink, url)
     }
 
-    async fn serve(&self, mut socket: tokio::net::TcpStream) {
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            // Read one request (headers, then Content-Length bytes of body).
-            let header_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                let mut chunk = [0u8; 4096];
-                match socket.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-            let mut lines = head.split("\r\n");
-            let path = lines
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .unwrap_or("")
-                .to_string();
-            let mut length = 0usize;
-            let mut key = String::new();
-            for line in lines {
-                if let Some((k, v)) = line.split_once(':') {
-                    match k.trim().to_ascii_lowercase().as_str() {
-                        "content-length" => length = v.trim().parse().unwrap_or(0),
-                        "idempotency-key" => key = v.trim().to_string(),
-                        _ => {}
-                    }
+    async fn answer(&self, request: HttpRequest) -> (u16, String) {
+        let HttpRequest {
+            path,
+            idempotency_key: key,
+            body,
+        } = request;
+        let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let ip = body["ip"].as_str().map(str::to_string);
+        let mut answer_body = None;
+        match path.as_str() {
+            "/block" => {
+                if let Some(ip) = ip {
+                    self.blocked.lock().expect("lock").insert(ip);
                 }
             }
-            while buf.len() < header_end + length {
-                let mut chunk = [0u8; 4096];
-                match socket.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            "/unblock" => {
+                if let Some(ip) = ip {
+                    self.blocked.lock().expect("lock").remove(&ip);
                 }
             }
-            let body: Value =
-                serde_json::from_slice(&buf[header_end..header_end + length]).unwrap_or_default();
-            buf.drain(..header_end + length);
-            let ip = body["ip"].as_str().map(str::to_string);
-            let mut answer_body = None;
-            match path.as_str() {
-                "/block" => {
-                    if let Some(ip) = ip {
-                        self.blocked.lock().expect("lock").insert(ip);
-                    }
-                }
-                "/unblock" => {
-                    if let Some(ip) = ip {
-                        self.blocked.lock().expect("lock").remove(&ip);
-                    }
-                }
-                p if p.starts_with("/check?") => {
-                    let asked = p
-                        .split_once("ip=")
-                        .map(|(_, v)| v.split('&').next().unwrap_or("").replace("%3A", ":"))
-                        .unwrap_or_default();
-                    let blocked = self.blocked.lock().expect("lock").contains(&asked);
-                    answer_body = Some(json!({"blocked": blocked}).to_string());
-                }
-                _ => {}
+            p if p.starts_with("/check?") => {
+                let asked = p
+                    .split_once("ip=")
+                    .map(|(_, v)| v.split('&').next().unwrap_or("").replace("%3A", ":"))
+                    .unwrap_or_default();
+                let blocked = self.blocked.lock().expect("lock").contains(&asked);
+                answer_body = Some(json!({"blocked": blocked}).to_string());
             }
-            let first_attempt = key.ends_with("/1");
-            let status = if path.starts_with("/flaky/") && first_attempt {
-                500
-            } else {
-                200
-            };
-            let arrived = Instant::now();
-            // Varying by key, and long for the first calls, so calls are in flight at the kills.
-            let spread = key.bytes().map(u64::from).sum::<u64>();
-            let delay = if path.starts_with("/slow") {
-                3000
-            } else if path.starts_with("/effect/first") {
-                200 + spread % 600
-            } else if path.starts_with("/flaky/") {
-                100 + spread % 300
-            } else {
-                20 + spread % 100
-            };
-            tokio::time::sleep(Duration::from_millis(delay)).await;
-            self.calls.lock().expect("lock").push(Call {
-                path,
-                key,
-                at: arrived,
-                status,
-            });
-            let body = match answer_body {
-                Some(b) => b,
-                None if status == 200 => "{\"ok\":true}".to_string(),
-                None => "{\"ok\":false}".to_string(),
-            };
-            let reason = if status == 200 {
-                "OK"
-            } else {
-                "Internal Server Error"
-            };
-            let answer = format!(
-                "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if socket.write_all(answer.as_bytes()).await.is_err() {
-                return;
-            }
+            _ => {}
         }
+        let first_attempt = key.ends_with("/1");
+        let status = if path.starts_with("/flaky/") && first_attempt {
+            500
+        } else {
+            200
+        };
+        let arrived = Instant::now();
+        // Varying by key, and long for the first calls, so calls are in flight at the kills.
+        let spread = key.bytes().map(u64::from).sum::<u64>();
+        let delay = if path.starts_with("/slow") {
+            3000
+        } else if path.starts_with("/effect/first") {
+            200 + spread % 600
+        } else if path.starts_with("/flaky/") {
+            100 + spread % 300
+        } else {
+            20 + spread % 100
+        };
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        self.calls.lock().expect("lock").push(Call {
+            path,
+            key,
+            at: arrived,
+            status,
+        });
+        let body = match answer_body {
+            Some(b) => b,
+            None if status == 200 => "{\"ok\":true}".to_string(),
+            None => "{\"ok\":false}".to_string(),
+        };
+        (status, body)
     }
 
     fn calls(&self) -> Vec<Call> {

@@ -5,10 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::harness::*;
+use serde_json::{json, Value};
 
 /// An HTTP endpoint that records the path of every request and answers 200.
 #[derive(Clone, Default)]
@@ -20,75 +18,21 @@ struct Sink {
 
 impl Sink {
     async fn start() -> (Sink, String) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind sink");
-        let addr = listener.local_addr().expect("addr");
         let sink = Sink::default();
         let s = sink.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((socket, _)) = listener.accept().await else {
-                    continue;
-                };
-                let s = s.clone();
-                tokio::spawn(async move { s.serve(socket).await });
+        let url = serve_http(move |request: HttpRequest| {
+            let s = s.clone();
+            async move {
+                s.keys
+                    .lock()
+                    .expect("lock")
+                    .push((request.path.clone(), request.idempotency_key));
+                s.paths.lock().expect("lock").push(request.path);
+                (200, "{\"ok\":true}".to_string())
             }
-        });
-        (sink, format!("http://{addr}"))
-    }
-
-    async fn serve(&self, mut socket: tokio::net::TcpStream) {
-        let mut buf: Vec<u8> = Vec::new();
-        loop {
-            let header_end = loop {
-                if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                    break i + 4;
-                }
-                let mut chunk = [0u8; 4096];
-                match socket.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            };
-            let head = String::from_utf8_lossy(&buf[..header_end]).to_string();
-            let path = head
-                .split("\r\n")
-                .next()
-                .and_then(|l| l.split(' ').nth(1))
-                .unwrap_or("")
-                .to_string();
-            let length = head
-                .split("\r\n")
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-                .and_then(|(_, v)| v.trim().parse::<usize>().ok())
-                .unwrap_or(0);
-            while buf.len() < header_end + length {
-                let mut chunk = [0u8; 4096];
-                match socket.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            buf.drain(..header_end + length);
-            let key = head
-                .split("\r\n")
-                .filter_map(|l| l.split_once(':'))
-                .find(|(k, _)| k.trim().eq_ignore_ascii_case("idempotency-key"))
-                .map(|(_, v)| v.trim().to_string())
-                .unwrap_or_default();
-            self.keys.lock().expect("lock").push((path.clone(), key));
-            self.paths.lock().expect("lock").push(path);
-            let body = "{\"ok\":true}";
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            if socket.write_all(answer.as_bytes()).await.is_err() {
-                return;
-            }
-        }
+        })
+        .await;
+        (sink, url)
     }
 
     /// Distinct idempotency keys (runs and attempts) per path with `prefix`: a call resent
