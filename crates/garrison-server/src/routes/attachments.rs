@@ -171,17 +171,6 @@ pub async fn upload(
             "incident {id:?} was merged into {into:?}; attach to that one"
         )));
     }
-    // A declared size over the limit is refused before a byte is read.
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if let Some(length) = declared.filter(|l| *l > state.max_attachment_bytes()) {
-        tracing::debug!(length, "attachment refused by its declared size");
-        return Err(blob_error(BlobError::TooLarge {
-            limit: state.max_attachment_bytes(),
-        }));
-    }
     let blobs = state.blobs();
     let mut writer = blobs
         .writer(principal.tenant, state.max_attachment_bytes())

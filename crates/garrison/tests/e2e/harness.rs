@@ -62,7 +62,7 @@ impl Service {
             command.env(k, v);
         }
         let child = command.spawn().expect("spawn serve");
-        let service = Service {
+        let mut service = Service {
             child,
             http,
             syslog,
@@ -75,9 +75,13 @@ impl Service {
         format!("http://{}{path}", self.http)
     }
 
-    fn wait_healthy(&self) {
+    fn wait_healthy(&mut self) {
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(30) {
+        // Generous: a 2-core CI machine runs many services at once.
+        while started.elapsed() < Duration::from_secs(60) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("service on {} exited at start: {status}", self.http);
+            }
             if std::net::TcpStream::connect(&self.http).is_ok()
                 && std::net::TcpStream::connect(&self.syslog).is_ok()
             {
