@@ -53,6 +53,24 @@ impl HecDecoded {
 /// Envelope keys copied into the record when the event does not have them.
 const META_KEYS: [&str; 4] = ["host", "source", "sourcetype", "index"];
 
+/// Where the envelope's metadata (`host`, `source`, `sourcetype`, `index` and the indexed
+/// `fields`) is kept whole in a stored event.
+pub const HEC_META_KEY: &str = "hec";
+
+/// Splunk's code for a request channel that is not a GUID.
+pub const INVALID_CHANNEL: (u32, &str) = (11, "Invalid data channel");
+
+/// True when `channel` is a GUID (`8-4-4-4-12` hex digits), as Splunk requires of a request
+/// channel.
+pub fn is_valid_channel(channel: &str) -> bool {
+    let groups: Vec<&str> = channel.split('-').collect();
+    groups.len() == 5
+        && groups
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(g, n)| g.len() == n && g.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// Decodes `/services/collector/event` bodies: one or many concatenated JSON envelopes
 /// `{"event": .., "time": .., "host", "source", "sourcetype", "index", "fields": {..}}`.
 ///
@@ -122,6 +140,36 @@ fn envelope(value: Value) -> Result<Record, Reject> {
             ))
         }
     };
+    // Splunk's indexed fields are flat: a value is a string, number, boolean or an array of
+    // those; a nested object is refused (code 15), as Splunk does.
+    for (key, value) in &indexed {
+        let flat = |v: &Value| !matches!(v, Value::Object(_) | Value::Array(_));
+        let ok = match value {
+            Value::Object(_) => false,
+            Value::Array(items) => items.iter().all(flat),
+            _ => true,
+        };
+        if !ok {
+            return Err((
+                INDEXED_FIELDS_ERROR,
+                format!("indexed field {key:?} is nested; values must be flat (or arrays of flat values)"),
+            ));
+        }
+    }
+    // A `time` that is present must be readable: Splunk refuses the event (code 6) rather
+    // than index it at the wrong time.
+    let envelope_time = match env.get("time") {
+        None | Some(Value::Null) => None,
+        Some(value) => match time::parse_value(value) {
+            Some(t) => Some(t),
+            None => {
+                return Err((
+                    INVALID_DATA_FORMAT,
+                    format!("\"time\" {value} is not epoch seconds or a timestamp"),
+                ))
+            }
+        },
+    };
     let mut fields = match event {
         Value::Object(m) => m,
         other => {
@@ -130,20 +178,40 @@ fn envelope(value: Value) -> Result<Record, Reject> {
             m
         }
     };
-    // Event payload first: the envelope only fills what the event does not say itself.
+    // The envelope's metadata is kept whole under `hec` (apart from the event's own fields, so
+    // an event with its own `host` loses neither), and also fills the top-level names the
+    // event does not use itself, where searches and mappings look first.
+    let mut meta = Map::new();
     for key in META_KEYS {
         if let Some(v) = env.remove(key) {
-            if !v.is_null() && !fields.contains_key(key) {
-                fields.insert(key.to_owned(), v);
+            if v.is_null() {
+                continue;
+            }
+            if !fields.contains_key(key) {
+                fields.insert(key.to_owned(), v.clone());
+            }
+            meta.insert(key.to_owned(), v);
+        }
+    }
+    if !indexed.is_empty() {
+        for (k, v) in &indexed {
+            if !fields.contains_key(k) {
+                fields.insert(k.clone(), v.clone());
+            }
+        }
+        meta.insert("fields".to_owned(), Value::Object(indexed));
+    }
+    if !meta.is_empty() {
+        match fields.get_mut(HEC_META_KEY) {
+            // The event has a `hec` key of its own: it stays, the envelope goes beside it.
+            Some(_) => {
+                fields.insert(format!("{HEC_META_KEY}_envelope"), Value::Object(meta));
+            }
+            None => {
+                fields.insert(HEC_META_KEY.to_owned(), Value::Object(meta));
             }
         }
     }
-    for (k, v) in indexed {
-        if !fields.contains_key(&k) {
-            fields.insert(k, v);
-        }
-    }
-    let envelope_time = env.get("time").and_then(time::parse_value);
     let mut record = Record::from_fields(fields);
     if envelope_time.is_some() {
         record.time = envelope_time;
@@ -287,10 +355,56 @@ mod tests {
             serde_json::Value::Object(first.fields.clone()),
             json!({"message": "Something happened", "severity": "INFO", "host": "app-7",
                    "source": "random-data-generator", "sourcetype": "my_sample_data",
-                   "index": "main", "region": "eu"})
+                   "index": "main", "region": "eu",
+                   "hec": {"host": "localhost", "source": "random-data-generator",
+                           "sourcetype": "my_sample_data", "index": "main",
+                           "fields": {"region": "eu", "severity": "ignored"}}})
         );
         assert_eq!(out.records[1].time, Some(ts("2015-03-13T20:43:59.5Z")));
         assert_eq!(out.records[1].fields["message"], "Hello world!");
+    }
+
+    #[test]
+    fn unreadable_time_and_nested_indexed_fields_are_refused_alone() {
+        let body = br#"{"time": "yesterday-ish", "event": "a"}
+{"event": "b", "fields": {"user": {"name": "x"}}}
+{"event": "c", "fields": {"tags": ["x", 1, true]}, "time": null}
+{"event": "d", "fields": {"bad": [["nested"]]}}
+"#;
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        assert_eq!(out.records.len(), 1, "{:?}", out.errors);
+        assert_eq!(out.records[0].fields["message"], "c");
+        let codes: Vec<(u32, usize)> = out.errors.iter().map(|e| (e.code, e.event_index)).collect();
+        assert_eq!(codes, vec![(6, 0), (15, 1), (15, 3)]);
+        assert!(
+            out.errors[0].detail.contains("yesterday-ish"),
+            "{}",
+            out.errors[0].detail
+        );
+    }
+
+    #[test]
+    fn an_event_of_its_own_hec_key_keeps_it() {
+        let body = br#"{"host": "h1", "event": {"hec": "mine"}}"#;
+        let out = decode_events(body, &Limits::default()).expect("decodes");
+        let fields = &out.records[0].fields;
+        assert_eq!(fields["hec"], "mine");
+        assert_eq!(fields["hec_envelope"], json!({"host": "h1"}));
+    }
+
+    #[test]
+    fn channels_must_be_guids() {
+        assert!(is_valid_channel("0aeeac95-ac74-4aa9-b30d-6c4c0ac581ba"));
+        assert!(is_valid_channel("0AEEAC95-AC74-4AA9-B30D-6C4C0AC581BA"));
+        for bad in [
+            "",
+            "abc",
+            "0aeeac95ac744aa9b30d6c4c0ac581ba",
+            "0aeeac95-ac74-4aa9-b30d-6c4c0ac581bz",
+            "0aeeac95-ac74-4aa9-b30d-6c4c0ac581ba-",
+        ] {
+            assert!(!is_valid_channel(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -214,3 +214,63 @@ mod tests {
         assert!(!Role::Viewer.allows(Permission::Administer));
     }
 }
+
+/// A time bound in a query string: RFC 3339 or whole Unix seconds, parsed on the way in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TimeBound(pub Timestamp);
+
+impl<'de> Deserialize<'de> for TimeBound {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_time_bound(&text)
+            .map(TimeBound)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A page size: 1 to [`PageLimit::MAX`], the same bound on every list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageLimit(pub usize);
+
+impl PageLimit {
+    pub const MAX: usize = 1000;
+
+    /// The size asked for, or `default`.
+    pub fn or(limit: Option<PageLimit>, default: usize) -> usize {
+        limit.map_or(default, |l| l.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for PageLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=PageLimit::MAX).contains(n))
+            .map(PageLimit)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "{text:?} is not a page size from 1 to {}",
+                    PageLimit::MAX
+                ))
+            })
+    }
+}
+
+#[cfg(test)]
+mod query_type_tests {
+    use super::*;
+
+    #[test]
+    fn page_limits_and_time_bounds_parse_from_text() {
+        let limit: PageLimit = serde_json::from_str("\"1000\"").expect("in range");
+        assert_eq!(limit, PageLimit(1000));
+        for bad in ["\"0\"", "\"1001\"", "\"-1\"", "\"ten\""] {
+            assert!(serde_json::from_str::<PageLimit>(bad).is_err(), "{bad}");
+        }
+        let t: TimeBound = serde_json::from_str("\"1700000000\"").expect("seconds");
+        assert_eq!(t.0.as_second(), 1_700_000_000);
+        assert!(serde_json::from_str::<TimeBound>("\"yesterday\"").is_err());
+    }
+}

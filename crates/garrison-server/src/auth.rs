@@ -17,6 +17,8 @@ use crate::AppState;
 pub struct Principal {
     pub tenant: TenantId,
     pub token: ApiToken,
+    /// The same caller as the application layer sees it.
+    pub actor: garrison_app::Actor,
 }
 
 impl Principal {
@@ -41,8 +43,11 @@ impl Principal {
     }
 }
 
-/// Extracts the secret from `Authorization: Bearer <token>` or `Authorization: Splunk <token>`.
-pub fn presented_secret(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+/// Extracts the secret from `Authorization: Bearer <token>`, `Authorization: Splunk <token>`
+/// or HTTP Basic with the token as the password (`curl -u x:TOKEN`, as Splunk's HEC accepts).
+pub fn presented_secret(
+    headers: &HeaderMap,
+) -> Result<Option<std::borrow::Cow<'_, str>>, ApiError> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(None);
     };
@@ -58,13 +63,28 @@ pub fn presented_secret(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
             "the Authorization header must be `Bearer <token>`",
         )
     })?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        use base64::Engine as _;
+        let bad = || {
+            ApiError::new(
+                ErrorCode::InvalidToken,
+                "Basic authorization must be base64 of `user:token`",
+            )
+        };
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(secret.trim())
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(decoded).map_err(|_| bad())?;
+        let (_, password) = text.split_once(':').ok_or_else(bad)?;
+        return Ok(Some(std::borrow::Cow::Owned(password.to_string())));
+    }
     if !(scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("splunk")) {
         return Err(ApiError::new(
             ErrorCode::InvalidToken,
             format!("unsupported authorization scheme {scheme:?}; use Bearer"),
         ));
     }
-    Ok(Some(secret.trim()))
+    Ok(Some(std::borrow::Cow::Borrowed(secret.trim())))
 }
 
 /// Resolves the token of a request, any kind.
@@ -77,7 +97,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiTo
     })?;
     let token = state
         .store()
-        .authenticate_token(secret, Timestamp::now())
+        .authenticate_token(&secret, Timestamp::now())
         .await?
         .ok_or_else(|| {
             ApiError::new(
@@ -89,19 +109,16 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiTo
     if state.first_use_this_hour(token.id) {
         // Token use is audited at most once per token and hour: which credentials are in use
         // shows in the log without one entry per request.
-        let actor = match (token.kind, token.name.strip_prefix("session of ")) {
-            (TokenKind::Session, Some(user)) => format!("user:{user}"),
-            _ => format!("token:{}", token.prefix),
-        };
-        crate::routes::audit::record_as(
-            state,
-            token.tenant_id,
-            &actor,
-            "token.use",
-            &token.prefix,
-            serde_json::json!({"token_id": token.id, "token_kind": token.kind.as_str(), "name": token.name}),
-        )
-        .await;
+        let actor = garrison_app::Actor::from_token(&token);
+        state
+            .app()
+            .record(
+                &actor,
+                "token.use",
+                &token.prefix,
+                serde_json::json!({"token_kind": token.kind.as_str(), "name": token.name}),
+            )
+            .await;
     }
     Ok(token)
 }
@@ -121,6 +138,7 @@ impl FromRequestParts<AppState> for Principal {
         }
         Ok(Principal {
             tenant: token.tenant_id,
+            actor: garrison_app::Actor::from_token(&token),
             token,
         })
     }

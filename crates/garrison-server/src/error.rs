@@ -111,6 +111,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<garrison_app::AppError> for ApiError {
+    fn from(error: garrison_app::AppError) -> Self {
+        use garrison_app::AppError;
+        match error {
+            AppError::Forbidden(detail) => ApiError::forbidden(detail),
+            AppError::NotFound(what) => {
+                ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
+            }
+            AppError::Conflict(detail) => ApiError::new(ErrorCode::Conflict, detail),
+            AppError::Invalid(detail) => ApiError::invalid(detail),
+            AppError::InvalidWithErrors { message, errors } => {
+                ApiError::invalid(message).with_errors(errors)
+            }
+            AppError::Internal(detail) => ApiError::internal(detail),
+        }
+    }
+}
+
 impl From<garrison_pipeline::PipelineError> for ApiError {
     fn from(error: garrison_pipeline::PipelineError) -> Self {
         match error {

@@ -29,7 +29,7 @@ use garrison_store::{NewToken, SourceRepo, SqlStore, TenantRepo, TokenKind, Toke
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
-pub use openapi::openapi_document;
+pub use openapi::{openapi_document, openapi_json};
 pub use triggers::TriggerConfig;
 
 /// The name of the tenant created on first start; its admins also manage other tenants.
@@ -191,6 +191,8 @@ pub struct AppState {
 
 struct StateInner {
     store: Arc<SqlStore>,
+    /// The application layer: every state change goes through it.
+    app: garrison_app::App,
     ingestor: Ingestor,
     limits: Limits,
     metrics: PrometheusHandle,
@@ -251,6 +253,10 @@ impl HecAcks {
 impl AppState {
     pub fn store(&self) -> &SqlStore {
         &self.inner.store
+    }
+    /// The application layer (doors call operations, operations call the store).
+    pub fn app(&self) -> &garrison_app::App {
+        &self.inner.app
     }
     pub fn ingestor(&self) -> &Ingestor {
         &self.inner.ingestor
@@ -421,6 +427,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     let state = AppState {
         inner: Arc::new(StateInner {
             store: store.clone(),
+            app: garrison_app::App::new(store.clone(), provider.id),
             ingestor,
             limits: config.limits,
             metrics,

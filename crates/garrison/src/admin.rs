@@ -5,11 +5,11 @@ use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use garrison_model::{Role, Timestamp};
+use garrison_app::admin::{CreateTenant, CreateToken, CreateUser};
+use garrison_app::{Actor, AppError};
+use garrison_model::Role;
 use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
-use garrison_store::{
-    NewSource, NewToken, SourceRepo, SqlStore, Tenant, TenantRepo, TokenKind, TokenRepo, UserRepo,
-};
+use garrison_store::{NewSource, TenantRepo, TokenKind};
 
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
@@ -139,19 +139,23 @@ pub enum SourceCommand {
     },
 }
 
-async fn tenant_named(store: &SqlStore, name: &str) -> Result<Tenant> {
-    store.tenant_by_name(name).await?.with_context(|| {
-        format!("no tenant named {name:?} (create it with `garrison tenant create {name}`)")
-    })
-}
-
-/// Opens the store; creates the default tenant so commands work before the first `serve`.
-async fn store(config: &ServerConfig) -> Result<SqlStore> {
+/// The application layer on the local data directory; creates the default tenant so commands
+/// work before the first `serve`. Actions are audited as `local:<os user>`.
+pub(crate) async fn local_app(config: &ServerConfig) -> Result<garrison_app::App> {
     let store = open_store(config)
         .await
         .with_context(|| format!("cannot open the database at {}", config.database_url()))?;
-    store.ensure_tenant(DEFAULT_TENANT).await?;
-    Ok(store)
+    let provider = store.ensure_tenant(DEFAULT_TENANT).await?;
+    Ok(garrison_app::App::new(
+        std::sync::Arc::new(store),
+        provider.id,
+    ))
+}
+
+/// The local operator acting in the tenant named `name`.
+pub(crate) async fn local_actor(app: &garrison_app::App, name: &str) -> Result<Actor> {
+    let tenant = app.tenant_named(name).await?;
+    Ok(Actor::local(tenant.id))
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
@@ -160,7 +164,7 @@ fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
 }
 
 pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
-    let store = store(config).await?;
+    let app = local_app(config).await?;
     match command {
         UserCommand::Create {
             username,
@@ -169,7 +173,7 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
             password_stdin,
             tenant,
         } => {
-            let tenant = tenant_named(&store, &tenant).await?;
+            let actor = local_actor(&app, &tenant).await?;
             if admin && !roles.contains(&Role::Admin) {
                 roles.push(Role::Admin);
             }
@@ -185,34 +189,36 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
             } else {
                 (garrison_server::random_password(), true)
             };
-            let user = store
-                .create_user(tenant.id, &username, &password, &roles)
+            let user = app
+                .create_user(
+                    &actor,
+                    CreateUser {
+                        username,
+                        password: password.clone(),
+                        roles,
+                    },
+                )
                 .await?;
             eprintln!(
-                "created user {:?} in tenant {:?} (id {})",
-                user.username, tenant.name, user.id
+                "created user {:?} in tenant {tenant:?} (id {})",
+                user.username, user.id
             );
             if generated {
                 println!("{password}");
             }
         }
         UserCommand::List { tenant } => {
-            let tenant = tenant_named(&store, &tenant).await?;
-            print_json(&store.list_users(tenant.id).await?)?;
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.list_users(&actor).await?)?;
         }
         UserCommand::Disable {
             username,
             enable,
             tenant,
         } => {
-            let tenant = tenant_named(&store, &tenant).await?;
-            let user = store
-                .list_users(tenant.id)
-                .await?
-                .into_iter()
-                .find(|u| u.username == username)
-                .with_context(|| format!("no user {username:?} in tenant {:?}", tenant.name))?;
-            let user = store.set_user_disabled(tenant.id, user.id, !enable).await?;
+            let actor = local_actor(&app, &tenant).await?;
+            let user = app.user_named(&actor, &username).await?;
+            let user = app.set_user_disabled(&actor, user.id, !enable).await?;
             eprintln!(
                 "user {:?} is now {}",
                 user.username,
@@ -228,7 +234,7 @@ pub async fn user(command: UserCommand, config: &ServerConfig) -> Result<()> {
 }
 
 pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
-    let store = store(config).await?;
+    let app = local_app(config).await?;
     match command {
         TokenCommand::Create {
             roles,
@@ -238,7 +244,7 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
             expires_in_days,
             tenant,
         } => {
-            let tenant = tenant_named(&store, &tenant).await?;
+            let actor = local_actor(&app, &tenant).await?;
             let kind = if ingest {
                 TokenKind::Ingest
             } else {
@@ -247,62 +253,31 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
             if kind == TokenKind::Api && roles.is_empty() {
                 bail!("an API token needs --role (admin, analyst, responder or viewer); for an ingest token use --ingest --source NAME");
             }
-            if let Some(source) = source.as_deref().filter(|_| ingest) {
-                if store.source(tenant.id, source).await?.is_none() {
-                    store
-                        .upsert_source(
-                            tenant.id,
-                            NewSource {
-                                name: source.to_string(),
-                                ..NewSource::default()
-                            },
-                        )
-                        .await?;
-                }
+            if kind == TokenKind::Api && source.is_some() {
+                bail!("--source is for ingest tokens: add --ingest, or leave --source out");
             }
-            let expires = match expires_in_days {
-                Some(days) if days < 1 => bail!("--expires-in-days must be at least 1"),
-                Some(days) => Some(
-                    Timestamp::now()
-                        .checked_add(garrison_model::SignedDuration::from_hours(
-                            days.saturating_mul(24),
-                        ))
-                        .context("expiry out of range")?,
-                ),
-                None => None,
-            };
-            let default_name = match (&source, kind) {
-                (Some(source), TokenKind::Ingest) => format!("ingest for {source}"),
-                _ => format!(
-                    "cli {}",
-                    roles
-                        .iter()
-                        .map(|r| r.as_str())
-                        .collect::<Vec<_>>()
-                        .join("+")
-                ),
-            };
-            let (_, secret) = store
-                .create_token(NewToken {
-                    tenant_id: tenant.id,
-                    kind,
-                    name: name.unwrap_or(default_name),
-                    roles,
-                    source: source.filter(|_| ingest),
-                    user_id: None,
-                    expires,
-                })
+            let (_, secret) = app
+                .create_token(
+                    &actor,
+                    CreateToken {
+                        name,
+                        kind,
+                        roles,
+                        source,
+                        expires_in_days,
+                    },
+                )
                 .await?;
             // Only the secret on stdout, so scripts can capture it.
             println!("{}", secret.expose());
         }
         TokenCommand::List { tenant } => {
-            let tenant = tenant_named(&store, &tenant).await?;
-            print_json(&store.list_tokens(tenant.id).await?)?;
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.list_tokens(&actor).await?)?;
         }
         TokenCommand::Revoke { id, tenant } => {
-            let tenant = tenant_named(&store, &tenant).await?;
-            let token = store.revoke_token(tenant.id, id).await?;
+            let actor = local_actor(&app, &tenant).await?;
+            let token = app.revoke_token(&actor, id).await?;
             eprintln!("revoked token {} ({})", token.id, token.prefix);
         }
     }
@@ -310,34 +285,50 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
 }
 
 pub async fn tenant(command: TenantCommand, config: &ServerConfig) -> Result<()> {
-    let store = store(config).await?;
+    let app = local_app(config).await?;
+    let operator = Actor::local(app.provider_tenant());
     match command {
         TenantCommand::Create {
             name,
             retention_days,
         } => {
-            let mut tenant = store.ensure_tenant(&name).await?;
-            if retention_days.is_some() {
-                tenant = store.set_retention(tenant.id, retention_days).await?;
-            }
+            let request = CreateTenant {
+                name: name.clone(),
+                retention_days,
+            };
+            // Idempotent on the command line: an existing tenant is printed (and its retention
+            // set when asked), not an error.
+            let tenant = match app.create_tenant(&operator, request).await {
+                Ok(tenant) => tenant,
+                Err(AppError::Conflict(_)) => {
+                    let tenant = app.tenant_named(&name).await?;
+                    if retention_days.is_some() {
+                        app.set_retention(&operator, tenant.id, retention_days)
+                            .await?
+                    } else {
+                        tenant
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            };
             print_json(&tenant)?;
         }
-        TenantCommand::List => print_json(&store.list_tenants().await?)?,
+        TenantCommand::List => print_json(&app.list_tenants(&operator).await?)?,
         TenantCommand::Retention {
             name,
             days,
             keep_forever,
         } => {
-            let tenant = tenant_named(&store, &name).await?;
+            let tenant = app.tenant_named(&name).await?;
             let days = if keep_forever { None } else { days };
-            print_json(&store.set_retention(tenant.id, days).await?)?;
+            print_json(&app.set_retention(&operator, tenant.id, days).await?)?;
         }
     }
     Ok(())
 }
 
 pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()> {
-    let store = store(config).await?;
+    let app = local_app(config).await?;
     match command {
         SourceCommand::Set {
             name,
@@ -351,7 +342,7 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             alert_severity,
             tenant,
         } => {
-            let tenant = tenant_named(&store, &tenant).await?;
+            let actor = local_actor(&app, &tenant).await?;
             let field_mapping = mappings
                 .iter()
                 .map(|m| {
@@ -361,9 +352,9 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
                         .with_context(|| format!("--map {m:?}: expected FIELD=ECS.NAME"))
                 })
                 .collect::<Result<Vec<_>>>()?;
-            let source = store
-                .upsert_source(
-                    tenant.id,
+            let source = app
+                .put_source(
+                    &actor,
                     NewSource {
                         name,
                         product,
@@ -381,8 +372,8 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             print_json(&source)?;
         }
         SourceCommand::List { tenant } => {
-            let tenant = tenant_named(&store, &tenant).await?;
-            print_json(&store.list_sources(tenant.id).await?)?;
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.list_sources(&actor).await?)?;
         }
     }
     Ok(())

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use garrison_app::Actor;
 use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
 use garrison_store::{
-    AlertQuery, AuditQuery, AuditRepo, DetectionRepo, EventQuery, EventRepo, NewAuditEntry,
-    SqlStore, Tenant, TenantRepo,
+    AlertQuery, AuditQuery, AuditRepo, DetectionRepo, SqlStore, Tenant, TenantRepo,
 };
 
 /// `--url`/`--token` of a running service, `--tenant` for the local store.
@@ -132,11 +132,11 @@ pub enum AuditCommand {
     },
 }
 
-fn cli_actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("USERNAME"))
-        .unwrap_or_else(|_| "unknown".to_string());
-    format!("cli:{user}")
+/// The application layer on the local data directory and the operator acting in `tenant`.
+async fn local_app(config: &ServerConfig, tenant: &str) -> Result<(garrison_app::App, Actor)> {
+    let app = crate::admin::local_app(config).await?;
+    let actor = crate::admin::local_actor(&app, tenant).await?;
+    Ok((app, actor))
 }
 
 async fn local(config: &ServerConfig, tenant: &str) -> Result<(SqlStore, Tenant)> {
@@ -369,41 +369,24 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
         );
         return Ok(());
     }
-    let (store, tenant) = local(config, &target.tenant).await?;
-    let parsed = tokio::task::spawn_blocking(move || -> Result<_> {
-        let (sources, mut rejected) = garrison_detect::rules::sources_from_path(&path)?;
-        let mut parsed = garrison_detect::rules::parse_rule_files(sources);
-        rejected.append(&mut parsed.rejected);
-        parsed.rejected = rejected;
-        Ok(parsed)
-    })
-    .await??;
-    for r in &parsed.rejected {
+    let (app, actor) = local_app(config, &target.tenant).await?;
+    let (sources, rejected) =
+        tokio::task::spawn_blocking(move || garrison_detect::rules::sources_from_path(&path))
+            .await??;
+    let outcome = app
+        .import_rules(&actor, sources, rejected, enable, &origin)
+        .await?;
+    for r in &outcome.rejected {
         eprintln!("rejected {r}");
     }
-    let summary = store.import_rules(tenant.id, &parsed.rules, enable).await?;
-    store
-        .append_audit(
-            tenant.id,
-            NewAuditEntry {
-                actor: cli_actor(),
-                action: "rule.import".into(),
-                target: origin,
-                details: serde_json::json!({
-                    "created": summary.created, "updated": summary.updated,
-                    "unchanged": summary.unchanged, "enabled": summary.enabled,
-                    "rejected": parsed.rejected.len(),
-                }),
-            },
-        )
-        .await?;
+    let summary = outcome.summary;
     println!(
         "{} created, {} updated, {} unchanged, {} enabled, {} rejected",
         summary.created,
         summary.updated,
         summary.unchanged,
         summary.enabled,
-        parsed.rejected.len()
+        outcome.rejected.len()
     );
     Ok(())
 }
@@ -420,19 +403,8 @@ async fn set_enabled(
             .post(&format!("/api/v1/rules/{id}/{verb}"), serde_json::json!({}))
             .await?;
     } else {
-        let (store, tenant) = local(config, &target.tenant).await?;
-        let rule = store.set_rule_enabled(tenant.id, id, enabled).await?;
-        store
-            .append_audit(
-                tenant.id,
-                NewAuditEntry {
-                    actor: cli_actor(),
-                    action: format!("rule.{verb}"),
-                    target: id.to_string(),
-                    details: serde_json::json!({"version": rule.version}),
-                },
-            )
-            .await?;
+        let (app, actor) = local_app(config, &target.tenant).await?;
+        app.set_rule_enabled(&actor, id, enabled).await?;
     }
     println!("rule {id} {verb}d");
     Ok(())
@@ -455,64 +427,54 @@ async fn test(
         for m in answer["matches"].as_array().into_iter().flatten() {
             println!("{m}");
         }
-        eprintln!(
-            "{} events read, {} matches",
-            answer["events"],
-            answer["matches"].as_array().map_or(0, Vec::len)
+        print_test_summary(
+            answer["events"].as_u64().unwrap_or(0) as usize,
+            answer["matches"].as_array().map_or(0, Vec::len),
+            answer["truncated"].as_bool().unwrap_or(false),
+            answer["max_events"].as_u64().unwrap_or(0) as usize,
         );
         return Ok(());
     }
-    let (store, tenant) = local(config, &target.tenant).await?;
-    let rule = store
-        .rule(tenant.id, id)
-        .await?
-        .with_context(|| format!("no rule {id:?}"))?;
-    let to = match to {
-        Some(v) => garrison_model::parse_time_bound(&v).context("--to")?,
-        None => garrison_model::Timestamp::now(),
+    let (app, actor) = local_app(config, &target.tenant).await?;
+    let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
+        v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
+            .transpose()
     };
-    let from = match from {
-        Some(v) => garrison_model::parse_time_bound(&v).context("--from")?,
-        None => to.checked_sub(garrison_model::SignedDuration::from_hours(24))?,
+    let bounds = garrison_app::rules::TestBounds {
+        from: parse("from", from)?,
+        to: parse("to", to)?,
+        max_events: None,
     };
-    let mut query = EventQuery {
-        from: Some(from),
-        to: Some(to),
-        limit: 1000,
-        ..EventQuery::default()
-    };
-    let mut events = Vec::new();
-    loop {
-        let page = store.search_events(tenant.id, &query).await?;
-        events.extend(
-            page.events
-                .iter()
-                .filter_map(garrison_detect::TestEvent::of),
-        );
-        match page.next_cursor {
-            Some(next) if events.len() < 1_000_000 => query.cursor = Some(next),
-            _ => break,
-        }
-    }
-    let count = events.len();
-    let matches = tokio::task::spawn_blocking(move || {
-        garrison_detect::test_rule(&rule.rule_id, &rule.yaml, &events)
-    })
-    .await?;
-    match matches {
-        Ok(matches) => {
-            for m in &matches {
-                println!("{}", serde_json::to_string(m)?);
-            }
-            eprintln!("{count} events read, {} matches", matches.len());
-            Ok(())
-        }
-        Err(errors) => {
+    let outcome = match app.test_rule(&actor, id, bounds).await {
+        Ok(outcome) => outcome,
+        Err(garrison_app::AppError::InvalidWithErrors { message, errors }) => {
             for e in &errors {
                 eprintln!("{e}");
             }
-            bail!("rule {id:?} does not compile")
+            bail!("{message}")
         }
+        Err(e) => return Err(e.into()),
+    };
+    for m in &outcome.matches {
+        println!("{}", serde_json::to_string(m)?);
+    }
+    print_test_summary(
+        outcome.events,
+        outcome.matches.len(),
+        outcome.truncated,
+        outcome.max_events,
+    );
+    Ok(())
+}
+
+/// One line on what a rule test read, the same for both doors.
+fn print_test_summary(events: usize, matches: usize, truncated: bool, max_events: usize) {
+    if truncated {
+        eprintln!(
+            "{events} events read (the newest; the range holds more than the cap of {max_events}), {matches} matches"
+        );
+    } else {
+        eprintln!("{events} events read, {matches} matches");
     }
 }
 
@@ -584,22 +546,13 @@ pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&figures)?);
         return Ok(());
     }
-    let now = garrison_model::Timestamp::now();
     let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
         v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
             .transpose()
     };
-    let to = parse("to", to)?.unwrap_or(now);
-    let from = match parse("from", from)? {
-        Some(from) => from,
-        None => to.checked_sub(garrison_model::SignedDuration::from_hours(24 * 30))?,
-    };
-    anyhow::ensure!(from < to, "--from must be before --to");
-    let (store, tenant) = local(config, &target.tenant).await?;
-    use garrison_store::IncidentRepo;
-    let (alerts, incidents) = store.metrics_records(tenant.id, from, to).await?;
-    let policy = store.sla_policy(tenant.id).await?;
-    let figures = garrison_cases::SocMetrics::compute(&alerts, &incidents, &policy, from, to, now);
+    let (from, to) = (parse("from", from)?, parse("to", to)?);
+    let (app, actor) = local_app(config, &target.tenant).await?;
+    let figures = app.soc_metrics(&actor, from, to).await?;
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())
 }

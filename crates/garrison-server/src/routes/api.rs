@@ -1,21 +1,21 @@
 //! Search and management routes. Every handler takes a [`Principal`] and passes its tenant to
 //! the store; the store cannot be asked without one.
 
-use super::{parse_limit, parse_time};
-use axum::extract::{Path, RawQuery, State};
+use super::query::ApiQueryWithFields;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use garrison_model::{Event, Role, TenantId, Timestamp};
+use garrison_model::{Event, PageLimit, Role, TenantId, TimeBound, Timestamp};
 use garrison_store::{
-    ApiToken, EventQuery, EventRepo, NewSource, NewToken, Source, SourceRepo, Tenant, TenantRepo,
-    TokenKind, TokenRepo, User, UserRepo,
+    ApiToken, EventQuery, EventRepo, NewSource, NewToken, Source, Tenant, TenantRepo, TokenKind,
+    TokenRepo, User, UserRepo,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::routes::audit::{record, record_as};
+use crate::routes::audit::record_as;
 use crate::AppState;
 
 const SESSION_HOURS: i64 = 12;
@@ -177,20 +177,24 @@ impl From<Source> for SourceView {
 /// Query parameters of the event search. Besides these, `field.NAME=VALUE` filters on a field
 /// (a dotted path into the fields as sent, or an ECS name); several are ANDed.
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsing is by hand for the `field.*` ones
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct EventSearchParams {
     /// Event time from (inclusive): RFC 3339 or Unix seconds.
-    from: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub from: Option<TimeBound>,
     /// Event time to (exclusive): RFC 3339 or Unix seconds.
-    to: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub to: Option<TimeBound>,
     /// Only events of this source.
-    source: Option<String>,
+    pub source: Option<String>,
     /// Full-text words; all must occur.
-    q: Option<String>,
+    pub q: Option<String>,
     /// Page size, 1 to 1000 (default 100).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// Search stored events, newest first.
@@ -198,7 +202,10 @@ pub struct EventSearchParams {
     get,
     path = "/api/v1/events",
     tag = "events",
-    params(EventSearchParams),
+    params(
+        EventSearchParams,
+        ("field.NAME" = Option<String>, Query, description = "Only events whose field NAME (a dotted path into the fields as sent, or an ECS name) equals the value; repeat with other names to AND them. Replace NAME, e.g. `field.user.name=alice`."),
+    ),
     responses(
         (status = 200, description = "A page of events", body = EventsPage),
         (status = 400, description = "Bad parameter", body = Problem),
@@ -209,34 +216,17 @@ pub struct EventSearchParams {
 pub async fn search_events(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQueryWithFields { params, fields }: ApiQueryWithFields<EventSearchParams>,
 ) -> Result<Json<EventsPage>, ApiError> {
-    let mut search = EventQuery {
-        limit: 100,
-        ..EventQuery::default()
+    let search = EventQuery {
+        from: params.from.map(|t| t.0),
+        to: params.to.map(|t| t.0),
+        source: params.source,
+        text: params.q,
+        cursor: params.cursor,
+        limit: PageLimit::or(params.limit, 100),
+        fields,
     };
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "from" => search.from = Some(parse_time("from", &value)?),
-            "to" => search.to = Some(parse_time("to", &value)?),
-            "source" => search.source = Some(value.into_owned()),
-            "q" => search.text = Some(value.into_owned()),
-            "cursor" => search.cursor = Some(value.into_owned()),
-            "limit" => {
-                search.limit = parse_limit(&value)?
-            }
-            other => match other.strip_prefix("field.") {
-                Some(field) if !field.is_empty() => {
-                    search.fields.push((field.to_string(), value.into_owned()))
-                }
-                _ => {
-                    return Err(ApiError::invalid(format!(
-                        "unknown parameter {other:?}; expected from, to, source, q, limit, cursor or field.NAME"
-                    )))
-                }
-            },
-        }
-    }
     let page = state
         .store()
         .search_events(principal.tenant, &search)
@@ -367,10 +357,6 @@ pub async fn me(
 
 // ---------------------------------------------------------------- tenants
 
-fn is_provider_admin(state: &AppState, principal: &Principal) -> bool {
-    principal.tenant == state.provider_tenant() && principal.has_role(Role::Admin)
-}
-
 /// List tenants: all of them for the provider's admins, otherwise the caller's own.
 #[utoipa::path(
     get,
@@ -383,11 +369,7 @@ pub async fn list_tenants(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<TenantView>>, ApiError> {
-    let tenants = if is_provider_admin(&state, &principal) {
-        state.store().list_tenants().await?
-    } else {
-        vec![state.store().tenant(principal.tenant).await?]
-    };
+    let tenants = state.app().list_tenants(&principal.actor).await?;
     Ok(Json(tenants.into_iter().map(TenantView::from).collect()))
 }
 
@@ -411,32 +393,16 @@ pub async fn create_tenant(
     principal: Principal,
     Json(request): Json<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    if !is_provider_admin(&state, &principal) {
-        return Err(ApiError::forbidden(
-            "only the provider's admins create tenants",
-        ));
-    }
-    if state.store().tenant_by_name(&request.name).await?.is_some() {
-        return Err(ApiError::new(
-            ErrorCode::Conflict,
-            format!("tenant {:?} already exists", request.name),
-        ));
-    }
-    let mut tenant = state.store().ensure_tenant(&request.name).await?;
-    if request.retention_days.is_some() {
-        tenant = state
-            .store()
-            .set_retention(tenant.id, request.retention_days)
-            .await?;
-    }
-    record(
-        &state,
-        &principal,
-        "tenant.create",
-        &tenant.name,
-        serde_json::json!({"tenant_id": tenant.id.0}),
-    )
-    .await;
+    let tenant = state
+        .app()
+        .create_tenant(
+            &principal.actor,
+            garrison_app::admin::CreateTenant {
+                name: request.name,
+                retention_days: request.retention_days,
+            },
+        )
+        .await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -462,27 +428,10 @@ pub async fn update_tenant(
     Path(id): Path<i64>,
     Json(request): Json<UpdateTenant>,
 ) -> Result<Json<TenantView>, ApiError> {
-    let target = TenantId(id);
-    if target != principal.tenant && !is_provider_admin(&state, &principal) {
-        // Not 403: another tenant's existence is not the caller's business.
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("tenant {id} not found"),
-        ));
-    }
-    principal.require_admin()?;
     let tenant = state
-        .store()
-        .set_retention(target, request.retention_days)
+        .app()
+        .set_retention(&principal.actor, TenantId(id), request.retention_days)
         .await?;
-    record(
-        &state,
-        &principal,
-        "tenant.retention",
-        &tenant.name,
-        serde_json::json!({"tenant_id": tenant.id.0, "retention_days": tenant.retention_days}),
-    )
-    .await;
     Ok(Json(tenant.into()))
 }
 
@@ -500,8 +449,7 @@ pub async fn list_users(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<UserView>>, ApiError> {
-    principal.require_admin()?;
-    let users = state.store().list_users(principal.tenant).await?;
+    let users = state.app().list_users(&principal.actor).await?;
     Ok(Json(users.into_iter().map(UserView::from).collect()))
 }
 
@@ -529,28 +477,17 @@ pub async fn create_user(
     principal: Principal,
     Json(request): Json<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    principal.require_admin()?;
-    if request.roles.is_empty() {
-        return Err(ApiError::invalid("a user needs at least one role"));
-    }
     let user = state
-        .store()
+        .app()
         .create_user(
-            principal.tenant,
-            &request.username,
-            &request.password,
-            &request.roles,
+            &principal.actor,
+            garrison_app::admin::CreateUser {
+                username: request.username,
+                password: request.password,
+                roles: request.roles,
+            },
         )
         .await?;
-    tracing::info!(tenant = %principal.tenant, user = %user.username, "user created");
-    record(
-        &state,
-        &principal,
-        "user.create",
-        &user.username,
-        serde_json::json!({"user_id": user.id, "roles": user.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}),
-    )
-    .await;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -576,23 +513,10 @@ pub async fn update_user(
     Path(id): Path<i64>,
     Json(request): Json<UpdateUser>,
 ) -> Result<Json<UserView>, ApiError> {
-    principal.require_admin()?;
     let user = state
-        .store()
-        .set_user_disabled(principal.tenant, id, request.disabled)
+        .app()
+        .set_user_disabled(&principal.actor, id, request.disabled)
         .await?;
-    record(
-        &state,
-        &principal,
-        if request.disabled {
-            "user.disable"
-        } else {
-            "user.enable"
-        },
-        &user.username,
-        serde_json::json!({"user_id": user.id}),
-    )
-    .await;
     Ok(Json(user.into()))
 }
 
@@ -610,15 +534,8 @@ pub async fn list_tokens(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<TokenView>>, ApiError> {
-    let tokens = state.store().list_tokens(principal.tenant).await?;
-    let is_admin = principal.has_role(Role::Admin);
-    Ok(Json(
-        tokens
-            .into_iter()
-            .filter(|t| is_admin || (t.user_id.is_some() && t.user_id == principal.token.user_id))
-            .map(TokenView::from)
-            .collect(),
-    ))
+    let tokens = state.app().list_tokens(&principal.actor).await?;
+    Ok(Json(tokens.into_iter().map(TokenView::from).collect()))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -667,78 +584,19 @@ pub async fn create_token(
             )))
         }
     };
-    let is_admin = principal.has_role(Role::Admin);
-    match kind {
-        TokenKind::Ingest => {
-            principal.require_admin()?;
-            if !request.roles.is_empty() {
-                return Err(ApiError::invalid("an ingest token has no roles"));
-            }
-        }
-        _ => {
-            if request.roles.is_empty() {
-                return Err(ApiError::invalid("an API token needs at least one role"));
-            }
-            if !is_admin && !request.roles.iter().all(|r| principal.has_role(*r)) {
-                return Err(ApiError::forbidden(
-                    "a token cannot have roles its creator lacks",
-                ));
-            }
-        }
-    }
-    let expires = match request.expires_in_days {
-        Some(days) if days < 1 => {
-            return Err(ApiError::invalid("expires_in_days must be at least 1"))
-        }
-        Some(days) => Some(
-            Timestamp::now()
-                .checked_add(garrison_model::SignedDuration::from_hours(
-                    days.saturating_mul(24).min(24 * 36600),
-                ))
-                .map_err(ApiError::internal)?,
-        ),
-        None => None,
-    };
-    if let (TokenKind::Ingest, Some(source)) = (kind, &request.source) {
-        if state
-            .store()
-            .source(principal.tenant, source)
-            .await?
-            .is_none()
-        {
-            state
-                .store()
-                .upsert_source(
-                    principal.tenant,
-                    NewSource {
-                        name: source.clone(),
-                        ..NewSource::default()
-                    },
-                )
-                .await?;
-        }
-    }
     let (token, secret) = state
-        .store()
-        .create_token(NewToken {
-            tenant_id: principal.tenant,
-            kind,
-            name: request.name,
-            roles: request.roles,
-            source: request.source,
-            user_id: principal.token.user_id,
-            expires,
-        })
+        .app()
+        .create_token(
+            &principal.actor,
+            garrison_app::admin::CreateToken {
+                name: Some(request.name),
+                kind,
+                roles: request.roles,
+                source: request.source,
+                expires_in_days: request.expires_in_days,
+            },
+        )
         .await?;
-    tracing::info!(tenant = %principal.tenant, token = %token.prefix, kind = token.kind.as_str(), "token created");
-    record(
-        &state,
-        &principal,
-        "token.create",
-        &token.prefix,
-        serde_json::json!({"created_token_id": token.id, "kind": token.kind.as_str(), "roles": token.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>()}),
-    )
-    .await;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -762,29 +620,7 @@ pub async fn revoke_token(
     principal: Principal,
     Path(id): Path<i64>,
 ) -> Result<Json<TokenView>, ApiError> {
-    if !principal.has_role(Role::Admin) {
-        let own = state
-            .store()
-            .list_tokens(principal.tenant)
-            .await?
-            .into_iter()
-            .any(|t| t.id == id && t.user_id.is_some() && t.user_id == principal.token.user_id);
-        if !own {
-            return Err(ApiError::new(
-                ErrorCode::NotFound,
-                format!("token {id} not found"),
-            ));
-        }
-    }
-    let token = state.store().revoke_token(principal.tenant, id).await?;
-    record(
-        &state,
-        &principal,
-        "token.revoke",
-        &token.prefix,
-        serde_json::json!({"revoked_token_id": token.id}),
-    )
-    .await;
+    let token = state.app().revoke_token(&principal.actor, id).await?;
     Ok(Json(token.into()))
 }
 
@@ -802,7 +638,7 @@ pub async fn list_sources(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<Vec<SourceView>>, ApiError> {
-    let sources = state.store().list_sources(principal.tenant).await?;
+    let sources = state.app().list_sources(&principal.actor).await?;
     Ok(Json(sources.into_iter().map(SourceView::from).collect()))
 }
 
@@ -838,11 +674,10 @@ pub async fn put_source(
     Path(name): Path<String>,
     Json(request): Json<PutSource>,
 ) -> Result<Json<SourceView>, ApiError> {
-    principal.require_admin()?;
     let source = state
-        .store()
-        .upsert_source(
-            principal.tenant,
+        .app()
+        .put_source(
+            &principal.actor,
             NewSource {
                 name,
                 product: request.product,
@@ -853,13 +688,5 @@ pub async fn put_source(
             },
         )
         .await?;
-    record(
-        &state,
-        &principal,
-        "source.put",
-        &source.name,
-        serde_json::json!({"product": source.product, "service": source.service, "category": source.category}),
-    )
-    .await;
     Ok(Json(source.into()))
 }

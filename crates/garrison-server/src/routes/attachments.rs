@@ -8,7 +8,7 @@
 //! by a browser). Uploads, downloads and removals go to the audit log: chain of custody.
 
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,7 +21,7 @@ use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use utoipa::{IntoParams, ToSchema};
 
-use super::query_pairs;
+use super::query::ApiQuery;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::audit::record;
@@ -64,10 +64,11 @@ pub struct AttachmentList {
 }
 
 #[derive(Debug, serde::Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct UploadParams {
     /// The file's name (1 to 255 characters; no path separators or control characters).
-    name: String,
+    pub name: String,
 }
 
 fn blob_error(error: BlobError) -> ApiError {
@@ -91,19 +92,7 @@ fn blob_error(error: BlobError) -> ApiError {
 }
 
 /// The `name` parameter, checked.
-fn attachment_name(query: Option<String>) -> Result<String, ApiError> {
-    let mut name = None;
-    for (key, value) in query_pairs(query) {
-        match key.as_str() {
-            "name" => name = Some(value),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected name"
-                )))
-            }
-        }
-    }
-    let name = name.ok_or_else(|| ApiError::invalid("parameter name is required"))?;
+fn attachment_name(name: String) -> Result<String, ApiError> {
     let chars = name.chars().count();
     if name.trim().is_empty() || chars > 255 {
         return Err(ApiError::invalid(
@@ -153,12 +142,12 @@ pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    ApiQuery(UploadParams { name }): ApiQuery<UploadParams>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     principal.require_any(UPLOADERS)?;
-    let name = attachment_name(query)?;
+    let name = attachment_name(name)?;
     let content_type = declared_type(&headers)?;
     let store = state.store();
     // Before any byte is stored: the incident must exist here and still take changes.
@@ -426,6 +415,13 @@ pub async fn remove(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The name parameter as a request gives it: parsed, then checked.
+    fn named(query: Option<String>) -> Result<String, ApiError> {
+        let params: UploadParams =
+            crate::routes::query::parse_query(query.as_deref().unwrap_or_default())?;
+        attachment_name(params.name)
+    }
     use proptest::prelude::*;
 
     fn query(name: &str) -> Option<String> {
@@ -439,16 +435,13 @@ mod tests {
     #[test]
     fn names_with_paths_or_controls_are_refused_with_the_reason() {
         for bad in ["", "  ", "../x", "a/b", "a\\b", "a\nb", "a\u{7f}b"] {
-            let error = attachment_name(query(bad)).expect_err(bad);
+            let error = named(query(bad)).expect_err(bad);
             assert!(error.detail.contains("name"), "{bad:?}: {}", error.detail);
         }
-        assert!(attachment_name(query(&"é".repeat(256))).is_err());
-        assert!(attachment_name(None).is_err());
-        assert!(attachment_name(Some("name=a&x=1".into())).is_err());
-        assert_eq!(
-            attachment_name(query("mail (1).eml")).expect("good"),
-            "mail (1).eml"
-        );
+        assert!(named(query(&"é".repeat(256))).is_err());
+        assert!(named(None).is_err());
+        assert!(named(Some("name=a&x=1".into())).is_err());
+        assert_eq!(named(query("mail (1).eml")).expect("good"), "mail (1).eml");
     }
 
     proptest! {
@@ -456,7 +449,7 @@ mod tests {
         /// back to the name and whose ASCII fallback cannot break out of its quotes.
         #[test]
         fn accepted_names_give_a_faithful_disposition(name in "\\PC{1,80}") {
-            if let Ok(name) = attachment_name(query(&name)) {
+            if let Ok(name) = named(query(&name)) {
                 let value = disposition(&name);
                 let text = value.to_str().expect("visible ASCII");
                 let (fallback, encoded) = text

@@ -1,10 +1,10 @@
 //! The audit log: recording actions, and reading the tenant's chain (admins).
 
-use super::parse_limit;
-use axum::extract::{RawQuery, State};
+use super::query::ApiQuery;
+use axum::extract::State;
 use axum::Json;
-use garrison_model::TenantId;
-use garrison_store::{AuditEntry, AuditQuery, AuditRepo, NewAuditEntry, TokenKind};
+use garrison_model::{PageLimit, TenantId};
+use garrison_store::{AuditEntry, AuditQuery, AuditRepo};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -12,17 +12,8 @@ use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
 
-/// Who a principal is in the audit log: `user:NAME` for a session, else `token:PREFIX`.
-pub fn actor_of(principal: &Principal) -> String {
-    let token = &principal.token;
-    match (token.kind, token.name.strip_prefix("session of ")) {
-        (TokenKind::Session, Some(user)) => format!("user:{user}"),
-        _ => format!("token:{}", token.prefix),
-    }
-}
-
-/// Appends an entry for an action done by `principal` (the token used is part of it). A
-/// failure to record is logged and counted; the action itself already happened.
+/// Appends an entry for an action done by `principal`, through the application layer (the
+/// same shape whichever door acted).
 pub async fn record(
     state: &AppState,
     principal: &Principal,
@@ -30,20 +21,10 @@ pub async fn record(
     target: &str,
     details: serde_json::Value,
 ) {
-    let mut details = details;
-    if let serde_json::Value::Object(map) = &mut details {
-        map.insert("token_id".into(), principal.token.id.into());
-        map.insert("token_kind".into(), principal.token.kind.as_str().into());
-    }
-    record_as(
-        state,
-        principal.tenant,
-        &actor_of(principal),
-        action,
-        target,
-        details,
-    )
-    .await;
+    state
+        .app()
+        .record(&principal.actor, action, target, details)
+        .await
 }
 
 /// Appends an entry for an actor that is not a principal (a login, the system).
@@ -55,16 +36,10 @@ pub async fn record_as(
     target: &str,
     details: serde_json::Value,
 ) {
-    let entry = NewAuditEntry {
-        actor: actor.to_string(),
-        action: action.to_string(),
-        target: target.to_string(),
-        details,
-    };
-    if let Err(e) = state.store().append_audit(tenant, entry).await {
-        tracing::error!(error = %e, %tenant, action, "cannot record an audit entry");
-        metrics::counter!("garrison_audit_errors_total").increment(1);
-    }
+    state
+        .app()
+        .record_named(tenant, actor, action, target, details)
+        .await
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -105,14 +80,16 @@ pub struct AuditPageView {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AuditParams {
     /// Entries after this sequence number (the previous page's `next_after`).
-    after: Option<i64>,
+    pub after: Option<i64>,
     /// Only this action, e.g. `rule.enable`.
-    action: Option<String>,
+    pub action: Option<String>,
     /// Page size, 1 to 1000 (default 100).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
 }
 
 /// The tenant's audit log, oldest first (admins).
@@ -127,29 +104,14 @@ pub struct AuditParams {
 pub async fn list_audit(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPageView>, ApiError> {
     principal.require_admin()?;
-    let mut search = AuditQuery {
-        limit: 100,
-        ..AuditQuery::default()
+    let search = AuditQuery {
+        after: params.after,
+        action: params.action,
+        limit: PageLimit::or(params.limit, 100),
     };
-    for (key, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
-        match key.as_ref() {
-            "after" => {
-                search.after = Some(value.parse().map_err(|_| {
-                    ApiError::invalid(format!("parameter after: {value:?} is not a number"))
-                })?)
-            }
-            "action" => search.action = Some(value.into_owned()),
-            "limit" => search.limit = parse_limit(&value)?,
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected after, action or limit"
-                )))
-            }
-        }
-    }
     let page = state.store().list_audit(principal.tenant, &search).await?;
     Ok(Json(AuditPageView {
         entries: page.entries.into_iter().map(AuditEntryView::from).collect(),

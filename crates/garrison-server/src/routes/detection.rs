@@ -1,27 +1,20 @@
 //! Detection rules and alerts. Every handler takes a [`Principal`] and passes its tenant to the
 //! store; changing rules needs the admin or analyst role and is recorded in the audit log.
 
-use super::{parse_limit, parse_time, query_pairs};
+use super::parse_time;
+use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, RawQuery, Request, State};
+use axum::extract::{Multipart, Path, Request, State};
 use axum::http::header;
 use axum::Json;
-use garrison_model::{Role, Timestamp};
-use garrison_store::{
-    Alert, AlertQuery, DetectionRepo, EventQuery, EventRepo, ImportSummary, RuleVersion, StoredRule,
-};
+use garrison_model::{PageLimit, TimeBound};
+use garrison_store::{Alert, AlertQuery, DetectionRepo, RuleVersion, StoredRule};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
-use crate::routes::audit::record;
 use crate::AppState;
-
-/// Roles that may change rules.
-const RULE_AUTHORS: &[Role] = &[Role::Admin, Role::Analyst];
-/// Most stored events one rule test reads.
-const MAX_TEST_EVENTS: usize = 50_000;
 
 // ---------------------------------------------------------------- views
 
@@ -200,23 +193,14 @@ pub struct ImportRequest {
     pub enable: bool,
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ImportParams {
     /// With a zip body: enable every imported rule.
-    enable: Option<bool>,
+    pub enable: Option<bool>,
     /// With a zip body: the archive's name, kept in each rule's origin.
-    name: Option<String>,
-}
-
-fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
-    match value {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(ApiError::invalid(format!(
-            "parameter {name}: {other:?} is not true or false"
-        ))),
-    }
+    pub name: Option<String>,
 }
 
 /// Import Sigma rule files: a JSON list of files, a zip archive (`Content-Type:
@@ -239,11 +223,11 @@ fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
 pub async fn import_rules(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<ImportParams>,
     request: Request,
 ) -> Result<Json<ImportResult>, ApiError> {
     use axum::extract::FromRequest;
-    principal.require_any(RULE_AUTHORS)?;
+    principal.require_any(garrison_app::rules::RULE_AUTHORS)?;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)
@@ -259,7 +243,7 @@ pub async fn import_rules(
         let body = Bytes::from_request(request, &state)
             .await
             .map_err(|e| ApiError::invalid(format!("body: {e}")))?;
-        read_body(&content_type, query, body).await?
+        read_body(&content_type, params, body).await?
     };
     import_sources(&state, &principal, sources, rejected, enable, origin).await
 }
@@ -285,7 +269,15 @@ async fn read_multipart(mut multipart: Multipart) -> Result<ReadRules, ApiError>
         let data = field.bytes().await.map_err(bad)?;
         match file_name {
             None if field_name == "enable" => {
-                enable = parse_bool("enable", String::from_utf8_lossy(&data).trim())?
+                enable = match String::from_utf8_lossy(&data).trim() {
+                    "true" | "1" | "yes" | "on" => true,
+                    "false" | "0" | "no" | "off" | "" => false,
+                    other => {
+                        return Err(ApiError::invalid(format!(
+                            "form field enable: {other:?} is not true or false"
+                        )))
+                    }
+                }
             }
             None => {
                 return Err(ApiError::invalid(format!(
@@ -328,7 +320,7 @@ async fn read_multipart(mut multipart: Multipart) -> Result<ReadRules, ApiError>
 
 async fn read_body(
     content_type: &str,
-    query: Option<String>,
+    params: ImportParams,
     body: Bytes,
 ) -> Result<ReadRules, ApiError> {
     let is_zip = content_type.starts_with("application/zip")
@@ -336,19 +328,8 @@ async fn read_body(
         || content_type.starts_with("application/octet-stream")
         || body.starts_with(b"PK\x03\x04");
     let (sources, rejected, enable, origin) = if is_zip {
-        let mut enable = false;
-        let mut name = "upload.zip".to_string();
-        for (key, value) in query_pairs(query) {
-            match key.as_str() {
-                "enable" => enable = parse_bool("enable", &value)?,
-                "name" => name = value,
-                other => {
-                    return Err(ApiError::invalid(format!(
-                        "unknown parameter {other:?}; expected enable or name"
-                    )))
-                }
-            }
-        }
+        let enable = params.enable.unwrap_or(false);
+        let name = params.name.unwrap_or_else(|| "upload.zip".to_string());
         let archive = name.clone();
         let (sources, rejected) = tokio::task::spawn_blocking(move || {
             garrison_detect::rules::sources_from_zip(&name, &body)
@@ -374,51 +355,34 @@ async fn import_sources(
     state: &AppState,
     principal: &Principal,
     sources: Vec<garrison_sigma::RuleSource>,
-    mut rejected: Vec<garrison_sigma::RuleError>,
+    rejected: Vec<garrison_sigma::RuleError>,
     enable: bool,
     origin: String,
 ) -> Result<Json<ImportResult>, ApiError> {
-    if sources.is_empty() && rejected.is_empty() {
-        return Err(ApiError::invalid(
-            "no .yml or .yaml rule file in the request",
-        ));
-    }
-    let parsed =
-        tokio::task::spawn_blocking(move || garrison_detect::rules::parse_rule_files(sources))
-            .await
-            .map_err(ApiError::internal)?;
-    rejected.extend(parsed.rejected);
-    let summary: ImportSummary = state
-        .store()
-        .import_rules(principal.tenant, &parsed.rules, enable)
+    let outcome = state
+        .app()
+        .import_rules(&principal.actor, sources, rejected, enable, &origin)
         .await?;
-    record(
-        state,
-        principal,
-        "rule.import",
-        &origin,
-        serde_json::json!({
-            "created": summary.created, "updated": summary.updated,
-            "unchanged": summary.unchanged, "enabled": summary.enabled,
-            "rejected": rejected.len(),
-            "rules": parsed.rules.iter().map(|r| r.rule_id.as_str()).take(10_000).collect::<Vec<_>>(),
-        }),
-    )
-    .await;
+    let summary = outcome.summary;
     Ok(Json(ImportResult {
         created: summary.created,
         updated: summary.updated,
         unchanged: summary.unchanged,
         enabled: summary.enabled,
-        rejected: rejected.into_iter().map(RejectedRule::from).collect(),
+        rejected: outcome
+            .rejected
+            .into_iter()
+            .map(RejectedRule::from)
+            .collect(),
     }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListRulesParams {
     /// Only enabled (true) or disabled (false) rules.
-    enabled: Option<bool>,
+    pub enabled: Option<bool>,
 }
 
 /// List the tenant's rules (without their text).
@@ -433,22 +397,11 @@ pub struct ListRulesParams {
 pub async fn list_rules(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(ListRulesParams { enabled }): ApiQuery<ListRulesParams>,
 ) -> Result<Json<Vec<RuleView>>, ApiError> {
-    let mut enabled = None;
-    for (key, value) in query_pairs(query) {
-        match key.as_str() {
-            "enabled" => enabled = Some(parse_bool("enabled", &value)?),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected enabled"
-                )))
-            }
-        }
-    }
     let rules = state
-        .store()
-        .list_rules(principal.tenant, enabled == Some(true))
+        .app()
+        .list_rules(&principal.actor, enabled == Some(true))
         .await?;
     Ok(Json(
         rules
@@ -500,23 +453,10 @@ async fn set_enabled(
     id: String,
     enabled: bool,
 ) -> Result<Json<RuleView>, ApiError> {
-    principal.require_any(RULE_AUTHORS)?;
     let rule = state
-        .store()
-        .set_rule_enabled(principal.tenant, &id, enabled)
+        .app()
+        .set_rule_enabled(&principal.actor, &id, enabled)
         .await?;
-    record(
-        &state,
-        &principal,
-        if enabled {
-            "rule.enable"
-        } else {
-            "rule.disable"
-        },
-        &id,
-        serde_json::json!({"version": rule.version}),
-    )
-    .await;
     Ok(Json(RuleView::from(&rule)))
 }
 
@@ -556,11 +496,12 @@ pub async fn disable_rule(
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 pub struct TestRequest {
-    /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 24 hours ago.
+    /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 24 hours before `to`.
+    /// The range is at most 31 days.
     pub from: Option<String>,
     /// Event time to (exclusive). Default: now.
     pub to: Option<String>,
-    /// Most events read (default and maximum 50,000).
+    /// Most events read, the newest first (default and maximum 50,000).
     pub max_events: Option<usize>,
 }
 
@@ -577,6 +518,11 @@ pub struct TestMatchView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TestResult {
+    /// The range read (RFC 3339): at most 31 days.
+    pub from: String,
+    pub to: String,
+    /// The cap on events read in this test (at most 50,000, on every door).
+    pub max_events: usize,
     /// Stored events read.
     pub events: usize,
     /// True when the range held more than `max_events` events (the newest were read).
@@ -605,69 +551,28 @@ pub async fn test_rule(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?
     };
-    let rule = find_rule(&state, &principal, &id).await?;
-    let to = match &request.to {
-        Some(v) => parse_time("to", v)?,
-        None => Timestamp::now(),
+    let bounds = garrison_app::rules::TestBounds {
+        from: request
+            .from
+            .as_deref()
+            .map(|v| parse_time("from", v))
+            .transpose()?,
+        to: request
+            .to
+            .as_deref()
+            .map(|v| parse_time("to", v))
+            .transpose()?,
+        max_events: request.max_events,
     };
-    let from = match &request.from {
-        Some(v) => parse_time("from", v)?,
-        None => to
-            .checked_sub(garrison_model::SignedDuration::from_hours(24))
-            .map_err(ApiError::internal)?,
-    };
-    let max = request
-        .max_events
-        .unwrap_or(MAX_TEST_EVENTS)
-        .clamp(1, MAX_TEST_EVENTS);
-    let mut query = EventQuery {
-        from: Some(from),
-        to: Some(to),
-        limit: 1000,
-        ..EventQuery::default()
-    };
-    let mut events = Vec::new();
-    let mut truncated = false;
-    loop {
-        let page = state
-            .store()
-            .search_events(principal.tenant, &query)
-            .await?;
-        // Flattened page by page: the JSON trees are not all held at once.
-        events.extend(
-            page.events
-                .iter()
-                .filter_map(garrison_detect::TestEvent::of),
-        );
-        if events.len() >= max {
-            truncated = page.next_cursor.is_some() || events.len() > max;
-            events.truncate(max);
-            break;
-        }
-        match page.next_cursor {
-            Some(next) => query.cursor = Some(next),
-            None => break,
-        }
-    }
-    let count = events.len();
-    let yaml = rule.yaml.clone();
-    let rule_id = rule.rule_id.clone();
-    let outcome =
-        tokio::task::spawn_blocking(move || garrison_detect::test_rule(&rule_id, &yaml, &events))
-            .await
-            .map_err(ApiError::internal)?;
-    let matches = outcome.map_err(|errors| {
-        ApiError::invalid(format!("rule {id:?} does not compile")).with_errors(
-            errors
-                .into_iter()
-                .map(|e| serde_json::json!({"line": e.line, "rule": e.rule, "reason": e.reason}))
-                .collect(),
-        )
-    })?;
+    let outcome = state.app().test_rule(&principal.actor, &id, bounds).await?;
     Ok(Json(TestResult {
-        events: count,
-        truncated,
-        matches: matches
+        from: outcome.from.to_string(),
+        to: outcome.to.to_string(),
+        max_events: outcome.max_events,
+        events: outcome.events,
+        truncated: outcome.truncated,
+        matches: outcome
+            .matches
             .into_iter()
             .map(|m| TestMatchView {
                 event_id: m.event_id,
@@ -684,20 +589,25 @@ pub async fn test_rule(
 // ---------------------------------------------------------------- alerts
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct AlertParams {
     /// Only alerts of this level (informational, low, medium, high, critical).
-    level: Option<String>,
-    /// Only alerts of this rule id.
-    rule_id: Option<String>,
+    pub level: Option<String>,
+    /// Only alerts of this rule id (`rule` is accepted too).
+    #[serde(alias = "rule")]
+    pub rule_id: Option<String>,
     /// Alerts whose last event is at or after this time: RFC 3339 or Unix seconds.
-    from: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub from: Option<TimeBound>,
     /// Alerts whose first event is before this time.
-    to: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub to: Option<TimeBound>,
     /// Page size, 1 to 1000 (default 100).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// List alerts, newest first.
@@ -712,32 +622,29 @@ pub struct AlertParams {
 pub async fn list_alerts(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<AlertParams>,
 ) -> Result<Json<AlertsPage>, ApiError> {
-    let mut search = AlertQuery {
-        limit: 100,
-        ..AlertQuery::default()
+    let level = match params.level {
+        Some(value) => Some(
+            garrison_sigma::Level::parse(&value)
+                .ok_or_else(|| {
+                    ApiError::invalid(format!(
+                        "parameter level: {value:?} is not informational, low, medium, high or critical"
+                    ))
+                })?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
     };
-    for (key, value) in query_pairs(query) {
-        match key.as_str() {
-            "level" => {
-                let level = garrison_sigma::Level::parse(&value).ok_or_else(|| {
-                    ApiError::invalid(format!("parameter level: {value:?} is not a level"))
-                })?;
-                search.level = Some(level.as_str().to_string());
-            }
-            "rule_id" | "rule" => search.rule_id = Some(value),
-            "from" => search.from = Some(parse_time("from", &value)?),
-            "to" => search.to = Some(parse_time("to", &value)?),
-            "cursor" => search.cursor = Some(value),
-            "limit" => search.limit = parse_limit(&value)?,
-            other => {
-                return Err(ApiError::invalid(format!(
-                "unknown parameter {other:?}; expected level, rule_id, from, to, limit or cursor"
-            )))
-            }
-        }
-    }
+    let search = AlertQuery {
+        level,
+        rule_id: params.rule_id,
+        from: params.from.map(|t| t.0),
+        to: params.to.map(|t| t.0),
+        cursor: params.cursor,
+        limit: PageLimit::or(params.limit, 100),
+    };
     let page = state.store().list_alerts(principal.tenant, &search).await?;
     Ok(Json(AlertsPage {
         alerts: page.alerts.into_iter().map(AlertView::from).collect(),

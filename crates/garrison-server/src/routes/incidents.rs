@@ -5,14 +5,14 @@
 //! change nothing; only reviewers approve); the store writes the result only if nobody changed
 //! the incident meanwhile, and a lost race is retried against the fresh incident.
 
-use super::{parse_limit, parse_time, query_pairs};
-use axum::extract::{Path, RawQuery, State};
+use super::query::ApiQuery;
+use axum::extract::{Path, State};
 use axum::Json;
 use garrison_cases::{
     apply, extract_observables, similar_incidents, sla_status, Action, Actor, Incident,
-    IncidentUpdate, Severity, SocMetrics, TransitionError,
+    IncidentUpdate, Severity, TransitionError,
 };
-use garrison_model::{Role, Timestamp};
+use garrison_model::{PageLimit, Role, TimeBound, Timestamp};
 use garrison_store::{
     DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split, StoreError,
     StoredIncident, TokenKind,
@@ -200,28 +200,48 @@ async fn act(
 
 // ---------------------------------------------------------------- list, create, read
 
+/// The order of an incident list.
+#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum IncidentOrderParam {
+    /// Newest first.
+    #[default]
+    Newest,
+    /// The queue: highest score first, then newest.
+    Score,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct IncidentParams {
-    state: Option<String>,
+    /// A workflow state, e.g. `new`.
+    pub state: Option<String>,
     /// low, medium, high or critical.
-    severity: Option<String>,
-    assignee: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub severity: Option<garrison_cases::Severity>,
+    /// The assignee's user name.
+    pub assignee: Option<String>,
     /// true_positive, false_positive or benign.
-    classification: Option<String>,
-    tag: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub classification: Option<garrison_cases::Classification>,
+    pub tag: Option<String>,
     /// true: not closed; false: closed.
-    open: Option<bool>,
+    pub open: Option<bool>,
     /// Created at or after this time: RFC 3339 or Unix seconds.
-    from: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub from: Option<TimeBound>,
     /// Created before this time.
-    to: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub to: Option<TimeBound>,
     /// `newest` (default) or `score` (the queue).
-    order: Option<String>,
+    #[param(inline)]
+    pub order: Option<IncidentOrderParam>,
     /// Page size, 1 to 1000 (default 100).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
     /// The `next_cursor` of the previous page.
-    cursor: Option<String>,
+    pub cursor: Option<String>,
 }
 
 /// List incidents: newest first, or by score (the queue).
@@ -236,54 +256,25 @@ pub struct IncidentParams {
 pub async fn list_incidents(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<IncidentParams>,
 ) -> Result<Json<IncidentsPage>, ApiError> {
-    let mut search = IncidentQuery {
-        limit: 100,
+    let search = IncidentQuery {
+        state: params.state,
+        severity: params.severity,
+        assignee: params.assignee,
+        classification: params.classification,
+        tag: params.tag,
+        open: params.open,
+        from: params.from.map(|t| t.0),
+        to: params.to.map(|t| t.0),
+        order: match params.order.unwrap_or_default() {
+            IncidentOrderParam::Newest => IncidentOrder::Newest,
+            IncidentOrderParam::Score => IncidentOrder::Score,
+        },
+        limit: PageLimit::or(params.limit, 100),
+        cursor: params.cursor,
         ..IncidentQuery::default()
     };
-    for (key, value) in query_pairs(query) {
-        let bad =
-            |e: garrison_cases::UnknownValue| ApiError::invalid(format!("parameter {key}: {e}"));
-        match key.as_str() {
-            "state" => search.state = Some(value),
-            "severity" => search.severity = Some(value.parse().map_err(bad)?),
-            "assignee" => search.assignee = Some(value),
-            "classification" => search.classification = Some(value.parse().map_err(bad)?),
-            "tag" => search.tag = Some(value),
-            "open" => {
-                search.open = Some(match value.as_str() {
-                    "true" | "1" => true,
-                    "false" | "0" => false,
-                    other => {
-                        return Err(ApiError::invalid(format!(
-                            "parameter open: {other:?} is not true or false"
-                        )))
-                    }
-                })
-            }
-            "from" => search.from = Some(parse_time("from", &value)?),
-            "to" => search.to = Some(parse_time("to", &value)?),
-            "order" => {
-                search.order = match value.as_str() {
-                    "newest" => IncidentOrder::Newest,
-                    "score" => IncidentOrder::Score,
-                    other => {
-                        return Err(ApiError::invalid(format!(
-                            "parameter order: {other:?} is not newest or score"
-                        )))
-                    }
-                }
-            }
-            "limit" => search.limit = parse_limit(&value)?,
-            "cursor" => search.cursor = Some(value),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected state, severity, assignee, classification, tag, open, from, to, order, limit or cursor"
-                )))
-            }
-        }
-    }
     let page = state
         .store()
         .list_incidents(principal.tenant, &search)
@@ -581,12 +572,14 @@ pub async fn approve(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct TimelineParams {
     /// Entries after this position (the `next_after` of the previous page).
-    after: Option<i64>,
+    pub after: Option<i64>,
     /// Page size, 1 to 1000 (default 200).
-    limit: Option<usize>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
 }
 
 /// The incident's timeline: comments, state changes, playbook actions, system events.
@@ -602,24 +595,9 @@ pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<TimelineParams>,
 ) -> Result<Json<TimelinePage>, ApiError> {
-    let (mut after, mut limit) = (0i64, 200usize);
-    for (key, value) in query_pairs(query) {
-        match key.as_str() {
-            "after" => {
-                after = value.parse().map_err(|_| {
-                    ApiError::invalid(format!("parameter after: {value:?} is not a number"))
-                })?
-            }
-            "limit" => limit = parse_limit(&value)?,
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected after or limit"
-                )))
-            }
-        }
-    }
+    let (after, limit) = (params.after.unwrap_or(0), PageLimit::or(params.limit, 200));
     load(&state, &principal, &id).await?;
     let entries = state
         .store()
@@ -891,12 +869,15 @@ pub async fn similar(
 // ---------------------------------------------------------------- metrics
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct MetricsParams {
-    /// Start of the period (default: 30 days ago): RFC 3339 or Unix seconds.
-    from: Option<String>,
+    /// Start of the period (default: 30 days before `to`): RFC 3339 or Unix seconds.
+    #[param(value_type = Option<String>)]
+    pub from: Option<TimeBound>,
     /// End of the period, exclusive (default: now).
-    to: Option<String>,
+    #[param(value_type = Option<String>)]
+    pub to: Option<TimeBound>,
 }
 
 /// SOC figures: alerts per day, alerts → incidents reduction, MTTA and MTTR per stage, % within
@@ -912,35 +893,10 @@ pub struct MetricsParams {
 pub async fn soc_metrics(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<MetricsParams>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let now = Timestamp::now();
-    let mut to = now;
-    let mut from = None;
-    for (key, value) in query_pairs(query) {
-        match key.as_str() {
-            "from" => from = Some(parse_time("from", &value)?),
-            "to" => to = parse_time("to", &value)?,
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected from or to"
-                )))
-            }
-        }
-    }
-    let from = match from {
-        Some(from) => from,
-        None => to
-            .checked_sub(garrison_model::SignedDuration::from_hours(24 * 30))
-            .map_err(ApiError::internal)?,
-    };
-    if from >= to {
-        return Err(ApiError::invalid("parameter from must be before to"));
-    }
-    let store = state.store();
-    let (alerts, incidents) = store.metrics_records(principal.tenant, from, to).await?;
-    let policy = store.sla_policy(principal.tenant).await?;
-    let metrics = SocMetrics::compute(&alerts, &incidents, &policy, from, to, now);
+    let (from, to) = (params.from.map(|t| t.0), params.to.map(|t| t.0));
+    let metrics = state.app().soc_metrics(&principal.actor, from, to).await?;
     Ok(Json(
         serde_json::to_value(metrics).map_err(ApiError::internal)?,
     ))

@@ -2,16 +2,16 @@
 //! Every handler takes a [`Principal`] and passes its tenant to the store; importing and
 //! deleting need the admin, analyst or responder role and are recorded in the audit log.
 
-use super::query_pairs;
+use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use garrison_intel::{
     DecayModel, Format, ImportOptions, Indicator, IndicatorKind, IndicatorRecord, IndicatorValue,
     ParseError,
 };
-use garrison_model::{Role, Timestamp};
+use garrison_model::{PageLimit, Role, Timestamp};
 use garrison_store::{
     FeedImport, IndicatorFeed, IndicatorQuery, IndicatorRepo, NewIndicator, StoredIndicator,
 };
@@ -27,22 +27,6 @@ use crate::AppState;
 const INTEL_AUTHORS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
 /// Most skipped records listed in an import answer (all are counted).
 const MAX_LISTED_SKIPPED: usize = 1000;
-
-fn parse_number<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, ApiError> {
-    value
-        .parse()
-        .map_err(|_| ApiError::invalid(format!("parameter {name}: {value:?} is not a number")))
-}
-
-fn parse_bool(name: &str, value: &str) -> Result<bool, ApiError> {
-    match value {
-        "true" | "1" | "yes" => Ok(true),
-        "false" | "0" | "no" => Ok(false),
-        other => Err(ApiError::invalid(format!(
-            "parameter {name}: {other:?} is not true or false"
-        ))),
-    }
-}
 
 // ---------------------------------------------------------------- views
 
@@ -177,18 +161,20 @@ pub struct IndicatorImportResult {
 // ---------------------------------------------------------------- import
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ImportParams {
     /// `csv`, `stix` or `misp`.
-    format: String,
-    /// The feed's name, recorded as every indicator's source.
-    source: String,
+    pub format: String,
+    /// The feed's name, recorded as every indicator's source (1 to 256 characters).
+    pub source: String,
     /// Confidence for records that give none (0 to 100, default 50).
-    confidence: Option<u8>,
+    #[param(minimum = 0, maximum = 100)]
+    pub confidence: Option<u8>,
     /// Records without expiry expire this many days after first seen.
-    ttl_days: Option<u32>,
+    pub ttl_days: Option<u32>,
     /// MISP: also import attributes with `to_ids: false`.
-    include_non_ids: Option<bool>,
+    pub include_non_ids: Option<bool>,
 }
 
 /// Import a feed: the body is the file (CSV, a STIX 2.1 bundle, or MISP event JSON). Good
@@ -210,45 +196,31 @@ pub struct ImportParams {
 pub async fn import_indicators(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<ImportParams>,
     body: Bytes,
 ) -> Result<Json<IndicatorImportResult>, ApiError> {
     principal.require_any(INTEL_AUTHORS)?;
     let now = Timestamp::now();
-    let mut format = None;
-    let mut options = ImportOptions::new(String::new(), now);
-    for (key, value) in query_pairs(query) {
-        match key.as_str() {
-            "format" => format = Some(value.parse::<Format>().map_err(ApiError::invalid)?),
-            "source" => options.source = value.trim().to_string(),
-            "confidence" => {
-                let c: u8 = parse_number("confidence", &value)?;
-                if c > 100 {
-                    return Err(ApiError::invalid("parameter confidence: must be 0 to 100"));
-                }
-                options.default_confidence = c;
-            }
-            "ttl_days" => {
-                let days: u32 = parse_number("ttl_days", &value)?;
-                options.default_ttl = Some(jiff::SignedDuration::from_hours(i64::from(days) * 24));
-            }
-            "include_non_ids" => {
-                options.misp_include_non_ids = parse_bool("include_non_ids", &value)?
-            }
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected format, source, confidence, ttl_days or include_non_ids"
-                )))
-            }
-        }
-    }
-    let format = format
-        .ok_or_else(|| ApiError::invalid("parameter format is required (csv, stix or misp)"))?;
+    let format = params
+        .format
+        .parse::<Format>()
+        .map_err(|e| ApiError::invalid(format!("parameter format: {e}")))?;
+    let mut options = ImportOptions::new(params.source.trim().to_string(), now);
     if options.source.is_empty() || options.source.len() > 256 {
         return Err(ApiError::invalid(
-            "parameter source is required (1 to 256 characters)",
+            "parameter source: the feed's name must be 1 to 256 characters",
         ));
     }
+    if let Some(c) = params.confidence {
+        if c > 100 {
+            return Err(ApiError::invalid("parameter confidence: must be 0 to 100"));
+        }
+        options.default_confidence = c;
+    }
+    if let Some(days) = params.ttl_days {
+        options.default_ttl = Some(jiff::SignedDuration::from_hours(i64::from(days) * 24));
+    }
+    options.misp_include_non_ids = params.include_non_ids.unwrap_or(false);
     if body.is_empty() {
         return Err(ApiError::new(ErrorCode::EmptyBody, "the body is empty"));
     }
@@ -313,19 +285,24 @@ pub async fn import_indicators(
 // ---------------------------------------------------------------- list
 
 #[derive(Debug, Deserialize, IntoParams)]
-#[allow(dead_code)] // documents the parameters; parsed by hand
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// `ip`, `cidr`, `domain`, `url`, `md5`, `sha1`, `sha256`, `sha512` or `email`.
-    kind: Option<String>,
-    source: Option<String>,
+    pub kind: Option<String>,
+    /// Only indicators of this feed.
+    pub source: Option<String>,
     /// An exact value (canonicalised first: `Evil.COM.` finds `evil.com`).
-    value: Option<String>,
-    /// Only indicators not expired now (true) .
-    active: Option<bool>,
-    min_confidence: Option<i64>,
+    pub value: Option<String>,
+    /// Only indicators not expired now (true).
+    pub active: Option<bool>,
+    /// Only indicators of at least this confidence.
+    pub min_confidence: Option<i64>,
     /// Page size, 1 to 1000 (default 100).
-    limit: Option<usize>,
-    cursor: Option<String>,
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
 }
 
 /// List the tenant's indicators, oldest first, with filters and a cursor.
@@ -340,39 +317,30 @@ pub struct ListParams {
 pub async fn list_indicators(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<IndicatorsPage>, ApiError> {
     let now = Timestamp::now();
+    let kind = match params.kind {
+        Some(v) => Some(
+            v.parse::<IndicatorKind>()
+                .map_err(|e: garrison_intel::UnknownKind| {
+                    ApiError::invalid(format!("parameter kind: {e}"))
+                })?
+                .as_str()
+                .to_string(),
+        ),
+        None => None,
+    };
     let mut q = IndicatorQuery {
-        limit: 100,
+        kind,
+        source: params.source,
+        active_at: params.active.unwrap_or(false).then_some(now),
+        min_confidence: params.min_confidence,
+        limit: PageLimit::or(params.limit, 100),
+        cursor: params.cursor,
         ..IndicatorQuery::default()
     };
-    let mut value = None;
-    for (key, v) in query_pairs(query) {
-        match key.as_str() {
-            "kind" => {
-                let kind: IndicatorKind = v.parse().map_err(|e: garrison_intel::UnknownKind| {
-                    ApiError::invalid(format!("parameter kind: {e}"))
-                })?;
-                q.kind = Some(kind.as_str().to_string());
-            }
-            "source" => q.source = Some(v),
-            "value" => value = Some(v),
-            "active" => {
-                if parse_bool("active", &v)? {
-                    q.active_at = Some(now);
-                }
-            }
-            "min_confidence" => q.min_confidence = Some(parse_number("min_confidence", &v)?),
-            "limit" => q.limit = parse_number("limit", &v)?,
-            "cursor" => q.cursor = Some(v),
-            other => {
-                return Err(ApiError::invalid(format!(
-                    "unknown parameter {other:?}; expected kind, source, value, active, min_confidence, limit or cursor"
-                )))
-            }
-        }
-    }
+    let value = params.value;
     if let Some(value) = value {
         let canonical = match q
             .kind

@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 
 use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::query::ApiQuery;
 use crate::AppState;
 
 /// The answer to an ingest request.
@@ -51,11 +52,21 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 async fn ingest_context(
     state: &AppState,
     headers: &HeaderMap,
-    query: Option<&str>,
+    asked: Option<String>,
 ) -> Result<SourceContext, ApiError> {
     let token = authenticate(state, headers).await?;
     let source = match token.kind {
-        TokenKind::Ingest => token.source.clone().unwrap_or_else(|| "ingest".into()),
+        TokenKind::Ingest => {
+            let own = token.source.clone().unwrap_or_else(|| "ingest".into());
+            // An ingest token sends for its own source only: a different `source` is refused,
+            // not silently replaced (the sender would believe its events went elsewhere).
+            if let Some(asked) = asked.filter(|a| *a != own) {
+                return Err(ApiError::forbidden(format!(
+                    "this ingest token sends events for source {own:?}, not {asked:?}; use a token of that source or leave source out"
+                )));
+            }
+            own
+        }
         TokenKind::Api | TokenKind::Session => {
             if !token
                 .roles
@@ -66,7 +77,7 @@ async fn ingest_context(
                     "sending events needs an ingest token or the admin, analyst or responder role",
                 ));
             }
-            query_param(query, "source").unwrap_or_else(|| "api".into())
+            asked.unwrap_or_else(|| "api".into())
         }
     };
     state.source_context(token.tenant_id, &source).await
@@ -166,6 +177,15 @@ async fn decode_in_parallel(
     Ok((rows, errors, total))
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IngestParams {
+    /// The source the events belong to, for API tokens (default `api`). An ingest token sends
+    /// for its own source only: naming another is refused (403).
+    pub source: Option<String>,
+}
+
 /// Send events: one JSON object, a JSON array of objects, or NDJSON; gzip bodies welcome.
 ///
 /// A 200 answer means the accepted records are on disk. Bad records are listed with their
@@ -175,12 +195,13 @@ async fn decode_in_parallel(
     post,
     path = "/api/v1/ingest/events",
     tag = "ingest",
-    params(("source" = Option<String>, Query, description = "Source name, for API tokens (ingest tokens have their own)")),
+    params(IngestParams),
     request_body(content = String, description = "JSON object, JSON array or NDJSON; Content-Encoding: gzip allowed", content_type = "application/x-ndjson"),
     responses(
         (status = 200, description = "Stored (possibly with some records rejected)", body = IngestResponse),
         (status = 400, description = "Nothing decodable", body = Problem),
         (status = 401, description = "No or invalid token", body = Problem),
+        (status = 403, description = "The token may not send events, or an ingest token named another source", body = Problem),
         (status = 413, description = "Body too large", body = Problem),
         (status = 503, description = "Busy; retry after Retry-After", body = Problem),
     ),
@@ -189,10 +210,10 @@ async fn decode_in_parallel(
 pub async fn ingest_events(
     State(state): State<AppState>,
     headers: HeaderMap,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<IngestParams>,
     body: Bytes,
 ) -> Result<Json<IngestResponse>, ApiError> {
-    let context = ingest_context(&state, &headers, query.as_deref()).await?;
+    let context = ingest_context(&state, &headers, params.source).await?;
     let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
     let (events, errors, total) = decode_in_parallel(body, encoding, limits, context).await?;
@@ -240,14 +261,51 @@ pub struct HecAnswer {
 }
 
 /// The channel of a HEC request (`X-Splunk-Request-Channel` or `?channel=`), for indexer
-/// acknowledgement.
-fn hec_channel(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    headers
+/// acknowledgement. A channel that is not a GUID is refused as Splunk does (code 11).
+fn hec_channel(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, InvalidChannel> {
+    let channel = headers
         .get("x-splunk-request-channel")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| query_param(query, "channel"))
-        .filter(|c| !c.is_empty() && c.len() <= 128)
+        .map(|v| v.to_str().unwrap_or("").to_string())
+        .or_else(|| query_param(query, "channel"));
+    match channel {
+        None => Ok(None),
+        Some(c) if hec::is_valid_channel(&c) => Ok(Some(c)),
+        Some(_) => Err(InvalidChannel),
+    }
+}
+
+/// A request channel that is not a GUID.
+struct InvalidChannel;
+
+impl IntoResponse for InvalidChannel {
+    fn into_response(self) -> Response {
+        hec_answer(
+            StatusCode::BAD_REQUEST,
+            hec::INVALID_CHANNEL.0,
+            hec::INVALID_CHANNEL.1,
+            None,
+        )
+    }
+}
+
+/// Query parameters of the HEC routes. Other parameters are ignored, as Splunk does.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)] // documents the parameters; read by `query_param` (HEC ignores unknown ones)
+pub struct HecParams {
+    /// The request channel (a GUID), instead of the `X-Splunk-Request-Channel` header; with it
+    /// the answer carries an `ackId` for `/services/collector/ack`.
+    channel: Option<String>,
+    /// Raw endpoint: the events' host.
+    host: Option<String>,
+    /// Raw endpoint: the events' source (kept as a field; the token decides the Garrison source).
+    source: Option<String>,
+    /// Raw endpoint: the events' sourcetype.
+    sourcetype: Option<String>,
+    /// Raw endpoint: the events' index.
+    index: Option<String>,
+    /// Raw endpoint: the events' time (epoch seconds or a timestamp); refused when unreadable.
+    time: Option<String>,
 }
 
 fn hec_answer(status: StatusCode, code: u32, text: &str, invalid: Option<usize>) -> Response {
@@ -309,7 +367,23 @@ async fn hec_ingest(
         Ok(context) => context,
         Err(e) => return hec_error(e),
     };
-    let channel = hec_channel(&headers, query.as_deref());
+    let channel = match hec_channel(&headers, query.as_deref()) {
+        Ok(channel) => channel,
+        Err(invalid) => return invalid.into_response(),
+    };
+    let raw_time = query_param(query.as_deref(), "time");
+    if raw
+        && raw_time
+            .as_deref()
+            .is_some_and(|t| garrison_ingest::time::parse_str(t).is_none())
+    {
+        return hec_answer(
+            StatusCode::BAD_REQUEST,
+            hec::INVALID_DATA_FORMAT.0,
+            hec::INVALID_DATA_FORMAT.1,
+            None,
+        );
+    }
     let tenant = context.tenant;
     let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
@@ -324,7 +398,7 @@ async fn hec_ingest(
                 source: query_param(query.as_deref(), "source"),
                 sourcetype: query_param(query.as_deref(), "sourcetype"),
                 index: query_param(query.as_deref(), "index"),
-                time: query_param(query.as_deref(), "time"),
+                time: raw_time,
             };
             hec::decode_raw(&body, &params, &limits).map_err(body_error)?
         } else {
@@ -396,10 +470,11 @@ pub struct HecAckAnswer {
     post,
     path = "/services/collector/ack",
     tag = "splunk-hec",
+    params(HecParams),
     request_body = HecAckRequest,
     responses(
         (status = 200, description = "Status of each ack id", body = HecAckAnswer),
-        (status = 400, description = "No channel or malformed body (code 10/6)", body = HecAnswer),
+        (status = 400, description = "No channel, a channel that is not a GUID, or a malformed body (code 10/11/6)", body = HecAnswer),
         (status = 401, description = "Token is required (code 2)", body = HecAnswer),
     ),
     security(("splunk" = []))
@@ -414,8 +489,12 @@ pub async fn hec_ack(
         Ok(context) => context,
         Err(e) => return hec_error(e),
     };
-    let Some(channel) = hec_channel(&headers, query.as_deref()) else {
-        return hec_answer(StatusCode::BAD_REQUEST, 10, "Data channel is missing", None);
+    let channel = match hec_channel(&headers, query.as_deref()) {
+        Ok(Some(channel)) => channel,
+        Ok(None) => {
+            return hec_answer(StatusCode::BAD_REQUEST, 10, "Data channel is missing", None)
+        }
+        Err(invalid) => return invalid.into_response(),
     };
     let Ok(request) = serde_json::from_slice::<HecAckRequest>(&body) else {
         return hec_answer(StatusCode::BAD_REQUEST, 6, "Invalid data format", None);
@@ -440,10 +519,11 @@ macro_rules! hec_route {
             post,
             path = $path,
             tag = "splunk-hec",
+            params(HecParams),
             request_body(content = String, description = "HEC event envelopes (or raw lines)"),
             responses(
                 (status = 200, description = "Success: the events are durable", body = HecAnswer),
-                (status = 400, description = "No data / invalid data format (code 5, 6, 12, 13)", body = HecAnswer),
+                (status = 400, description = "No data, invalid data format (an unreadable time too), a missing or blank event, nested indexed fields, or a channel that is not a GUID (code 5, 6, 11, 12, 13, 15)", body = HecAnswer),
                 (status = 401, description = "Token is required (code 2)", body = HecAnswer),
                 (status = 403, description = "Invalid token (code 4)", body = HecAnswer),
                 (status = 503, description = "Server is busy (code 9)", body = HecAnswer),

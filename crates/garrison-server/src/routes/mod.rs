@@ -9,6 +9,7 @@ pub mod indicators;
 pub mod ingest;
 pub mod ops;
 pub mod playbooks;
+pub mod query;
 pub mod triage;
 
 use axum::extract::DefaultBodyLimit;
@@ -134,13 +135,6 @@ pub fn router(state: AppState) -> Router {
 
 // Query-string helpers shared by the API routes (one wording of their errors).
 
-/// The pairs of a query string, decoded.
-pub(crate) fn query_pairs(query: Option<String>) -> Vec<(String, String)> {
-    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
 /// A time bound parameter (RFC 3339 or Unix seconds).
 pub(crate) fn parse_time(
     name: &str,
@@ -148,15 +142,4 @@ pub(crate) fn parse_time(
 ) -> Result<garrison_model::Timestamp, crate::error::ApiError> {
     garrison_model::parse_time_bound(value)
         .map_err(|e| crate::error::ApiError::invalid(format!("parameter {name}: {e}")))
-}
-
-/// The `limit` parameter: a page size from 1 to 1000.
-pub(crate) fn parse_limit(value: &str) -> Result<usize, crate::error::ApiError> {
-    value
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (1..=1000).contains(n))
-        .ok_or_else(|| {
-            crate::error::ApiError::invalid(format!("parameter limit: {value:?} is not 1 to 1000"))
-        })
 }

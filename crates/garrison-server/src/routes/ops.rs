@@ -87,5 +87,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 /// This API's OpenAPI 3 document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
 pub async fn openapi_json() -> impl IntoResponse {
-    Json(crate::openapi::openapi_document())
+    Json(crate::openapi::openapi_json())
 }

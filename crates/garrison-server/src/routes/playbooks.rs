@@ -6,7 +6,10 @@
 //! Every route but the webhook and the approval link takes a [`Principal`] and passes its
 //! tenant to the service; reading needs any role, changing needs `admin` or `responder`.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
+use garrison_model::{PageLimit, TimeBound};
+
+use super::query::ApiQuery;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -506,6 +509,8 @@ pub async fn get_version(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct DiffParams {
     /// Older version.
     pub from: i64,
@@ -520,7 +525,7 @@ pub async fn diff_versions(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    Query(params): Query<DiffParams>,
+    ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Response, ApiError> {
     let a = version_row(&state, principal.tenant, &name, Some(params.from)).await?;
     let b = version_row(&state, principal.tenant, &name, params.to).await?;
@@ -572,6 +577,8 @@ pub fn line_diff(a: &str, b: &str, a_name: &str, b_name: &str) -> String {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct ExportParams {
     /// Version (latest when absent).
     pub version: Option<i64>,
@@ -584,7 +591,7 @@ pub async fn export_playbook(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
-    Query(params): Query<ExportParams>,
+    ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let v = version_row(&state, principal.tenant, &name, params.version).await?;
     Ok((
@@ -714,15 +721,21 @@ pub async fn start_run(
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
 pub struct RunListParams {
     pub playbook: Option<String>,
     /// pending, running, succeeded, failed, cancelled.
     pub status: Option<String>,
     /// Only runs not finished or holding leases (true), or the others (false).
     pub active: Option<bool>,
-    /// Runs created before this time (RFC 3339): the next page after a run's `created`.
-    pub before: Option<String>,
-    pub limit: Option<usize>,
+    /// Runs created before this time (RFC 3339 or Unix seconds): the next page after a run's
+    /// `created`.
+    #[param(value_type = Option<String>)]
+    pub before: Option<TimeBound>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
 }
 
 #[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunListParams),
@@ -730,22 +743,14 @@ pub struct RunListParams {
 pub async fn list_runs(
     State(state): State<AppState>,
     principal: Principal,
-    Query(params): Query<RunListParams>,
+    ApiQuery(params): ApiQuery<RunListParams>,
 ) -> Result<Json<Vec<RunSummary>>, ApiError> {
-    let before = params
-        .before
-        .as_deref()
-        .map(|b| {
-            b.parse::<Timestamp>()
-                .map_err(|e| ApiError::invalid(format!("before: {e}")))
-        })
-        .transpose()?;
     let filter = RunFilter {
         playbook: params.playbook,
         status: params.status,
         active: params.active,
-        before,
-        limit: params.limit.unwrap_or(100).clamp(1, 1000),
+        before: params.before.map(|t| t.0),
+        limit: PageLimit::or(params.limit, 100),
     };
     let runs = state
         .store()

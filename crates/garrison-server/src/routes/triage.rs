@@ -3,9 +3,9 @@
 //! them. Every change is audited. The triage follower (`crate::triage`) applies them to new
 //! alerts.
 
-use super::query_pairs;
+use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Path, State};
 use axum::Json;
 use garrison_cases::{
     parse_assets_csv, EntityKey, GroupingRule, SlaPolicy, Suppression, Workflow, WorkflowError,
@@ -50,30 +50,29 @@ pub struct NewSuppression {
     pub expires: Option<Timestamp>,
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SuppressionParams {
+    /// Only those in force now (true), or all (false, the default).
+    pub active: Option<bool>,
+}
+
 /// Suppressions with their hit counts, newest first; `?active=true` for those in force now.
 #[utoipa::path(
     get,
     path = "/api/v1/suppressions",
     tag = "triage",
-    params(("active" = Option<bool>, Query, description = "Only those not expired")),
+    params(SuppressionParams),
     responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn list_suppressions(
     State(state): State<AppState>,
     principal: Principal,
-    RawQuery(query): RawQuery,
+    ApiQuery(params): ApiQuery<SuppressionParams>,
 ) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
-    let mut active = None;
-    for (key, value) in query_pairs(query) {
-        if key == "active" {
-            match value.as_str() {
-                "true" | "1" => active = Some(Timestamp::now()),
-                "false" | "0" => active = None,
-                _ => return Err(ApiError::invalid("parameter active: true or false")),
-            }
-        }
-    }
+    let active = params.active.unwrap_or(false).then(Timestamp::now);
     let list = state
         .store()
         .list_suppressions(principal.tenant, active)

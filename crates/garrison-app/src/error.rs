@@ -1,0 +1,56 @@
+//! The errors of an operation. Each door maps them to its own form (problem+json, exit codes);
+//! the wording says what and where, and never leaks internals.
+
+use garrison_store::StoreError;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The actor's roles or kind do not allow this.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    /// A parameter or field is missing or malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// Something below failed; the detail is for the log.
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A rule or playbook that does not compile, with one error per place.
+    #[error("{message}")]
+    InvalidWithErrors {
+        message: String,
+        errors: Vec<serde_json::Value>,
+    },
+}
+
+impl AppError {
+    pub fn invalid(detail: impl Into<String>) -> AppError {
+        AppError::Invalid(detail.into())
+    }
+
+    pub fn forbidden(detail: impl Into<String>) -> AppError {
+        AppError::Forbidden(detail.into())
+    }
+
+    pub fn internal(error: impl std::fmt::Display) -> AppError {
+        AppError::Internal(error.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound { what } => AppError::NotFound(what),
+            StoreError::Conflict { what } => AppError::Conflict(format!("{what} already exists")),
+            StoreError::Invalid { what, reason } => {
+                AppError::Invalid(format!("invalid {what}: {reason}"))
+            }
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! The application layer: one function per operation a person or a program can perform.
+//!
+//! Every door (HTTP routes, the CLI on a local data directory, the playbook engine's built-in
+//! Garrison actions, next the console and the AI analyst) translates its input into a typed
+//! request and calls one of these functions with the acting [`Actor`]. The function checks the
+//! role and the tenant, validates, writes through the store and records the audit entry, so the
+//! rules hold whichever door was used. Doors never call the store for a state change themselves.
+//!
+//! This crate does no HTTP and prints nothing.
+
+pub mod actor;
+pub mod admin;
+pub mod audit;
+pub mod error;
+pub mod metrics;
+pub mod rules;
+
+pub use actor::{Actor, ActorKind};
+pub use error::{AppError, Result};
+
+use garrison_model::TenantId;
+use garrison_store::SqlStore;
+
+/// What every operation needs: the store and the tenant of the provider (whose admins manage
+/// the other tenants).
+#[derive(Clone)]
+pub struct App {
+    store: std::sync::Arc<SqlStore>,
+    provider_tenant: TenantId,
+}
+
+impl App {
+    pub fn new(store: std::sync::Arc<SqlStore>, provider_tenant: TenantId) -> App {
+        App {
+            store,
+            provider_tenant,
+        }
+    }
+
+    pub fn store(&self) -> &SqlStore {
+        &self.store
+    }
+
+    pub fn provider_tenant(&self) -> TenantId {
+        self.provider_tenant
+    }
+
+    /// An admin of the provider's tenant, or the operator on the data directory.
+    pub fn is_provider_admin(&self, actor: &Actor) -> bool {
+        match actor.kind {
+            ActorKind::Local { .. } => true,
+            _ => {
+                actor.tenant == self.provider_tenant && actor.has_role(garrison_model::Role::Admin)
+            }
+        }
+    }
+}
