@@ -29,10 +29,18 @@ pub enum Role {
     Analyst,
     Responder,
     Viewer,
+    /// Scrapes `/metrics` and nothing else (a Prometheus token).
+    Metrics,
 }
 
 impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Analyst, Role::Responder, Role::Viewer];
+    pub const ALL: [Role; 5] = [
+        Role::Admin,
+        Role::Analyst,
+        Role::Responder,
+        Role::Viewer,
+        Role::Metrics,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -40,6 +48,7 @@ impl Role {
             Role::Analyst => "analyst",
             Role::Responder => "responder",
             Role::Viewer => "viewer",
+            Role::Metrics => "metrics",
         }
     }
 }
@@ -51,7 +60,7 @@ impl fmt::Display for Role {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown role {0:?}: expected one of admin, analyst, responder, viewer")]
+#[error("unknown role {0:?}: expected one of admin, analyst, responder, viewer, metrics")]
 pub struct UnknownRole(pub String);
 
 impl FromStr for Role {
@@ -62,6 +71,7 @@ impl FromStr for Role {
             "analyst" => Ok(Role::Analyst),
             "responder" => Ok(Role::Responder),
             "viewer" => Ok(Role::Viewer),
+            "metrics" => Ok(Role::Metrics),
             _ => Err(UnknownRole(s.to_string())),
         }
     }
@@ -79,7 +89,7 @@ pub enum Permission {
 impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         match permission {
-            Permission::Read => true,
+            Permission::Read => self != Role::Metrics,
             Permission::Administer => self == Role::Admin,
         }
     }

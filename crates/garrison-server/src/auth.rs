@@ -136,6 +136,11 @@ impl FromRequestParts<AppState> for Principal {
                 "an ingest token can only send events; use an API token here",
             ));
         }
+        if token.roles.iter().all(|r| *r == Role::Metrics) {
+            return Err(ApiError::forbidden(
+                "a metrics token can only scrape /metrics; use a token with another role here",
+            ));
+        }
         Ok(Principal {
             tenant: token.tenant_id,
             actor: garrison_app::Actor::from_token(&token),

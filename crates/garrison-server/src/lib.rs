@@ -64,6 +64,9 @@ pub struct ServerConfig {
     /// `None`: SQLite in the data directory.
     pub database_url: Option<String>,
     pub http_addr: SocketAddr,
+    /// `/metrics` without a token, on its own address (keep it on loopback or a management
+    /// network); `None`: only on `http_addr`, with a token.
+    pub metrics_addr: Option<SocketAddr>,
     /// UDP and TCP syslog; `None` disables it.
     pub syslog_addr: Option<SocketAddr>,
     /// Syslog over TLS (RFC 5425); needs the certificate and key.
@@ -98,6 +101,7 @@ impl ServerConfig {
             data_dir: data_dir.into(),
             database_url: None,
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            metrics_addr: None,
             syslog_addr: Some(SocketAddr::from(([127, 0, 0, 1], 5514))),
             syslog_tls_addr: None,
             tls_cert: None,
@@ -378,9 +382,54 @@ pub fn metrics_handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Serves `GET /metrics` without a token on its own address, per-tenant series left out.
+async fn spawn_metrics_listener(
+    state: AppState,
+    addr: SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+    tasks: &mut Vec<tokio::task::JoinHandle<()>>,
+) -> Result<SocketAddr, ServerError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| ServerError::Bind { addr, source })?;
+    let router = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(
+                |axum::extract::State(state): axum::extract::State<AppState>| async move {
+                    (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "text/plain; version=0.0.4",
+                        )],
+                        routes::ops::without_tenant_series(&routes::ops::render_metrics(&state)),
+                    )
+                },
+            ),
+        )
+        .with_state(state);
+    tasks.push(tokio::spawn(async move {
+        let graceful = async move {
+            let _ = shutdown.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, router)
+            .with_graceful_shutdown(graceful)
+            .await
+        {
+            tracing::error!(error = %e, "metrics listener stopped");
+        }
+    }));
+    Ok(bound)
+}
+
 /// A started service: its bound addresses and a way to stop it.
 pub struct RunningServer {
     pub http_addr: SocketAddr,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_addr: Option<SocketAddr>,
     pub https: bool,
     pub syslog_addr: Option<SocketAddr>,
     pub syslog_tls_addr: Option<SocketAddr>,
@@ -546,6 +595,13 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         });
     }
 
+    let metrics_addr = match config.metrics_addr {
+        Some(addr) => Some(
+            spawn_metrics_listener(state.clone(), addr, shutdown_rx.clone(), &mut tasks).await?,
+        ),
+        None => None,
+    };
+
     let syslog_context =
         syslog::SyslogContext::new(state.clone(), &config.syslog_tenant, &config.syslog_source)
             .await?;
@@ -582,6 +638,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
 
     Ok(RunningServer {
         http_addr,
+        metrics_addr,
         https,
         syslog_addr,
         syslog_tls_addr,

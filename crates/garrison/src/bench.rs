@@ -352,7 +352,7 @@ async fn ingest(args: IngestBench) -> Result<()> {
     let mut sent_elapsed = started.elapsed();
     if args.protocol != "http" {
         // Syslog has no ack: count until the service has accepted everything.
-        wait_accepted(&url, "syslog_tcp", args.events as u64).await?;
+        wait_accepted(&url, &api_token, "syslog_tcp", args.events as u64).await?;
         sent_elapsed = started.elapsed();
     }
     let rate = args.events as f64 / sent_elapsed.as_secs_f64();
@@ -570,13 +570,14 @@ async fn send_syslog(args: &IngestBench, lines: &[String], addr: &str) -> Result
     Ok(())
 }
 
-async fn wait_accepted(url: &str, protocol: &str, expected: u64) -> Result<()> {
+async fn wait_accepted(url: &str, token: &str, protocol: &str, expected: u64) -> Result<()> {
     let client = reqwest::Client::new();
     let started = Instant::now();
     let needle = format!("garrison_events_accepted_total{{protocol=\"{protocol}\"}}");
     loop {
         let text = client
             .get(format!("{url}/metrics"))
+            .bearer_auth(token)
             .send()
             .await?
             .text()
@@ -651,7 +652,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
     if lines.is_empty() {
         bail!("no events in {}", dir.display());
     }
-    let (mut child, ingest_token, _api_token) = start_service().await?;
+    let (mut child, ingest_token, api_token) = start_service().await?;
     // Rules straight on the store while the service runs; the detector picks them up.
     let imported = import_rules(&child, &rules)?;
     eprintln!(
@@ -675,7 +676,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
         .send()
         .await?;
     wait_detected(&client, &child.url, Duration::from_secs(120)).await?;
-    let metrics_before = scrape(&client, &child.url).await?;
+    let metrics_before = scrape(&client, &child.url, &api_token).await?;
     let ingest = IngestBench {
         protocol: "http".into(),
         events: args.events,
@@ -692,7 +693,7 @@ async fn pipeline(args: PipelineBench) -> Result<()> {
     let sent = started.elapsed();
     wait_detected(&client, &child.url, Duration::from_secs(1800)).await?;
     let detected = started.elapsed();
-    let metrics = scrape(&client, &child.url).await?;
+    let metrics = scrape(&client, &child.url, &api_token).await?;
     let events = args.events as f64;
     println!("events:           {}", args.events);
     println!(
@@ -764,7 +765,7 @@ async fn reduction(rules: &Path, inputs: &[(&str, &Path)]) -> Result<()> {
     wait_detected(&client, &child.url, Duration::from_secs(1800)).await?;
     wait_triaged(&client, &child.url, Duration::from_secs(1800)).await?;
     let done = started.elapsed();
-    let metrics = scrape(&client, &child.url).await?;
+    let metrics = scrape(&client, &child.url, &api_token).await?;
     let soc: serde_json::Value = client
         .get(format!("{}/api/v1/metrics/soc?from=0", child.url))
         .bearer_auth(&api_token)
@@ -830,9 +831,10 @@ fn import_rules(child: &Child, rules: &Path) -> Result<String> {
 }
 
 /// The service's Prometheus text.
-async fn scrape(client: &reqwest::Client, url: &str) -> Result<String> {
+async fn scrape(client: &reqwest::Client, url: &str, token: &str) -> Result<String> {
     Ok(client
         .get(format!("{url}/metrics"))
+        .bearer_auth(token)
         .send()
         .await?
         .text()

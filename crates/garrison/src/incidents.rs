@@ -17,9 +17,9 @@ use crate::detection::Remote;
 /// The service and the token to act with.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Service {
-    /// The service, e.g. http://127.0.0.1:8080.
-    #[arg(long, env = "GARRISON_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// The service (default: the one the configuration runs, from http_addr).
+    #[arg(long, env = "GARRISON_URL")]
+    url: Option<String>,
     /// API token (its tenant and roles apply).
     #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
     token: String,
@@ -108,7 +108,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             all,
             service,
         } => {
-            let api = Remote::new(&service.url, &service.token);
+            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
             let mut params = vec![
                 ("limit".to_string(), limit.clamp(1, 1000).to_string()),
                 ("order".to_string(), order),
@@ -127,7 +127,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
                 .await
         }
         IncidentsCommand::Show { id, service } => {
-            let api = Remote::new(&service.url, &service.token);
+            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
             let detail = api
                 .get(&format!("/api/v1/incidents/{}", segment(&id)), &[])
                 .await?;
@@ -135,7 +135,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             Ok(())
         }
         IncidentsCommand::Comment { id, text, service } => {
-            let api = Remote::new(&service.url, &service.token);
+            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
             api.post(
                 &format!("/api/v1/incidents/{}/comments", segment(&id)),
                 serde_json::json!({ "text": text }),
@@ -150,7 +150,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             quiet,
             service,
         } => {
-            let api = Remote::new(&service.url, &service.token);
+            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
             for file in &files {
                 let attached = attach(&api, &id, file, content_type.as_deref(), quiet)
                     .await
@@ -166,7 +166,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             service,
         } => {
             download(
-                &Remote::new(&service.url, &service.token),
+                &Remote::new(&crate::config::service_url(&service.url), &service.token),
                 &id,
                 &sha256,
                 output,

@@ -11,9 +11,9 @@ use garrison_intel::{Format, ImportOptions};
 /// A running service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Api {
-    /// A running service, e.g. http://127.0.0.1:8080.
+    /// The running service (default: the one the configuration runs, from http_addr).
     #[arg(long, env = "GARRISON_URL")]
-    url: String,
+    url: Option<String>,
     /// API token (admin, analyst or responder to import).
     #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
     token: String,
@@ -151,7 +151,8 @@ pub async fn run(command: IntelCommand) -> Result<i32> {
             if include_non_ids {
                 query.push(("include_non_ids", "true".into()));
             }
-            let base = api.url.trim_end_matches('/');
+            let base = crate::config::service_url(&api.url);
+            let base = base.trim_end_matches('/');
             let body = send(
                 reqwest::Client::new()
                     .post(format!("{base}/api/v1/indicators/import"))
@@ -215,7 +216,8 @@ pub async fn run(command: IntelCommand) -> Result<i32> {
             all,
             api,
         } => {
-            let base = api.url.trim_end_matches('/');
+            let base = crate::config::service_url(&api.url);
+            let base = base.trim_end_matches('/');
             let mut params: Vec<(&str, String)> = vec![("limit", limit.clamp(1, 1000).to_string())];
             for (name, v) in [("kind", kind), ("source", source), ("value", value)] {
                 if let Some(v) = v {

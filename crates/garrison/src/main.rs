@@ -54,7 +54,7 @@ mod upload;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use garrison_server::{bootstrap, open_store, ServerConfig};
 
 #[derive(Debug, Parser)]
@@ -74,27 +74,21 @@ struct Cli {
     /// TOML configuration file.
     #[arg(long, global = true, env = "GARRISON_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Where Garrison keeps its data (event log, SQLite database).
-    #[arg(
-        long,
-        global = true,
-        env = "GARRISON_DATA_DIR",
-        default_value = "./garrison-data",
-        value_name = "DIR"
-    )]
-    data_dir: PathBuf,
-    /// Database: sqlite://PATH or postgres://USER@HOST/DB (default: SQLite in the data dir).
-    #[arg(
-        long,
-        global = true,
-        env = "GARRISON_DATABASE_URL",
-        value_name = "URL",
-        hide_env_values = true
-    )]
+    /// Where Garrison keeps its data (event log, SQLite database) [env GARRISON_DATA_DIR,
+    /// default ./garrison-data].
+    #[arg(long, global = true, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Database: sqlite://PATH or postgres://USER@HOST/DB [env GARRISON_DATABASE_URL; default:
+    /// SQLite in the data dir].
+    #[arg(long, global = true, value_name = "URL")]
     database_url: Option<String>,
-    /// Log format: text or json.
-    #[arg(long, global = true, env = "GARRISON_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    log_format: String,
+    /// Log format: text or json [env GARRISON_LOG_FORMAT, default text].
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    log_format: Option<String>,
+    /// Any setting, as KEY=VALUE (repeat for several); `garrison config show` lists them all
+    /// with their environment variables and file keys.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE", value_parser = config::parse_set)]
+    set: Vec<(String, String)>,
     #[command(subcommand)]
     command: Command,
 }
@@ -154,35 +148,45 @@ enum Command {
     /// Exit codes: 0 done, 1 error, 2 some records were refused (each printed with its place).
     #[command(subcommand)]
     Intel(intel::IntelCommand),
+    /// Show the effective configuration: every setting, its value and where it came from
+    /// (flag, environment, file or default), secrets redacted.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Print every setting with its value, origin, environment variable and meaning.
+    Show {
+        /// One JSON object per setting instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// HTTP(S) listen address.
-    #[arg(
-        long,
-        env = "GARRISON_HTTP_ADDR",
-        default_value = "127.0.0.1:8080",
-        value_name = "ADDR"
-    )]
-    http_addr: String,
-    /// Syslog listen address, UDP and TCP (`off` to disable).
-    #[arg(
-        long,
-        env = "GARRISON_SYSLOG_ADDR",
-        default_value = "127.0.0.1:5514",
-        value_name = "ADDR"
-    )]
-    syslog_addr: String,
-    /// Syslog over TLS (RFC 5425) listen address; needs --tls-cert and --tls-key.
-    #[arg(long, env = "GARRISON_SYSLOG_TLS_ADDR", value_name = "ADDR")]
+    /// HTTP(S) listen address [env GARRISON_HTTP_ADDR, default 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    http_addr: Option<String>,
+    /// Syslog listen address, UDP and TCP, `off` to disable [env GARRISON_SYSLOG_ADDR, default
+    /// 127.0.0.1:5514].
+    #[arg(long, value_name = "ADDR")]
+    syslog_addr: Option<String>,
+    /// Syslog over TLS (RFC 5425) listen address; needs --tls-cert and --tls-key [env
+    /// GARRISON_SYSLOG_TLS_ADDR].
+    #[arg(long, value_name = "ADDR")]
     syslog_tls_addr: Option<String>,
-    /// PEM certificate chain: serve HTTPS instead of HTTP.
-    #[arg(long, env = "GARRISON_TLS_CERT", value_name = "FILE")]
-    tls_cert: Option<PathBuf>,
-    /// PEM private key for --tls-cert.
-    #[arg(long, env = "GARRISON_TLS_KEY", value_name = "FILE")]
-    tls_key: Option<PathBuf>,
+    /// PEM certificate chain: serve HTTPS instead of HTTP [env GARRISON_TLS_CERT].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<String>,
+    /// PEM private key for --tls-cert [env GARRISON_TLS_KEY].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<String>,
+    /// `/metrics` without a token on this address, e.g. 127.0.0.1:9464 [env
+    /// GARRISON_METRICS_ADDR; default: only on the HTTP address, with a token].
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<String>,
 }
 
 fn init_logging(format: &str) {
@@ -199,77 +203,60 @@ fn init_logging(format: &str) {
     }
 }
 
+/// The flags that name a setting of their own, as (key, value) pairs; `--set` comes after
+/// them so it wins when both are given.
+fn setting_flags(cli: &Cli) -> Vec<(String, String)> {
+    let mut flags: Vec<(String, String)> = Vec::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            flags.push((key.to_string(), value));
+        }
+    };
+    put(
+        "data_dir",
+        cli.data_dir.as_ref().map(|d| d.display().to_string()),
+    );
+    put("database_url", cli.database_url.clone());
+    put("log_format", cli.log_format.clone());
+    if let Command::Serve(args) = &cli.command {
+        put("http_addr", args.http_addr.clone());
+        put("syslog_addr", args.syslog_addr.clone());
+        put("syslog_tls_addr", args.syslog_tls_addr.clone());
+        put("tls_cert", args.tls_cert.clone());
+        put("tls_key", args.tls_key.clone());
+        put("metrics_addr", args.metrics_addr.clone());
+    }
+    flags.extend(cli.set.iter().cloned());
+    flags
+}
+
 fn main() -> Result<()> {
     // One TLS provider for the whole process (ring), before any TLS is set up.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let matches = Cli::command().get_matches();
-    let cli = Cli::from_arg_matches(&matches)?;
-    let file = config::FileConfig::load(cli.config.as_deref())?;
-    let log_format = config::pick(
-        &matches,
-        "log_format",
-        Some(&cli.log_format),
-        file.log_format.clone(),
-    )
-    .unwrap_or_else(|| cli.log_format.clone());
-    init_logging(&log_format);
+    let cli = Cli::parse();
+    let settings = config::Settings::resolve(cli.config.as_deref(), &setting_flags(&cli))?;
+    init_logging(&settings.log_format()?);
+    config::set_default_url(settings.client_url());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(run(cli, matches, file))
+    runtime.block_on(run(cli, settings))
 }
 
-async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> Result<()> {
-    let data_dir = config::pick(
-        &matches,
-        "data_dir",
-        Some(&cli.data_dir),
-        file.data_dir.clone(),
-    )
-    .unwrap_or_else(|| cli.data_dir.clone());
-    let database_url = config::pick(
-        &matches,
-        "database_url",
-        cli.database_url.as_ref(),
-        file.database_url.clone(),
-    );
+async fn run(cli: Cli, settings: config::Settings) -> Result<()> {
+    let store_config = || settings.store_config();
     match cli.command {
-        Command::Serve(args) => {
-            let serve_matches = matches
-                .subcommand_matches("serve")
-                .context("serve arguments")?;
-            let layered = config::Layered {
-                matches: serve_matches,
-                file,
-            };
-            let config = config::server_config(
-                layered,
-                &data_dir,
-                database_url,
-                Some(&args.http_addr),
-                Some(&args.syslog_addr),
-                args.syslog_tls_addr.as_ref(),
-                args.tls_cert.as_ref(),
-                args.tls_key.as_ref(),
-            )?;
-            serve(config).await
+        Command::Serve(_) => serve(settings.server_config()?).await,
+        Command::Config(ConfigCommand::Show { json }) => {
+            show_config(&settings, json);
+            Ok(())
         }
-        Command::User(command) => {
-            admin::user(command, &store_config(&data_dir, database_url)).await
-        }
-        Command::Token(command) => {
-            admin::token(command, &store_config(&data_dir, database_url)).await
-        }
-        Command::Tenant(command) => {
-            admin::tenant(command, &store_config(&data_dir, database_url)).await
-        }
-        Command::Source(command) => {
-            admin::source(command, &store_config(&data_dir, database_url)).await
-        }
-        Command::Events(command) => {
-            search::run(command, &store_config(&data_dir, database_url)).await
-        }
+        Command::User(command) => admin::user(command, &store_config()).await,
+        Command::Token(command) => admin::token(command, &store_config()).await,
+        Command::Tenant(command) => admin::tenant(command, &store_config()).await,
+        Command::Source(command) => admin::source(command, &store_config()).await,
+        Command::Events(command) => search::run(command, &store_config()).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Playbook(command) => playbook::run(command).await,
         Command::Intel(command) => {
@@ -285,20 +272,38 @@ async fn run(cli: Cli, matches: clap::ArgMatches, file: config::FileConfig) -> R
             let code = tokio::task::spawn_blocking(move || hunt::rules(command)).await??;
             exit_with(code)
         }
-        Command::Rules(command) => {
-            detection::rules(command, &store_config(&data_dir, database_url)).await
-        }
-        Command::Alerts(command) => {
-            detection::alerts(command, &store_config(&data_dir, database_url)).await
-        }
+        Command::Rules(command) => detection::rules(command, &store_config()).await,
+        Command::Alerts(command) => detection::alerts(command, &store_config()).await,
         Command::Audit(command) => {
-            let code = detection::audit(command, &store_config(&data_dir, database_url)).await?;
+            let code = detection::audit(command, &store_config()).await?;
             exit_with(code)
         }
         Command::Incidents(command) => incidents::run(command).await,
-        Command::Metrics(args) => {
-            detection::metrics(args, &store_config(&data_dir, database_url)).await
+        Command::Metrics(args) => detection::metrics(args, &store_config()).await,
+    }
+}
+
+/// `garrison config show`: a table, or JSON lines with `--json`.
+fn show_config(settings: &config::Settings, json: bool) {
+    let rows = settings.show();
+    if json {
+        for row in &rows {
+            if let Ok(line) = serde_json::to_string(row) {
+                println!("{line}");
+            }
         }
+        return;
+    }
+    let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
+    for row in &rows {
+        let value = row.value.as_deref().unwrap_or("(unset)");
+        println!(
+            "{:width$}  {value}  [{}; env {}]",
+            row.key,
+            row.origin,
+            row.env,
+            width = width
+        );
     }
 }
 
@@ -307,12 +312,6 @@ fn exit_with(code: i32) -> Result<()> {
         std::process::exit(code);
     }
     Ok(())
-}
-
-fn store_config(data_dir: &std::path::Path, database_url: Option<String>) -> ServerConfig {
-    let mut config = ServerConfig::new(data_dir);
-    config.database_url = database_url;
-    config
 }
 
 async fn serve(config: ServerConfig) -> Result<()> {
@@ -333,27 +332,13 @@ async fn serve(config: ServerConfig) -> Result<()> {
         syslog = ?running.syslog_addr,
         syslog_tls = ?running.syslog_tls_addr,
         data_dir = %config.data_dir.display(),
-        database = %redact_url(&config.database_url()),
+        database = %config::redact(&config.database_url()),
         "garrison is serving"
     );
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
     Ok(())
-}
-
-/// A database URL without its password, for logs.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
 }
 
 async fn shutdown_signal() {
@@ -382,18 +367,10 @@ async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn cli_is_well_formed() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn database_passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://u:secret@h/db"),
-            "postgres://u:***@h/db"
-        );
-        assert_eq!(redact_url("sqlite://./x.db"), "sqlite://./x.db");
     }
 }

@@ -10,9 +10,9 @@ use serde_json::{json, Value as Json};
 
 #[derive(Debug, clap::Args)]
 pub struct Api {
-    /// The running service.
-    #[arg(long, env = "GARRISON_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    /// The running service (default: the one the configuration runs, from http_addr).
+    #[arg(long, env = "GARRISON_URL")]
+    url: Option<String>,
     /// API token (a responder's or an admin's to change anything).
     #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
     token: Option<String>,
@@ -390,7 +390,8 @@ async fn request(
         .token
         .as_deref()
         .context("--token (or GARRISON_TOKEN) is needed to talk to the service")?;
-    let url = format!("{}{path}", api.url.trim_end_matches('/'));
+    let base = crate::config::service_url(&api.url);
+    let url = format!("{}{path}", base.trim_end_matches('/'));
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))
         .build()
@@ -402,7 +403,7 @@ async fn request(
     let response = builder
         .send()
         .await
-        .with_context(|| format!("cannot reach {}", api.url))?;
+        .with_context(|| format!("cannot reach {base}"))?;
     let status = response.status();
     let text = response.text().await.context("reading the answer")?;
     let body: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));

@@ -13,12 +13,13 @@ pub struct IngestArgs {
     /// Files or folders: .evtx, .json, .jsonl, .ndjson, and .gz/.zip/.tar of them.
     #[arg(required = true, value_name = "PATH")]
     paths: Vec<PathBuf>,
-    /// Source the events belong to (an ingest token has its own and ignores this).
+    /// Source the events belong to, for an API token. An ingest token sends for its own
+    /// source: leave this out (naming another source is refused).
     #[arg(long)]
-    source: String,
-    /// The service.
-    #[arg(long, env = "GARRISON_URL", default_value = "http://127.0.0.1:8080")]
-    url: String,
+    source: Option<String>,
+    /// The service (default: the one the configuration runs, from http_addr).
+    #[arg(long, env = "GARRISON_URL")]
+    url: Option<String>,
     /// Ingest token (or an API token with the admin, analyst or responder role).
     #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
     token: String,
@@ -68,18 +69,21 @@ async fn send(
     body: bytes::Bytes,
     totals: &mut Totals,
 ) -> Result<()> {
-    let endpoint = format!("{}/api/v1/ingest/events", args.url.trim_end_matches('/'));
+    let url = crate::config::service_url(&args.url);
+    let endpoint = format!("{}/api/v1/ingest/events", url.trim_end_matches('/'));
     let mut delay = Duration::from_millis(200);
     loop {
-        let response = client
-            .post(&endpoint)
-            .query(&[("source", args.source.as_str())])
+        let mut request = client.post(&endpoint);
+        if let Some(source) = &args.source {
+            request = request.query(&[("source", source.as_str())]);
+        }
+        let response = request
             .bearer_auth(&args.token)
             .header("content-type", "application/x-ndjson")
             .body(body.clone())
             .send()
             .await
-            .with_context(|| format!("cannot reach {}", args.url))?;
+            .with_context(|| format!("cannot reach {url}"))?;
         let status = response.status();
         if status.as_u16() == 503 {
             // Busy: nothing was stored; wait and send the same batch again.

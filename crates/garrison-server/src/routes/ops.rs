@@ -1,12 +1,15 @@
 //! Operations: liveness, readiness, metrics, the API description.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
+use garrison_model::Role;
+use garrison_store::TokenKind;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::error::ApiError;
 use crate::AppState;
 
 /// Liveness: the process answers.
@@ -70,22 +73,70 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     (status, Json(readiness))
 }
 
-/// Prometheus metrics: events received, rejected, accepted and stored, ingest latency, queue
-/// depth, index lag, UDP drops.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format", body = String)))]
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// Prometheus metrics (every one is listed in the README): events received, rejected,
+/// accepted and stored, ingest latency, queue depth, index lag, detection, triage, playbooks.
+/// Needs a token with the `metrics` or `admin` role (`garrison token create --role metrics`);
+/// `metrics_addr` serves the same figures without a token, tenant labels left out.
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)),
+    security(("bearer" = [])))]
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let token = match crate::auth::authenticate(&state, &headers).await {
+        Ok(token) => token,
+        Err(e) => return e.into_response(),
+    };
+    let allowed = token.kind != TokenKind::Ingest
+        && token
+            .roles
+            .iter()
+            .any(|r| matches!(r, Role::Metrics | Role::Admin));
+    if !allowed {
+        return ApiError::forbidden("scraping /metrics needs the metrics or admin role")
+            .into_response();
+    }
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        render_metrics(&state),
+    )
+        .into_response()
+}
+
+/// The Prometheus text, with the gauges read at scrape time brought up to date.
+pub fn render_metrics(state: &AppState) -> String {
     let ingestor = state.ingestor();
     metrics::gauge!("garrison_log_pending_appends").set(ingestor.log().pending_appends() as f64);
     metrics::gauge!("garrison_index_lag_bytes").set(ingestor.backlog_bytes() as f64);
     metrics::gauge!("garrison_log_disk_bytes").set(ingestor.log().disk_bytes() as f64);
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        state.metrics().render(),
-    )
+    state.metrics().render()
+}
+
+/// The same text without per-tenant series, for a caller who showed no token: which tenants
+/// exist, and how busy each is, is not theirs to know.
+pub fn without_tenant_series(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        if !line.starts_with('#') && line.contains("tenant=\"") {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
 }
 
 /// This API's OpenAPI 3 document.
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "operations", responses((status = 200, description = "OpenAPI 3 document", body = Object)))]
 pub async fn openapi_json() -> impl IntoResponse {
     Json(crate::openapi::openapi_json())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tenant_series_are_left_out_for_anonymous_scrapers() {
+        let text = "# HELP garrison_detection_rules Rules\n# TYPE garrison_detection_rules gauge\ngarrison_detection_rules{tenant=\"7\"} 12\ngarrison_events_received_total{protocol=\"http\"} 5\n";
+        let out = super::without_tenant_series(text);
+        assert!(!out.contains("tenant=\""), "{out}");
+        assert!(out.contains("garrison_events_received_total{protocol=\"http\"} 5"));
+    }
 }

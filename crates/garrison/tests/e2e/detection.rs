@@ -297,6 +297,7 @@ async fn live_alerts_agree_with_hunt_and_survive_kill_9_exactly_once() {
     );
     let metrics = client()
         .get(service.url("/metrics"))
+        .bearer_auth(&admin)
         .send()
         .await
         .expect("metrics")

@@ -165,6 +165,7 @@ async fn hec_answers_like_splunk() {
     // What happened shows in the metrics.
     let metrics = client
         .get(service.url("/metrics"))
+        .bearer_auth(&admin)
         .send()
         .await
         .expect("metrics")
@@ -407,13 +408,25 @@ async fn ingest_command_uploads_evtx_once_however_often_it_runs() {
     );
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let service = Service::start(dir.path());
+    // An ingest token sends for its own source: naming another is refused, and says so.
+    let refused = std::process::Command::new(BIN)
+        .args(["ingest", "--quiet", "--source", "other", "--url"])
+        .arg(service.url(""))
+        .args(["--token", &ingest])
+        .arg(&folder)
+        .env("GARRISON_LOG", "warn")
+        .output()
+        .expect("run ingest");
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success() && said.contains("\"evtx\"") && said.contains("\"other\""),
+        "{said}"
+    );
     let upload = || {
         let output = std::process::Command::new(BIN)
             .args([
                 "ingest",
                 "--quiet",
-                "--source",
-                "ignored",
                 "--url",
                 &service.url(""),
                 "--token",

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `garrison` binary on free ports and a temporary data directory.
 //! One test binary for all of them (linking is the slow part on 2 cores).
 
+mod app_layer;
 mod attachments;
 mod detection;
 mod durability;

@@ -866,9 +866,10 @@ async fn wait_containment(service: &Service, token: &str, done: impl Fn(&Value) 
     }
 }
 
-async fn metric(service: &Service, name: &str) -> f64 {
+async fn metric(service: &Service, token: &str, name: &str) -> f64 {
     let text = client()
         .get(service.url("/metrics"))
+        .bearer_auth(token)
         .send()
         .await
         .expect("metrics")
@@ -940,7 +941,7 @@ async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
     assert_eq!(held["in_place"], true, "{held}");
     assert_eq!(held["drift"], false, "{held}");
     assert_eq!(
-        metric(&service, "garrison_containment_drift_total").await,
+        metric(&service, &admin, "garrison_containment_drift_total").await,
         0.0
     );
 
@@ -965,7 +966,7 @@ async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
     // Counted once, however many checks see it still missing.
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(
-        metric(&service, "garrison_containment_drift_total").await,
+        metric(&service, &admin, "garrison_containment_drift_total").await,
         1.0
     );
 
@@ -983,7 +984,7 @@ async fn a_lease_whose_target_lost_the_block_is_reported_as_drift() {
     assert_eq!(status, 200, "{now}");
     assert_eq!(now["drift"], true, "{now}");
     assert_eq!(
-        metric(&service, "garrison_containment_drift_total").await,
+        metric(&service, &admin, "garrison_containment_drift_total").await,
         2.0
     );
     let (status, _) = post(

@@ -6,7 +6,6 @@ use serde_json::json;
 const PUBLIC: &[&str] = &[
     "/healthz",
     "/readyz",
-    "/metrics",
     "/api/v1/openapi.json",
     "/api/v1/auth/login",
     "/services/collector/health",
