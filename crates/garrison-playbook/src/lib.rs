@@ -1,6 +1,7 @@
 //! Garrison's SOAR playbooks: the model (YAML or JSON), validation that reports every error with
 //! its place, the durable executor as a pure state machine, timers as stored rows, approvals,
-//! reversible actions with leases, dry runs, and a runner over a [`RunStore`].
+//! reversible actions with leases and dry runs. No I/O: the service (`garrison-soar`) stores
+//! runs, fires timers and executes actions, through the [`ActionExecutor`] interface.
 //!
 //! # Use
 //! ```
@@ -32,9 +33,9 @@
 //!   `inputs.Y` must be declared), input types and defaults, actions and their parameters
 //!   against an [`ActionRegistry`], cron patterns and time zones, durations.
 //! - [`advance`] is the executor: `(playbook, state, now, event) -> effects`. No I/O, no clock.
-//! - [`Runner`] loads, advances and saves through a [`RunStore`] and calls an
-//!   [`ActionExecutor`]; the in-flight attempts are read from the stored state, so a new runner
-//!   resumes a killed one's runs and resends an attempt with the same idempotency key.
+//! - [`ActionExecutor`] is what the service implements to run an attempt; the in-flight attempts
+//!   are read from the stored state, so any worker resumes a killed one's runs and resends an
+//!   attempt with the same idempotency key.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 #![forbid(unsafe_code)]
 
@@ -42,11 +43,9 @@ mod actions;
 mod engine;
 mod model;
 mod registry;
-mod runner;
-mod store;
 mod validate;
 
-pub use actions::{ActionExecutor, ActionOutcome, ActionRequest, CoreActions};
+pub use actions::{ActionExecutor, ActionOutcome, ActionRequest};
 pub use engine::{
     advance, cancel_timer_id, dry_run, idempotency_key, ActionFailure, ApprovalRecord,
     AttemptRecord, Effect, Event, InputErrors, ItemState, LeaseCheck, LeaseRecord, LeaseStatus,
@@ -57,6 +56,4 @@ pub use model::{
     Playbook, RetryPolicy, RunStatus, Step, StepKind, Trigger, WaitSpec,
 };
 pub use registry::{core_actions, ActionRegistry, ActionSpec, ParamSpec};
-pub use runner::{Catalog, Runner, RunnerError};
-pub use store::{Commit, MemoryRunStore, RunStore, StoreError};
 pub use validate::{validate, ValidationError};

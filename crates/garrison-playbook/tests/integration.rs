@@ -2,5 +2,4 @@
 
 mod common;
 mod engine;
-mod runner;
 mod validation;

@@ -12,8 +12,6 @@ mod priority;
 mod routes;
 mod syslog;
 mod tls;
-mod triage;
-mod triggers;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -29,8 +27,8 @@ use garrison_store::{NewToken, SourceRepo, SqlStore, TenantRepo, TokenKind, Toke
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::sync::watch;
 
+pub use garrison_soar::TriggerConfig;
 pub use openapi::{openapi_document, openapi_json};
-pub use triggers::TriggerConfig;
 
 /// The name of the tenant created on first start; its admins also manage other tenants.
 pub const DEFAULT_TENANT: &str = "default";
@@ -499,9 +497,9 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     };
 
     // Before the detector runs: on first start, triggers begin at the alerts existing now.
-    triggers::init_cursors(&store).await?;
+    garrison_soar::triggers::init_cursors(&store).await?;
     // Automatic triage (alerts into incidents) likewise begins at the present on first start.
-    triage::init_cursor(&store).await?;
+    garrison_triage::init_cursor(&store).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
@@ -509,14 +507,14 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     // Playbooks: resume what a killed process left, fire due timers, start schedules.
     tasks.extend(state.soar().spawn_background(shutdown_rx.clone()));
     // Playbook triggers: new alerts, incident state changes, SLA breaches (cursor-committed).
-    tasks.extend(triggers::spawn(
+    tasks.extend(garrison_soar::triggers::spawn(
         store.clone(),
         state.soar().clone(),
         config.triggers,
         shutdown_rx.clone(),
     ));
     // Triage: suppress, score and group new alerts into incidents (cursor-committed).
-    tasks.push(triage::spawn(
+    tasks.push(garrison_triage::spawn(
         store.clone(),
         config.triggers.poll_interval,
         shutdown_rx.clone(),

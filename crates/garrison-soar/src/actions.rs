@@ -6,8 +6,10 @@
 use async_trait::async_trait;
 use garrison_playbook::{
     ActionExecutor, ActionFailure, ActionOutcome, ActionRegistry, ActionRequest, ActionSpec,
-    CoreActions, InputType,
+    InputType,
 };
+
+use crate::CoreActions;
 use serde_json::{json, Value as Json};
 
 /// The declarations validation checks playbooks against.

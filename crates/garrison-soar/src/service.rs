@@ -41,7 +41,7 @@ pub enum SoarError {
     Store(#[from] garrison_store::StoreError),
     /// Encoding or loading runs.
     #[error(transparent)]
-    Runs(#[from] garrison_playbook::StoreError),
+    Runs(#[from] crate::store::StoreError),
     /// No such playbook (version).
     #[error("playbook {name:?}{} not found", .version.map(|v| format!(" version {v}")).unwrap_or_default())]
     UnknownPlaybook {

@@ -1,12 +1,11 @@
 //! Runs in the SQL store: the encoding of a [`RunState`] into a [`RunWrite`] (large outputs
-//! stored once by hash and referenced), the group-commit writer, and [`SqlRunStore`], the
-//! `garrison_playbook::RunStore` of one tenant.
+//! stored once by hash and referenced) and back, and the group-commit writer every run's
+//! writes go through.
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use garrison_model::TenantId;
-use garrison_playbook::{Commit, RunState, RunStore, StoreError, Timer, TimerKind};
+use garrison_playbook::{RunState, Timer, TimerKind};
 use garrison_store::{PlaybookRepo, RunWrite, SqlStore, TimerRecord, WriteOutcome};
 use jiff::Timestamp;
 use serde_json::{json, Value as Json};
@@ -18,8 +17,14 @@ pub const BLOB_THRESHOLD: usize = 64 * 1024;
 
 const BLOB_KEY: &str = "$blob";
 
+/// A failure to read or write a run (database, serialization, a missing blob, the writer
+/// stopped).
+#[derive(Debug, thiserror::Error)]
+#[error("run store: {0}")]
+pub struct StoreError(pub String);
+
 fn backend(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+    StoreError(e.to_string())
 }
 
 /// Replaces large outputs by `{"$blob": "sha256:...", "bytes": N}`; returns the blobs.
@@ -77,7 +82,7 @@ async fn internalize(
             .blob(tenant, &hash)
             .await
             .map_err(backend)?
-            .ok_or_else(|| StoreError::Backend(format!("blob {hash} is missing")))?;
+            .ok_or_else(|| StoreError(format!("blob {hash} is missing")))?;
         let value: Json = serde_json::from_str(&text).map_err(backend)?;
         let Some(step) = state.steps.get_mut(i) else {
             continue;
@@ -233,118 +238,10 @@ impl Writer {
         self.tx
             .send((write, reply))
             .await
-            .map_err(|_| StoreError::Backend("the run writer stopped".into()))?;
+            .map_err(|_| StoreError("the run writer stopped".into()))?;
         answer
             .await
-            .map_err(|_| StoreError::Backend("the run writer stopped".into()))?
-            .map_err(StoreError::Backend)
-    }
-}
-
-/// The [`RunStore`] of one tenant over the SQL store (runs, timers and blobs in its tables).
-#[derive(Clone)]
-pub struct SqlRunStore {
-    repo: Arc<SqlStore>,
-    writer: Writer,
-    tenant: TenantId,
-}
-
-impl SqlRunStore {
-    /// The runs of `tenant`.
-    pub fn new(repo: Arc<SqlStore>, writer: Writer, tenant: TenantId) -> Self {
-        SqlRunStore {
-            repo,
-            writer,
-            tenant,
-        }
-    }
-
-    /// Its tenant.
-    pub fn tenant(&self) -> TenantId {
-        self.tenant
-    }
-}
-
-fn outcome_to_rev(run_id: &str, expected: u64, outcome: WriteOutcome) -> Result<u64, StoreError> {
-    match outcome {
-        WriteOutcome::Saved(rev) => Ok(rev.max(0) as u64),
-        WriteOutcome::Exists => Err(StoreError::Exists(run_id.to_owned())),
-        WriteOutcome::Conflict(0) => Err(StoreError::NotFound(run_id.to_owned())),
-        WriteOutcome::Conflict(found) => Err(StoreError::Conflict {
-            run_id: run_id.to_owned(),
-            expected,
-            found: found.max(0) as u64,
-        }),
-    }
-}
-
-#[async_trait]
-impl RunStore for SqlRunStore {
-    async fn create(&self, state: &RunState, timers: &[Timer]) -> Result<u64, StoreError> {
-        let write = run_write(self.tenant, state, None, timers, &[], Timestamp::now())?;
-        let outcome = self.writer.write(write).await?;
-        outcome_to_rev(&state.run_id, 0, outcome)
-    }
-
-    async fn load(&self, run_id: &str) -> Result<Option<(RunState, u64)>, StoreError> {
-        Ok(load_state(&self.repo, self.tenant, run_id)
-            .await?
-            .map(|(s, rev)| (s, rev.max(0) as u64)))
-    }
-
-    async fn save(
-        &self,
-        state: &RunState,
-        expected: u64,
-        commit: Commit<'_>,
-    ) -> Result<u64, StoreError> {
-        let expected_rev = i64::try_from(expected).map_err(backend)?;
-        let write = run_write(
-            self.tenant,
-            state,
-            Some(expected_rev),
-            commit.add_timers,
-            commit.remove_timers,
-            Timestamp::now(),
-        )?;
-        let outcome = self.writer.write(write).await?;
-        outcome_to_rev(&state.run_id, expected, outcome)
-    }
-
-    async fn due_timers(&self, now: Timestamp, limit: usize) -> Result<Vec<Timer>, StoreError> {
-        // The scan covers every tenant; keep this tenant's.
-        let mut out = Vec::new();
-        for record in self
-            .repo
-            .due_timers(now, limit.saturating_mul(4).max(limit))
-            .await
-            .map_err(backend)?
-        {
-            if record.tenant_id == self.tenant {
-                out.push(timer_from_record(&record)?);
-                if out.len() >= limit {
-                    break;
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    async fn active_runs(&self) -> Result<Vec<String>, StoreError> {
-        let filter = garrison_store::RunFilter {
-            active: Some(true),
-            limit: 10_000,
-            ..Default::default()
-        };
-        let mut ids: Vec<String> = self
-            .repo
-            .list_runs(self.tenant, &filter, false)
-            .await
-            .map_err(backend)?
-            .into_iter()
-            .map(|r| r.run_id)
-            .collect();
-        ids.sort();
-        Ok(ids)
+            .map_err(|_| StoreError("the run writer stopped".into()))?
+            .map_err(StoreError)
     }
 }

@@ -6,10 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use garrison_model::TenantId;
-use garrison_playbook::{
-    ActionExecutor, ActionOutcome, ActionRequest, Catalog, CoreActions, Event, RunStatus, RunStore,
-    Runner,
-};
+use garrison_playbook::{ActionExecutor, ActionOutcome, ActionRequest, Event, RunStatus};
 use garrison_soar::*;
 use garrison_store::{PlaybookRepo, SqlStore, TenantRepo};
 use serde_json::json;
@@ -510,46 +507,6 @@ async fn alert_triggers_start_matching_enabled_playbooks_once() {
     );
 }
 
-/// The `RunStore` adapter passes the playbook crate's runner through the SQL tables.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_playbook_runner_works_over_the_sql_run_store() {
-    let (repo, tenant, _dir) = store().await;
-    let writer = Writer::spawn(repo.clone());
-    let store = Arc::new(SqlRunStore::new(repo.clone(), writer, tenant));
-    let (pb, errors) = garrison_playbook::validate(
-        "name: r\nsteps:\n  - {id: a, action: core.set, with: {x: 1}}\n  - {id: w, depends_on: [a], wait: {for: 1s}}\n  - {id: b, depends_on: [w], action: core.log, with: {message: done}}\n",
-        &registry(),
-    );
-    assert!(errors.is_empty(), "{errors:?}");
-    let mut catalog = Catalog::new();
-    catalog.add(pb.expect("playbook"), 1);
-    let runner = Runner::new(store.clone(), Arc::new(CoreActions::new()), catalog);
-    let now = jiff::Timestamp::now();
-    runner
-        .start("r1", "r", None, &json!({}), json!(null), now)
-        .await
-        .expect("start");
-    runner.run_until_idle(now).await.expect("idle");
-    assert_eq!(store.active_runs().await.expect("active"), ["r1"]);
-    assert_eq!(store.due_timers(now, 10).await.expect("due").len(), 0);
-    let later = now + jiff::SignedDuration::from_secs(2);
-    assert_eq!(store.due_timers(later, 10).await.expect("due").len(), 1);
-    runner.run_until_idle(later).await.expect("idle");
-    let (state, version) = store.load("r1").await.expect("load").expect("run");
-    assert_eq!(state.status, RunStatus::Succeeded);
-    assert!(version > 1);
-    assert!(store.active_runs().await.expect("active").is_empty());
-    // Optimistic concurrency: a stale save is refused.
-    let err = store
-        .save(&state, version - 1, garrison_playbook::Commit::default())
-        .await
-        .expect_err("stale");
-    assert!(
-        matches!(err, garrison_playbook::StoreError::Conflict { .. }),
-        "{err}"
-    );
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schedules_start_runs_with_one_id_per_occurrence() {
     let (repo, tenant, _dir) = store().await;
@@ -837,4 +794,101 @@ async fn reconcile_records_what_the_check_action_says() {
         soar.reconcile_run(tenant, &run.run_id, Some("nope")).await,
         Err(SoarError::Refused(_))
     ));
+}
+
+/// The built-in `core.*` actions: transforms, logs, and `core.http` against a local server
+/// (method, query, headers, JSON body, the idempotency key, retryable and permanent statuses).
+mod core_actions {
+    use garrison_playbook::{ActionExecutor, ActionRequest};
+    use garrison_soar::CoreActions;
+    use serde_json::{json, Value as Json};
+
+    #[tokio::test]
+    async fn core_actions() {
+        let core = CoreActions::new();
+        let req = |action: &str, input: Json| ActionRequest {
+            run_id: "r".into(),
+            step: "s".into(),
+            item: None,
+            attempt: 1,
+            idempotency_key: "r/s/1".into(),
+            action: action.into(),
+            input,
+        };
+        let out = core
+            .execute(req(
+                "core.transform",
+                json!({"query": "[.[] * 2]", "input": [1, 2]}),
+            ))
+            .await;
+        assert_eq!(out.result, Ok(json!([2, 4])));
+        let out = core
+            .execute(req(
+                "core.transform",
+                json!({"query": "range(5)", "input": 1}),
+            ))
+            .await;
+        assert!(out.result.is_err());
+        let out = core.execute(req("core.set", json!({"a": 1}))).await;
+        assert_eq!(out.result, Ok(json!({"a": 1})));
+        let out = core
+            .execute(req("core.log", json!({"message": "hi", "level": "warn"})))
+            .await;
+        assert_eq!(out.logs, vec!["[warn] hi".to_string()]);
+        let out = core.execute(req("core.nope", json!({}))).await;
+        assert!(out.result.is_err());
+    }
+
+    #[tokio::test]
+    async fn core_http_against_a_local_server() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let server = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for status in ["200 OK", "503 Service Unavailable", "404 Not Found"] {
+                let (mut sock, _) = listener.accept().await.expect("accept");
+                let mut buf = vec![0u8; 4096];
+                let n = sock.read(&mut buf).await.expect("read");
+                seen.push(String::from_utf8_lossy(&buf[..n]).to_string());
+                let body = r#"{"score": 91}"#;
+                let resp = format!("HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                sock.write_all(resp.as_bytes()).await.expect("write");
+            }
+            seen
+        });
+        let core = CoreActions::new();
+        let req = |key: &str| ActionRequest {
+            run_id: "r".into(),
+            step: "s".into(),
+            item: None,
+            attempt: 1,
+            idempotency_key: key.into(),
+            action: "core.http".into(),
+            input: json!({"url": format!("http://{addr}/ip"), "method": "POST", "json": {"ip": "1.2.3.4"}, "query": {"v": 2}, "headers": {"x-test": "yes"}}),
+        };
+        let out = core.execute(req("k-1")).await;
+        let body = out.result.expect("200");
+        assert_eq!(body["status"], 200);
+        assert_eq!(body["body"]["score"], 91);
+        let out = core.execute(req("k-2")).await;
+        assert!(
+            out.result.as_ref().is_err_and(|f| f.retryable),
+            "503 is retryable"
+        );
+        let out = core.execute(req("k-3")).await;
+        assert!(
+            out.result.as_ref().is_err_and(|f| !f.retryable),
+            "404 is not"
+        );
+        let seen = server.await.expect("server");
+        let first = seen[0].to_lowercase();
+        assert!(first.starts_with("post /ip?v=2 "), "{first}");
+        assert!(first.contains("idempotency-key: k-1"));
+        assert!(first.contains("x-test: yes"));
+        assert!(first.contains(r#"{"ip":"1.2.3.4"}"#));
+    }
 }

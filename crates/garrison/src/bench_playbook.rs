@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use garrison_playbook::{
-    advance, ActionExecutor, ActionRequest, CoreActions, Effect, Event, RunState,
-};
-use garrison_soar::{Soar, SoarConfig, StartRun};
+use garrison_playbook::{advance, ActionExecutor, ActionRequest, Effect, Event, RunState};
+use garrison_soar::{CoreActions, Soar, SoarConfig, StartRun};
 use garrison_store::{PlaybookRepo, SqlStore, TenantRepo};
 use serde_json::json;
 

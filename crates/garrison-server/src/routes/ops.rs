@@ -48,7 +48,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let database = store.ping().await.is_ok();
     let alerts_created = store.max_alert_seq().await.unwrap_or(0);
     let alerts_triaged = store
-        .consumer_cursor(crate::triage::CURSOR)
+        .consumer_cursor(garrison_triage::CURSOR)
         .await
         .ok()
         .flatten()

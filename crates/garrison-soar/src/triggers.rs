@@ -12,9 +12,9 @@
 
 use std::time::Duration;
 
+use crate::{Soar, SoarError, TriggerEvent};
 use garrison_cases::{sla_breaches_between, SlaBreach, TimelineKind};
 use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
-use garrison_soar::{Soar, SoarError, TriggerEvent};
 use garrison_store::{IncidentQuery, IncidentRepo, SqlStore, StoreError, TenantRepo};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
