@@ -8,10 +8,12 @@ use serde::{Deserialize, Serialize};
 use crate::triage::Criticality;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Asset {
     /// Host name, lowercase: what alerts name the host by.
     pub name: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub ip: Option<IpAddr>,
     pub criticality: Criticality,
     #[serde(default)]
@@ -20,6 +22,7 @@ pub struct Asset {
 
 /// A CSV line that was not imported, and why.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("line {line}: {reason}")]
 pub struct CsvError {
     pub line: usize,

@@ -20,6 +20,7 @@ const MAX_TAGS: usize = 64;
 
 /// An incident: the case an analyst works, grouping one or more alerts.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Incident {
     pub id: String,
     pub title: String,
@@ -35,32 +36,43 @@ pub struct Incident {
     #[serde(default)]
     pub team: Option<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub tlp: Tlp,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub pap: Pap,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub tags: BTreeSet<String>,
     #[serde(default)]
     pub classification: Option<Classification>,
     /// Custom fields, by name; a workflow state may require them.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub fields: BTreeMap<String, Json>,
     /// Users who approved in the current review round.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub approvals: BTreeSet<String>,
     /// Queue order: the highest score of its alerts.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub score: u32,
     pub workflow_version: u32,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created: Timestamp,
     /// When it first left the acknowledge stage.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub acknowledged: Option<Timestamp>,
     /// When it first entered the disposal stage (analysis done).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub analysed: Option<Timestamp>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub closed: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub updated: Timestamp,
 }
 
@@ -154,6 +166,7 @@ impl Actor {
 
 /// A change of an incident's descriptive fields; `None` leaves a field as it is.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct IncidentUpdate {
     #[serde(default)]
@@ -234,7 +247,9 @@ impl Action {
 /// One entry of an incident's timeline: comments, state changes, playbook actions and system
 /// events in one stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEvent {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub time: Timestamp,
     /// A user name, or `system` / `playbook:<name>`.
     pub actor: String,
@@ -244,6 +259,7 @@ pub struct TimelineEvent {
 
 /// A field's value before and after an update.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldChange {
     pub field: String,
     pub from: Json,
@@ -251,6 +267,7 @@ pub struct FieldChange {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum TimelineKind {
     Created {
@@ -301,6 +318,7 @@ pub enum TimelineKind {
     },
     SlaBreached {
         clock: crate::Clock,
+        #[cfg_attr(feature = "openapi", schema(value_type = String))]
         due: Timestamp,
     },
     Merged {

@@ -30,6 +30,7 @@ pub struct IncidentRecord {
 
 /// A figure per SLA stage, plus the whole (created → closed).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StageTimes {
     pub acknowledge: Option<f64>,
     pub analysis: Option<f64>,
@@ -39,6 +40,7 @@ pub struct StageTimes {
 
 /// False positives of one rule among its closed incidents.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RuleNoise {
     pub rule_id: String,
     pub closed: u64,
@@ -50,6 +52,7 @@ pub struct RuleNoise {
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DayCount {
     /// `YYYY-MM-DD`, UTC.
     pub day: String,
@@ -58,8 +61,11 @@ pub struct DayCount {
 
 /// The figures of `GET /api/v1/metrics/soc` for one period.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SocMetrics {
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub from: Timestamp,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub to: Timestamp,
     pub alerts: u64,
     pub suppressed_alerts: u64,

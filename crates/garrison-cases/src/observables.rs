@@ -10,6 +10,7 @@ use serde_json::Value as Json;
 use crate::triage::{HOST_FIELDS, USER_FIELDS};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ObservableKind {
     Ip,
@@ -58,6 +59,7 @@ impl ObservableKind {
 /// One observable: its type, its value (normalised: lowercase except URLs and users, IPs in
 /// canonical form) and the field it was first found in.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Observable {
     pub kind: ObservableKind,
     pub value: String,

@@ -23,13 +23,34 @@ pub struct IncidentProfile {
 
 /// How alike two incidents are: `score` in 0..=1, and why.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Similarity {
     pub score: f64,
     /// Shared observables over all observables of the two.
     pub jaccard: f64,
+    /// The observables both have, each `[kind, value]`.
+    #[cfg_attr(feature = "openapi", schema(schema_with = shared_observables_schema))]
     pub shared_observables: Vec<(ObservableKind, String)>,
     pub same_rule: bool,
     pub same_host: bool,
+}
+
+/// `[kind, value]` pairs, as serde writes the tuples.
+#[cfg(feature = "openapi")]
+fn shared_observables_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+    let pair = ArrayBuilder::new()
+        .items(ObjectBuilder::new().schema_type(Type::String))
+        .min_items(Some(2))
+        .max_items(Some(2))
+        .description(Some(
+            "`[kind, value]`: the observable's kind (`ip`, `domain`, `url`, `email`, `md5`, \
+             `sha1`, `sha256`, `user`, `host`) and its value",
+        ));
+    ArrayBuilder::new()
+        .items(pair)
+        .description(Some("The observables both have, each `[kind, value]`."))
+        .build()
 }
 
 /// Weights: observables say most; a shared rule or host alone is a weak hint.
@@ -67,10 +88,12 @@ pub fn similarity(a: &IncidentProfile, b: &IncidentProfile) -> Similarity {
 
 /// A past incident like the one asked about, with how it ended.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SimilarIncident {
     pub incident_id: String,
     pub title: String,
     pub classification: Option<Classification>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub closed: Option<Timestamp>,
     pub similarity: Similarity,
 }

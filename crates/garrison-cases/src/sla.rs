@@ -13,6 +13,7 @@ use crate::incident::{Incident, TimelineEvent, TimelineKind};
 use crate::Severity;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Clock {
     Acknowledge,
@@ -43,6 +44,7 @@ impl Clock {
 
 /// Targets for one severity, in seconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SlaTargets {
     pub acknowledge_secs: u64,
@@ -73,6 +75,7 @@ impl Default for SlaTargets {
 
 /// A tenant's SLA targets: one set per severity, falling back to `default`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SlaPolicy {
     #[serde(default)]
@@ -92,12 +95,16 @@ impl SlaPolicy {
 
 /// One clock of one incident at `now`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockStatus {
     pub clock: Clock,
     pub target_secs: u64,
     /// `None`: the clock has not started (the previous stage is not done).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub started: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub due: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub stopped: Option<Timestamp>,
     /// Seconds run so far (until `stopped` if stopped, else until `now`).
     pub elapsed_secs: i64,

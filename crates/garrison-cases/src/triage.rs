@@ -105,6 +105,7 @@ fn first_of(fields: &Json, names: &[&str]) -> Option<String> {
 
 /// What makes two alerts "the same" for a grouping rule.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntityKey {
     Host,
@@ -217,6 +218,7 @@ pub fn group_key(alert: &AlertInput, rule: &GroupingRule) -> Option<GroupKey> {
 /// A suppression: alerts in its scope are not turned into incidents until it expires. They
 /// are still stored and counted against it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Suppression {
     pub id: String,
     /// Only alerts of this rule; `None`: any rule (then `fields` must narrow it).
@@ -225,11 +227,14 @@ pub struct Suppression {
     /// Field matchers, all required: dotted field name → value, case-insensitive, `*` matches
     /// any run of characters.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub fields: BTreeMap<String, String>,
     pub reason: String,
     pub author: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created: Timestamp,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub expires: Option<Timestamp>,
 }
 
@@ -339,6 +344,7 @@ fn wildcard(pattern: &str, text: &str) -> bool {
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Criticality {
     Low,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which SLA clock runs while an incident is in a state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Stage {
     /// Not yet taken up by an analyst: the acknowledge clock runs.
@@ -23,6 +24,7 @@ pub enum Stage {
 
 /// One state of a workflow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct StateDef {
     pub name: String,
@@ -41,6 +43,7 @@ impl StateDef {
 
 /// A move between two states, and the roles allowed to make it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Transition {
     pub from: String,
@@ -51,6 +54,7 @@ pub struct Transition {
 /// N-of-M review: before an incident may enter `gates`, N distinct eligible reviewers must have
 /// approved it while it was in `state`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReviewPolicy {
     /// The state in which approvals are collected.
@@ -63,22 +67,27 @@ pub struct ReviewPolicy {
     pub required: u32,
     /// Users who may approve, by name (M is their number when no role is listed).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub users: Vec<String>,
     /// Roles whose holders may approve.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub roles: Vec<Role>,
     /// Whether the assignee may approve their own incident (four eyes when false).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub allow_assignee: bool,
 }
 
 /// A tenant's incident workflow.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
     pub name: String,
     /// Bumped on every change; an incident records the version it was opened under.
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub version: u32,
     pub initial: String,
     /// Where a reopened incident goes.
@@ -86,6 +95,7 @@ pub struct Workflow {
     pub states: Vec<StateDef>,
     pub transitions: Vec<Transition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub review: Option<ReviewPolicy>,
 }
 

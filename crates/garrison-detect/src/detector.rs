@@ -278,6 +278,13 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
             }
             let store = self.store.clone();
             let hits = evaluated.hits;
+            // One line per match, so an alert's path can be followed from the event that made
+            // it (and, through `log_end`, to the ingest request that brought the event).
+            if tracing::enabled!(tracing::Level::DEBUG) {
+                for hit in &hits {
+                    tracing::debug!(tenant = %hit.tenant_id, alert_id = %hit.alert_id, event_id = %hit.event_id, rule = %hit.rule_id, log_end = end, "event matched");
+                }
+            }
             let task =
                 tokio::spawn(async move { store.record_detections(&hits, DETECTOR, end).await });
             *pending = Some(PendingCommit {

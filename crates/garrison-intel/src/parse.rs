@@ -48,6 +48,7 @@ impl ImportOptions {
 
 /// Where in the input a problem is.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Location {
     /// A CSV record, by its first line (1-based), and the column when one is to blame.

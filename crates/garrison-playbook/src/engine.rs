@@ -14,6 +14,7 @@ use crate::model::*;
 
 /// Where a step (or a `for_each` item) stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepStatus {
     /// Not started.
@@ -49,28 +50,35 @@ impl StepStatus {
 
 /// One attempt of an action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttemptRecord {
     /// Attempt number (1-based, keeps counting across reruns).
     pub attempt: u32,
     /// `for_each` item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub item: Option<usize>,
     /// The key passed to the action.
     pub idempotency_key: String,
     /// When it was sent.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub started_at: Timestamp,
     /// When its result came.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub finished_at: Option<Timestamp>,
     /// Its error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
 }
 
 /// A line of a step's (or the run's) log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LogEntry {
     /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub at: Timestamp,
     /// What.
     pub message: String,
@@ -78,6 +86,7 @@ pub struct LogEntry {
 
 /// One item of a `for_each` step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemState {
     /// Status.
     pub status: StepStatus,
@@ -85,12 +94,15 @@ pub struct ItemState {
     pub item: Json,
     /// Rendered input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub input: Option<Json>,
     /// Output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub output: Option<Json>,
     /// Error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
     /// Current attempt.
     pub attempt: u32,
@@ -98,6 +110,7 @@ pub struct ItemState {
 
 /// An approval waiting for (or given) a decision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApprovalRecord {
     /// Rendered message.
     pub message: String,
@@ -107,14 +120,17 @@ pub struct ApprovalRecord {
     pub choices: Vec<String>,
     /// When the default is taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub expires_at: Option<Timestamp>,
     /// The default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub default: Option<String>,
 }
 
 /// The stored state of one step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StepState {
     /// Step id.
     pub id: String,
@@ -122,12 +138,15 @@ pub struct StepState {
     pub status: StepStatus,
     /// Rendered input.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub input: Option<Json>,
     /// Output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub output: Option<Json>,
     /// Error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
     /// Current attempt number (0 before the first).
     pub attempt: u32,
@@ -138,27 +157,33 @@ pub struct StepState {
     pub attempts: Vec<AttemptRecord>,
     /// First start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub started_at: Option<Timestamp>,
     /// End.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub finished_at: Option<Timestamp>,
     /// Log lines.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogEntry>,
     /// A router (condition, branch, approval, on_error goto) chose this step.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub activated: bool,
     /// `for_each` items.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub items: Vec<ItemState>,
     /// A wait's end.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub wait_until: Option<Timestamp>,
     /// An approval.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub approval: Option<ApprovalRecord>,
     /// A child run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub child_run: Option<String>,
 }
 
@@ -187,6 +212,7 @@ impl StepState {
 
 /// Where a lease stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LeaseStatus {
     /// The action holds; its undo is due at `expires_at`.
@@ -201,8 +227,10 @@ pub enum LeaseStatus {
 
 /// The last reconciliation check of a lease's target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseCheck {
     /// When the result came.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub at: Timestamp,
     /// The action still holds on the target (`false`: drift); `None` when the check itself
     /// failed (unreachable, bad answer).
@@ -213,6 +241,7 @@ pub struct LeaseCheck {
 
 /// What a reversible action did, to which target, and when it is undone.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseRecord {
     /// Lease id (`RUN/STEP` or `RUN/STEP[i]`).
     pub id: String,
@@ -220,6 +249,7 @@ pub struct LeaseRecord {
     pub step: String,
     /// `for_each` item.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub item: Option<usize>,
     /// The action taken.
     pub action: String,
@@ -232,8 +262,10 @@ pub struct LeaseRecord {
     /// The action's output.
     pub output: Json,
     /// When the action completed.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub acquired_at: Timestamp,
     /// When the undo is due.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub expires_at: Timestamp,
     /// Status.
     pub status: LeaseStatus,
@@ -244,18 +276,22 @@ pub struct LeaseRecord {
     pub log: Vec<LogEntry>,
     /// The action that re-checks the target (reconciliation), if the action declares one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub check_action: Option<String>,
     /// The last check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub last_check: Option<LeaseCheck>,
     /// Since when a check has found the target not in place (cleared when a later check finds
     /// it in place again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub drift_since: Option<Timestamp>,
 }
 
 /// The parent of a child run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParentRef {
     /// Parent run.
     pub run_id: String,
@@ -265,6 +301,7 @@ pub struct ParentRef {
 
 /// The whole stored state of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RunState {
     /// Run id.
     pub run_id: String,
@@ -280,16 +317,21 @@ pub struct RunState {
     pub trigger: Json,
     /// Simulated: actions resolved from example outputs, no I/O.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub dry_run: bool,
     /// Creation.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created_at: Timestamp,
     /// Last change.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub updated_at: Timestamp,
     /// End.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub finished_at: Option<Timestamp>,
     /// Why it failed or was cancelled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub error: Option<String>,
     /// Steps, in the playbook's order.
     pub steps: Vec<StepState>,
@@ -298,12 +340,14 @@ pub struct RunState {
     pub leases: Vec<LeaseRecord>,
     /// Reruns from a failure so far.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub reruns: u32,
     /// Run-level log (ignored events, cancellations).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub logs: Vec<LogEntry>,
     /// Parent when this is a child run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub parent: Option<ParentRef>,
 }
 

@@ -10,6 +10,13 @@ use serde_json::Value as Json;
 
 /// A duration written as `30s`, `5m`, `24h`, `1d`, `1h30m`, `250ms` (kept in milliseconds).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        description = "A duration in milliseconds (written `30s`, `5m`, `1h30m` in a playbook's text)."
+    )
+)]
 pub struct Duration(pub u64);
 
 impl Duration {
@@ -102,6 +109,7 @@ impl FromStr for Duration {
 
 /// The type of a playbook input or an action parameter.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum InputType {
     /// Any string.
@@ -122,6 +130,7 @@ pub enum InputType {
     /// A list of items of one type.
     List {
         /// The items' type.
+        #[cfg_attr(feature = "openapi", schema(no_recursion))]
         items: Box<InputType>,
     },
     /// A JSON object.
@@ -194,6 +203,7 @@ impl InputType {
 
 /// A declared playbook input.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InputDef {
     /// Name (`inputs.NAME` in templates).
     pub name: String,
@@ -203,6 +213,7 @@ pub struct InputDef {
     /// Must the caller give it (when there is no default)?
     pub required: bool,
     /// Value when the caller gives none.
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub default: Option<Json>,
     /// Text for the manual-run form.
     pub description: Option<String>,
@@ -210,6 +221,7 @@ pub struct InputDef {
 
 /// When a playbook starts.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Trigger {
     /// An alert is created; when `condition` is set, only alerts for which it is true.
@@ -263,6 +275,7 @@ impl Trigger {
 
 /// How a step waits for the steps it depends on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Join {
     /// Every dependency must have completed (a skipped or failed one skips this step).
@@ -274,6 +287,7 @@ pub enum Join {
 
 /// What happens when a step fails after its retries.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnError {
     /// The run fails (the default).
@@ -287,6 +301,7 @@ pub enum OnError {
 
 /// Retries of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RetryPolicy {
     /// Attempts in all (1 = no retry).
     pub max_attempts: u32,
@@ -325,6 +340,7 @@ impl RetryPolicy {
 
 /// A reversible action held for a while.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseSpec {
     /// How long until the undo.
     pub duration: Duration,
@@ -334,22 +350,27 @@ pub struct LeaseSpec {
     pub undo: String,
     /// The action that re-checks the target (from the action's declaration), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub check: Option<String>,
 }
 
 /// Who may decide an approval.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Approvers {
     /// Roles (any user with one of them).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub roles: Vec<String>,
     /// Users by name.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required))]
     pub users: Vec<String>,
 }
 
 /// How a step ends a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Not started yet.
@@ -376,12 +397,14 @@ impl RunStatus {
 
 /// An action call: a connector action or a built-in `core.*` one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActionCall {
     /// Action name (`core.http`, `fw.block_ip`).
     pub action: String,
     /// Input, with templates in its strings.
     pub with: Json,
     /// Output used by dry runs (the step's own, else the action's declared example).
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub example_output: Option<Json>,
     /// Held as a lease and undone later.
     pub lease: Option<LeaseSpec>,
@@ -389,6 +412,7 @@ pub struct ActionCall {
 
 /// One case of a branch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BranchCase {
     /// Condition.
     pub when: String,
@@ -398,6 +422,7 @@ pub struct BranchCase {
 
 /// What a step does.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum StepKind {
     /// Calls an action.
@@ -473,6 +498,7 @@ pub enum StepKind {
 
 /// How long a wait step waits.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WaitSpec {
     /// A duration.
@@ -483,6 +509,7 @@ pub enum WaitSpec {
 
 /// One step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Step {
     /// Id (`steps.ID` in templates).
     pub id: String,
@@ -506,6 +533,7 @@ pub struct Step {
 
 /// A validated playbook with its graph resolved to indices.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Playbook {
     /// Name.
     pub name: String,

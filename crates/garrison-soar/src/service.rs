@@ -1225,7 +1225,10 @@ impl Soar {
                 )
                 .await
             {
-                Ok(_) => started.push(run_id),
+                Ok(_) => {
+                    tracing::info!(%tenant, playbook = %summary.name, %run_id, occurrence = %dedupe, "playbook started by trigger");
+                    started.push(run_id)
+                }
                 // Transient: the caller retries the occurrence (run ids are deterministic, so
                 // the runs started already are not started again).
                 Err(e @ (SoarError::Store(_) | SoarError::Contention(_))) => return Err(e),

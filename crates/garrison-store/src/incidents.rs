@@ -97,6 +97,7 @@ pub struct IncidentPage {
 
 /// An alert to attach to an incident.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkedAlert {
     pub alert_id: String,
     pub rule_id: String,
@@ -104,6 +105,7 @@ pub struct LinkedAlert {
 
 /// One timeline entry with its position (for paging).
 #[derive(Clone, Debug, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     pub seq: i64,
     pub incident_id: String,
@@ -112,18 +114,22 @@ pub struct TimelineEntry {
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub id: i64,
     pub incident_id: String,
     pub title: String,
     pub done: bool,
     pub done_by: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub done_at: Option<Timestamp>,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created: Timestamp,
 }
 
 /// An attachment's metadata; the bytes are kept elsewhere, by hash.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     pub incident_id: String,
     /// Lowercase hex SHA-256 of the content.
@@ -132,15 +138,18 @@ pub struct Attachment {
     pub size: i64,
     pub content_type: Option<String>,
     pub uploaded_by: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub created: Timestamp,
 }
 
 /// A suppression and how many alerts it has held back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredSuppression {
     #[serde(flatten)]
     pub suppression: Suppression,
     pub hits: i64,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub last_hit: Option<Timestamp>,
 }
 

@@ -207,6 +207,7 @@ pub struct Source {
 /// the alert's rule id (`ext:<value>`), title and severity. A missing field falls back to the
 /// source's name and level `medium`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlertMapping {
     pub rule: Option<String>,
     pub title: Option<String>,

@@ -331,6 +331,7 @@ async fn triage_one(
             )
             .await?;
             store.add_observables(tenant, &id, &observables).await?;
+            tracing::debug!(%tenant, alert_id = %current.alert_id, incident_id = %id, "alert grouped into an incident");
             return Ok("grouped");
         }
         // The group's incident was closed or is gone: this alert starts an incident of its own.
@@ -339,6 +340,7 @@ async fn triage_one(
         // This alert's own incident exists but does not hold it (it was split off since):
         // it goes back to the incident it opened.
         add_to_incident(store, tenant, own, &link, &current, &scored, severity, now).await?;
+        tracing::debug!(%tenant, alert_id = %current.alert_id, incident_id = %own_id, "alert back in its own incident");
         return Ok("grouped");
     }
     if store.incident(tenant, &own_id).await?.is_some() {
@@ -376,6 +378,7 @@ async fn triage_one(
     store
         .create_incident_audited(tenant, &incident, &[created], &[link], &observables, &audit)
         .await?;
+    tracing::info!(%tenant, alert_id = %current.alert_id, incident_id = %own_id, score = scored.total, "incident opened");
     Ok("opened")
 }
 

@@ -29,7 +29,6 @@ pub struct EventView {
     pub time: String,
     pub received: String,
     pub source: String,
-    #[schema(value_type = Object)]
     pub logsource: garrison_model::LogSource,
     /// The fields as they were sent.
     #[schema(value_type = Object)]
@@ -151,12 +150,29 @@ pub struct SourceView {
     pub service: Option<String>,
     pub category: Option<String>,
     /// Pairs of (field as sent, ECS-style name).
+    #[schema(value_type = Vec<FieldPair>)]
     pub field_mapping: Vec<(String, String)>,
     /// Set for an alert source: the fields giving each alert's rule id, title and severity.
-    #[schema(value_type = Option<Object>)]
     pub alert_mapping: Option<garrison_store::AlertMapping>,
     pub created: String,
 }
+
+/// One field mapping: `[field as sent, ECS-style name]`, as serde writes a pair.
+pub struct FieldPair;
+
+impl utoipa::PartialSchema for FieldPair {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String))
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .description(Some("`[field as sent, ECS-style name]`"))
+            .into()
+    }
+}
+
+impl ToSchema for FieldPair {}
 
 impl From<Source> for SourceView {
     fn from(s: Source) -> Self {
@@ -650,11 +666,11 @@ pub struct PutSource {
     pub category: Option<String>,
     /// Extra field mapping on top of the built-in one: pairs of (field as sent, ECS name).
     #[serde(default)]
+    #[schema(value_type = Vec<FieldPair>)]
     pub field_mapping: Vec<(String, String)>,
     /// Makes it an alert source (an EDR's or IDS's own alerts: each event becomes an alert):
     /// `{"rule": FIELD, "title": FIELD, "severity": FIELD}`, each optional.
     #[serde(default)]
-    #[schema(value_type = Option<Object>)]
     pub alert_mapping: Option<garrison_store::AlertMapping>,
 }
 

@@ -92,6 +92,24 @@ fn blob_error(error: BlobError) -> ApiError {
 }
 
 /// The `name` parameter, checked.
+/// Most bytes of a refused upload read (and dropped) so the client can read the refusal.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads and drops the body, up to [`DRAIN_BYTES`] or 10 seconds.
+async fn drain(body: Body) {
+    let mut stream = body.into_data_stream();
+    let mut read = 0usize;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        while let Some(Ok(chunk)) = stream.next().await {
+            read += chunk.len();
+            if read > DRAIN_BYTES {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 fn attachment_name(name: String) -> Result<String, ApiError> {
     let chars = name.chars().count();
     if name.trim().is_empty() || chars > 255 {
@@ -142,24 +160,41 @@ pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-    ApiQuery(UploadParams { name }): ApiQuery<UploadParams>,
+    query: Result<ApiQuery<UploadParams>, ApiError>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
-    principal.require_any(UPLOADERS)?;
-    let name = attachment_name(name)?;
-    let content_type = declared_type(&headers)?;
-    let store = state.store();
-    // Before any byte is stored: the incident must exist here and still take changes.
-    let incident = store
-        .incident(principal.tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("incident {id:?} not found")))?;
-    if let Some(into) = &incident.merged_into {
-        return Err(ApiError::invalid(format!(
-            "incident {id:?} was merged into {into:?}; attach to that one"
-        )));
+    // Every refusal before the upload is read drains (a bounded part of) the body first: a
+    // client still sending its file then reads the answer, instead of a broken pipe.
+    let checked = async {
+        let ApiQuery(UploadParams { name }) = query?;
+        principal.require_any(UPLOADERS)?;
+        let name = attachment_name(name)?;
+        let content_type = declared_type(&headers)?;
+        // Before any byte is stored: the incident must exist here and still take changes.
+        let incident = state
+            .store()
+            .incident(principal.tenant, &id)
+            .await?
+            .ok_or_else(|| {
+                ApiError::new(ErrorCode::NotFound, format!("incident {id:?} not found"))
+            })?;
+        if let Some(into) = &incident.merged_into {
+            return Err(ApiError::invalid(format!(
+                "incident {id:?} was merged into {into:?}; attach to that one"
+            )));
+        }
+        Ok((name, content_type))
     }
+    .await;
+    let (name, content_type) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            drain(body).await;
+            return Err(error);
+        }
+    };
+    let store = state.store();
     let blobs = state.blobs();
     let mut writer = blobs
         .writer(principal.tenant, state.max_attachment_bytes())

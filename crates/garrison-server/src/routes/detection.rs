@@ -120,7 +120,7 @@ pub struct AlertView {
     /// Hash of the rule and the entity: repeats with the same one in a window are one alert.
     pub fingerprint: String,
     /// The entity fields and their values.
-    #[schema(value_type = Object)]
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub entity: serde_json::Value,
     /// Start of the folding window.
     pub window_start: String,

@@ -9,13 +9,14 @@ use super::query::ApiQuery;
 use axum::extract::{Path, State};
 use axum::Json;
 use garrison_cases::{
-    apply, extract_observables, similar_incidents, sla_status, Action, Actor, Incident,
-    IncidentUpdate, Severity, TransitionError,
+    apply, extract_observables, similar_incidents, sla_status, Action, Actor, ClockStatus,
+    Incident, IncidentUpdate, Observable, Severity, SimilarIncident, SocMetrics, TimelineEvent,
+    TransitionError,
 };
 use garrison_model::{PageLimit, Role, TimeBound, Timestamp};
 use garrison_store::{
-    DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split, StoreError,
-    StoredIncident, TokenKind,
+    Attachment, DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split,
+    StoreError, StoredIncident, Task, TimelineEntry, TokenKind,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -36,8 +37,7 @@ const WRITE_ATTEMPTS: usize = 3;
 pub struct IncidentView {
     /// The incident (id, title, state, severity, assignee, team, tlp, pap, tags,
     /// classification, fields, approvals, score, workflow_version and stage times).
-    #[schema(value_type = Object)]
-    pub incident: serde_json::Value,
+    pub incident: Incident,
     /// Pass back as `rev` to update only if nobody changed it meanwhile.
     pub rev: i64,
     pub merged_into: Option<String>,
@@ -46,7 +46,7 @@ pub struct IncidentView {
 impl IncidentView {
     fn of(stored: &StoredIncident) -> IncidentView {
         IncidentView {
-            incident: serde_json::to_value(&stored.incident).unwrap_or_default(),
+            incident: stored.incident.clone(),
             rev: stored.rev,
             merged_into: stored.merged_into.clone(),
         }
@@ -65,16 +65,11 @@ pub struct IncidentDetail {
     #[serde(flatten)]
     pub incident: IncidentView,
     /// Each SLA clock: due time, elapsed seconds, breached.
-    #[schema(value_type = Vec<Object>)]
-    pub sla: Vec<serde_json::Value>,
-    #[schema(value_type = Vec<Object>)]
-    pub alerts: Vec<serde_json::Value>,
-    #[schema(value_type = Vec<Object>)]
-    pub observables: Vec<serde_json::Value>,
-    #[schema(value_type = Vec<Object>)]
-    pub tasks: Vec<serde_json::Value>,
-    #[schema(value_type = Vec<Object>)]
-    pub attachments: Vec<serde_json::Value>,
+    pub sla: Vec<ClockStatus>,
+    pub alerts: Vec<LinkedAlert>,
+    pub observables: Vec<Observable>,
+    pub tasks: Vec<Task>,
+    pub attachments: Vec<Attachment>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,15 +77,13 @@ pub struct ActionResult {
     #[serde(flatten)]
     pub incident: IncidentView,
     /// The timeline entries the action added.
-    #[schema(value_type = Vec<Object>)]
-    pub events: Vec<serde_json::Value>,
+    pub events: Vec<TimelineEvent>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TimelinePage {
     /// Oldest first: comments, state changes, playbook actions and system events.
-    #[schema(value_type = Vec<Object>)]
-    pub entries: Vec<serde_json::Value>,
+    pub entries: Vec<TimelineEntry>,
     /// Pass as `after` for the next page; absent on the last page.
     pub next_after: Option<i64>,
 }
@@ -98,15 +91,7 @@ pub struct TimelinePage {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SimilarPage {
     /// Past incidents most like this one, best first, with how they were resolved.
-    #[schema(value_type = Vec<Object>)]
-    pub similar: Vec<serde_json::Value>,
-}
-
-fn values<T: Serialize>(items: &[T]) -> Vec<serde_json::Value> {
-    items
-        .iter()
-        .map(|i| serde_json::to_value(i).unwrap_or_default())
-        .collect()
+    pub similar: Vec<SimilarIncident>,
 }
 
 // ---------------------------------------------------------------- helpers
@@ -189,7 +174,7 @@ async fn act(
             Ok(saved) => {
                 return Ok(ActionResult {
                     incident: IncidentView::of(&saved),
-                    events: values(&events),
+                    events,
                 })
             }
             Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => continue,
@@ -392,11 +377,11 @@ pub async fn get_incident(
     let sla = sla_status(&stored.incident, &policy, Timestamp::now());
     Ok(Json(IncidentDetail {
         incident: IncidentView::of(&stored),
-        sla: values(&sla),
-        alerts: values(&store.incident_alerts(principal.tenant, &id).await?),
-        observables: values(&store.observables(principal.tenant, &id).await?),
-        tasks: values(&store.tasks(principal.tenant, &id).await?),
-        attachments: values(&store.attachments(principal.tenant, &id).await?),
+        sla,
+        alerts: store.incident_alerts(principal.tenant, &id).await?,
+        observables: store.observables(principal.tenant, &id).await?,
+        tasks: store.tasks(principal.tenant, &id).await?,
+        attachments: store.attachments(principal.tenant, &id).await?,
     }))
 }
 
@@ -409,7 +394,7 @@ pub async fn get_incident(
     path = "/api/v1/incidents/{id}",
     tag = "incidents",
     params(("id" = String, Path, description = "Incident id")),
-    request_body(content = Object, description = "Fields to change: title, summary, severity, tlp, pap, tags_add, tags_remove, classification, fields"),
+    request_body(content = IncidentUpdate, description = "Fields to change: title, summary, severity, tlp, pap, tags_add, tags_remove, classification, fields"),
     responses((status = 200, body = ActionResult), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = []))
 )]
@@ -460,7 +445,7 @@ pub async fn incident_action(
         &principal,
         &format!("incident.{name}"),
         &id,
-        serde_json::json!({"state": result.incident.incident.get("state")}),
+        serde_json::json!({"state": result.incident.incident.state}),
     )
     .await;
     Ok(Json(result))
@@ -607,7 +592,7 @@ pub async fn timeline(
         .then(|| entries.last().map(|e| e.seq))
         .flatten();
     Ok(Json(TimelinePage {
-        entries: values(&entries),
+        entries,
         next_after,
     }))
 }
@@ -626,18 +611,16 @@ pub struct NewTasks {
     path = "/api/v1/incidents/{id}/tasks",
     tag = "incidents",
     params(("id" = String, Path, description = "Incident id")),
-    responses((status = 200, body = Vec<Object>), (status = 404, body = Problem)),
+    responses((status = 200, body = Vec<Task>), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn list_tasks(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<Task>>, ApiError> {
     load(&state, &principal, &id).await?;
-    Ok(Json(values(
-        &state.store().tasks(principal.tenant, &id).await?,
-    )))
+    Ok(Json(state.store().tasks(principal.tenant, &id).await?))
 }
 
 /// Add tasks to the checklist; workers only.
@@ -647,7 +630,7 @@ pub async fn list_tasks(
     tag = "incidents",
     params(("id" = String, Path, description = "Incident id")),
     request_body = NewTasks,
-    responses((status = 200, body = Vec<Object>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The tasks added", body = Vec<Task>), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn add_tasks(
@@ -655,7 +638,7 @@ pub async fn add_tasks(
     principal: Principal,
     Path(id): Path<String>,
     Json(body): Json<NewTasks>,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<Task>>, ApiError> {
     principal.require_any(WORKERS)?;
     let tasks = state
         .store()
@@ -669,7 +652,7 @@ pub async fn add_tasks(
         serde_json::json!({"count": tasks.len()}),
     )
     .await;
-    Ok(Json(values(&tasks)))
+    Ok(Json(tasks))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -685,7 +668,7 @@ pub struct TaskDone {
     tag = "incidents",
     params(("id" = String, Path, description = "Incident id"), ("task_id" = i64, Path, description = "Task id")),
     request_body = TaskDone,
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = Task), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn set_task(
@@ -693,7 +676,7 @@ pub async fn set_task(
     principal: Principal,
     Path((id, task_id)): Path<(String, i64)>,
     Json(body): Json<TaskDone>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Task>, ApiError> {
     principal.require_any(WORKERS)?;
     let task = state
         .store()
@@ -714,7 +697,7 @@ pub async fn set_task(
         serde_json::json!({"task": task_id, "done": body.done}),
     )
     .await;
-    Ok(Json(serde_json::to_value(task).unwrap_or_default()))
+    Ok(Json(task))
 }
 
 // ---------------------------------------------------------------- merge, split, similar
@@ -861,9 +844,7 @@ pub async fn similar(
         .similarity_profiles(principal.tenant, &id, 200)
         .await?;
     let found = similar_incidents(&target, &candidates, 0.1, 20);
-    Ok(Json(SimilarPage {
-        similar: values(&found),
-    }))
+    Ok(Json(SimilarPage { similar: found }))
 }
 
 // ---------------------------------------------------------------- metrics
@@ -887,17 +868,15 @@ pub struct MetricsParams {
     path = "/api/v1/metrics/soc",
     tag = "incidents",
     params(MetricsParams),
-    responses((status = 200, body = Object), (status = 400, body = Problem)),
+    responses((status = 200, body = SocMetrics), (status = 400, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn soc_metrics(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(params): ApiQuery<MetricsParams>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SocMetrics>, ApiError> {
     let (from, to) = (params.from.map(|t| t.0), params.to.map(|t| t.0));
     let metrics = state.app().soc_metrics(&principal.actor, from, to).await?;
-    Ok(Json(
-        serde_json::to_value(metrics).map_err(ApiError::internal)?,
-    ))
+    Ok(Json(metrics))
 }

@@ -124,8 +124,7 @@ pub struct RecordProblem {
     /// `{"type": "line", "line": 3, "column": "value"}`,
     /// `{"type": "json", "pointer": "/objects/4", "id": "indicator--..."}` or
     /// `{"type": "text", "line": 1, "column": 9}`.
-    #[schema(value_type = Object)]
-    pub location: serde_json::Value,
+    pub location: garrison_intel::Location,
     /// The place, readable: `line 3, column "value"`, `/objects/4 (indicator--...)`.
     pub at: String,
     pub reason: String,
@@ -134,8 +133,8 @@ pub struct RecordProblem {
 impl From<ParseError> for RecordProblem {
     fn from(e: ParseError) -> Self {
         RecordProblem {
-            location: serde_json::to_value(&e.location).unwrap_or(serde_json::Value::Null),
             at: e.location.to_string(),
+            location: e.location,
             reason: e.reason,
         }
     }

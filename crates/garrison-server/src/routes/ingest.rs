@@ -237,7 +237,8 @@ pub async fn ingest_events(
             .collect();
         return Err(ApiError::new(ErrorCode::InvalidEvents, detail).with_errors(listed));
     }
-    state.ingestor().accept(&events, "http").await?;
+    let log_position = state.ingestor().accept(&events, "http").await?;
+    tracing::debug!(tenant = %events[0].tenant_id, events = events.len(), log_position, first_event = %events[0].id, "events acknowledged");
     Ok(Json(IngestResponse {
         accepted: events.len(),
         rejected: errors.len(),

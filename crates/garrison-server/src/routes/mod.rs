@@ -130,7 +130,42 @@ pub fn router(state: AppState) -> Router {
     router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// The request id header, accepted from the client or generated.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// A client's request id is kept when it is short visible ASCII (so it cannot forge log lines);
+/// otherwise a ULID is made. Every log line of the request carries it (the `request` span), and
+/// every answer, errors included, sends it back.
+async fn request_id(
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use tracing::Instrument;
+    let id = request
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(garrison_model::new_ulid);
+    let span = tracing::info_span!(
+        "request",
+        request_id = %id,
+        method = %request.method(),
+        path = %request.uri().path()
+    );
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        request.headers_mut().insert(REQUEST_ID, value);
+    }
+    let mut response = next.run(request).instrument(span).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert(REQUEST_ID, value);
+    }
+    response
 }
 
 // Query-string helpers shared by the API routes (one wording of their errors).

@@ -14,7 +14,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use garrison_model::{Role, TenantId};
-use garrison_playbook::{Event, LeaseStatus, RunState};
+use garrison_playbook::{Event, LeaseStatus, RunState, RunStatus, StepStatus};
 use garrison_soar::{CancelOutcome, SoarError, StartRun};
 use garrison_store::{
     PlaybookRepo, PlaybookSummary, PlaybookVersion, RunFilter, TenantRepo, UserRepo,
@@ -56,6 +56,54 @@ fn validation_error_json(e: &garrison_playbook::ValidationError) -> Json_ {
     json!({"path": e.path, "line": e.line, "column": e.column, "message": e.message, "text": e.to_string()})
 }
 
+/// One problem of a playbook text, with its place when it has one.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlaybookProblem {
+    /// Where in the playbook: `steps.enrich.with.url`, `inputs.ip.default`, `name`; absent
+    /// when the problem is not in one place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    pub path: Option<String>,
+    /// 1-based line in the source: null when unknown; absent with `column` when the problem
+    /// is not a validation error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub line: Option<Option<u64>>,
+    /// 1-based column in the source: null when unknown; absent as `line` is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<u64>)]
+    pub column: Option<Option<u64>>,
+    /// What is wrong and what was expected.
+    pub message: String,
+    /// The whole problem as one line, place first.
+    pub text: String,
+}
+
+impl PlaybookProblem {
+    /// A problem that is not in one place of the text.
+    fn unplaced(message: String) -> Self {
+        PlaybookProblem {
+            path: None,
+            line: None,
+            column: None,
+            text: message.clone(),
+            message,
+        }
+    }
+}
+
+impl From<&garrison_playbook::ValidationError> for PlaybookProblem {
+    fn from(e: &garrison_playbook::ValidationError) -> Self {
+        PlaybookProblem {
+            path: Some(e.path.clone()),
+            line: Some(e.line),
+            column: Some(e.column),
+            message: e.message.clone(),
+            text: e.to_string(),
+        }
+    }
+}
+
 // ---------------------------------------------------------------- views
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -84,13 +132,31 @@ pub struct PlaybookVersionView {
     pub name: String,
     pub version: i64,
     /// The validated definition.
-    #[schema(value_type = Object)]
+    #[schema(value_type = garrison_playbook::Playbook)]
     pub definition: Json_,
     /// The text as written (YAML or JSON).
     pub source: String,
     pub source_sha256: String,
     pub created: String,
     pub created_by: Option<String>,
+}
+
+/// The form of a manual run, as a JSON Schema object derived from the playbook's typed inputs
+/// (what `garrison_playbook::Playbook::input_form` builds).
+#[derive(ToSchema)]
+#[allow(dead_code)] // Describes a JSON value built elsewhere; never constructed here.
+pub struct InputForm {
+    /// The playbook's name.
+    title: String,
+    /// Always `object`.
+    #[schema(rename = "type", pattern = "^object$")]
+    kind: String,
+    /// Input name → its JSON Schema (`type`, and `format`, `enum`, `items`, `description`,
+    /// `default` as declared).
+    #[schema(value_type = std::collections::BTreeMap<String, Object>)]
+    properties: serde_json::Map<String, Json_>,
+    /// Inputs the caller must give (required, with no default).
+    required: Vec<String>,
 }
 
 impl From<PlaybookVersion> for PlaybookVersionView {
@@ -113,7 +179,7 @@ pub struct PlaybookDetail {
     pub playbook: PlaybookView,
     pub latest: PlaybookVersionView,
     /// JSON Schema of the manual-run form, from the typed inputs.
-    #[schema(value_type = Object)]
+    #[schema(value_type = InputForm)]
     pub input_form: Json_,
 }
 
@@ -143,8 +209,7 @@ pub struct ValidationReport {
     pub valid: bool,
     pub name: Option<String>,
     /// Every error with its place.
-    #[schema(value_type = Vec<Object>)]
-    pub errors: Vec<Json_>,
+    pub errors: Vec<PlaybookProblem>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -220,7 +285,7 @@ pub struct ContainmentView {
     pub step: String,
     pub action: String,
     pub undo_action: String,
-    #[schema(value_type = Object)]
+    /// What it was done to: the lease's rendered `target` (usually a string).
     pub target: Json_,
     pub status: String,
     pub acquired_at: String,
@@ -285,8 +350,7 @@ pub struct SyncFileResult {
     pub name: Option<String>,
     pub version: Option<i64>,
     /// Every error with its place (`line`, `column`, `path`, `message`, `text`).
-    #[schema(value_type = Vec<Object>)]
-    pub errors: Vec<Json_>,
+    pub errors: Vec<PlaybookProblem>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -307,12 +371,88 @@ pub struct ReplayBody {
     pub recorded_outputs: Option<bool>,
 }
 
-fn run_json(state: &RunState, rev: Option<i64>) -> Json_ {
-    let mut v = serde_json::to_value(state).unwrap_or(Json_::Null);
-    if let (Some(obj), Some(rev)) = (v.as_object_mut(), rev) {
-        obj.insert("rev".into(), json!(rev));
-    }
-    v
+/// A run with its stored revision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub run: RunState,
+    /// The stored revision of the run: it changes with every write.
+    pub rev: i64,
+}
+
+/// A run whose cancellation is stored and applied when its action call returns.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CancelRequested {
+    #[serde(flatten)]
+    pub run: RunState,
+    /// Always true.
+    pub cancel_requested: bool,
+}
+
+/// A run and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RunRef {
+    pub run_id: String,
+    pub status: RunStatus,
+}
+
+/// What a single-use approval link decides.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApprovalLinkView {
+    pub run_id: String,
+    pub playbook: String,
+    /// The approval step.
+    pub step: String,
+    /// The approval's rendered message.
+    pub message: String,
+    /// The choices; POST one of them to the link.
+    pub choices: Vec<String>,
+    /// When the link stops working (RFC 3339).
+    pub expires: String,
+}
+
+/// One step of a replay.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayStep {
+    pub id: String,
+    pub status: StepStatus,
+    /// Answered with the past run's recorded output (or decision) instead of an example.
+    pub recorded: bool,
+    /// The rendered input (null when the step did not start).
+    #[schema(nullable = false)]
+    pub input: Option<Json_>,
+    /// The output (null when there is none).
+    #[schema(nullable = false)]
+    pub output: Option<Json_>,
+    pub error: Option<String>,
+}
+
+/// A past run replayed against a playbook version, simulated, beside the run's own path.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplayView {
+    /// The past run.
+    pub run_id: String,
+    pub playbook: String,
+    /// The version the past run ran.
+    pub original_version: u32,
+    /// The version replayed.
+    pub version: u32,
+    /// How the simulated run ended.
+    pub status: RunStatus,
+    pub error: Option<String>,
+    /// Steps the simulated run took, in the playbook's order.
+    pub path: Vec<String>,
+    /// Steps the past run took.
+    pub original_path: Vec<String>,
+    /// In `path`, not in `original_path`.
+    pub added_to_path: Vec<String>,
+    /// In `original_path`, not in `path`.
+    pub removed_from_path: Vec<String>,
+    pub steps: Vec<ReplayStep>,
+    /// Past inputs the replayed version does not declare (left out).
+    pub ignored_inputs: Vec<String>,
+    /// Steps answered with the past run's recorded outputs.
+    pub recorded_steps: Vec<String>,
 }
 
 async fn actor(state: &AppState, principal: &Principal) -> String {
@@ -340,7 +480,7 @@ pub async fn validate_playbook(
     Ok(Json(ValidationReport {
         valid: errors.is_empty() && playbook.is_some(),
         name: playbook.map(|p| p.name),
-        errors: errors.iter().map(validation_error_json).collect(),
+        errors: errors.iter().map(PlaybookProblem::from).collect(),
     }))
 }
 
@@ -685,14 +825,14 @@ pub async fn put_secret(
 // ---------------------------------------------------------------- runs
 
 #[utoipa::path(post, path = "/api/v1/playbooks/{name}/runs", tag = "runs", params(("name" = String, Path)), request_body = StartRunBody,
-    responses((status = 201, description = "The run (already finished when it had only built-in steps)", body = Object), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 201, description = "The run (already finished when it had only built-in steps)", body = RunState), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn start_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(name): Path<String>,
     Json(body): Json<StartRunBody>,
-) -> Result<(StatusCode, Json<Json_>), ApiError> {
+) -> Result<(StatusCode, Json<RunState>), ApiError> {
     principal.require_any(WRITERS)?;
     let by = actor(&state, &principal).await;
     let run = state
@@ -717,7 +857,7 @@ pub async fn start_run(
         json!({"playbook": run.playbook, "version": run.version, "dry_run": run.dry_run}),
     )
     .await;
-    Ok((StatusCode::CREATED, Json(run_json(&run, None))))
+    Ok((StatusCode::CREATED, Json(run)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -784,26 +924,26 @@ async fn load_run(
 }
 
 #[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, description = "The run: status, and each step's state, input, output, attempts, timings and logs", body = Object), (status = 404, body = Problem)),
+    responses((status = 200, description = "The run: status, and each step's state, input, output, attempts, timings and logs", body = RunDetail), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn get_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<RunDetail>, ApiError> {
     let (run, rev) = load_run(&state, principal.tenant, &id).await?;
-    Ok(Json(run_json(&run, Some(rev))))
+    Ok(Json(RunDetail { run, rev }))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/approve", tag = "runs", params(("id" = String, Path)), request_body = ApproveBody,
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The run after the decision", body = RunState), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn approve_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     Json(body): Json<ApproveBody>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
     let by = actor(&state, &principal).await;
@@ -827,18 +967,18 @@ pub async fn approve_run(
         json!({"step": body.step, "choice": body.choice}),
     )
     .await;
-    Ok(Json(run_json(&run, None)))
+    Ok(Json(run))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/cancel", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, description = "Cancelled: the run after", body = Object),
-        (status = 202, description = "The run is busy with an action call: the cancellation is stored (`cancel_requested: true`) and applied when the call returns, before anything else is sent", body = Object),
+    responses((status = 200, description = "Cancelled: the run after", body = RunState),
+        (status = 202, description = "The run is busy with an action call: the cancellation is stored (`cancel_requested: true`) and applied when the call returns, before anything else is sent", body = CancelRequested),
         (status = 403, body = Problem), (status = 404, body = Problem)), security(("bearer" = [])))]
 pub async fn cancel_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Json_>), ApiError> {
+) -> Result<Response, ApiError> {
     principal.require_any(WRITERS)?;
     load_run(&state, principal.tenant, &id).await?;
     let by = actor(&state, &principal).await;
@@ -852,26 +992,27 @@ pub async fn cancel_run(
         json!({"deferred": requested}),
     )
     .await;
-    match outcome {
-        CancelOutcome::Done(run) => Ok((StatusCode::OK, Json(run_json(&run, None)))),
-        CancelOutcome::Requested(run) => {
-            let mut body = run_json(&run, None);
-            if let Some(o) = body.as_object_mut() {
-                o.insert("cancel_requested".into(), json!(true));
-            }
-            Ok((StatusCode::ACCEPTED, Json(body)))
-        }
-    }
+    Ok(match outcome {
+        CancelOutcome::Done(run) => (StatusCode::OK, Json(run)).into_response(),
+        CancelOutcome::Requested(run) => (
+            StatusCode::ACCEPTED,
+            Json(CancelRequested {
+                run,
+                cancel_requested: true,
+            }),
+        )
+            .into_response(),
+    })
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/rerun", tag = "runs", params(("id" = String, Path)),
-    responses((status = 200, description = "The run, going again from its failed steps", body = Object), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The run, going again from its failed steps", body = RunState), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn rerun_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (before, _) = load_run(&state, principal.tenant, &id).await?;
     if before.status != garrison_playbook::RunStatus::Failed {
@@ -882,7 +1023,7 @@ pub async fn rerun_run(
         .deliver(principal.tenant, &id, Event::Rerun)
         .await?;
     record(&state, &principal, "run.rerun", &id, json!({})).await;
-    Ok(Json(run_json(&run, None)))
+    Ok(Json(run))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/approval-links", tag = "runs", params(("id" = String, Path)), request_body = LinkBody,
@@ -931,11 +1072,11 @@ fn link_gone() -> ApiError {
 }
 
 #[utoipa::path(get, path = "/api/v1/approval-links/{secret}", tag = "runs", params(("secret" = String, Path)),
-    responses((status = 200, description = "The approval this link decides", body = Object), (status = 401, body = Problem)))]
+    responses((status = 200, description = "The approval this link decides", body = ApprovalLinkView), (status = 401, body = Problem)))]
 pub async fn show_link(
     State(state): State<AppState>,
     Path(secret): Path<String>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<ApprovalLinkView>, ApiError> {
     let gone = link_gone;
     let link = state
         .soar()
@@ -947,23 +1088,23 @@ pub async fn show_link(
         .step(&link.step)
         .and_then(|s| s.approval.clone())
         .ok_or_else(gone)?;
-    Ok(Json(json!({
-        "run_id": link.run_id,
-        "playbook": run.playbook,
-        "step": link.step,
-        "message": approval.message,
-        "choices": approval.choices,
-        "expires": link.expires.to_string(),
-    })))
+    Ok(Json(ApprovalLinkView {
+        run_id: link.run_id,
+        playbook: run.playbook,
+        step: link.step,
+        message: approval.message,
+        choices: approval.choices,
+        expires: link.expires.to_string(),
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/approval-links/{secret}", tag = "runs", params(("secret" = String, Path)), request_body = ChoiceBody,
-    responses((status = 200, description = "Decided; the link no longer works", body = Object), (status = 400, body = Problem), (status = 401, body = Problem)))]
+    responses((status = 200, description = "Decided; the link no longer works", body = RunRef), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn use_link(
     State(state): State<AppState>,
     Path(secret): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<RunRef>, ApiError> {
     // The link is checked before the body is read: without it, nothing is said.
     if state.soar().approval_link(&secret).await?.is_none() {
         return Err(link_gone());
@@ -988,19 +1129,22 @@ pub async fn use_link(
         )
         .await;
     }
-    Ok(Json(json!({"run_id": run.run_id, "status": run.status})))
+    Ok(Json(RunRef {
+        run_id: run.run_id,
+        status: run.status,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/webhooks/{tenant}/{playbook}", tag = "playbooks",
     params(("tenant" = String, Path, description = "Tenant name"), ("playbook" = String, Path)),
     request_body(content = Object, description = "Any JSON; `inputs` (an object) become the run's inputs"),
-    responses((status = 202, description = "Run started", body = Object), (status = 401, body = Problem), (status = 404, body = Problem)))]
+    responses((status = 202, description = "Run started", body = RunRef), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn webhook(
     State(state): State<AppState>,
     Path((tenant, playbook)): Path<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Bytes,
-) -> Result<(StatusCode, Json<Json_>), ApiError> {
+) -> Result<(StatusCode, Json<RunRef>), ApiError> {
     // One answer for every failure before the secret is checked: callers cannot probe which
     // tenants, playbooks or secrets exist.
     let refused = || {
@@ -1076,7 +1220,10 @@ pub async fn webhook(
     .await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"run_id": run.run_id, "status": run.status})),
+        Json(RunRef {
+            run_id: run.run_id,
+            status: run.status,
+        }),
     ))
 }
 
@@ -1131,14 +1278,14 @@ fn lease_of(run: &RunState, lease: &str) -> Result<(), ApiError> {
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/leases/{step}/extend", tag = "runs",
     params(("id" = String, Path), ("step" = String, Path, description = "The lease's step (`STEP` or `STEP[i]`)")), request_body = ExtendBody,
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The run, with the lease's new end", body = RunState), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn extend_lease(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, step)): Path<(String, String)>,
     Json(body): Json<ExtendBody>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
     let lease = format!("{id}/{step}");
@@ -1178,18 +1325,18 @@ pub async fn extend_lease(
         json!({"until": until.to_string()}),
     )
     .await;
-    Ok(Json(run_json(&run, None)))
+    Ok(Json(run))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/leases/{step}/revoke", tag = "runs",
     params(("id" = String, Path), ("step" = String, Path)),
-    responses((status = 200, description = "The lease ended now; its undo ran", body = Object), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The lease ended now; its undo ran", body = RunState), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn revoke_lease(
     State(state): State<AppState>,
     principal: Principal,
     Path((id, step)): Path<(String, String)>,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
     let lease = format!("{id}/{step}");
@@ -1207,7 +1354,7 @@ pub async fn revoke_lease(
         )
         .await?;
     record(&state, &principal, "lease.revoke", &lease, json!({})).await;
-    Ok(Json(run_json(&run, None)))
+    Ok(Json(run))
 }
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/leases/{step}/reconcile", tag = "runs",
@@ -1235,14 +1382,14 @@ pub async fn reconcile_lease(
 
 #[utoipa::path(post, path = "/api/v1/runs/{id}/replay", tag = "runs", params(("id" = String, Path)),
     request_body(content = ReplayBody, description = "Optional; `{}` replays against the latest version"),
-    responses((status = 200, description = "The path the version takes with the run's trigger and inputs, simulated (nothing is sent or stored), beside the run's own path", body = Object), (status = 400, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, description = "The path the version takes with the run's trigger and inputs, simulated (nothing is sent or stored), beside the run's own path", body = ReplayView), (status = 400, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = [])))]
 pub async fn replay_run(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Json<Json_>, ApiError> {
+) -> Result<Json<ReplayView>, ApiError> {
     let body: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
         ReplayBody::default()
     } else {
@@ -1261,38 +1408,44 @@ pub async fn replay_run(
         .await?;
     let path = garrison_soar::path_taken(&replay.state);
     let original_path = garrison_soar::path_taken(&replay.original);
-    let added: Vec<&String> = path.iter().filter(|s| !original_path.contains(s)).collect();
-    let removed: Vec<&String> = original_path.iter().filter(|s| !path.contains(s)).collect();
-    let steps: Vec<Json_> = replay
+    let added: Vec<String> = path
+        .iter()
+        .filter(|s| !original_path.contains(s))
+        .cloned()
+        .collect();
+    let removed: Vec<String> = original_path
+        .iter()
+        .filter(|s| !path.contains(s))
+        .cloned()
+        .collect();
+    let steps: Vec<ReplayStep> = replay
         .state
         .steps
         .iter()
-        .map(|s| {
-            json!({
-                "id": s.id,
-                "status": s.status,
-                "recorded": replay.recorded_steps.contains(&s.id),
-                "input": s.input,
-                "output": s.output,
-                "error": s.error,
-            })
+        .map(|s| ReplayStep {
+            id: s.id.clone(),
+            status: s.status,
+            recorded: replay.recorded_steps.contains(&s.id),
+            input: s.input.clone(),
+            output: s.output.clone(),
+            error: s.error.clone(),
         })
         .collect();
-    Ok(Json(json!({
-        "run_id": id,
-        "playbook": replay.original.playbook,
-        "original_version": replay.original.version,
-        "version": replay.state.version,
-        "status": replay.state.status,
-        "error": replay.state.error,
-        "path": path,
-        "original_path": original_path,
-        "added_to_path": added,
-        "removed_from_path": removed,
-        "steps": steps,
-        "ignored_inputs": replay.ignored_inputs,
-        "recorded_steps": replay.recorded_steps,
-    })))
+    Ok(Json(ReplayView {
+        run_id: id,
+        playbook: replay.original.playbook,
+        original_version: replay.original.version,
+        version: replay.state.version,
+        status: replay.state.status,
+        error: replay.state.error,
+        path,
+        original_path,
+        added_to_path: added,
+        removed_from_path: removed,
+        steps,
+        ignored_inputs: replay.ignored_inputs,
+        recorded_steps: replay.recorded_steps,
+    }))
 }
 
 #[utoipa::path(post, path = "/api/v1/playbooks/sync", tag = "playbooks", request_body = SyncBody,
@@ -1325,11 +1478,11 @@ pub async fn sync_playbooks(
         let name = match state.soar().validate(&file.source) {
             Ok(p) => Some(p.name),
             Err(SoarError::Invalid(list)) => {
-                result.errors = list.iter().map(validation_error_json).collect();
+                result.errors = list.iter().map(PlaybookProblem::from).collect();
                 None
             }
             Err(e) => {
-                result.errors = vec![json!({"message": e.to_string(), "text": e.to_string()})];
+                result.errors = vec![PlaybookProblem::unplaced(e.to_string())];
                 None
             }
         };
@@ -1337,9 +1490,13 @@ pub async fn sync_playbooks(
             result.name = Some(name.clone());
             if let Some(first) = names.get(&name) {
                 let message = format!("playbook {name:?} is also defined in {first}");
-                result.errors = vec![
-                    json!({"path": "name", "message": message, "text": format!("name: {message}")}),
-                ];
+                result.errors = vec![PlaybookProblem {
+                    path: Some("name".into()),
+                    line: None,
+                    column: None,
+                    text: format!("name: {message}"),
+                    message,
+                }];
             } else {
                 names.insert(name, file.path.clone());
                 match state
@@ -1355,12 +1512,11 @@ pub async fn sync_playbooks(
                             .unwrap_or_default();
                     }
                     Err(SoarError::Invalid(list)) => {
-                        result.errors = list.iter().map(validation_error_json).collect();
+                        result.errors = list.iter().map(PlaybookProblem::from).collect();
                     }
                     Err(SoarError::Store(e)) => return Err(e.into()),
                     Err(e) => {
-                        result.errors =
-                            vec![json!({"message": e.to_string(), "text": e.to_string()})];
+                        result.errors = vec![PlaybookProblem::unplaced(e.to_string())];
                     }
                 }
             }

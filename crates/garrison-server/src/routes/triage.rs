@@ -8,10 +8,11 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::Json;
 use garrison_cases::{
-    parse_assets_csv, EntityKey, GroupingRule, SlaPolicy, Suppression, Workflow, WorkflowError,
+    parse_assets_csv, Asset, CsvError, EntityKey, GroupingRule, SlaPolicy, Suppression, Workflow,
+    WorkflowError,
 };
 use garrison_model::{Role, Timestamp};
-use garrison_store::IncidentRepo;
+use garrison_store::{IncidentRepo, StoredGroupingRule, StoredSuppression};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -64,22 +65,20 @@ pub struct SuppressionParams {
     path = "/api/v1/suppressions",
     tag = "triage",
     params(SuppressionParams),
-    responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
+    responses((status = 200, body = Vec<StoredSuppression>), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn list_suppressions(
     State(state): State<AppState>,
     principal: Principal,
     ApiQuery(params): ApiQuery<SuppressionParams>,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<StoredSuppression>>, ApiError> {
     let active = params.active.unwrap_or(false).then(Timestamp::now);
     let list = state
         .store()
         .list_suppressions(principal.tenant, active)
         .await?;
-    Ok(Json(
-        list.iter().map(to_json).collect::<Result<Vec<_>, _>>()?,
-    ))
+    Ok(Json(list))
 }
 
 /// Create a suppression: matching new alerts are marked suppressed and counted against it
@@ -89,14 +88,14 @@ pub async fn list_suppressions(
     path = "/api/v1/suppressions",
     tag = "triage",
     request_body = NewSuppression,
-    responses((status = 201, body = Object), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
+    responses((status = 201, body = StoredSuppression), (status = 400, body = Problem), (status = 403, body = Problem), (status = 409, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn create_suppression(
     State(state): State<AppState>,
     principal: Principal,
     Json(body): Json<NewSuppression>,
-) -> Result<(axum::http::StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(axum::http::StatusCode, Json<StoredSuppression>), ApiError> {
     principal.require_any(EDITORS)?;
     let suppression = Suppression {
         id: body
@@ -124,7 +123,7 @@ pub async fn create_suppression(
         serde_json::json!({"rule_id": suppression.rule_id, "fields": suppression.fields, "reason": suppression.reason}),
     )
     .await;
-    Ok((axum::http::StatusCode::CREATED, Json(to_json(&stored)?)))
+    Ok((axum::http::StatusCode::CREATED, Json(stored)))
 }
 
 /// End a suppression now; it is kept with its counts. Admins and analysts.
@@ -133,14 +132,14 @@ pub async fn create_suppression(
     path = "/api/v1/suppressions/{id}/expire",
     tag = "triage",
     params(("id" = String, Path, description = "Suppression id")),
-    responses((status = 200, body = Object), (status = 403, body = Problem), (status = 404, body = Problem)),
+    responses((status = 200, body = StoredSuppression), (status = 403, body = Problem), (status = 404, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn expire_suppression(
     State(state): State<AppState>,
     principal: Principal,
     Path(id): Path<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<StoredSuppression>, ApiError> {
     principal.require_any(EDITORS)?;
     let stored = state
         .store()
@@ -154,7 +153,7 @@ pub async fn expire_suppression(
         serde_json::json!({}),
     )
     .await;
-    Ok(Json(to_json(&stored)?))
+    Ok(Json(stored))
 }
 
 // ---------------------------------------------------------------- grouping rules
@@ -163,7 +162,6 @@ pub async fn expire_suppression(
 #[serde(deny_unknown_fields)]
 pub struct GroupingRuleBody {
     /// `host`, `user`, `indicator`, `rule`, or `{"field": "dotted.name"}`.
-    #[schema(value_type = Vec<Object>)]
     pub keys: Vec<EntityKey>,
     pub window_secs: u64,
     /// Only alerts of these rules; empty: all.
@@ -177,21 +175,61 @@ fn yes() -> bool {
     true
 }
 
+/// A grouping rule as stored. (Not `StoredGroupingRule` itself: its schema would combine
+/// `GroupingRule`'s closed object, `deny_unknown_fields`, with more properties.)
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GroupingRuleView {
+    pub name: String,
+    pub keys: Vec<EntityKey>,
+    /// Tumbling windows of this length, aligned to the epoch, so every node agrees.
+    pub window_secs: u64,
+    /// Rules this grouping applies to; empty: all.
+    pub rule_ids: Vec<String>,
+    pub enabled: bool,
+    #[schema(value_type = String)]
+    pub updated: Timestamp,
+}
+
+impl From<StoredGroupingRule> for GroupingRuleView {
+    fn from(stored: StoredGroupingRule) -> Self {
+        // No `..`: a new field of either type must be added here too.
+        let StoredGroupingRule {
+            rule:
+                GroupingRule {
+                    name,
+                    keys,
+                    window_secs,
+                    rule_ids,
+                },
+            enabled,
+            updated,
+        } = stored;
+        GroupingRuleView {
+            name,
+            keys,
+            window_secs,
+            rule_ids,
+            enabled,
+            updated,
+        }
+    }
+}
+
 /// The tenant's grouping rules; with none enabled, alerts group by host within one hour.
 #[utoipa::path(
     get,
     path = "/api/v1/grouping-rules",
     tag = "triage",
-    responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
+    responses((status = 200, body = Vec<GroupingRuleView>), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn list_grouping_rules(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<GroupingRuleView>>, ApiError> {
     let rules = state.store().grouping_rules(principal.tenant).await?;
     Ok(Json(
-        rules.iter().map(to_json).collect::<Result<Vec<_>, _>>()?,
+        rules.into_iter().map(GroupingRuleView::from).collect(),
     ))
 }
 
@@ -202,7 +240,7 @@ pub async fn list_grouping_rules(
     tag = "triage",
     params(("name" = String, Path, description = "Rule name")),
     request_body = GroupingRuleBody,
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem)),
+    responses((status = 200, body = GroupingRuleView), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn put_grouping_rule(
@@ -210,7 +248,7 @@ pub async fn put_grouping_rule(
     principal: Principal,
     Path(name): Path<String>,
     Json(body): Json<GroupingRuleBody>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<GroupingRuleView>, ApiError> {
     principal.require_any(EDITORS)?;
     let rule = GroupingRule {
         name: name.clone(),
@@ -234,7 +272,7 @@ pub async fn put_grouping_rule(
         serde_json::json!({"keys": rule.keys, "window_secs": rule.window_secs, "enabled": body.enabled}),
     )
     .await;
-    Ok(Json(to_json(&stored)?))
+    Ok(Json(stored.into()))
 }
 
 // ---------------------------------------------------------------- assets
@@ -242,9 +280,8 @@ pub async fn put_grouping_rule(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AssetImportResult {
     pub imported: u64,
-    /// Lines not imported: `{line, reason}`.
-    #[schema(value_type = Vec<Object>)]
-    pub errors: Vec<serde_json::Value>,
+    /// Lines not imported, with the reason.
+    pub errors: Vec<CsvError>,
 }
 
 /// Import assets from CSV (header with `name`, `criticality`, optional `ip`, `owner`); assets
@@ -282,10 +319,7 @@ pub async fn import_assets(
         serde_json::json!({"imported": imported, "errors": errors.len()}),
     )
     .await;
-    Ok(Json(AssetImportResult {
-        imported,
-        errors: errors.iter().map(to_json).collect::<Result<_, _>>()?,
-    }))
+    Ok(Json(AssetImportResult { imported, errors }))
 }
 
 /// The asset table.
@@ -293,17 +327,15 @@ pub async fn import_assets(
     get,
     path = "/api/v1/assets",
     tag = "triage",
-    responses((status = 200, body = Vec<Object>), (status = 403, body = Problem)),
+    responses((status = 200, body = Vec<Asset>), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn list_assets(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<Vec<serde_json::Value>>, ApiError> {
+) -> Result<Json<Vec<Asset>>, ApiError> {
     let assets = state.store().assets(principal.tenant).await?;
-    Ok(Json(
-        assets.iter().map(to_json).collect::<Result<Vec<_>, _>>()?,
-    ))
+    Ok(Json(assets))
 }
 
 // ---------------------------------------------------------------- SLA policy
@@ -313,15 +345,15 @@ pub async fn list_assets(
     get,
     path = "/api/v1/sla-policy",
     tag = "triage",
-    responses((status = 200, body = Object), (status = 403, body = Problem)),
+    responses((status = 200, body = SlaPolicy), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn get_sla_policy(
     State(state): State<AppState>,
     principal: Principal,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SlaPolicy>, ApiError> {
     let policy = state.store().sla_policy(principal.tenant).await?;
-    Ok(Json(to_json(&policy)?))
+    Ok(Json(policy))
 }
 
 /// Replace the SLA targets: `default` and `per_severity`, each with `acknowledge_secs`,
@@ -330,15 +362,15 @@ pub async fn get_sla_policy(
     put,
     path = "/api/v1/sla-policy",
     tag = "triage",
-    request_body(content = Object, description = "The SLA policy"),
-    responses((status = 200, body = Object), (status = 400, body = Problem), (status = 403, body = Problem)),
+    request_body(content = SlaPolicy, description = "The SLA policy"),
+    responses((status = 200, body = SlaPolicy), (status = 400, body = Problem), (status = 403, body = Problem)),
     security(("bearer" = []))
 )]
 pub async fn put_sla_policy(
     State(state): State<AppState>,
     principal: Principal,
     body: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<SlaPolicy>, ApiError> {
     principal.require_any(EDITORS)?;
     let policy: SlaPolicy =
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("SLA policy: {e}")))?;
@@ -374,7 +406,7 @@ pub async fn put_sla_policy(
         to_json(&policy)?,
     )
     .await;
-    Ok(Json(to_json(&policy)?))
+    Ok(Json(policy))
 }
 
 // ---------------------------------------------------------------- workflow
@@ -382,8 +414,7 @@ pub async fn put_sla_policy(
 #[derive(Debug, Serialize, ToSchema)]
 pub struct WorkflowView {
     pub version: u32,
-    #[schema(value_type = Object)]
-    pub workflow: serde_json::Value,
+    pub workflow: Workflow,
     pub created_by: String,
 }
 
@@ -402,7 +433,7 @@ pub async fn get_workflow(
     let stored = state.store().workflow(principal.tenant, None).await?;
     Ok(Json(WorkflowView {
         version: stored.version,
-        workflow: to_json(&stored.workflow)?,
+        workflow: stored.workflow,
         created_by: stored.created_by,
     }))
 }
@@ -463,7 +494,7 @@ pub async fn put_workflow(
     .await;
     Ok(Json(WorkflowView {
         version: stored.version,
-        workflow: to_json(&stored.workflow)?,
+        workflow: stored.workflow,
         created_by: stored.created_by,
     }))
 }

@@ -273,6 +273,23 @@ async fn the_api_contract_refuses_unknown_parameters_and_says_its_bounds() {
             "{path}: {problem}"
         );
     }
+    // Every answer carries a request id: the client's when it sent a sane one, else a new one.
+    let response = client
+        .get(service.url("/api/v1/events?bogus=1"))
+        .bearer_auth(&admin)
+        .header("X-Request-Id", "trace-me-42")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+    let response = client
+        .get(service.url("/healthz"))
+        .header("X-Request-Id", "bad id with spaces")
+        .send()
+        .await
+        .expect("send");
+    let generated = response.headers()["x-request-id"].to_str().expect("ascii");
+    assert_eq!(generated.len(), 26, "{generated}");
     // field.NAME filters stay allowed beside the typed parameters.
     send(
         client

@@ -4,6 +4,7 @@
 mod app_layer;
 mod attachments;
 mod detection;
+mod docs;
 mod durability;
 mod harness;
 mod incidents;
