@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: every crate's unit, integration and end-to-end tests, with the store
 # conformance suite run against SQLite and against a throw-away PostgreSQL cluster.
-# Installs what it needs (cargo-nextest if missing, Debian's postgresql if missing).
+# Installs what it needs (cargo-nextest, Debian's postgresql, schemathesis from PyPI, if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,4 +20,7 @@ fi
 
 # Doctests first, so the run closes on nextest's summary of every test.
 cargo test --workspace --doc --quiet
+# The API against its committed contract (schemathesis; installs itself; a few minutes).
+cargo build --quiet
+scripts/api-contract.sh target/debug/garrison
 scripts/with-postgres.sh cargo nextest run --workspace --no-fail-fast "$@"

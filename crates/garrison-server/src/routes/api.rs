@@ -2,7 +2,7 @@
 //! the store; the store cannot be asked without one.
 
 use super::query::ApiQueryWithFields;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use garrison_model::{Event, PageLimit, Role, TenantId, TimeBound, Timestamp};
@@ -16,6 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::audit::record_as;
+use crate::routes::extract::ApiJson;
+use crate::routes::extract::ApiPath;
 use crate::AppState;
 
 const SESSION_HOURS: i64 = 12;
@@ -284,7 +286,7 @@ pub struct LoginResponse {
 )]
 pub async fn login(
     State(state): State<AppState>,
-    Json(request): Json<LoginRequest>,
+    ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let wrong = || {
         ApiError::new(
@@ -407,7 +409,7 @@ pub struct CreateTenant {
 pub async fn create_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Json(request): Json<CreateTenant>,
+    ApiJson(request): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
     let tenant = state
         .app()
@@ -441,8 +443,8 @@ pub struct UpdateTenant {
 pub async fn update_tenant(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
-    Json(request): Json<UpdateTenant>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<UpdateTenant>,
 ) -> Result<Json<TenantView>, ApiError> {
     let tenant = state
         .app()
@@ -491,7 +493,7 @@ pub struct CreateUser {
 pub async fn create_user(
     State(state): State<AppState>,
     principal: Principal,
-    Json(request): Json<CreateUser>,
+    ApiJson(request): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
     let user = state
         .app()
@@ -526,8 +528,8 @@ pub struct UpdateUser {
 pub async fn update_user(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
-    Json(request): Json<UpdateUser>,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(request): ApiJson<UpdateUser>,
 ) -> Result<Json<UserView>, ApiError> {
     let user = state
         .app()
@@ -589,7 +591,7 @@ pub struct CreatedToken {
 pub async fn create_token(
     State(state): State<AppState>,
     principal: Principal,
-    Json(request): Json<CreateToken>,
+    ApiJson(request): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     let kind = match request.kind.as_deref().unwrap_or("api") {
         "api" => TokenKind::Api,
@@ -634,7 +636,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<TokenView>, ApiError> {
     let token = state.app().revoke_token(&principal.actor, id).await?;
     Ok(Json(token.into()))
@@ -687,8 +689,8 @@ pub struct PutSource {
 pub async fn put_source(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
-    Json(request): Json<PutSource>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(request): ApiJson<PutSource>,
 ) -> Result<Json<SourceView>, ApiError> {
     let source = state
         .app()

@@ -8,7 +8,7 @@
 //! by a browser). Uploads, downloads and removals go to the audit log: chain of custody.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -25,6 +25,7 @@ use super::query::ApiQuery;
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::audit::record;
+use crate::routes::extract::ApiPath;
 use crate::routes::incidents::actor;
 use crate::AppState;
 
@@ -159,7 +160,7 @@ fn declared_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
 pub async fn upload(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     query: Result<ApiQuery<UploadParams>, ApiError>,
     headers: HeaderMap,
     body: Body,
@@ -269,7 +270,7 @@ pub async fn upload(
 pub async fn list(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AttachmentList>, ApiError> {
     let store = state.store();
     if store.incident(principal.tenant, &id).await?.is_none() {
@@ -333,7 +334,7 @@ fn disposition(name: &str) -> HeaderValue {
 pub async fn download(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, sha256)): Path<(String, String)>,
+    ApiPath((id, sha256)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
     let sha = garrison_blobs::normalize_hash(&sha256).map_err(blob_error)?;
     let attachment = state
@@ -413,7 +414,7 @@ pub async fn download(
 pub async fn remove(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, sha256)): Path<(String, String)>,
+    ApiPath((id, sha256)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     principal.require_admin()?;
     let sha = garrison_blobs::normalize_hash(&sha256).map_err(blob_error)?;

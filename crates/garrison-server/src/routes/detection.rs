@@ -4,7 +4,7 @@
 use super::parse_time;
 use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{Multipart, Path, Request, State};
+use axum::extract::{Multipart, Request, State};
 use axum::http::header;
 use axum::Json;
 use garrison_model::{PageLimit, TimeBound};
@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
+use crate::routes::extract::ApiPath;
 use crate::AppState;
 
 // ---------------------------------------------------------------- views
@@ -436,7 +437,7 @@ async fn find_rule(
 pub async fn get_rule(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RuleDetail>, ApiError> {
     let rule = find_rule(&state, &principal, &id).await?;
     let versions = state.store().rule_versions(principal.tenant, &id).await?;
@@ -472,7 +473,7 @@ async fn set_enabled(
 pub async fn enable_rule(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RuleView>, ApiError> {
     set_enabled(state, principal, id, true).await
 }
@@ -489,7 +490,7 @@ pub async fn enable_rule(
 pub async fn disable_rule(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RuleView>, ApiError> {
     set_enabled(state, principal, id, false).await
 }
@@ -543,7 +544,7 @@ pub struct TestResult {
 pub async fn test_rule(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: Bytes,
 ) -> Result<Json<TestResult>, ApiError> {
     let request: TestRequest = if body.iter().all(u8::is_ascii_whitespace) {
@@ -664,7 +665,7 @@ pub async fn list_alerts(
 pub async fn get_alert(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AlertDetail>, ApiError> {
     let alert = state
         .store()

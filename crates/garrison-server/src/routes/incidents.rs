@@ -6,7 +6,7 @@
 //! the incident meanwhile, and a lost race is retried against the fresh incident.
 
 use super::query::ApiQuery;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use garrison_cases::{
     apply, extract_observables, similar_incidents, sla_status, Action, Actor, ClockStatus,
@@ -24,6 +24,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::audit::record;
+use crate::routes::extract::ApiJson;
+use crate::routes::extract::ApiPath;
 use crate::AppState;
 
 /// Roles that work incidents (viewers only read).
@@ -296,7 +298,7 @@ pub struct NewIncident {
 pub async fn create_incident(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<NewIncident>,
+    ApiJson(body): ApiJson<NewIncident>,
 ) -> Result<(axum::http::StatusCode, Json<IncidentView>), ApiError> {
     principal.require_any(WORKERS)?;
     let store = state.store();
@@ -369,7 +371,7 @@ pub async fn create_incident(
 pub async fn get_incident(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
     let store = state.store();
     let stored = load(&state, &principal, &id).await?;
@@ -401,8 +403,8 @@ pub async fn get_incident(
 pub async fn update_incident(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(update): Json<IncidentUpdate>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(update): ApiJson<IncidentUpdate>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let result = act(&state, &principal, &id, Action::Update(update)).await?;
     record(
@@ -432,8 +434,8 @@ pub async fn update_incident(
 pub async fn incident_action(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(action): Json<Action>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(action): ApiJson<Action>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let name = serde_json::to_value(&action)
         .ok()
@@ -471,8 +473,8 @@ pub struct TransitionBody {
 pub async fn transition(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<TransitionBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<TransitionBody>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let result = act(
         &state,
@@ -514,8 +516,8 @@ pub struct CommentBody {
 pub async fn comment(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<CommentBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let length = body.text.chars().count();
     let result = act(&state, &principal, &id, Action::Comment { text: body.text }).await?;
@@ -542,7 +544,7 @@ pub async fn comment(
 pub async fn approve(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ActionResult>, ApiError> {
     let result = act(&state, &principal, &id, Action::Approve).await?;
     record(
@@ -579,7 +581,7 @@ pub struct TimelineParams {
 pub async fn timeline(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<TimelineParams>,
 ) -> Result<Json<TimelinePage>, ApiError> {
     let (after, limit) = (params.after.unwrap_or(0), PageLimit::or(params.limit, 200));
@@ -617,7 +619,7 @@ pub struct NewTasks {
 pub async fn list_tasks(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
     load(&state, &principal, &id).await?;
     Ok(Json(state.store().tasks(principal.tenant, &id).await?))
@@ -636,8 +638,8 @@ pub async fn list_tasks(
 pub async fn add_tasks(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<NewTasks>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<NewTasks>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
     principal.require_any(WORKERS)?;
     let tasks = state
@@ -674,8 +676,8 @@ pub struct TaskDone {
 pub async fn set_task(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, task_id)): Path<(String, i64)>,
-    Json(body): Json<TaskDone>,
+    ApiPath((id, task_id)): ApiPath<(String, i64)>,
+    ApiJson(body): ApiJson<TaskDone>,
 ) -> Result<Json<Task>, ApiError> {
     principal.require_any(WORKERS)?;
     let task = state
@@ -722,8 +724,8 @@ pub struct MergeBody {
 pub async fn merge(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<MergeBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
     principal.require_any(&[Role::Admin, Role::Analyst])?;
     let merged = state
@@ -768,8 +770,8 @@ pub struct SplitBody {
 pub async fn split(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<SplitBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<SplitBody>,
 ) -> Result<(axum::http::StatusCode, Json<IncidentView>), ApiError> {
     principal.require_any(&[Role::Admin, Role::Analyst])?;
     let store = state.store();
@@ -837,7 +839,7 @@ pub async fn split(
 pub async fn similar(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SimilarPage>, ApiError> {
     let (target, candidates) = state
         .store()

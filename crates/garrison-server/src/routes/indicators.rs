@@ -4,7 +4,7 @@
 
 use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use garrison_intel::{
@@ -21,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::audit::record;
+use crate::routes::extract::ApiPath;
 use crate::AppState;
 
 /// Roles that may change indicators (viewers only read).
@@ -392,7 +393,7 @@ pub async fn list_feeds(
 pub async fn delete_indicator(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
     principal.require_any(INTEL_AUTHORS)?;
     state.store().delete_indicator(principal.tenant, id).await?;
@@ -420,7 +421,7 @@ pub async fn delete_indicator(
 pub async fn expire_indicator(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<i64>,
+    ApiPath(id): ApiPath<i64>,
 ) -> Result<Json<IndicatorView>, ApiError> {
     principal.require_any(INTEL_AUTHORS)?;
     let now = Timestamp::now();
@@ -457,7 +458,7 @@ pub struct DeletedFeed {
 pub async fn delete_feed(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<DeletedFeed>, ApiError> {
     principal.require_any(INTEL_AUTHORS)?;
     let deleted = state

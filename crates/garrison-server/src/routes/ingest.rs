@@ -196,7 +196,13 @@ pub struct IngestParams {
     path = "/api/v1/ingest/events",
     tag = "ingest",
     params(IngestParams),
-    request_body(content = String, description = "JSON object, JSON array or NDJSON; Content-Encoding: gzip allowed", content_type = "application/x-ndjson"),
+    request_body(
+        description = "A JSON object, a JSON array of objects, or NDJSON (one object per line); Content-Encoding: gzip or deflate allowed",
+        content(
+            (serde_json::Value = "application/json"),
+            (String = "application/x-ndjson"),
+        )
+    ),
     responses(
         (status = 200, description = "Stored (possibly with some records rejected)", body = IngestResponse),
         (status = 400, description = "Nothing decodable", body = Problem),

@@ -4,6 +4,7 @@ pub mod api;
 pub mod attachments;
 pub mod audit;
 pub mod detection;
+pub mod extract;
 pub mod incidents;
 pub mod indicators;
 pub mod ingest;

@@ -6,7 +6,7 @@
 //! Every route but the webhook and the approval link takes a [`Principal`] and passes its
 //! tenant to the service; reading needs any role, changing needs `admin` or `responder`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use garrison_model::{PageLimit, TimeBound};
 
 use super::query::ApiQuery;
@@ -27,6 +27,8 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::audit::{record, record_as};
+use crate::routes::extract::ApiJson;
+use crate::routes::extract::ApiPath;
 use crate::AppState;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Responder];
@@ -473,7 +475,7 @@ async fn actor(state: &AppState, principal: &Principal) -> String {
 pub async fn validate_playbook(
     State(state): State<AppState>,
     _principal: Principal,
-    Json(body): Json<PlaybookBody>,
+    ApiJson(body): ApiJson<PlaybookBody>,
 ) -> Result<Json<ValidationReport>, ApiError> {
     let text = body.text()?;
     let (playbook, errors) = garrison_playbook::validate(&text, state.soar().registry());
@@ -490,7 +492,7 @@ pub async fn validate_playbook(
 pub async fn create_playbook(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<PlaybookBody>,
+    ApiJson(body): ApiJson<PlaybookBody>,
 ) -> Result<(StatusCode, Json<PlaybookVersionView>), ApiError> {
     principal.require_any(WRITERS)?;
     let text = body.text()?;
@@ -559,7 +561,7 @@ async fn version_row(
 pub async fn get_playbook(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PlaybookDetail>, ApiError> {
     let s = summary(&state, principal.tenant, &name).await?;
     let latest = version_row(&state, principal.tenant, &name, Some(s.latest_version)).await?;
@@ -603,7 +605,7 @@ async fn set_enabled(
 pub async fn enable_playbook(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PlaybookView>, ApiError> {
     set_enabled(state, principal, name, true).await
 }
@@ -613,7 +615,7 @@ pub async fn enable_playbook(
 pub async fn disable_playbook(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<PlaybookView>, ApiError> {
     set_enabled(state, principal, name, false).await
 }
@@ -623,7 +625,7 @@ pub async fn disable_playbook(
 pub async fn list_versions(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
 ) -> Result<Json<Vec<PlaybookVersionView>>, ApiError> {
     summary(&state, principal.tenant, &name).await?;
     let versions = state
@@ -639,7 +641,7 @@ pub async fn list_versions(
 pub async fn get_version(
     State(state): State<AppState>,
     principal: Principal,
-    Path((name, version)): Path<(String, i64)>,
+    ApiPath((name, version)): ApiPath<(String, i64)>,
 ) -> Result<Json<PlaybookVersionView>, ApiError> {
     Ok(Json(
         version_row(&state, principal.tenant, &name, Some(version))
@@ -664,7 +666,7 @@ pub struct DiffParams {
 pub async fn diff_versions(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<DiffParams>,
 ) -> Result<Response, ApiError> {
     let a = version_row(&state, principal.tenant, &name, Some(params.from)).await?;
@@ -730,7 +732,7 @@ pub struct ExportParams {
 pub async fn export_playbook(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
+    ApiPath(name): ApiPath<String>,
     ApiQuery(params): ApiQuery<ExportParams>,
 ) -> Result<Response, ApiError> {
     let v = version_row(&state, principal.tenant, &name, params.version).await?;
@@ -747,7 +749,7 @@ pub async fn export_playbook(
 pub async fn import_playbooks(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<ImportBody>,
+    ApiJson(body): ApiJson<ImportBody>,
 ) -> Result<Json<Vec<PlaybookVersionView>>, ApiError> {
     principal.require_any(WRITERS)?;
     // Validate every text first: a folder is synced whole or not at all.
@@ -800,8 +802,8 @@ pub async fn import_playbooks(
 pub async fn put_secret(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
-    Json(body): Json<SecretBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<SecretBody>,
 ) -> Result<StatusCode, ApiError> {
     principal.require_admin()?;
     if body.secret.len() < 16 {
@@ -830,8 +832,8 @@ pub async fn put_secret(
 pub async fn start_run(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
-    Json(body): Json<StartRunBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<StartRunBody>,
 ) -> Result<(StatusCode, Json<RunState>), ApiError> {
     principal.require_any(WRITERS)?;
     let by = actor(&state, &principal).await;
@@ -929,7 +931,7 @@ async fn load_run(
 pub async fn get_run(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RunDetail>, ApiError> {
     let (run, rev) = load_run(&state, principal.tenant, &id).await?;
     Ok(Json(RunDetail { run, rev }))
@@ -941,8 +943,8 @@ pub async fn get_run(
 pub async fn approve_run(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<ApproveBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<ApproveBody>,
 ) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
@@ -977,7 +979,7 @@ pub async fn approve_run(
 pub async fn cancel_run(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     principal.require_any(WRITERS)?;
     load_run(&state, principal.tenant, &id).await?;
@@ -1011,7 +1013,7 @@ pub async fn cancel_run(
 pub async fn rerun_run(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (before, _) = load_run(&state, principal.tenant, &id).await?;
@@ -1032,8 +1034,8 @@ pub async fn rerun_run(
 pub async fn create_link(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
-    Json(body): Json<LinkBody>,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(body): ApiJson<LinkBody>,
 ) -> Result<(StatusCode, Json<LinkView>), ApiError> {
     principal.require_any(WRITERS)?;
     load_run(&state, principal.tenant, &id).await?;
@@ -1075,7 +1077,7 @@ fn link_gone() -> ApiError {
     responses((status = 200, description = "The approval this link decides", body = ApprovalLinkView), (status = 401, body = Problem)))]
 pub async fn show_link(
     State(state): State<AppState>,
-    Path(secret): Path<String>,
+    ApiPath(secret): ApiPath<String>,
 ) -> Result<Json<ApprovalLinkView>, ApiError> {
     let gone = link_gone;
     let link = state
@@ -1102,7 +1104,7 @@ pub async fn show_link(
     responses((status = 200, description = "Decided; the link no longer works", body = RunRef), (status = 400, body = Problem), (status = 401, body = Problem)))]
 pub async fn use_link(
     State(state): State<AppState>,
-    Path(secret): Path<String>,
+    ApiPath(secret): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<RunRef>, ApiError> {
     // The link is checked before the body is read: without it, nothing is said.
@@ -1141,7 +1143,7 @@ pub async fn use_link(
     responses((status = 202, description = "Run started", body = RunRef), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn webhook(
     State(state): State<AppState>,
-    Path((tenant, playbook)): Path<(String, String)>,
+    ApiPath((tenant, playbook)): ApiPath<(String, String)>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<RunRef>), ApiError> {
@@ -1283,8 +1285,8 @@ fn lease_of(run: &RunState, lease: &str) -> Result<(), ApiError> {
 pub async fn extend_lease(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, step)): Path<(String, String)>,
-    Json(body): Json<ExtendBody>,
+    ApiPath((id, step)): ApiPath<(String, String)>,
+    ApiJson(body): ApiJson<ExtendBody>,
 ) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
@@ -1335,7 +1337,7 @@ pub async fn extend_lease(
 pub async fn revoke_lease(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, step)): Path<(String, String)>,
+    ApiPath((id, step)): ApiPath<(String, String)>,
 ) -> Result<Json<RunState>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
@@ -1364,7 +1366,7 @@ pub async fn revoke_lease(
 pub async fn reconcile_lease(
     State(state): State<AppState>,
     principal: Principal,
-    Path((id, step)): Path<(String, String)>,
+    ApiPath((id, step)): ApiPath<(String, String)>,
 ) -> Result<Json<ContainmentView>, ApiError> {
     principal.require_any(WRITERS)?;
     let (run, _) = load_run(&state, principal.tenant, &id).await?;
@@ -1387,7 +1389,7 @@ pub async fn reconcile_lease(
 pub async fn replay_run(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     body: axum::body::Bytes,
 ) -> Result<Json<ReplayView>, ApiError> {
     let body: ReplayBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -1454,7 +1456,7 @@ pub async fn replay_run(
 pub async fn sync_playbooks(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<SyncBody>,
+    ApiJson(body): ApiJson<SyncBody>,
 ) -> Result<Json<SyncReport>, ApiError> {
     principal.require_any(WRITERS)?;
     let by = actor(&state, &principal).await;

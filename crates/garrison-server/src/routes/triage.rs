@@ -5,7 +5,7 @@
 
 use super::query::ApiQuery;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use garrison_cases::{
     parse_assets_csv, Asset, CsvError, EntityKey, GroupingRule, SlaPolicy, Suppression, Workflow,
@@ -20,6 +20,8 @@ use utoipa::ToSchema;
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::routes::audit::record;
+use crate::routes::extract::ApiJson;
+use crate::routes::extract::ApiPath;
 use crate::routes::incidents::actor;
 use crate::AppState;
 
@@ -94,7 +96,7 @@ pub async fn list_suppressions(
 pub async fn create_suppression(
     State(state): State<AppState>,
     principal: Principal,
-    Json(body): Json<NewSuppression>,
+    ApiJson(body): ApiJson<NewSuppression>,
 ) -> Result<(axum::http::StatusCode, Json<StoredSuppression>), ApiError> {
     principal.require_any(EDITORS)?;
     let suppression = Suppression {
@@ -138,7 +140,7 @@ pub async fn create_suppression(
 pub async fn expire_suppression(
     State(state): State<AppState>,
     principal: Principal,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<StoredSuppression>, ApiError> {
     principal.require_any(EDITORS)?;
     let stored = state
@@ -246,8 +248,8 @@ pub async fn list_grouping_rules(
 pub async fn put_grouping_rule(
     State(state): State<AppState>,
     principal: Principal,
-    Path(name): Path<String>,
-    Json(body): Json<GroupingRuleBody>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<GroupingRuleBody>,
 ) -> Result<Json<GroupingRuleView>, ApiError> {
     principal.require_any(EDITORS)?;
     let rule = GroupingRule {

@@ -3,6 +3,7 @@
 
 mod app_layer;
 mod attachments;
+mod contract;
 mod detection;
 mod docs;
 mod durability;
