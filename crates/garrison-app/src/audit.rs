@@ -5,6 +5,9 @@ use garrison_store::{AuditRepo, NewAuditEntry};
 
 use crate::{Actor, App};
 
+/// The one metric of the audit log: entries that could not be written. Listed in the README.
+pub const AUDIT_ERRORS: &str = "garrison_audit_errors_total";
+
 /// The details every entry carries about its actor, whichever door was used: `via` (session,
 /// api, local, system) and the token id (null without a token).
 fn with_actor(actor: &Actor, details: serde_json::Value) -> serde_json::Value {
@@ -70,7 +73,7 @@ impl App {
         };
         if let Err(e) = self.store().append_audit(tenant, entry).await {
             tracing::error!(error = %e, %tenant, action, "cannot record an audit entry");
-            metrics::counter!("garrison_audit_errors_total").increment(1);
+            metrics::counter!(AUDIT_ERRORS).increment(1);
         }
     }
 }

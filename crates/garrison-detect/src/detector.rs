@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use crate::engine::{evaluate, Evaluated, TenantRules};
 use crate::intel::TenantIntel;
+use crate::telemetry;
 use crate::{DetectConfig, DetectError};
 
 /// The consumer name under which the detector commits its log position.
@@ -141,8 +142,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
                 seconds = started.elapsed().as_secs_f64(),
                 "indicators loaded for detection"
             );
-            metrics::gauge!("garrison_detection_indicators", "tenant" => tenant.0.to_string())
-                .set(built.len() as f64);
+            telemetry::indicators_loaded(tenant, built.len());
             // A tenant whose indicators are all gone or expired keeps its (empty) entry, so the
             // revision is remembered and nothing is reloaded until it changes.
             self.intel.insert(tenant, Arc::new(built));
@@ -177,8 +177,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
             let rules = self.store.list_rules(tenant, true).await?;
             if rules.is_empty() {
                 self.tenants.remove(&tenant);
-                metrics::gauge!("garrison_detection_rules", "tenant" => tenant.0.to_string())
-                    .set(0.0);
+                telemetry::rules_loaded(tenant, 0);
                 continue;
             }
             let options = self.options.clone();
@@ -197,8 +196,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
                 seconds = started.elapsed().as_secs_f64(),
                 "detection rules loaded"
             );
-            metrics::gauge!("garrison_detection_rules", "tenant" => tenant.0.to_string())
-                .set(built.len() as f64);
+            telemetry::rules_loaded(tenant, built.len());
             self.tenants.insert(tenant, built);
         }
         Ok(changed || indicators_changed)
@@ -263,7 +261,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
                     Ok(batch) => rows.extend(batch),
                     Err(e) => {
                         tracing::error!(position = entry.position_after, error = %e, "undecodable log entry skipped by detection");
-                        metrics::counter!("garrison_detection_errors_total").increment(1);
+                        telemetry::detection_error();
                     }
                 }
                 end = entry.position_after;
@@ -305,20 +303,15 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
             .await
             .map_err(|e| DetectError::Worker(e.to_string()))??;
         self.position.send_replace(commit.end);
-        let now = Timestamp::now().as_microsecond();
-        let lag = metrics::histogram!("garrison_detection_lag_seconds");
-        for received in &commit.received {
-            lag.record((now - received).max(0) as f64 / 1e6);
-        }
-        metrics::counter!("garrison_detection_events_total").increment(commit.events);
-        metrics::counter!("garrison_alert_hits_total").increment(outcome.hits_new);
-        metrics::counter!("garrison_alerts_created_total").increment(outcome.alerts_created);
-        if commit.unreadable > 0 {
-            metrics::counter!("garrison_detection_unreadable_events_total")
-                .increment(commit.unreadable);
-        }
-        metrics::gauge!("garrison_detection_lag_bytes")
-            .set(self.log.committed_end().saturating_sub(commit.end) as f64);
+        telemetry::batch_committed(
+            Timestamp::now().as_microsecond(),
+            &commit.received,
+            commit.events,
+            outcome.hits_new,
+            outcome.alerts_created,
+            commit.unreadable,
+            self.log.committed_end().saturating_sub(commit.end),
+        );
         Ok(())
     }
 
@@ -355,7 +348,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
         loop {
             if let Err(e) = self.run_once().await {
                 tracing::error!(error = %e, "detection failed; retrying");
-                metrics::counter!("garrison_detection_errors_total").increment(1);
+                telemetry::detection_error();
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = shutdown.changed() => return,
@@ -365,7 +358,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
             if *committed.borrow_and_update() > self.position() {
                 continue;
             }
-            metrics::gauge!("garrison_detection_lag_bytes").set(0.0);
+            telemetry::lag_bytes(0);
             tokio::select! {
                 changed = committed.changed() => if changed.is_err() { return },
                 _ = shutdown.changed() => return,

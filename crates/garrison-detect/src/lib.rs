@@ -21,6 +21,7 @@ mod detector;
 mod engine;
 pub mod intel;
 pub mod rules;
+pub mod telemetry;
 
 pub use detector::{Detector, DETECTOR};
 pub use engine::{

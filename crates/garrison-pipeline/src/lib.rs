@@ -11,6 +11,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod codec;
+pub mod telemetry;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -263,8 +264,7 @@ impl Ingestor {
         }
         let backlog = self.retained_bytes();
         if backlog > self.max_backlog_bytes {
-            metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "busy")
-                .increment(events.len() as u64);
+            telemetry::events_rejected(protocol, "busy", events.len() as u64);
             return Err(PipelineError::Busy {
                 reason: format!("{backlog} bytes wait to be indexed or detected"),
             });
@@ -272,18 +272,18 @@ impl Ingestor {
         let started = Instant::now();
         let payload = codec::encode(events);
         let result = self.log.append(&payload).await;
-        metrics::gauge!("garrison_log_pending_appends").set(self.log.pending_appends() as f64);
+        telemetry::log_pending_appends(self.log.pending_appends());
         match result {
             Ok(position) => {
-                metrics::histogram!("garrison_ingest_ack_seconds", "protocol" => protocol)
-                    .record(started.elapsed().as_secs_f64());
-                metrics::counter!("garrison_events_accepted_total", "protocol" => protocol)
-                    .increment(events.len() as u64);
+                telemetry::events_accepted(
+                    protocol,
+                    events.len() as u64,
+                    started.elapsed().as_secs_f64(),
+                );
                 Ok(position)
             }
             Err(LogError::Busy { pending }) => {
-                metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "busy")
-                    .increment(events.len() as u64);
+                telemetry::events_rejected(protocol, "busy", events.len() as u64);
                 Err(PipelineError::Busy {
                     reason: format!("{pending} batches wait for the disk"),
                 })
@@ -352,7 +352,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
                         // Written by us and checksummed: this is a bug, not bad input. Skip
                         // the frame loudly rather than stall every tenant's indexing.
                         tracing::error!(position = entry.position_after, error = %e, "undecodable log entry skipped");
-                        metrics::counter!("garrison_index_errors_total").increment(1);
+                        telemetry::index_error();
                         Vec::new()
                     }
                 };
@@ -377,13 +377,14 @@ impl<S: EventRepo + 'static> Indexer<S> {
             };
             self.indexed.send_replace(position);
             total += events.len();
-            metrics::counter!("garrison_events_stored_total").increment(stored);
-            metrics::gauge!("garrison_index_lag_bytes")
-                .set(self.log.committed_end().saturating_sub(position) as f64);
-            if let Some(oldest) = oldest_received {
-                let lag = Timestamp::now().as_millisecond() - oldest.as_millisecond();
-                metrics::gauge!("garrison_index_lag_seconds").set(lag.max(0) as f64 / 1000.0);
-            }
+            telemetry::events_stored(stored);
+            let lag_seconds = oldest_received.map(|oldest| {
+                (Timestamp::now().as_millisecond() - oldest.as_millisecond()) as f64 / 1000.0
+            });
+            telemetry::index_lag(
+                self.log.committed_end().saturating_sub(position),
+                lag_seconds,
+            );
         }
     }
 
@@ -438,8 +439,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
             file.sync_all().map_err(|e| {
                 PipelineError::DeadLetter(format!("{}: {e}", dead_letter.display()))
             })?;
-            metrics::counter!("garrison_events_dead_lettered_total")
-                .increment(refused.len() as u64);
+            telemetry::events_dead_lettered(refused.len() as u64);
         }
         // Only now, with every event stored or kept aside, does the position move on.
         self.store.store_events(&[], INDEXER, position).await?;
@@ -455,7 +455,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
                 Ok(_) => {}
                 Err(e) => {
                     tracing::error!(error = %e, "indexing failed; retrying");
-                    metrics::counter!("garrison_index_errors_total").increment(1);
+                    telemetry::index_error();
                     tokio::time::sleep(Duration::from_secs(1)).await;
                     continue;
                 }
@@ -471,15 +471,15 @@ impl<S: EventRepo + 'static> Indexer<S> {
                     tracing::warn!(error = %e, "could not remove indexed log segments");
                 }
             }
-            metrics::gauge!("garrison_index_lag_bytes").set(
-                self.log
-                    .committed_end()
-                    .saturating_sub(*self.indexed.borrow()) as f64,
-            );
+            let behind = self
+                .log
+                .committed_end()
+                .saturating_sub(*self.indexed.borrow());
             if *committed.borrow_and_update() > *self.indexed.borrow() {
+                telemetry::index_lag(behind, None);
                 continue;
             }
-            metrics::gauge!("garrison_index_lag_seconds").set(0.0);
+            telemetry::index_lag(behind, Some(0.0));
             tokio::select! {
                 changed = committed.changed() => if changed.is_err() { return },
                 _ = shutdown.changed() => return,
@@ -533,7 +533,7 @@ pub async fn enforce_retention<S: EventRepo + TenantRepo>(
         let removed = store
             .delete_events_received_before(tenant.id, cutoff)
             .await?;
-        metrics::counter!("garrison_events_expired_total").increment(removed);
+        telemetry::events_expired(removed);
         deleted += removed;
     }
     Ok(deleted)

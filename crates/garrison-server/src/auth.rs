@@ -105,7 +105,7 @@ pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<ApiTo
                 "the token is unknown, revoked or expired",
             )
         })?;
-    metrics::counter!("garrison_token_uses_total", "kind" => token.kind.as_str()).increment(1);
+    crate::telemetry::token_used(token.kind.as_str());
     if state.first_use_this_hour(token.id) {
         // Token use is audited at most once per token and hour: which credentials are in use
         // shows in the log without one entry per request.

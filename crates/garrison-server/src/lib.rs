@@ -11,6 +11,7 @@ mod openapi;
 mod priority;
 mod routes;
 mod syslog;
+pub mod telemetry;
 mod tls;
 
 use std::collections::HashMap;

@@ -45,8 +45,7 @@ impl SyslogContext {
             Ok(record) => Some(self.source.row(record, received)),
             Err(e) => {
                 tracing::debug!(error = %e, "syslog message rejected");
-                metrics::counter!("garrison_events_rejected_total", "protocol" => "syslog", "reason" => "invalid")
-                    .increment(1);
+                garrison_pipeline::telemetry::events_rejected("syslog", "invalid", 1);
                 None
             }
         }
@@ -119,8 +118,7 @@ async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch:
         };
         match received {
             Some(Ok((len, _peer))) => {
-                metrics::counter!("garrison_events_received_total", "protocol" => "syslog_udp")
-                    .increment(1);
+                garrison_pipeline::telemetry::events_received("syslog_udp", 1);
                 if let Some(event) = buffer.get(..len).and_then(|frame| context.row(frame)) {
                     batch.push(event);
                 }
@@ -144,8 +142,7 @@ async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch:
         let ingestor = context.state.ingestor().clone();
         tokio::spawn(async move {
             if let Err(e) = ingestor.accept(&events, "syslog_udp").await {
-                metrics::counter!("garrison_syslog_udp_dropped_total")
-                    .increment(events.len() as u64);
+                crate::telemetry::syslog_udp_dropped(events.len() as u64);
                 tracing::warn!(error = %e, dropped = events.len(), "syslog UDP batch dropped");
             }
             drop(permit);
@@ -245,8 +242,7 @@ async fn read_connection<S: AsyncRead + Unpin>(
                 Ok(frame) => push_frame(context, &frame, protocol, &mut batch),
                 Err(e) => {
                     tracing::debug!(error = %e, "syslog frame rejected");
-                    metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "frame")
-                        .increment(1);
+                    garrison_pipeline::telemetry::events_rejected(protocol, "frame", 1);
                 }
             }
             if batch.len() >= MAX_BATCH {
@@ -274,7 +270,7 @@ fn push_frame(
     protocol: &'static str,
     batch: &mut Vec<EventRow>,
 ) {
-    metrics::counter!("garrison_events_received_total", "protocol" => protocol).increment(1);
+    garrison_pipeline::telemetry::events_received(protocol, 1);
     if let Some(event) = context.row(frame) {
         batch.push(event);
     }
@@ -298,8 +294,11 @@ async fn flush(context: &SyslogContext, batch: &mut Vec<EventRow>, protocol: &'s
             }
             Err(e) => {
                 tracing::error!(error = %e, lost = batch.len(), "syslog batch could not be stored");
-                metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "error")
-                    .increment(batch.len() as u64);
+                garrison_pipeline::telemetry::events_rejected(
+                    protocol,
+                    "error",
+                    batch.len() as u64,
+                );
                 batch.clear();
                 return;
             }

@@ -10,6 +10,9 @@
 
 use std::time::Duration;
 
+/// The one metric of reconciliation: leases found no longer in place. Listed in the README.
+pub const CONTAINMENT_DRIFT: &str = "garrison_containment_drift_total";
+
 use garrison_model::TenantId;
 use garrison_playbook::{ActionFailure, ActionRequest, Event, LeaseStatus, RunState};
 use jiff::Timestamp;
@@ -104,7 +107,7 @@ impl Soar {
                 .await?;
             let after = state.lease(&l.id);
             if !was_drifting && after.is_some_and(|a| a.drift_since.is_some()) {
-                metrics::counter!("garrison_containment_drift_total").increment(1);
+                metrics::counter!(CONTAINMENT_DRIFT).increment(1);
                 let detail = after
                     .and_then(|a| a.last_check.as_ref())
                     .map(|c| c.detail.clone())

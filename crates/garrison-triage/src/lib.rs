@@ -99,6 +99,14 @@ struct TenantView {
     rules: Vec<GroupingRule>,
 }
 
+/// The one metric of triage: what became of each alert (`opened`, `grouped`, `suppressed`,
+/// `already`, `gone`, `unlinked`, `failed`). Listed in the README.
+pub const TRIAGE_ALERTS: &str = "garrison_triage_alerts_total";
+
+fn triaged(outcome: &'static str) {
+    metrics::counter!(TRIAGE_ALERTS, "outcome" => outcome).increment(1);
+}
+
 /// One pass: triages alerts after the cursor, committing the cursor past each handled alert.
 async fn pass(store: &SqlStore) -> Result<usize, TriageError> {
     let from = store.consumer_cursor(CURSOR).await?.unwrap_or(0);
@@ -112,8 +120,7 @@ async fn pass(store: &SqlStore) -> Result<usize, TriageError> {
     for (seq, alert) in alerts {
         match triage_one(store, &alert, now, &mut tenants, &mut confidences).await {
             Ok(outcome) => {
-                metrics::counter!("garrison_triage_alerts_total", "outcome" => outcome)
-                    .increment(1);
+                triaged(outcome);
             }
             // An alert the store refuses (bad stored data) would block every later one: it is
             // left unlinked, in the alert list, and said so.
@@ -121,8 +128,7 @@ async fn pass(store: &SqlStore) -> Result<usize, TriageError> {
                 e @ (StoreError::Invalid { .. } | StoreError::Corrupt { .. }),
             )) => {
                 tracing::warn!(alert = %alert.alert_id, error = %e, "alert not triaged; skipped");
-                metrics::counter!("garrison_triage_alerts_total", "outcome" => "failed")
-                    .increment(1);
+                triaged("failed");
             }
             Err(e) => {
                 result = Err(e);

@@ -81,7 +81,7 @@ fn blob_error(error: BlobError) -> ApiError {
         BlobError::InvalidHash(_) => ApiError::invalid(error.to_string()),
         BlobError::Corrupt { .. } => {
             tracing::error!(error = %error, "attachment failed its integrity check");
-            metrics::counter!("garrison_attachment_integrity_errors_total").increment(1);
+            crate::telemetry::attachment_integrity_error();
             ApiError::new(ErrorCode::Internal, error.to_string())
         }
         BlobError::NotFound(sha) => ApiError::new(

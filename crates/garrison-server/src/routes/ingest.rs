@@ -223,11 +223,9 @@ pub async fn ingest_events(
     let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
     let (events, errors, total) = decode_in_parallel(body, encoding, limits, context).await?;
-    metrics::counter!("garrison_events_received_total", "protocol" => "http")
-        .increment(total as u64);
+    garrison_pipeline::telemetry::events_received("http", total as u64);
     if !errors.is_empty() {
-        metrics::counter!("garrison_events_rejected_total", "protocol" => "http", "reason" => "invalid")
-            .increment(errors.len() as u64);
+        garrison_pipeline::telemetry::events_rejected("http", "invalid", errors.len() as u64);
     }
     if events.is_empty() {
         if errors.is_empty() {
@@ -425,8 +423,7 @@ async fn hec_ingest(
         Err(e) => return hec_error(ApiError::internal(e)),
     };
     let protocol = if raw { "hec_raw" } else { "hec" };
-    metrics::counter!("garrison_events_received_total", "protocol" => protocol)
-        .increment((events.len() + rejected) as u64);
+    garrison_pipeline::telemetry::events_received(protocol, (events.len() + rejected) as u64);
     if !events.is_empty() {
         match state.ingestor().accept(&events, protocol).await {
             Ok(_) => {}
@@ -439,8 +436,7 @@ async fn hec_ingest(
     match first_error {
         // Like Splunk: the events before the bad one are indexed; the answer names the bad one.
         Some((code, text, index)) => {
-            metrics::counter!("garrison_events_rejected_total", "protocol" => protocol, "reason" => "invalid")
-                .increment(rejected as u64);
+            garrison_pipeline::telemetry::events_rejected(protocol, "invalid", rejected as u64);
             hec_answer(StatusCode::BAD_REQUEST, code, text, Some(index))
         }
         None if events.is_empty() => hec_answer(StatusCode::BAD_REQUEST, 5, "No data", None),

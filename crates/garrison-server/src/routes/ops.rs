@@ -104,9 +104,9 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
 /// The Prometheus text, with the gauges read at scrape time brought up to date.
 pub fn render_metrics(state: &AppState) -> String {
     let ingestor = state.ingestor();
-    metrics::gauge!("garrison_log_pending_appends").set(ingestor.log().pending_appends() as f64);
-    metrics::gauge!("garrison_index_lag_bytes").set(ingestor.backlog_bytes() as f64);
-    metrics::gauge!("garrison_log_disk_bytes").set(ingestor.log().disk_bytes() as f64);
+    garrison_pipeline::telemetry::log_pending_appends(ingestor.log().pending_appends());
+    garrison_pipeline::telemetry::index_lag(ingestor.backlog_bytes(), None);
+    garrison_pipeline::telemetry::log_disk_bytes(ingestor.log().disk_bytes());
     state.metrics().render()
 }
 
