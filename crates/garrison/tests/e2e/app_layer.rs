@@ -6,18 +6,6 @@ use crate::harness::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-const RULE: &str = r#"title: Whoami run
-id: 4c5e0b5f-5d9c-4d3e-9a51-8a1f3e6b2c01
-status: test
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '\whoami.exe'
-    condition: selection
-level: medium
-"#;
 
 const RULE_ID: &str = "4c5e0b5f-5d9c-4d3e-9a51-8a1f3e6b2c01";
 
@@ -56,7 +44,7 @@ async fn each_admin_action_is_audited_once_with_the_same_shape_from_the_cli_and_
     let admin = cli(data, &["token", "create", "--role", "admin"]);
     let rules_dir = dir.path().join("rules");
     std::fs::create_dir_all(&rules_dir).expect("mkdir");
-    std::fs::write(rules_dir.join("whoami.yml"), RULE).expect("rule");
+    std::fs::write(rules_dir.join("whoami.yml"), whoami_rule(RULE_ID, "medium")).expect("rule");
     let rules_path = rules_dir.display().to_string();
 
     // Through the CLI, on the data directory.
@@ -153,7 +141,7 @@ async fn each_admin_action_is_audited_once_with_the_same_shape_from_the_cli_and_
         client
             .post(service.url("/api/v1/rules/import"))
             .bearer_auth(&admin)
-            .json(&json!({"files": [{"path": "whoami.yml", "text": RULE}]})),
+            .json(&json!({"files": [{"path": "whoami.yml", "text": whoami_rule(RULE_ID, "medium")}]})),
         200,
     )
     .await;
@@ -303,7 +291,7 @@ async fn the_api_contract_refuses_unknown_parameters_and_says_its_bounds() {
         client
             .post(service.url("/api/v1/rules/import"))
             .bearer_auth(&admin)
-            .json(&json!({"files": [{"path": "whoami.yml", "text": RULE}]})),
+            .json(&json!({"files": [{"path": "whoami.yml", "text": whoami_rule(RULE_ID, "medium")}]})),
         200,
     )
     .await;

@@ -15,18 +15,8 @@ steps:
     with: {text: "hello {{ inputs.who }}"}
 "#;
 
-const RULE: &str = r#"title: Contract whoami
-id: 7d1c2a30-5b0e-4c8a-9f41-2b6e0c9a1d55
-status: test
-logsource:
-    product: windows
-    category: process_creation
-detection:
-    selection:
-        Image|endswith: '\whoami.exe'
-    condition: selection
-level: high
-"#;
+
+const RULE_ID: &str = "7d1c2a30-5b0e-4c8a-9f41-2b6e0c9a1d55";
 
 /// The objects the walk points at.
 struct Ids {
@@ -66,7 +56,7 @@ async fn seed(service: &Service, admin: &str, ingest: &str) -> Ids {
         service,
         admin,
         "/api/v1/rules/import",
-        json!({"files": [{"path": "w.yml", "text": RULE}], "enable": true}),
+        json!({"files": [{"path": "w.yml", "text": whoami_rule(RULE_ID, "high")}], "enable": true}),
     )
     .await;
     let incident = post(
@@ -112,7 +102,7 @@ async fn seed(service: &Service, admin: &str, ingest: &str) -> Ids {
             .expect("incident id")
             .to_string(),
         run: run["run_id"].as_str().expect("run id").to_string(),
-        rule: "7d1c2a30-5b0e-4c8a-9f41-2b6e0c9a1d55".to_string(),
+        rule: RULE_ID.to_string(),
         tenant: tenant["id"].as_i64().expect("tenant id"),
         user: user["id"].as_i64().expect("user id"),
         token: token["id"].as_i64().expect("token id"),

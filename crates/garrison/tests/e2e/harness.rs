@@ -302,3 +302,21 @@ where
     });
     format!("http://{addr}")
 }
+
+/// A Sigma rule that matches `whoami.exe` process creations, with the given id and level.
+pub fn whoami_rule(id: &str, level: &str) -> String {
+    format!(
+        r#"title: Whoami run {id}
+id: {id}
+status: test
+logsource:
+    product: windows
+    category: process_creation
+detection:
+    selection:
+        Image|endswith: '\whoami.exe'
+    condition: selection
+level: {level}
+"#
+    )
+}
