@@ -6,7 +6,6 @@ use crate::harness::*;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 
-
 const RULE_ID: &str = "4c5e0b5f-5d9c-4d3e-9a51-8a1f3e6b2c01";
 
 async fn send(request: reqwest::RequestBuilder, expected: u16) -> Value {
@@ -141,7 +140,9 @@ async fn each_admin_action_is_audited_once_with_the_same_shape_from_the_cli_and_
         client
             .post(service.url("/api/v1/rules/import"))
             .bearer_auth(&admin)
-            .json(&json!({"files": [{"path": "whoami.yml", "text": whoami_rule(RULE_ID, "medium")}]})),
+            .json(
+                &json!({"files": [{"path": "whoami.yml", "text": whoami_rule(RULE_ID, "medium")}]}),
+            ),
         200,
     )
     .await;
@@ -291,7 +292,9 @@ async fn the_api_contract_refuses_unknown_parameters_and_says_its_bounds() {
         client
             .post(service.url("/api/v1/rules/import"))
             .bearer_auth(&admin)
-            .json(&json!({"files": [{"path": "whoami.yml", "text": whoami_rule(RULE_ID, "medium")}]})),
+            .json(
+                &json!({"files": [{"path": "whoami.yml", "text": whoami_rule(RULE_ID, "medium")}]}),
+            ),
         200,
     )
     .await;

@@ -15,7 +15,6 @@ steps:
     with: {text: "hello {{ inputs.who }}"}
 "#;
 
-
 const RULE_ID: &str = "7d1c2a30-5b0e-4c8a-9f41-2b6e0c9a1d55";
 
 /// The objects the walk points at.
