@@ -52,15 +52,14 @@ impl Actor {
         }
     }
 
-    /// The operator running the CLI on the data directory, in `tenant`.
-    pub fn local(tenant: TenantId) -> Actor {
-        let os_user = std::env::var("USER")
-            .or_else(|_| std::env::var("USERNAME"))
-            .unwrap_or_else(|_| "unknown".to_string());
+    /// The operator running the CLI on the data directory as `os_user`, in `tenant`.
+    pub fn local(tenant: TenantId, os_user: &str) -> Actor {
         Actor {
             tenant,
             roles: Role::ALL.to_vec(),
-            kind: ActorKind::Local { os_user },
+            kind: ActorKind::Local {
+                os_user: os_user.to_string(),
+            },
         }
     }
 

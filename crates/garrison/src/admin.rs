@@ -155,7 +155,35 @@ pub(crate) async fn local_app(config: &ServerConfig) -> Result<garrison_app::App
 /// The local operator acting in the tenant named `name`.
 pub(crate) async fn local_actor(app: &garrison_app::App, name: &str) -> Result<Actor> {
     let tenant = app.tenant_named(name).await?;
-    Ok(Actor::local(tenant.id))
+    Ok(Actor::local(tenant.id, &os_user()))
+}
+
+/// Who runs this command, for the audit log: the login name from the environment, else the
+/// process's user id resolved through `/etc/passwd` (services and containers often set no
+/// `USER`), else `uid:N`.
+pub(crate) fn os_user() -> String {
+    for var in ["USER", "LOGNAME", "USERNAME"] {
+        if let Ok(name) = std::env::var(var) {
+            if !name.trim().is_empty() {
+                return name;
+            }
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        if let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) {
+            let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+            let name = passwd.lines().find_map(|line| {
+                let mut parts = line.split(':');
+                let name = parts.next()?;
+                let id = parts.nth(1)?;
+                (id.parse::<u32>().ok()? == uid).then(|| name.to_string())
+            });
+            return name.unwrap_or_else(|| format!("uid:{uid}"));
+        }
+    }
+    "unknown".to_string()
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<()> {
@@ -286,7 +314,7 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
 
 pub async fn tenant(command: TenantCommand, config: &ServerConfig) -> Result<()> {
     let app = local_app(config).await?;
-    let operator = Actor::local(app.provider_tenant());
+    let operator = Actor::local(app.provider_tenant(), &os_user());
     match command {
         TenantCommand::Create {
             name,
