@@ -14,7 +14,11 @@ VERSION="4.32.5"
 VENV="target/schemathesis-venv"
 if [[ ! -x "$VENV/bin/schemathesis" ]]; then
   echo "api-contract: installing schemathesis $VERSION into $VENV" >&2
-  python3 -m venv "$VENV"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    # Debian's python3 keeps venv in its own package.
+    apt-get install -y -qq python3-venv >/dev/null
+    python3 -m venv "$VENV"
+  fi
   "$VENV/bin/pip" install --quiet "schemathesis==$VERSION"
 fi
 
