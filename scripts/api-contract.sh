@@ -56,7 +56,9 @@ curl -fsS -H "Authorization: Bearer $INGEST" \
 # would turn the rest of the run into 401s. Checks: the ones about the contract; the
 # "negative data" checks (which expect a 4xx for any input the schema does not describe, such
 # as extra JSON keys the server tolerates) are for a stricter schema than ours.
-"$VENV/bin/schemathesis" run docs/openapi.json \
+ROOT="$(pwd)"
+# Run from the temporary folder: schemathesis keeps its cache in the working directory.
+(cd "$DATA" && "$ROOT/$VENV/bin/schemathesis" run "$ROOT/docs/openapi.json" \
   --url "http://127.0.0.1:$PORT" \
   --header "Authorization: Bearer $TOKEN" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
@@ -70,7 +72,7 @@ curl -fsS -H "Authorization: Bearer $INGEST" \
   --no-color \
   --seed 1 \
   --generation-database none \
-  --request-timeout 30
+  --request-timeout 30)
 
 if grep -qi "panicked" "$DATA/serve.log"; then
   echo "api-contract: the service panicked:" >&2
