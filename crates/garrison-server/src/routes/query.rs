@@ -83,6 +83,32 @@ mod tests {
         open: Option<bool>,
     }
 
+    proptest::proptest! {
+        /// Any query string is answered, never a panic: typed parameters or a 400 that names
+        /// what was wrong.
+        #[test]
+        fn any_query_string_parses_or_is_refused(query in "\\PC{0,200}") {
+            match parse_query::<Params>(&query) {
+                Ok(_) => {}
+                Err(e) => proptest::prop_assert!(
+                    e.detail.starts_with("parameter ") || e.detail.starts_with("query string:"),
+                    "{}", e.detail
+                ),
+            }
+        }
+
+        /// Every page size from 1 to 1000 is taken as given; everything else is refused.
+        #[test]
+        fn page_limits_round_trip(limit in 0usize..3000) {
+            let parsed = parse_query::<Params>(&format!("limit={limit}"));
+            if (1..=1000).contains(&limit) {
+                proptest::prop_assert_eq!(parsed.expect("in range").limit, Some(PageLimit(limit)));
+            } else {
+                proptest::prop_assert!(parsed.is_err());
+            }
+        }
+    }
+
     #[test]
     fn typed_parameters_and_clear_errors() {
         let p: Params = parse_query("from=1700000000&limit=5&open=true").expect("parses");
