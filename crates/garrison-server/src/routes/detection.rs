@@ -1,7 +1,6 @@
 //! Detection rules and alerts. Every handler takes a [`Principal`] and passes its tenant to the
 //! store; changing rules needs the admin or analyst role and is recorded in the audit log.
 
-use super::parse_time;
 use super::query::ApiQuery;
 use axum::body::Bytes;
 use axum::extract::{Multipart, Request, State};
@@ -499,9 +498,11 @@ pub async fn disable_rule(
 pub struct TestRequest {
     /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 24 hours before `to`.
     /// The range is at most 31 days.
-    pub from: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub from: Option<TimeBound>,
     /// Event time to (exclusive). Default: now.
-    pub to: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub to: Option<TimeBound>,
     /// Most events read, the newest first (default and maximum 50,000).
     pub max_events: Option<usize>,
 }
@@ -553,16 +554,8 @@ pub async fn test_rule(
         serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?
     };
     let bounds = garrison_app::rules::TestBounds {
-        from: request
-            .from
-            .as_deref()
-            .map(|v| parse_time("from", v))
-            .transpose()?,
-        to: request
-            .to
-            .as_deref()
-            .map(|v| parse_time("to", v))
-            .transpose()?,
+        from: request.from.map(|t| t.0),
+        to: request.to.map(|t| t.0),
         max_events: request.max_events,
     };
     let outcome = state.app().test_rule(&principal.actor, &id, bounds).await?;

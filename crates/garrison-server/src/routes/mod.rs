@@ -168,14 +168,3 @@ async fn request_id(
     }
     response
 }
-
-// Query-string helpers shared by the API routes (one wording of their errors).
-
-/// A time bound parameter (RFC 3339 or Unix seconds).
-pub(crate) fn parse_time(
-    name: &str,
-    value: &str,
-) -> Result<garrison_model::Timestamp, crate::error::ApiError> {
-    garrison_model::parse_time_bound(value)
-        .map_err(|e| crate::error::ApiError::invalid(format!("parameter {name}: {e}")))
-}
