@@ -21,7 +21,7 @@ pub struct Asset {
 }
 
 /// A CSV line that was not imported, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize, thiserror::Error)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[error("line {line}: {reason}")]
 pub struct CsvError {

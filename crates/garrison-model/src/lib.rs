@@ -234,6 +234,12 @@ mod tests {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct TimeBound(pub Timestamp);
 
+impl Serialize for TimeBound {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(&self.0)
+    }
+}
+
 impl<'de> Deserialize<'de> for TimeBound {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
@@ -253,6 +259,12 @@ impl PageLimit {
     /// The size asked for, or `default`.
     pub fn or(limit: Option<PageLimit>, default: usize) -> usize {
         limit.map_or(default, |l| l.0)
+    }
+}
+
+impl Serialize for PageLimit {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(self.0 as u64)
     }
 }
 

@@ -5,8 +5,6 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use garrison_store::StoreError;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 macro_rules! error_codes {
     ($($variant:ident => ($name:literal, $status:ident, $kind:literal, $doc:literal)),* $(,)?) => {
@@ -40,23 +38,7 @@ error_codes! {
     Internal => ("internal", INTERNAL_SERVER_ERROR, "system", "An unexpected error; the log has details."),
 }
 
-/// The problem+json body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Problem {
-    /// `urn:garrison:error:<code>`.
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub title: String,
-    pub status: u16,
-    /// What went wrong and where.
-    pub detail: String,
-    /// The stable error code (see the table in the README).
-    pub code: String,
-    /// Per-record errors for batch requests.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    #[schema(value_type = Vec<Object>)]
-    pub errors: Vec<serde_json::Value>,
-}
+pub use garrison_api::error::Problem;
 
 #[derive(Debug)]
 pub struct ApiError {

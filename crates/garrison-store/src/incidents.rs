@@ -96,7 +96,7 @@ pub struct IncidentPage {
 }
 
 /// An alert to attach to an incident.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LinkedAlert {
     pub alert_id: String,
@@ -104,7 +104,7 @@ pub struct LinkedAlert {
 }
 
 /// One timeline entry with its position (for paging).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimelineEntry {
     pub seq: i64,
@@ -113,7 +113,7 @@ pub struct TimelineEntry {
     pub event: TimelineEvent,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Task {
     pub id: i64,
@@ -128,7 +128,7 @@ pub struct Task {
 }
 
 /// An attachment's metadata; the bytes are kept elsewhere, by hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Attachment {
     pub incident_id: String,

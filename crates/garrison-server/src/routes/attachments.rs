@@ -17,9 +17,7 @@ use futures_util::StreamExt;
 use garrison_blobs::BlobError;
 use garrison_model::{Role, Timestamp};
 use garrison_store::{Attachment, IncidentRepo};
-use serde::Serialize;
 use tokio::io::AsyncReadExt;
-use utoipa::{IntoParams, ToSchema};
 
 use super::query::ApiQuery;
 use crate::auth::Principal;
@@ -28,49 +26,10 @@ use crate::routes::audit::record;
 use crate::routes::extract::ApiPath;
 use crate::routes::incidents::actor;
 use crate::AppState;
+pub use garrison_api::attachments::*;
 
 /// Roles that add attachments (viewers only read; only admins remove).
 const UPLOADERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttachmentView {
-    pub incident_id: String,
-    /// Lowercase hex SHA-256 of the content: its name on disk and in the download URL.
-    pub sha256: String,
-    pub name: String,
-    pub size: i64,
-    /// As the uploader declared it; downloads are always sent as `application/octet-stream`.
-    pub content_type: Option<String>,
-    pub uploaded_by: String,
-    pub created: String,
-}
-
-impl AttachmentView {
-    fn of(attachment: &Attachment) -> AttachmentView {
-        AttachmentView {
-            incident_id: attachment.incident_id.clone(),
-            sha256: attachment.sha256.clone(),
-            name: attachment.name.clone(),
-            size: attachment.size,
-            content_type: attachment.content_type.clone(),
-            uploaded_by: attachment.uploaded_by.clone(),
-            created: attachment.created.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AttachmentList {
-    pub attachments: Vec<AttachmentView>,
-}
-
-#[derive(Debug, serde::Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct UploadParams {
-    /// The file's name (1 to 255 characters; no path separators or control characters).
-    pub name: String,
-}
 
 fn blob_error(error: BlobError) -> ApiError {
     match error {

@@ -6,202 +6,18 @@ use axum::body::Bytes;
 use axum::extract::{Multipart, Request, State};
 use axum::http::header;
 use axum::Json;
-use garrison_model::{PageLimit, TimeBound};
-use garrison_store::{Alert, AlertQuery, DetectionRepo, RuleVersion, StoredRule};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use garrison_model::PageLimit;
+use garrison_store::{AlertQuery, DetectionRepo, StoredRule};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::extract::ApiPath;
 use crate::AppState;
+pub use garrison_api::detection::*;
 
 // ---------------------------------------------------------------- views
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RuleView {
-    /// The Sigma id of the file's first rule.
-    pub id: String,
-    pub title: String,
-    pub level: Option<String>,
-    /// Where it was imported from (file path, `archive.zip:member`, upload name).
-    pub origin: String,
-    pub version: i64,
-    pub enabled: bool,
-    pub created: String,
-    pub updated: String,
-}
-
-impl From<&StoredRule> for RuleView {
-    fn from(r: &StoredRule) -> Self {
-        RuleView {
-            id: r.rule_id.clone(),
-            title: r.title.clone(),
-            level: r.level.clone(),
-            origin: r.origin.clone(),
-            version: r.version,
-            enabled: r.enabled,
-            created: r.created.to_string(),
-            updated: r.updated.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RuleVersionView {
-    pub version: i64,
-    pub title: String,
-    pub level: Option<String>,
-    pub origin: String,
-    pub created: String,
-    /// The rule file's text of this version.
-    pub yaml: String,
-}
-
-impl From<RuleVersion> for RuleVersionView {
-    fn from(v: RuleVersion) -> Self {
-        RuleVersionView {
-            version: v.version,
-            title: v.title,
-            level: v.level,
-            origin: v.origin,
-            created: v.created.to_string(),
-            yaml: v.yaml,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RuleDetail {
-    #[serde(flatten)]
-    pub rule: RuleView,
-    /// The current text.
-    pub yaml: String,
-    /// Every version, oldest first.
-    pub versions: Vec<RuleVersionView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RejectedRule {
-    pub path: String,
-    pub line: Option<usize>,
-    pub rule: Option<String>,
-    pub reason: String,
-}
-
-impl From<garrison_sigma::RuleError> for RejectedRule {
-    fn from(e: garrison_sigma::RuleError) -> Self {
-        RejectedRule {
-            path: e.path,
-            line: e.line,
-            rule: e.rule,
-            reason: e.reason,
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ImportResult {
-    pub created: u64,
-    pub updated: u64,
-    pub unchanged: u64,
-    /// Rules enabled by this import.
-    pub enabled: u64,
-    /// Files that could not be imported, with the reason.
-    pub rejected: Vec<RejectedRule>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertView {
-    pub id: String,
-    pub rule_id: String,
-    pub title: String,
-    pub level: String,
-    /// Hash of the rule and the entity: repeats with the same one in a window are one alert.
-    pub fingerprint: String,
-    /// The entity fields and their values.
-    #[schema(value_type = std::collections::BTreeMap<String, String>)]
-    pub entity: serde_json::Value,
-    /// Start of the folding window.
-    pub window_start: String,
-    /// Events folded into this alert.
-    pub count: i64,
-    pub first_seen: String,
-    pub last_seen: String,
-    /// The Sigma fields and values that matched (of the first event).
-    #[schema(value_type = Object)]
-    pub matched: serde_json::Value,
-    /// Null until incidents exist.
-    pub incident_id: Option<String>,
-    pub status: String,
-    pub created: String,
-    pub updated: String,
-}
-
-impl From<Alert> for AlertView {
-    fn from(a: Alert) -> Self {
-        AlertView {
-            id: a.alert_id,
-            rule_id: a.rule_id,
-            title: a.title,
-            level: a.level,
-            fingerprint: a.fingerprint,
-            entity: a.entity,
-            window_start: a.window_start.to_string(),
-            count: a.count,
-            first_seen: a.first_seen.to_string(),
-            last_seen: a.last_seen.to_string(),
-            matched: a.matched,
-            incident_id: a.incident_id,
-            status: a.status,
-            created: a.created.to_string(),
-            updated: a.updated.to_string(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertsPage {
-    pub alerts: Vec<AlertView>,
-    /// Pass as `cursor` to get the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AlertDetail {
-    #[serde(flatten)]
-    pub alert: AlertView,
-    /// Ids of the events folded into the alert, oldest first (at most 1,000).
-    pub event_ids: Vec<String>,
-}
-
 // ---------------------------------------------------------------- rules
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct RuleFile {
-    /// A name for the file (kept as the rule's origin).
-    pub path: String,
-    /// The Sigma YAML.
-    pub text: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct ImportRequest {
-    pub files: Vec<RuleFile>,
-    /// Enable every imported rule.
-    #[serde(default)]
-    pub enable: bool,
-}
-
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ImportParams {
-    /// With a zip body: enable every imported rule.
-    pub enable: Option<bool>,
-    /// With a zip body: the archive's name, kept in each rule's origin.
-    pub name: Option<String>,
-}
 
 /// Import Sigma rule files: a JSON list of files, a zip archive (`Content-Type:
 /// application/zip`, e.g. SigmaHQ's release), or a `multipart/form-data` upload of `.zip`,
@@ -377,14 +193,6 @@ async fn import_sources(
     }))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct ListRulesParams {
-    /// Only enabled (true) or disabled (false) rules.
-    pub enabled: Option<bool>,
-}
-
 /// List the tenant's rules (without their text).
 #[utoipa::path(
     get,
@@ -494,44 +302,6 @@ pub async fn disable_rule(
     set_enabled(state, principal, id, false).await
 }
 
-#[derive(Debug, Default, Deserialize, ToSchema)]
-pub struct TestRequest {
-    /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 24 hours before `to`.
-    /// The range is at most 31 days.
-    #[schema(value_type = Option<String>)]
-    pub from: Option<TimeBound>,
-    /// Event time to (exclusive). Default: now.
-    #[schema(value_type = Option<String>)]
-    pub to: Option<TimeBound>,
-    /// Most events read, the newest first (default and maximum 50,000).
-    pub max_events: Option<usize>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestMatchView {
-    pub event_id: String,
-    pub time: String,
-    pub rule_id: String,
-    pub title: String,
-    pub level: String,
-    #[schema(value_type = Object)]
-    pub matched: serde_json::Value,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TestResult {
-    /// The range read (RFC 3339): at most 31 days.
-    pub from: String,
-    pub to: String,
-    /// The cap on events read in this test (at most 50,000, on every door).
-    pub max_events: usize,
-    /// Stored events read.
-    pub events: usize,
-    /// True when the range held more than `max_events` events (the newest were read).
-    pub truncated: bool,
-    pub matches: Vec<TestMatchView>,
-}
-
 /// Run a rule over the stored events of a time range: what it would have matched.
 #[utoipa::path(
     post,
@@ -581,28 +351,6 @@ pub async fn test_rule(
 }
 
 // ---------------------------------------------------------------- alerts
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct AlertParams {
-    /// Only alerts of this level (informational, low, medium, high, critical).
-    pub level: Option<String>,
-    /// Only alerts of this rule id (`rule` is accepted too).
-    #[serde(alias = "rule")]
-    pub rule_id: Option<String>,
-    /// Alerts whose last event is at or after this time: RFC 3339 or Unix seconds.
-    #[param(value_type = Option<String>)]
-    pub from: Option<TimeBound>,
-    /// Alerts whose first event is before this time.
-    #[param(value_type = Option<String>)]
-    pub to: Option<TimeBound>,
-    /// Page size, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub limit: Option<PageLimit>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
 
 /// List alerts, newest first.
 #[utoipa::path(

@@ -9,17 +9,14 @@ use super::query::ApiQuery;
 use axum::extract::State;
 use axum::Json;
 use garrison_cases::{
-    apply, extract_observables, similar_incidents, sla_status, Action, Actor, ClockStatus,
-    Incident, IncidentUpdate, Observable, Severity, SimilarIncident, SocMetrics, TimelineEvent,
-    TransitionError,
+    apply, extract_observables, similar_incidents, sla_status, Action, Actor, Incident,
+    IncidentUpdate, SocMetrics, TransitionError,
 };
-use garrison_model::{PageLimit, Role, TimeBound, Timestamp};
+use garrison_model::{PageLimit, Role, Timestamp};
 use garrison_store::{
-    Attachment, DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split,
-    StoreError, StoredIncident, Task, TimelineEntry, TokenKind,
+    DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split, StoreError,
+    StoredIncident, Task, TokenKind,
 };
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, ErrorCode, Problem};
@@ -27,6 +24,7 @@ use crate::routes::audit::record;
 use crate::routes::extract::ApiJson;
 use crate::routes::extract::ApiPath;
 use crate::AppState;
+pub use garrison_api::incidents::*;
 
 /// Roles that work incidents (viewers only read).
 const WORKERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
@@ -34,67 +32,6 @@ const WORKERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
 const WRITE_ATTEMPTS: usize = 3;
 
 // ---------------------------------------------------------------- views
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IncidentView {
-    /// The incident (id, title, state, severity, assignee, team, tlp, pap, tags,
-    /// classification, fields, approvals, score, workflow_version and stage times).
-    pub incident: Incident,
-    /// Pass back as `rev` to update only if nobody changed it meanwhile.
-    pub rev: i64,
-    pub merged_into: Option<String>,
-}
-
-impl IncidentView {
-    fn of(stored: &StoredIncident) -> IncidentView {
-        IncidentView {
-            incident: stored.incident.clone(),
-            rev: stored.rev,
-            merged_into: stored.merged_into.clone(),
-        }
-    }
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IncidentsPage {
-    pub incidents: Vec<IncidentView>,
-    /// Pass as `cursor` (with the same `order`) for the next page; absent on the last page.
-    pub next_cursor: Option<String>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IncidentDetail {
-    #[serde(flatten)]
-    pub incident: IncidentView,
-    /// Each SLA clock: due time, elapsed seconds, breached.
-    pub sla: Vec<ClockStatus>,
-    pub alerts: Vec<LinkedAlert>,
-    pub observables: Vec<Observable>,
-    pub tasks: Vec<Task>,
-    pub attachments: Vec<Attachment>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActionResult {
-    #[serde(flatten)]
-    pub incident: IncidentView,
-    /// The timeline entries the action added.
-    pub events: Vec<TimelineEvent>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TimelinePage {
-    /// Oldest first: comments, state changes, playbook actions and system events.
-    pub entries: Vec<TimelineEntry>,
-    /// Pass as `after` for the next page; absent on the last page.
-    pub next_after: Option<i64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SimilarPage {
-    /// Past incidents most like this one, best first, with how they were resolved.
-    pub similar: Vec<SimilarIncident>,
-}
 
 // ---------------------------------------------------------------- helpers
 
@@ -187,50 +124,6 @@ async fn act(
 
 // ---------------------------------------------------------------- list, create, read
 
-/// The order of an incident list.
-#[derive(Clone, Copy, Debug, Default, Deserialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum IncidentOrderParam {
-    /// Newest first.
-    #[default]
-    Newest,
-    /// The queue: highest score first, then newest.
-    Score,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct IncidentParams {
-    /// A workflow state, e.g. `new`.
-    pub state: Option<String>,
-    /// low, medium, high or critical.
-    #[param(value_type = Option<String>)]
-    pub severity: Option<garrison_cases::Severity>,
-    /// The assignee's user name.
-    pub assignee: Option<String>,
-    /// true_positive, false_positive or benign.
-    #[param(value_type = Option<String>)]
-    pub classification: Option<garrison_cases::Classification>,
-    pub tag: Option<String>,
-    /// true: not closed; false: closed.
-    pub open: Option<bool>,
-    /// Created at or after this time: RFC 3339 or Unix seconds.
-    #[param(value_type = Option<String>)]
-    pub from: Option<TimeBound>,
-    /// Created before this time.
-    #[param(value_type = Option<String>)]
-    pub to: Option<TimeBound>,
-    /// `newest` (default) or `score` (the queue).
-    #[param(inline)]
-    pub order: Option<IncidentOrderParam>,
-    /// Page size, 1 to 1000 (default 100).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub limit: Option<PageLimit>,
-    /// The `next_cursor` of the previous page.
-    pub cursor: Option<String>,
-}
-
 /// List incidents: newest first, or by score (the queue).
 #[utoipa::path(
     get,
@@ -270,20 +163,6 @@ pub async fn list_incidents(
         incidents: page.incidents.iter().map(IncidentView::of).collect(),
         next_cursor: page.next_cursor,
     }))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewIncident {
-    pub title: String,
-    #[schema(value_type = String, example = "high")]
-    pub severity: Severity,
-    /// Picks the task checklist template.
-    #[serde(default)]
-    pub incident_type: Option<String>,
-    /// Alerts of this tenant to attach; their observables are extracted.
-    #[serde(default)]
-    pub alert_ids: Vec<String>,
 }
 
 /// Open an incident by hand, optionally from alerts; workers only.
@@ -453,13 +332,6 @@ pub async fn incident_action(
     Ok(Json(result))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TransitionBody {
-    /// The state to move to, along one of the workflow's transitions.
-    pub to: String,
-}
-
 /// Move an incident to another state; the workflow checks the roles and required fields.
 #[utoipa::path(
     post,
@@ -494,13 +366,6 @@ pub async fn transition(
     )
     .await;
     Ok(Json(result))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct CommentBody {
-    /// The comment; `@name` mentions a user.
-    pub text: String,
 }
 
 /// Comment on an incident (any role but viewer).
@@ -558,17 +423,6 @@ pub async fn approve(
     Ok(Json(result))
 }
 
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct TimelineParams {
-    /// Entries after this position (the `next_after` of the previous page).
-    pub after: Option<i64>,
-    /// Page size, 1 to 1000 (default 200).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
-    pub limit: Option<PageLimit>,
-}
-
 /// The incident's timeline: comments, state changes, playbook actions, system events.
 #[utoipa::path(
     get,
@@ -600,12 +454,6 @@ pub async fn timeline(
 }
 
 // ---------------------------------------------------------------- tasks
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewTasks {
-    pub titles: Vec<String>,
-}
 
 /// The incident's checklist.
 #[utoipa::path(
@@ -657,12 +505,6 @@ pub async fn add_tasks(
     Ok(Json(tasks))
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct TaskDone {
-    pub done: bool,
-}
-
 /// Tick (or untick) a task; workers only.
 #[utoipa::path(
     patch,
@@ -704,13 +546,6 @@ pub async fn set_task(
 
 // ---------------------------------------------------------------- merge, split, similar
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct MergeBody {
-    /// Incidents whose alerts and observables move into this one; they are marked merged.
-    pub incidents: Vec<String>,
-}
-
 /// Merge other incidents into this one; analysts and admins.
 #[utoipa::path(
     post,
@@ -747,14 +582,6 @@ pub async fn merge(
     )
     .await;
     Ok(Json(IncidentView::of(&merged)))
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct SplitBody {
-    /// Alerts of this incident that move to the new one.
-    pub alert_ids: Vec<String>,
-    pub title: String,
 }
 
 /// Move some alerts of this incident into a new one; analysts and admins.
@@ -850,18 +677,6 @@ pub async fn similar(
 }
 
 // ---------------------------------------------------------------- metrics
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct MetricsParams {
-    /// Start of the period (default: 30 days before `to`): RFC 3339 or Unix seconds.
-    #[param(value_type = Option<String>)]
-    pub from: Option<TimeBound>,
-    /// End of the period, exclusive (default: now).
-    #[param(value_type = Option<String>)]
-    pub to: Option<TimeBound>,
-}
 
 /// SOC figures: alerts per day, alerts → incidents reduction, MTTA and MTTR per stage, % within
 /// SLA, false-positive rate per rule (noisiest first).

@@ -11,33 +11,12 @@ use garrison_model::{Role, Timestamp};
 use garrison_pipeline::{PipelineError, SourceContext};
 use garrison_store::EventRow;
 use garrison_store::TokenKind;
-use serde::Serialize;
-use utoipa::ToSchema;
 
 use crate::auth::authenticate;
 use crate::error::{ApiError, ErrorCode, Problem};
 use crate::routes::query::ApiQuery;
 use crate::AppState;
-
-/// The answer to an ingest request.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct IngestResponse {
-    /// Records stored durably (they survive a crash from now on).
-    pub accepted: usize,
-    /// Records refused; `errors` says which and why.
-    pub rejected: usize,
-    pub errors: Vec<RecordErrorView>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct RecordErrorView {
-    /// 0-based position of the record in the batch.
-    pub index: usize,
-    /// 1-based line, for NDJSON.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<usize>,
-    pub reason: String,
-}
+pub use garrison_api::ingest::*;
 
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query.and_then(|q| {
@@ -177,15 +156,6 @@ async fn decode_in_parallel(
     Ok((rows, errors, total))
 }
 
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct IngestParams {
-    /// The source the events belong to, for API tokens (default `api`). An ingest token sends
-    /// for its own source only: naming another is refused (403).
-    pub source: Option<String>,
-}
-
 /// Send events: one JSON object, a JSON array of objects, or NDJSON; gzip bodies welcome.
 ///
 /// A 200 answer means the accepted records are on disk. Bad records are listed with their
@@ -250,21 +220,6 @@ pub async fn ingest_events(
     }))
 }
 
-/// HEC's answer body.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HecAnswer {
-    pub text: String,
-    pub code: u32,
-    #[serde(
-        rename = "invalid-event-number",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub invalid_event_number: Option<usize>,
-    /// Indexer acknowledgement id, when the request named a channel.
-    #[serde(rename = "ackId", skip_serializing_if = "Option::is_none")]
-    pub ack_id: Option<u64>,
-}
-
 /// The channel of a HEC request (`X-Splunk-Request-Channel` or `?channel=`), for indexer
 /// acknowledgement. A channel that is not a GUID is refused as Splunk does (code 11).
 fn hec_channel(headers: &HeaderMap, query: Option<&str>) -> Result<Option<String>, InvalidChannel> {
@@ -291,26 +246,6 @@ impl IntoResponse for InvalidChannel {
             None,
         )
     }
-}
-
-/// Query parameters of the HEC routes. Other parameters are ignored, as Splunk does.
-#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[allow(dead_code)] // documents the parameters; read by `query_param` (HEC ignores unknown ones)
-pub struct HecParams {
-    /// The request channel (a GUID), instead of the `X-Splunk-Request-Channel` header; with it
-    /// the answer carries an `ackId` for `/services/collector/ack`.
-    channel: Option<String>,
-    /// Raw endpoint: the events' host.
-    host: Option<String>,
-    /// Raw endpoint: the events' source (kept as a field; the token decides the Garrison source).
-    source: Option<String>,
-    /// Raw endpoint: the events' sourcetype.
-    sourcetype: Option<String>,
-    /// Raw endpoint: the events' index.
-    index: Option<String>,
-    /// Raw endpoint: the events' time (epoch seconds or a timestamp); refused when unreadable.
-    time: Option<String>,
 }
 
 fn hec_answer(status: StatusCode, code: u32, text: &str, invalid: Option<usize>) -> Response {
@@ -455,17 +390,6 @@ async fn hec_ingest(
                 .into_response()
         }
     }
-}
-
-#[derive(Debug, serde::Deserialize, ToSchema)]
-pub struct HecAckRequest {
-    pub acks: Vec<u64>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct HecAckAnswer {
-    /// Ack id → whether its events are durable.
-    pub acks: std::collections::BTreeMap<String, bool>,
 }
 
 /// Splunk HEC indexer acknowledgement: which ack ids of this channel are durable.

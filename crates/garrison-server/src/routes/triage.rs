@@ -8,14 +8,11 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use garrison_cases::{
-    parse_assets_csv, Asset, CsvError, EntityKey, GroupingRule, SlaPolicy, Suppression, Workflow,
-    WorkflowError,
+    parse_assets_csv, Asset, GroupingRule, SlaPolicy, Suppression, Workflow, WorkflowError,
 };
 use garrison_model::{Role, Timestamp};
-use garrison_store::{IncidentRepo, StoredGroupingRule, StoredSuppression};
-use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
-use utoipa::ToSchema;
+use garrison_store::{IncidentRepo, StoredSuppression};
+use serde::Serialize;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
@@ -24,6 +21,7 @@ use crate::routes::extract::ApiJson;
 use crate::routes::extract::ApiPath;
 use crate::routes::incidents::actor;
 use crate::AppState;
+pub use garrison_api::triage::*;
 
 /// Roles that change triage settings.
 const EDITORS: &[Role] = &[Role::Admin, Role::Analyst];
@@ -33,33 +31,6 @@ fn to_json<T: Serialize>(value: &T) -> Result<serde_json::Value, ApiError> {
 }
 
 // ---------------------------------------------------------------- suppressions
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NewSuppression {
-    /// Defaults to a new `sup-…` id.
-    #[serde(default)]
-    pub id: Option<String>,
-    /// Only alerts of this rule.
-    #[serde(default)]
-    pub rule_id: Option<String>,
-    /// Dotted field name → value (`*` matches any run of characters); all must match.
-    #[serde(default)]
-    pub fields: BTreeMap<String, String>,
-    pub reason: String,
-    /// RFC 3339; none: until expired by hand.
-    #[serde(default)]
-    #[schema(value_type = Option<String>)]
-    pub expires: Option<Timestamp>,
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct SuppressionParams {
-    /// Only those in force now (true), or all (false, the default).
-    pub active: Option<bool>,
-}
 
 /// Suppressions with their hit counts, newest first; `?active=true` for those in force now.
 #[utoipa::path(
@@ -160,63 +131,6 @@ pub async fn expire_suppression(
 
 // ---------------------------------------------------------------- grouping rules
 
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GroupingRuleBody {
-    /// `host`, `user`, `indicator`, `rule`, or `{"field": "dotted.name"}`.
-    pub keys: Vec<EntityKey>,
-    pub window_secs: u64,
-    /// Only alerts of these rules; empty: all.
-    #[serde(default)]
-    pub rule_ids: Vec<String>,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-}
-
-fn yes() -> bool {
-    true
-}
-
-/// A grouping rule as stored. (Not `StoredGroupingRule` itself: its schema would combine
-/// `GroupingRule`'s closed object, `deny_unknown_fields`, with more properties.)
-#[derive(Debug, Serialize, ToSchema)]
-pub struct GroupingRuleView {
-    pub name: String,
-    pub keys: Vec<EntityKey>,
-    /// Tumbling windows of this length, aligned to the epoch, so every node agrees.
-    pub window_secs: u64,
-    /// Rules this grouping applies to; empty: all.
-    pub rule_ids: Vec<String>,
-    pub enabled: bool,
-    #[schema(value_type = String)]
-    pub updated: Timestamp,
-}
-
-impl From<StoredGroupingRule> for GroupingRuleView {
-    fn from(stored: StoredGroupingRule) -> Self {
-        // No `..`: a new field of either type must be added here too.
-        let StoredGroupingRule {
-            rule:
-                GroupingRule {
-                    name,
-                    keys,
-                    window_secs,
-                    rule_ids,
-                },
-            enabled,
-            updated,
-        } = stored;
-        GroupingRuleView {
-            name,
-            keys,
-            window_secs,
-            rule_ids,
-            enabled,
-            updated,
-        }
-    }
-}
-
 /// The tenant's grouping rules; with none enabled, alerts group by host within one hour.
 #[utoipa::path(
     get,
@@ -278,13 +192,6 @@ pub async fn put_grouping_rule(
 }
 
 // ---------------------------------------------------------------- assets
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct AssetImportResult {
-    pub imported: u64,
-    /// Lines not imported, with the reason.
-    pub errors: Vec<CsvError>,
-}
 
 /// Import assets from CSV (header with `name`, `criticality`, optional `ip`, `owner`); assets
 /// are created or replaced by name, and bad lines are reported without failing the file.
@@ -412,13 +319,6 @@ pub async fn put_sla_policy(
 }
 
 // ---------------------------------------------------------------- workflow
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WorkflowView {
-    pub version: u32,
-    pub workflow: Workflow,
-    pub created_by: String,
-}
 
 /// The tenant's current incident workflow (version 1 is the built-in default).
 #[utoipa::path(

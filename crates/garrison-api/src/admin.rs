@@ -1,0 +1,284 @@
+//! Wire types of the `api` routes: shared by the server and the client.
+
+use serde::{Deserialize, Serialize};
+
+use garrison_model::{Event, PageLimit, Role, TimeBound};
+use garrison_store::{ApiToken, Source, Tenant, User};
+use utoipa::{IntoParams, ToSchema};
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventView {
+    pub id: String,
+    /// The event's own time (RFC 3339).
+    pub time: String,
+    pub received: String,
+    pub source: String,
+    pub logsource: garrison_model::LogSource,
+    /// The fields as they were sent.
+    #[schema(value_type = Object)]
+    pub fields: serde_json::Value,
+    /// The ECS-style view of the fields.
+    #[schema(value_type = Object)]
+    pub normalized: serde_json::Map<String, serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        EventView {
+            id: e.id,
+            time: e.time.to_string(),
+            received: e.received.to_string(),
+            source: e.source,
+            logsource: e.logsource,
+            fields: e.fields,
+            normalized: e.normalized,
+            raw: e.raw,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct EventsPage {
+    pub events: Vec<EventView>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TenantView {
+    pub id: i64,
+    pub name: String,
+    pub retention_days: Option<i64>,
+    pub created: String,
+}
+
+impl From<Tenant> for TenantView {
+    fn from(t: Tenant) -> Self {
+        TenantView {
+            id: t.id.0,
+            name: t.name,
+            retention_days: t.retention_days,
+            created: t.created.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserView {
+    pub id: i64,
+    pub tenant_id: i64,
+    pub username: String,
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
+    pub disabled: bool,
+    pub created: String,
+}
+
+impl From<User> for UserView {
+    fn from(u: User) -> Self {
+        UserView {
+            id: u.id,
+            tenant_id: u.tenant_id.0,
+            username: u.username,
+            roles: u.roles,
+            disabled: u.disabled,
+            created: u.created.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenView {
+    pub id: i64,
+    pub tenant_id: i64,
+    /// `api`, `ingest` or `session`.
+    pub kind: String,
+    pub name: String,
+    /// The first characters of the secret, to recognise it.
+    pub prefix: String,
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
+    pub source: Option<String>,
+    pub user_id: Option<i64>,
+    pub created: String,
+    pub expires: Option<String>,
+    pub last_used: Option<String>,
+    pub revoked: bool,
+}
+
+impl From<ApiToken> for TokenView {
+    fn from(t: ApiToken) -> Self {
+        TokenView {
+            id: t.id,
+            tenant_id: t.tenant_id.0,
+            kind: t.kind.as_str().to_string(),
+            name: t.name,
+            prefix: t.prefix,
+            roles: t.roles,
+            source: t.source,
+            user_id: t.user_id,
+            created: t.created.to_string(),
+            expires: t.expires.map(|t| t.to_string()),
+            last_used: t.last_used.map(|t| t.to_string()),
+            revoked: t.revoked,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourceView {
+    pub name: String,
+    pub product: Option<String>,
+    pub service: Option<String>,
+    pub category: Option<String>,
+    /// Pairs of (field as sent, ECS-style name).
+    #[schema(value_type = Vec<FieldPair>)]
+    pub field_mapping: Vec<(String, String)>,
+    /// Set for an alert source: the fields giving each alert's rule id, title and severity.
+    pub alert_mapping: Option<garrison_store::AlertMapping>,
+    pub created: String,
+}
+
+/// One field mapping: `[field as sent, ECS-style name]`, as serde writes a pair.
+pub struct FieldPair;
+
+impl utoipa::PartialSchema for FieldPair {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, Type};
+        ArrayBuilder::new()
+            .items(ObjectBuilder::new().schema_type(Type::String))
+            .min_items(Some(2))
+            .max_items(Some(2))
+            .description(Some("`[field as sent, ECS-style name]`"))
+            .into()
+    }
+}
+
+impl ToSchema for FieldPair {}
+
+impl From<Source> for SourceView {
+    fn from(s: Source) -> Self {
+        SourceView {
+            name: s.name,
+            product: s.product,
+            service: s.service,
+            category: s.category,
+            field_mapping: s.field_mapping,
+            alert_mapping: s.alert_mapping,
+            created: s.created.to_string(),
+        }
+    }
+}
+
+/// Query parameters of the event search. Besides these, `field.NAME=VALUE` filters on a field
+/// (a dotted path into the fields as sent, or an ECS name); several are ANDed.
+#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct EventSearchParams {
+    /// Event time from (inclusive): RFC 3339 or Unix seconds.
+    #[param(value_type = Option<String>)]
+    pub from: Option<TimeBound>,
+    /// Event time to (exclusive): RFC 3339 or Unix seconds.
+    #[param(value_type = Option<String>)]
+    pub to: Option<TimeBound>,
+    /// Only events of this source.
+    pub source: Option<String>,
+    /// Full-text words; all must occur.
+    pub q: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 1000)]
+    pub limit: Option<PageLimit>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    /// Tenant name; `default` when absent.
+    pub tenant: Option<String>,
+    pub username: String,
+    pub password: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct LoginResponse {
+    /// A session token for `Authorization: Bearer`.
+    pub token: String,
+    pub expires: String,
+    pub user: UserView,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct MeResponse {
+    pub tenant: TenantView,
+    pub token: TokenView,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateTenant {
+    pub name: String,
+    pub retention_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpdateTenant {
+    /// Days to keep events; `null` keeps them forever.
+    pub retention_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateUser {
+    pub username: String,
+    /// At least 12 characters; stored as an argon2id hash.
+    pub password: String,
+    /// Any of admin, analyst, responder, viewer.
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UpdateUser {
+    /// Disabling also revokes the user's tokens.
+    pub disabled: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreateToken {
+    pub name: String,
+    /// `api` (default) or `ingest`.
+    pub kind: Option<String>,
+    /// For API tokens: a subset of the caller's roles.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>)]
+    pub roles: Vec<Role>,
+    /// For ingest tokens: the source its events belong to.
+    pub source: Option<String>,
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct CreatedToken {
+    /// The secret. Shown this once; only its hash is kept.
+    pub token: String,
+    #[serde(flatten)]
+    pub info: TokenView,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PutSource {
+    /// Sigma logsource of the events: product, service, category.
+    pub product: Option<String>,
+    pub service: Option<String>,
+    pub category: Option<String>,
+    /// Extra field mapping on top of the built-in one: pairs of (field as sent, ECS name).
+    #[serde(default)]
+    #[schema(value_type = Vec<FieldPair>)]
+    pub field_mapping: Vec<(String, String)>,
+    /// Makes it an alert source (an EDR's or IDS's own alerts: each event becomes an alert):
+    /// `{"rule": FIELD, "title": FIELD, "severity": FIELD}`, each optional.
+    #[serde(default)]
+    pub alert_mapping: Option<garrison_store::AlertMapping>,
+}
