@@ -4,9 +4,16 @@
 
 use std::path::PathBuf;
 
+use crate::client::{param, print_lines};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use garrison_api::detection::{
+    AlertParams, ImportParams, ImportRequest, ListRulesParams, RejectedRule, RuleFile, RuleView,
+    TestRequest,
+};
+use garrison_api::incidents::MetricsParams;
 use garrison_app::Actor;
+use garrison_client::Client;
 use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
 use garrison_store::{
     AlertQuery, AuditQuery, AuditRepo, DetectionRepo, SqlStore, Tenant, TenantRepo,
@@ -148,107 +155,21 @@ async fn local(config: &ServerConfig, tenant: &str) -> Result<(SqlStore, Tenant)
     Ok((store, tenant))
 }
 
-/// A running service's API with a token; errors carry the service's problem `detail`.
-pub(crate) struct Remote {
-    pub(crate) client: reqwest::Client,
-    pub(crate) url: String,
-    pub(crate) token: String,
-}
-
-impl Remote {
-    pub(crate) fn new(url: &str, token: &str) -> Remote {
-        Remote {
-            client: reqwest::Client::new(),
-            url: url.trim_end_matches('/').to_string(),
-            token: token.to_string(),
-        }
-    }
-
-    fn of(target: &Target) -> Option<Remote> {
-        match (&target.url, &target.token) {
-            (Some(url), Some(token)) => Some(Remote::new(url, token)),
-            _ => None,
-        }
-    }
-
-    /// Prints each item of a cursor-paged list (`{KEY: [...], "next_cursor"}`) as a JSON
-    /// line: one page, or every page with `all`.
-    pub(crate) async fn print_pages(
-        &self,
-        path: &str,
-        params: &[(String, String)],
-        key: &str,
-        all: bool,
-    ) -> Result<()> {
-        let mut cursor: Option<String> = None;
-        loop {
-            let mut page_params = params.to_vec();
-            if let Some(c) = &cursor {
-                page_params.push(("cursor".into(), c.clone()));
-            }
-            let page = self.get(path, &page_params).await?;
-            for item in page[key].as_array().into_iter().flatten() {
-                println!("{item}");
-            }
-            match page["next_cursor"].as_str() {
-                Some(next) if all => cursor = Some(next.to_string()),
-                Some(_) => {
-                    eprintln!("more results: add --all");
-                    return Ok(());
-                }
-                None => return Ok(()),
-            }
-        }
-    }
-
-    pub(crate) async fn send(&self, request: reqwest::RequestBuilder) -> Result<serde_json::Value> {
-        let response = request
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {}", self.url))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.context("answer is not JSON")?;
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                body.get("detail")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("request failed")
-            );
-        }
-        Ok(body)
-    }
-
-    pub(crate) async fn get(
-        &self,
-        path: &str,
-        query: &[(String, String)],
-    ) -> Result<serde_json::Value> {
-        self.send(self.client.get(format!("{}{path}", self.url)).query(query))
-            .await
-    }
-
-    pub(crate) async fn post(
-        &self,
-        path: &str,
-        body: serde_json::Value,
-    ) -> Result<serde_json::Value> {
-        self.send(self.client.post(format!("{}{path}", self.url)).json(&body))
-            .await
+/// The service `--url` names, when it does (else the command works on the local store).
+fn remote(target: &Target) -> Result<Option<Client>> {
+    match (&target.url, &target.token) {
+        (Some(url), Some(token)) => Ok(Some(Client::new(url, token)?)),
+        _ => Ok(None),
     }
 }
 
-fn print_rejected(rejected: &[serde_json::Value]) {
+fn print_rejected(rejected: &[RejectedRule]) {
     for r in rejected {
         eprintln!(
             "rejected {}{}: {}",
-            r["path"].as_str().unwrap_or("?"),
-            r["line"]
-                .as_u64()
-                .map(|l| format!(":{l}"))
-                .unwrap_or_default(),
-            r["reason"].as_str().unwrap_or("?")
+            r.path,
+            r.line.map(|l| format!(":{l}")).unwrap_or_default(),
+            r.reason
         );
     }
 }
@@ -262,40 +183,30 @@ pub async fn rules(command: RulesCommand, config: &ServerConfig) -> Result<()> {
             target,
         } => import(path, enable, &target, config).await,
         RulesCommand::List { enabled, target } => {
-            let rules: Vec<serde_json::Value> = match Remote::of(&target) {
-                Some(remote) => {
-                    let query = if enabled {
-                        vec![("enabled".to_string(), "true".to_string())]
-                    } else {
-                        Vec::new()
-                    };
-                    serde_json::from_value(remote.get("/api/v1/rules", &query).await?)?
+            let rules: Vec<RuleView> = match remote(&target)? {
+                Some(api) => {
+                    api.rules(&ListRulesParams {
+                        enabled: enabled.then_some(true),
+                    })
+                    .await?
                 }
                 None => {
-                    let (store, tenant) = local(config, &target.tenant).await?;
-                    store
-                        .list_rules(tenant.id, enabled)
+                    let (app, actor) = local_app(config, &target.tenant).await?;
+                    app.list_rules(&actor, enabled)
                         .await?
-                        .into_iter()
-                        .map(|r| {
-                            serde_json::json!({"id": r.rule_id, "enabled": r.enabled, "level": r.level,
-                                "version": r.version, "title": r.title, "origin": r.origin})
-                        })
+                        .iter()
+                        .map(RuleView::from)
                         .collect()
                 }
             };
             for r in &rules {
                 println!(
                     "{}\t{}\t{}\tv{}\t{}",
-                    r["id"].as_str().unwrap_or(""),
-                    if r["enabled"].as_bool() == Some(true) {
-                        "enabled"
-                    } else {
-                        "disabled"
-                    },
-                    r["level"].as_str().unwrap_or("-"),
-                    r["version"].as_i64().unwrap_or(0),
-                    r["title"].as_str().unwrap_or("")
+                    r.id,
+                    if r.enabled { "enabled" } else { "disabled" },
+                    r.level.as_deref().unwrap_or("-"),
+                    r.version,
+                    r.title
                 );
             }
             eprintln!("{} rules", rules.len());
@@ -314,7 +225,7 @@ pub async fn rules(command: RulesCommand, config: &ServerConfig) -> Result<()> {
 
 async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerConfig) -> Result<()> {
     let origin = path.display().to_string();
-    if let Some(remote) = Remote::of(target) {
+    if let Some(api) = remote(target)? {
         let is_zip = path
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
@@ -324,16 +235,14 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "rules.zip".into());
-            remote
-                .send(
-                    remote
-                        .client
-                        .post(format!("{}/api/v1/rules/import", remote.url))
-                        .query(&[("enable", enable.to_string()), ("name", name)])
-                        .header("content-type", "application/zip")
-                        .body(bytes),
-                )
-                .await?
+            api.import_rules_zip(
+                &ImportParams {
+                    enable: Some(enable),
+                    name: Some(name),
+                },
+                bytes,
+            )
+            .await?
         } else {
             let (sources, rejected) = tokio::task::spawn_blocking(move || {
                 garrison_detect::rules::sources_from_path(&path)
@@ -342,30 +251,23 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
             for r in &rejected {
                 eprintln!("rejected {r}");
             }
-            let files: Vec<serde_json::Value> = sources
+            let files = sources
                 .into_iter()
-                .map(|s| serde_json::json!({"path": s.path, "text": s.text}))
+                .map(|s| RuleFile {
+                    path: s.path,
+                    text: s.text,
+                })
                 .collect();
-            remote
-                .post(
-                    "/api/v1/rules/import",
-                    serde_json::json!({"files": files, "enable": enable}),
-                )
-                .await?
+            api.import_rules(&ImportRequest { files, enable }).await?
         };
-        print_rejected(
-            answer["rejected"]
-                .as_array()
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
-        );
+        print_rejected(&answer.rejected);
         println!(
             "{} created, {} updated, {} unchanged, {} enabled, {} rejected",
-            answer["created"],
-            answer["updated"],
-            answer["unchanged"],
-            answer["enabled"],
-            answer["rejected"].as_array().map_or(0, Vec::len)
+            answer.created,
+            answer.updated,
+            answer.unchanged,
+            answer.enabled,
+            answer.rejected.len()
         );
         return Ok(());
     }
@@ -398,10 +300,8 @@ async fn set_enabled(
     config: &ServerConfig,
 ) -> Result<()> {
     let verb = if enabled { "enable" } else { "disable" };
-    if let Some(remote) = Remote::of(target) {
-        remote
-            .post(&format!("/api/v1/rules/{id}/{verb}"), serde_json::json!({}))
-            .await?;
+    if let Some(api) = remote(target)? {
+        api.set_rule_enabled(id, enabled).await?;
     } else {
         let (app, actor) = local_app(config, &target.tenant).await?;
         app.set_rule_enabled(&actor, id, enabled).await?;
@@ -417,21 +317,23 @@ async fn test(
     target: &Target,
     config: &ServerConfig,
 ) -> Result<()> {
-    if let Some(remote) = Remote::of(target) {
-        let answer = remote
-            .post(
-                &format!("/api/v1/rules/{id}/test"),
-                serde_json::json!({"from": from, "to": to}),
+    if let Some(api) = remote(target)? {
+        let answer = api
+            .test_rule(
+                id,
+                &TestRequest {
+                    from: param("from", from)?,
+                    to: param("to", to)?,
+                    max_events: None,
+                },
             )
             .await?;
-        for m in answer["matches"].as_array().into_iter().flatten() {
-            println!("{m}");
-        }
+        print_lines(&answer.matches)?;
         print_test_summary(
-            answer["events"].as_u64().unwrap_or(0) as usize,
-            answer["matches"].as_array().map_or(0, Vec::len),
-            answer["truncated"].as_bool().unwrap_or(false),
-            answer["max_events"].as_u64().unwrap_or(0) as usize,
+            answer.events,
+            answer.matches.len(),
+            answer.truncated,
+            answer.max_events,
         );
         return Ok(());
     }
@@ -489,21 +391,27 @@ pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()>
         target,
     } = command;
     let limit = limit.clamp(1, 1000);
-    if let Some(remote) = Remote::of(&target) {
-        let mut params = vec![("limit".to_string(), limit.to_string())];
-        for (k, v) in [
-            ("level", level),
-            ("rule_id", rule_id),
-            ("from", from),
-            ("to", to),
-        ] {
-            if let Some(v) = v {
-                params.push((k.to_string(), v));
+    if let Some(api) = remote(&target)? {
+        let mut params = AlertParams {
+            level,
+            rule_id,
+            from: param("from", from)?,
+            to: param("to", to)?,
+            limit: crate::client::limit(limit),
+            cursor: None,
+        };
+        loop {
+            let page = api.alerts(&params).await?;
+            print_lines(&page.alerts)?;
+            match page.next_cursor {
+                Some(next) if all => params.cursor = Some(next),
+                Some(_) => {
+                    eprintln!("more results: add --all");
+                    return Ok(());
+                }
+                None => return Ok(()),
             }
         }
-        return remote
-            .print_pages("/api/v1/alerts", &params, "alerts", all)
-            .await;
     }
     let (store, tenant) = local(config, &target.tenant).await?;
     let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
@@ -537,12 +445,13 @@ pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()>
 /// `garrison metrics`: the figures of `GET /api/v1/metrics/soc`, from a service or the local store.
 pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
     let MetricsArgs { from, to, target } = args;
-    if let Some(remote) = Remote::of(&target) {
-        let params: Vec<(String, String)> = [("from", from), ("to", to)]
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-            .collect();
-        let figures = remote.get("/api/v1/metrics/soc", &params).await?;
+    if let Some(api) = remote(&target)? {
+        let figures = api
+            .soc_metrics(&MetricsParams {
+                from: param("from", from)?,
+                to: param("to", to)?,
+            })
+            .await?;
         println!("{}", serde_json::to_string_pretty(&figures)?);
         return Ok(());
     }

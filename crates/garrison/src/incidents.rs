@@ -12,7 +12,10 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
-use crate::detection::Remote;
+use crate::client::{connect, param, print_lines};
+use garrison_api::attachments::AttachmentView;
+use garrison_api::incidents::IncidentParams;
+use garrison_client::Client;
 
 /// The service and the token to act with.
 #[derive(Debug, Clone, clap::Args)]
@@ -92,10 +95,6 @@ pub enum IncidentsCommand {
 }
 
 /// Path segments are ids the service gave out; encode them anyway.
-fn segment(id: &str) -> String {
-    percent_encoding::utf8_percent_encode(id, percent_encoding::NON_ALPHANUMERIC).to_string()
-}
-
 pub async fn run(command: IncidentsCommand) -> Result<()> {
     match command {
         IncidentsCommand::List {
@@ -108,39 +107,38 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             all,
             service,
         } => {
-            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
-            let mut params = vec![
-                ("limit".to_string(), limit.clamp(1, 1000).to_string()),
-                ("order".to_string(), order),
-            ];
-            for (key, value) in [
-                ("state", state),
-                ("severity", severity),
-                ("assignee", assignee),
-                ("open", open.map(|o| o.to_string())),
-            ] {
-                if let Some(value) = value {
-                    params.push((key.to_string(), value));
+            let api = connect(&service.url, &service.token)?;
+            let mut params = IncidentParams {
+                state,
+                severity: param("severity", severity)?,
+                assignee,
+                open,
+                order: param("order", Some(order))?,
+                limit: crate::client::limit(limit),
+                ..IncidentParams::default()
+            };
+            loop {
+                let page = api.incidents(&params).await?;
+                print_lines(&page.incidents)?;
+                match page.next_cursor {
+                    Some(next) if all => params.cursor = Some(next),
+                    Some(_) => {
+                        eprintln!("more results: add --all");
+                        return Ok(());
+                    }
+                    None => return Ok(()),
                 }
             }
-            api.print_pages("/api/v1/incidents", &params, "incidents", all)
-                .await
         }
         IncidentsCommand::Show { id, service } => {
-            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
-            let detail = api
-                .get(&format!("/api/v1/incidents/{}", segment(&id)), &[])
-                .await?;
+            let api = connect(&service.url, &service.token)?;
+            let detail = api.incident(&id).await?;
             println!("{}", serde_json::to_string_pretty(&detail)?);
             Ok(())
         }
         IncidentsCommand::Comment { id, text, service } => {
-            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
-            api.post(
-                &format!("/api/v1/incidents/{}/comments", segment(&id)),
-                serde_json::json!({ "text": text }),
-            )
-            .await?;
+            let api = connect(&service.url, &service.token)?;
+            api.comment(&id, &text).await?;
             Ok(())
         }
         IncidentsCommand::Attach {
@@ -150,12 +148,12 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             quiet,
             service,
         } => {
-            let api = Remote::new(&crate::config::service_url(&service.url), &service.token);
+            let api = connect(&service.url, &service.token)?;
             for file in &files {
                 let attached = attach(&api, &id, file, content_type.as_deref(), quiet)
                     .await
                     .with_context(|| format!("cannot attach {}", file.display()))?;
-                println!("{attached}");
+                println!("{}", serde_json::to_string(&attached)?);
             }
             Ok(())
         }
@@ -166,7 +164,7 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
             service,
         } => {
             download(
-                &Remote::new(&crate::config::service_url(&service.url), &service.token),
+                &connect(&service.url, &service.token)?,
                 &id,
                 &sha256,
                 output,
@@ -178,12 +176,12 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
 
 /// Streams one file to the incident; returns the attachment as the service recorded it.
 async fn attach(
-    api: &Remote,
+    api: &Client,
     id: &str,
     file: &Path,
     content_type: Option<&str>,
     quiet: bool,
-) -> Result<serde_json::Value> {
+) -> Result<AttachmentView> {
     let name = file
         .file_name()
         .and_then(|n| n.to_str())
@@ -220,68 +218,38 @@ async fn attach(
             progress.inc(chunk.len() as u64);
         }
     });
-    let request = api
-        .client
-        .post(format!(
-            "{}/api/v1/incidents/{}/attachments",
-            api.url,
-            segment(id)
-        ))
-        .query(&[("name", name.as_str())])
-        .header(
-            reqwest::header::CONTENT_TYPE,
+    let result = api
+        .upload_attachment(
+            id,
+            &name,
             content_type.unwrap_or("application/octet-stream"),
+            size,
+            garrison_client::Body::wrap_stream(stream),
         )
-        .header(reqwest::header::CONTENT_LENGTH, size)
-        .body(reqwest::Body::wrap_stream(stream));
-    let result = api.send(request).await;
+        .await;
     bar.finish_and_clear();
-    result
+    Ok(result?)
 }
 
 /// Streams an attachment to a file, hashing as it goes; a mismatch removes the file.
-async fn download(api: &Remote, id: &str, sha256: &str, output: Option<PathBuf>) -> Result<()> {
-    let request = api.client.get(format!(
-        "{}/api/v1/incidents/{}/attachments/{}",
-        api.url,
-        segment(id),
-        segment(sha256)
-    ));
-    let mut response = request
-        .bearer_auth(&api.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {}", api.url))?;
-    let status = response.status();
-    if !status.is_success() {
-        let body: serde_json::Value = response.json().await.unwrap_or_default();
-        bail!(
-            "{status}: {}",
-            body["detail"].as_str().unwrap_or("download failed")
-        );
-    }
+async fn download(api: &Client, id: &str, sha256: &str, output: Option<PathBuf>) -> Result<()> {
+    let mut response = api.download_attachment(id, sha256).await?;
     let path = match output {
         Some(path) => path,
         None => {
             // The attachment's own name, reduced to a plain file name here.
-            let detail = api
-                .get(
-                    &format!("/api/v1/incidents/{}/attachments", segment(id)),
-                    &[],
-                )
-                .await?;
-            let name = detail["attachments"]
-                .as_array()
+            let wanted = sha256.to_ascii_lowercase();
+            let name = api
+                .attachments(id)
+                .await?
+                .attachments
                 .into_iter()
-                .flatten()
-                .find(|a| a["sha256"].as_str() == Some(&sha256.to_ascii_lowercase()))
-                .and_then(|a| a["name"].as_str())
-                .map(|n| {
-                    Path::new(n)
+                .find(|a| a.sha256 == wanted)
+                .and_then(|a| {
+                    Path::new(&a.name)
                         .file_name()
                         .map(|f| f.to_string_lossy().into_owned())
                 })
-                .unwrap_or_default()
                 .unwrap_or_else(|| sha256.to_string());
             PathBuf::from(name)
         }

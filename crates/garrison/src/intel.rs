@@ -4,8 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::client::{connect, print_lines};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use garrison_api::indicators::{ImportParams, ListParams};
 use garrison_intel::{Format, ImportOptions};
 
 /// A running service.
@@ -110,24 +112,6 @@ fn read(file: &Path, format: Option<Format>) -> Result<(Vec<u8>, Format)> {
     Ok((bytes, format))
 }
 
-async fn send(request: reqwest::RequestBuilder, url: &str) -> Result<serde_json::Value> {
-    let response = request
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {url}"))?;
-    let status = response.status();
-    let body: serde_json::Value = response.json().await.context("answer is not JSON")?;
-    if !status.is_success() {
-        bail!(
-            "{status}: {}",
-            body.get("detail")
-                .and_then(|d| d.as_str())
-                .unwrap_or("request failed")
-        );
-    }
-    Ok(body)
-}
-
 pub async fn run(command: IntelCommand) -> Result<i32> {
     match command {
         IntelCommand::Import {
@@ -140,47 +124,28 @@ pub async fn run(command: IntelCommand) -> Result<i32> {
             api,
         } => {
             let (bytes, format) = read(&file, format)?;
-            let mut query: Vec<(&str, String)> =
-                vec![("format", format.as_str().to_string()), ("source", source)];
-            if let Some(c) = confidence {
-                query.push(("confidence", c.to_string()));
-            }
-            if let Some(d) = ttl_days {
-                query.push(("ttl_days", d.to_string()));
-            }
-            if include_non_ids {
-                query.push(("include_non_ids", "true".into()));
-            }
-            let base = crate::config::service_url(&api.url);
-            let base = base.trim_end_matches('/');
-            let body = send(
-                reqwest::Client::new()
-                    .post(format!("{base}/api/v1/indicators/import"))
-                    .bearer_auth(&api.token)
-                    .query(&query)
-                    .header("content-type", "application/octet-stream")
-                    .body(bytes),
-                base,
-            )
-            .await?;
-            let errors = body["errors"].as_array().cloned().unwrap_or_default();
-            for e in &errors {
-                eprintln!(
-                    "{}: {}: {}",
-                    file.display(),
-                    e["at"].as_str().unwrap_or("?"),
-                    e["reason"].as_str().unwrap_or("?")
-                );
+            let params = ImportParams {
+                format: format.as_str().to_string(),
+                source,
+                confidence,
+                ttl_days,
+                include_non_ids: include_non_ids.then_some(true),
+            };
+            let body = connect(&api.url, &api.token)?
+                .import_indicators(&params, bytes)
+                .await?;
+            for e in &body.errors {
+                eprintln!("{}: {}: {}", file.display(), e.at, e.reason);
             }
             println!(
                 "imported {} indicators ({} new, {} updated); {} refused, {} skipped",
-                body["imported"],
-                body["created"],
-                body["updated"],
-                errors.len(),
-                body["skipped_count"]
+                body.imported,
+                body.created,
+                body.updated,
+                body.errors.len(),
+                body.skipped_count
             );
-            Ok(if errors.is_empty() { 0 } else { 2 })
+            Ok(if body.errors.is_empty() { 0 } else { 2 })
         }
         IntelCommand::Check { file, format } => {
             let (bytes, format) = read(&file, format)?;
@@ -216,37 +181,21 @@ pub async fn run(command: IntelCommand) -> Result<i32> {
             all,
             api,
         } => {
-            let base = crate::config::service_url(&api.url);
-            let base = base.trim_end_matches('/');
-            let mut params: Vec<(&str, String)> = vec![("limit", limit.clamp(1, 1000).to_string())];
-            for (name, v) in [("kind", kind), ("source", source), ("value", value)] {
-                if let Some(v) = v {
-                    params.push((name, v));
-                }
-            }
-            if active {
-                params.push(("active", "true".into()));
-            }
-            let client = reqwest::Client::new();
-            let mut cursor = cursor;
+            let client = connect(&api.url, &api.token)?;
+            let mut params = ListParams {
+                kind,
+                source,
+                value,
+                active: active.then_some(true),
+                min_confidence: None,
+                limit: crate::client::limit(limit),
+                cursor,
+            };
             loop {
-                let mut page_params = params.clone();
-                if let Some(c) = &cursor {
-                    page_params.push(("cursor", c.clone()));
-                }
-                let body = send(
-                    client
-                        .get(format!("{base}/api/v1/indicators"))
-                        .bearer_auth(&api.token)
-                        .query(&page_params),
-                    base,
-                )
-                .await?;
-                for indicator in body["indicators"].as_array().into_iter().flatten() {
-                    println!("{}", serde_json::to_string(indicator)?);
-                }
-                match body["next_cursor"].as_str() {
-                    Some(next) if all => cursor = Some(next.to_string()),
+                let page = client.indicators(&params).await?;
+                print_lines(&page.indicators)?;
+                match page.next_cursor {
+                    Some(next) if all => params.cursor = Some(next),
                     Some(next) => {
                         eprintln!("more results: --cursor {next}");
                         return Ok(0);

@@ -42,6 +42,7 @@ impl Drop for PromptPurge {
 mod admin;
 mod bench;
 mod bench_playbook;
+mod client;
 mod config;
 mod detection;
 mod hunt;

@@ -6,6 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use garrison_api::playbooks::{
+    ApproveBody, ImportBody, PlaybookBody, ReplayBody, RunListParams, StartRunBody, SyncBody,
+    SyncFile,
+};
+use garrison_client::{CancelAnswer, Client};
 use serde_json::{json, Value as Json};
 
 #[derive(Debug, clap::Args)]
@@ -16,6 +21,16 @@ pub struct Api {
     /// API token (a responder's or an admin's to change anything).
     #[arg(long, env = "GARRISON_TOKEN", hide_env_values = true)]
     token: Option<String>,
+}
+
+impl Api {
+    fn client(&self) -> Result<Client> {
+        let token = self
+            .token
+            .as_deref()
+            .context("--token (or GARRISON_TOKEN) is needed to talk to the service")?;
+        crate::client::connect(&self.url, token)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,24 +157,20 @@ pub async fn run(command: PlaybookCommand) -> Result<()> {
             limit,
             api,
         } => {
-            let mut query = vec![("limit".to_string(), limit.to_string())];
-            if let Some(p) = playbook {
-                query.push(("playbook".into(), p));
-            }
-            if let Some(s) = status {
-                query.push(("status".into(), s));
-            }
-            if active {
-                query.push(("active".into(), "true".into()));
-            }
-            let runs = request(&api, reqwest::Method::GET, "/api/v1/runs", &query, None).await?;
-            for r in runs.as_array().into_iter().flatten() {
-                println!("{}", serde_json::to_string(r)?);
-            }
-            Ok(())
+            let runs = api
+                .client()?
+                .runs(&RunListParams {
+                    playbook,
+                    status,
+                    active: active.then_some(true),
+                    before: None,
+                    limit: crate::client::limit(limit),
+                })
+                .await?;
+            crate::client::print_lines(&runs)
         }
         PlaybookCommand::Show { run_id, api } => {
-            let run = get_run(&api, &run_id).await?;
+            let run = api.client()?.run(&run_id).await?;
             println!("{}", serde_json::to_string_pretty(&run)?);
             Ok(())
         }
@@ -169,37 +180,43 @@ pub async fn run(command: PlaybookCommand) -> Result<()> {
             choice,
             api,
         } => {
-            let run = request(
-                &api,
-                reqwest::Method::POST,
-                &format!("/api/v1/runs/{}/approve", enc(&run_id)),
-                &[],
-                Some(json!({"step": step, "choice": choice})),
-            )
-            .await?;
+            let run = api
+                .client()?
+                .approve(&run_id, &ApproveBody { step, choice })
+                .await?;
+            let run = serde_json::to_value(&run)?;
             println!("{}", serde_json::to_string_pretty(&summary(&run))?);
             Ok(())
         }
-        PlaybookCommand::Cancel { run_id, api } => post_run(&api, &run_id, "cancel").await,
-        PlaybookCommand::Rerun { run_id, api } => post_run(&api, &run_id, "rerun").await,
+        PlaybookCommand::Cancel { run_id, api } => {
+            let run = match api.client()?.cancel(&run_id).await? {
+                CancelAnswer::Cancelled(run) => serde_json::to_value(&run)?,
+                CancelAnswer::Requested(requested) => serde_json::to_value(&requested)?,
+            };
+            println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+            Ok(())
+        }
+        PlaybookCommand::Rerun { run_id, api } => {
+            let run = serde_json::to_value(api.client()?.rerun(&run_id).await?)?;
+            println!("{}", serde_json::to_string_pretty(&summary(&run))?);
+            Ok(())
+        }
         PlaybookCommand::Replay {
             run_id,
             version,
             examples_only,
             api,
         } => {
-            let mut body = json!({"recorded_outputs": !examples_only});
-            if let Some(v) = version {
-                body["version"] = json!(v);
-            }
-            let replay = request(
-                &api,
-                reqwest::Method::POST,
-                &format!("/api/v1/runs/{}/replay", enc(&run_id)),
-                &[],
-                Some(body),
-            )
-            .await?;
+            let replay = api
+                .client()?
+                .replay(
+                    &run_id,
+                    &ReplayBody {
+                        version,
+                        recorded_outputs: Some(!examples_only),
+                    },
+                )
+                .await?;
             println!("{}", serde_json::to_string_pretty(&replay)?);
             Ok(())
         }
@@ -212,16 +229,12 @@ pub async fn run(command: PlaybookCommand) -> Result<()> {
                         .with_context(|| format!("cannot read {}", file.display()))?,
                 );
             }
-            let saved = request(
-                &api,
-                reqwest::Method::POST,
-                "/api/v1/playbooks/import",
-                &[],
-                Some(json!({"sources": sources})),
-            )
-            .await?;
-            for v in saved.as_array().into_iter().flatten() {
-                println!("{} v{}", v["name"].as_str().unwrap_or("?"), v["version"]);
+            let saved = api
+                .client()?
+                .import_playbooks(&ImportBody { sources })
+                .await?;
+            for v in &saved {
+                println!("{} v{}", v.name, v.version);
             }
             Ok(())
         }
@@ -296,41 +309,36 @@ async fn sync(dir: &Path, api: &Api) -> Result<()> {
             .display()
             .to_string();
         match std::fs::read_to_string(&path) {
-            Ok(source) => files.push(json!({"path": shown, "source": source})),
+            Ok(source) => files.push(SyncFile {
+                path: shown,
+                source,
+            }),
             Err(e) => {
                 println!("{shown}: cannot read: {e}");
                 failed += 1;
             }
         }
     }
-    let report = request(
-        api,
-        reqwest::Method::POST,
-        "/api/v1/playbooks/sync",
-        &[],
-        Some(json!({"files": files})),
-    )
-    .await?;
-    for f in report["files"].as_array().into_iter().flatten() {
-        let path = f["path"].as_str().unwrap_or("?");
-        match f["status"].as_str().unwrap_or("error") {
-            "error" => {
-                for e in f["errors"].as_array().into_iter().flatten() {
-                    let text = e["text"].as_str().unwrap_or("error");
-                    println!("{path}:{text}");
-                }
+    let report = api.client()?.sync_playbooks(&SyncBody { files }).await?;
+    for f in &report.files {
+        let path = &f.path;
+        if f.status == "error" {
+            for e in &f.errors {
+                println!("{path}:{}", e.text);
             }
-            status => println!(
-                "{path}: {status} {} v{}",
-                f["name"].as_str().unwrap_or("?"),
-                f["version"]
-            ),
+        } else {
+            println!(
+                "{path}: {} {} v{}",
+                f.status,
+                f.name.as_deref().unwrap_or("?"),
+                f.version.unwrap_or(0)
+            );
         }
     }
-    failed += usize::try_from(report["failed"].as_u64().unwrap_or(0)).unwrap_or(usize::MAX);
+    failed += report.failed;
     eprintln!(
         "{} created, {} updated, {} unchanged, {failed} failed",
-        report["created"], report["updated"], report["unchanged"]
+        report.created, report.updated, report.unchanged
     );
     if failed > 0 {
         std::process::exit(1);
@@ -364,91 +372,6 @@ fn validate(files: &[PathBuf]) -> Result<()> {
     if failed {
         std::process::exit(1);
     }
-    Ok(())
-}
-
-fn enc(segment: &str) -> String {
-    segment
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-async fn request(
-    api: &Api,
-    method: reqwest::Method,
-    path: &str,
-    query: &[(String, String)],
-    body: Option<Json>,
-) -> Result<Json> {
-    let token = api
-        .token
-        .as_deref()
-        .context("--token (or GARRISON_TOKEN) is needed to talk to the service")?;
-    let base = crate::config::service_url(&api.url);
-    let url = format!("{}{path}", base.trim_end_matches('/'));
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .build()
-        .context("HTTP client")?;
-    let mut builder = client.request(method, &url).bearer_auth(token).query(query);
-    if let Some(b) = body {
-        builder = builder.json(&b);
-    }
-    let response = builder
-        .send()
-        .await
-        .with_context(|| format!("cannot reach {base}"))?;
-    let status = response.status();
-    let text = response.text().await.context("reading the answer")?;
-    let body: Json = serde_json::from_str(&text).unwrap_or(Json::String(text));
-    if !status.is_success() {
-        let mut message = body
-            .get("detail")
-            .and_then(Json::as_str)
-            .unwrap_or("request failed")
-            .to_string();
-        for e in body
-            .get("errors")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
-            if let Some(t) = e.get("text").and_then(Json::as_str) {
-                message.push_str(&format!("\n  {t}"));
-            }
-        }
-        bail!("{status}: {message}");
-    }
-    Ok(body)
-}
-
-async fn get_run(api: &Api, run_id: &str) -> Result<Json> {
-    request(
-        api,
-        reqwest::Method::GET,
-        &format!("/api/v1/runs/{}", enc(run_id)),
-        &[],
-        None,
-    )
-    .await
-}
-
-async fn post_run(api: &Api, run_id: &str, what: &str) -> Result<()> {
-    let run = request(
-        api,
-        reqwest::Method::POST,
-        &format!("/api/v1/runs/{}/{what}", enc(run_id)),
-        &[],
-        None,
-    )
-    .await?;
-    println!("{}", serde_json::to_string_pretty(&summary(&run))?);
     Ok(())
 }
 
@@ -532,51 +455,39 @@ async fn run_playbook(
         println!("{}", serde_json::to_string_pretty(&summary(&run))?);
         return exit_for(&run);
     }
+    let client = api.client()?;
     let name = if is_file {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read {}", path.display()))?;
-        let saved = request(
-            &api,
-            reqwest::Method::POST,
-            "/api/v1/playbooks",
-            &[],
-            Some(json!({"source": text})),
-        )
-        .await?;
-        saved["name"]
-            .as_str()
-            .context("the service answered without a name")?
-            .to_string()
+        let saved = client
+            .save_playbook(&PlaybookBody {
+                source: Some(text),
+                definition: None,
+            })
+            .await?;
+        saved.name
     } else {
         target.to_string()
     };
-    let detail = request(
-        &api,
-        reqwest::Method::GET,
-        &format!("/api/v1/playbooks/{}", enc(&name)),
-        &[],
-        None,
-    )
-    .await?;
-    let inputs = parse_inputs(inputs, &detail["input_form"])?;
-    let started = request(
-        &api,
-        reqwest::Method::POST,
-        &format!("/api/v1/playbooks/{}/runs", enc(&name)),
-        &[],
-        Some(json!({"inputs": inputs, "dry_run": dry_run})),
-    )
-    .await?;
-    let run_id = started["run_id"]
-        .as_str()
-        .context("the service answered without a run id")?
-        .to_string();
+    let detail = client.playbook(&name).await?;
+    let inputs = parse_inputs(inputs, &detail.input_form)?;
+    let started = client
+        .start_run(
+            &name,
+            &StartRunBody {
+                inputs: Some(inputs),
+                version: None,
+                dry_run,
+            },
+        )
+        .await?;
+    let run_id = started.run_id.clone();
     if !wait {
         println!("{run_id}");
         return Ok(());
     }
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    let mut run = started;
+    let mut run = serde_json::to_value(&started)?;
     loop {
         let done = run["status"]
             .as_str()
@@ -589,7 +500,7 @@ async fn run_playbook(
             bail!("run {run_id} did not finish within {timeout}s");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        run = get_run(&api, &run_id).await?;
+        run = serde_json::to_value(client.run(&run_id).await?)?;
     }
     println!("{}", serde_json::to_string_pretty(&summary(&run))?);
     exit_for(&run)

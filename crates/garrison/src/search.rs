@@ -2,7 +2,8 @@
 
 use anyhow::{Context, Result};
 use clap::Subcommand;
-use garrison_model::Timestamp;
+use garrison_api::admin::EventSearchParams;
+use garrison_model::{TimeBound, Timestamp};
 use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
 use garrison_store::{EventQuery, EventRepo, TenantRepo};
 
@@ -107,51 +108,20 @@ pub async fn run(command: EventsCommand, config: &ServerConfig) -> Result<()> {
 }
 
 async fn search_remote(url: &str, token: &str, query: EventQuery, all: bool) -> Result<()> {
-    let client = reqwest::Client::new();
-    let mut params: Vec<(String, String)> = vec![("limit".into(), query.limit.to_string())];
-    if let Some(q) = &query.text {
-        params.push(("q".into(), q.clone()));
-    }
-    if let Some(source) = &query.source {
-        params.push(("source".into(), source.clone()));
-    }
-    if let Some(from) = query.from {
-        params.push(("from".into(), from.to_string()));
-    }
-    if let Some(to) = query.to {
-        params.push(("to".into(), to.to_string()));
-    }
-    for (field, value) in &query.fields {
-        params.push((format!("field.{field}"), value.clone()));
-    }
-    let mut cursor = query.cursor.clone();
+    let api = garrison_client::Client::new(url, token)?;
+    let mut params = EventSearchParams {
+        from: query.from.map(TimeBound),
+        to: query.to.map(TimeBound),
+        source: query.source,
+        q: query.text,
+        limit: crate::client::limit(query.limit),
+        cursor: query.cursor,
+    };
     loop {
-        let mut page_params = params.clone();
-        if let Some(c) = &cursor {
-            page_params.push(("cursor".into(), c.clone()));
-        }
-        let response = client
-            .get(format!("{}/api/v1/events", url.trim_end_matches('/')))
-            .bearer_auth(token)
-            .query(&page_params)
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        let body: serde_json::Value = response.json().await.context("answer is not JSON")?;
-        if !status.is_success() {
-            anyhow::bail!(
-                "{status}: {}",
-                body.get("detail")
-                    .and_then(|d| d.as_str())
-                    .unwrap_or("request failed")
-            );
-        }
-        for event in body["events"].as_array().into_iter().flatten() {
-            println!("{}", serde_json::to_string(event)?);
-        }
-        match body["next_cursor"].as_str() {
-            Some(next) if all => cursor = Some(next.to_string()),
+        let page = api.events(&params, &query.fields).await?;
+        crate::client::print_lines(&page.events)?;
+        match page.next_cursor {
+            Some(next) if all => params.cursor = Some(next),
             Some(next) => {
                 eprintln!("more results: --cursor {next}");
                 return Ok(());

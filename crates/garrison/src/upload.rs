@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
+use garrison_api::ingest::IngestParams;
+use garrison_client::ClientError;
 use garrison_hunt::{collect_inputs, read_events, HuntEvent};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -64,48 +66,32 @@ struct Totals {
 }
 
 async fn send(
-    client: &reqwest::Client,
+    api: &garrison_client::Client,
     args: &IngestArgs,
     body: bytes::Bytes,
     totals: &mut Totals,
 ) -> Result<()> {
-    let url = crate::config::service_url(&args.url);
-    let endpoint = format!("{}/api/v1/ingest/events", url.trim_end_matches('/'));
+    let params = IngestParams {
+        source: args.source.clone(),
+    };
     let mut delay = Duration::from_millis(200);
     loop {
-        let mut request = client.post(&endpoint);
-        if let Some(source) = &args.source {
-            request = request.query(&[("source", source.as_str())]);
-        }
-        let response = request
-            .bearer_auth(&args.token)
-            .header("content-type", "application/x-ndjson")
-            .body(body.clone())
-            .send()
-            .await
-            .with_context(|| format!("cannot reach {url}"))?;
-        let status = response.status();
-        if status.as_u16() == 503 {
+        match api.ingest_ndjson(&params, body.clone()).await {
+            Ok(answer) => {
+                totals.accepted += answer.accepted as u64;
+                totals.rejected += answer.rejected as u64;
+                for error in answer.errors.iter().take(5) {
+                    tracing::warn!(reason = %error.reason, "record rejected");
+                }
+                return Ok(());
+            }
             // Busy: nothing was stored; wait and send the same batch again.
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(10));
-            continue;
+            Err(ClientError::Busy { retry_after }) => {
+                tokio::time::sleep(delay.max(retry_after.min(Duration::from_secs(10)))).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+            Err(e) => return Err(e.into()),
         }
-        let answer: serde_json::Value = response.json().await.context("answer is not JSON")?;
-        if !status.is_success() {
-            bail!(
-                "{status}: {}",
-                answer["detail"]
-                    .as_str()
-                    .unwrap_or("the service refused the batch")
-            );
-        }
-        totals.accepted += answer["accepted"].as_u64().unwrap_or(0);
-        totals.rejected += answer["rejected"].as_u64().unwrap_or(0);
-        for error in answer["errors"].as_array().into_iter().flatten().take(5) {
-            tracing::warn!(reason = %error["reason"], "record rejected");
-        }
-        return Ok(());
     }
 }
 
@@ -128,7 +114,7 @@ pub async fn run(args: IngestArgs) -> Result<()> {
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let client = reqwest::Client::new();
+    let client = crate::client::connect(&args.url, &args.token)?;
     let started = Instant::now();
     let mut totals = Totals::default();
     for input in &inputs.files {
