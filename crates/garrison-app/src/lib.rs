@@ -12,8 +12,11 @@ pub mod actor;
 pub mod admin;
 pub mod audit;
 pub mod error;
+pub mod incidents;
+pub mod intel;
 pub mod metrics;
 pub mod rules;
+pub mod settings;
 
 pub use actor::{Actor, ActorKind};
 pub use error::{AppError, Result};

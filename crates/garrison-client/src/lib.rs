@@ -124,6 +124,11 @@ impl Client {
                 "it must start with http:// or https://".into(),
             ));
         }
+        // reqwest is built without a default TLS provider; the process's own wins when it has
+        // installed one (the CLI does), else ring's is installed once here.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .build()

@@ -1,125 +1,24 @@
 //! Incidents: the queue, the case file, and the workflow actions on it, plus the SOC metrics.
 //!
-//! Every handler takes a [`Principal`] and passes its tenant to the store. What may happen to
-//! an incident is decided by `garrison_cases::apply` against the tenant's workflow (viewers
-//! change nothing; only reviewers approve); the store writes the result only if nobody changed
-//! the incident meanwhile, and a lost race is retried against the fresh incident.
+//! Each handler translates HTTP into one operation of `garrison_app` (`App::list_incidents`,
+//! `App::incident_action`, ...), which checks the roles and the workflow, writes and audits.
 
 use super::query::ApiQuery;
 use axum::extract::State;
 use axum::Json;
-use garrison_cases::{
-    apply, extract_observables, similar_incidents, sla_status, Action, Actor, Incident,
-    IncidentUpdate, SocMetrics, TransitionError,
-};
-use garrison_model::{PageLimit, Role, Timestamp};
-use garrison_store::{
-    DetectionRepo, IncidentOrder, IncidentQuery, IncidentRepo, LinkedAlert, Split, StoreError,
-    StoredIncident, Task, TokenKind,
-};
+use garrison_cases::{Action, IncidentUpdate, SocMetrics};
+use garrison_store::Task;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::routes::audit::record;
+use crate::error::{ApiError, Problem};
 use crate::routes::extract::ApiJson;
 use crate::routes::extract::ApiPath;
 use crate::AppState;
 pub use garrison_api::incidents::*;
 
-/// Roles that work incidents (viewers only read).
-const WORKERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
-/// Optimistic writes retried this often against a fresh read before giving up.
-const WRITE_ATTEMPTS: usize = 3;
-
-// ---------------------------------------------------------------- views
-
-// ---------------------------------------------------------------- helpers
-
 /// The caller as the workflow sees them: a session's user name, else `token:PREFIX`.
-pub(crate) fn actor(principal: &Principal) -> Actor {
-    let token = &principal.token;
-    let user = match (token.kind, token.name.strip_prefix("session of ")) {
-        (TokenKind::Session, Some(user)) => user.to_string(),
-        _ => format!("token:{}", token.prefix),
-    };
-    Actor::new(user, &token.roles)
-}
-
-fn transition_error(error: TransitionError) -> ApiError {
-    match error {
-        TransitionError::Forbidden { .. } => ApiError::forbidden(error.to_string()),
-        TransitionError::Invalid { .. } | TransitionError::UnknownState(_) => {
-            ApiError::invalid(error.to_string())
-        }
-        _ => ApiError::new(ErrorCode::Conflict, error.to_string()),
-    }
-}
-
-async fn load(
-    state: &AppState,
-    principal: &Principal,
-    id: &str,
-) -> Result<StoredIncident, ApiError> {
-    state
-        .store()
-        .incident(principal.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("incident {id:?} not found")))
-}
-
-/// Applies `action` to the stored incident and writes the result; a concurrent change is
-/// retried against the fresh incident (the rules are checked again).
-async fn act(
-    state: &AppState,
-    principal: &Principal,
-    id: &str,
-    action: Action,
-) -> Result<ActionResult, ApiError> {
-    let actor = actor(principal);
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        let stored = load(state, principal, id).await?;
-        if let Some(into) = &stored.merged_into {
-            return Err(ApiError::new(
-                ErrorCode::Conflict,
-                format!("incident {id:?} was merged into {into:?}; act on that one"),
-            ));
-        }
-        let workflow = state
-            .store()
-            .workflow(principal.tenant, Some(stored.incident.workflow_version))
-            .await?
-            .workflow;
-        let (next, events) = apply(
-            &workflow,
-            &stored.incident,
-            action.clone(),
-            &actor,
-            Timestamp::now(),
-        )
-        .map_err(transition_error)?;
-        if events.is_empty() {
-            return Ok(ActionResult {
-                incident: IncidentView::of(&stored),
-                events: Vec::new(),
-            });
-        }
-        match state
-            .store()
-            .update_incident(principal.tenant, &next, stored.rev, &events)
-            .await
-        {
-            Ok(saved) => {
-                return Ok(ActionResult {
-                    incident: IncidentView::of(&saved),
-                    events,
-                })
-            }
-            Err(StoreError::Conflict { .. }) if attempts < WRITE_ATTEMPTS => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
+pub(crate) fn actor(principal: &Principal) -> garrison_cases::Actor {
+    principal.actor.case_actor()
 }
 
 // ---------------------------------------------------------------- list, create, read
@@ -138,31 +37,9 @@ pub async fn list_incidents(
     principal: Principal,
     ApiQuery(params): ApiQuery<IncidentParams>,
 ) -> Result<Json<IncidentsPage>, ApiError> {
-    let search = IncidentQuery {
-        state: params.state,
-        severity: params.severity,
-        assignee: params.assignee,
-        classification: params.classification,
-        tag: params.tag,
-        open: params.open,
-        from: params.from.map(|t| t.0),
-        to: params.to.map(|t| t.0),
-        order: match params.order.unwrap_or_default() {
-            IncidentOrderParam::Newest => IncidentOrder::Newest,
-            IncidentOrderParam::Score => IncidentOrder::Score,
-        },
-        limit: PageLimit::or(params.limit, 100),
-        cursor: params.cursor,
-        ..IncidentQuery::default()
-    };
-    let page = state
-        .store()
-        .list_incidents(principal.tenant, &search)
-        .await?;
-    Ok(Json(IncidentsPage {
-        incidents: page.incidents.iter().map(IncidentView::of).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(
+        state.app().list_incidents(&principal.actor, params).await?,
+    ))
 }
 
 /// Open an incident by hand, optionally from alerts; workers only.
@@ -179,63 +56,8 @@ pub async fn create_incident(
     principal: Principal,
     ApiJson(body): ApiJson<NewIncident>,
 ) -> Result<(axum::http::StatusCode, Json<IncidentView>), ApiError> {
-    principal.require_any(WORKERS)?;
-    let store = state.store();
-    let workflow = store.workflow(principal.tenant, None).await?;
-    let mut workflow_def = workflow.workflow;
-    workflow_def.version = workflow.version;
-    let now = Timestamp::now();
-    let id = format!("inc-{}", garrison_model::new_ulid().to_lowercase());
-    let actor = actor(&principal);
-    let (mut incident, created) = Incident::open(
-        &workflow_def,
-        id.clone(),
-        body.title.clone(),
-        body.severity,
-        &actor.user,
-        now,
-    );
-    incident.incident_type = body.incident_type.clone();
-    let mut links = Vec::new();
-    let mut observables = Vec::new();
-    for alert_id in &body.alert_ids {
-        let alert = store
-            .alert(principal.tenant, alert_id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::NotFound, format!("alert {alert_id:?} not found"))
-            })?;
-        observables.extend(extract_observables(&alert.entity));
-        observables.extend(extract_observables(&alert.matched));
-        links.push(LinkedAlert {
-            alert_id: alert.alert_id,
-            rule_id: alert.rule_id,
-        });
-    }
-    let stored = store
-        .create_incident(
-            principal.tenant,
-            &incident,
-            &[created],
-            &links,
-            &observables,
-        )
-        .await?;
-    store
-        .apply_task_template(principal.tenant, &id, now)
-        .await?;
-    record(
-        &state,
-        &principal,
-        "incident.create",
-        &id,
-        serde_json::json!({"alerts": body.alert_ids}),
-    )
-    .await;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(IncidentView::of(&stored)),
-    ))
+    let created = state.app().create_incident(&principal.actor, body).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(created)))
 }
 
 /// An incident with its SLA clocks, alerts, observables, tasks and attachments.
@@ -252,18 +74,7 @@ pub async fn get_incident(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<IncidentDetail>, ApiError> {
-    let store = state.store();
-    let stored = load(&state, &principal, &id).await?;
-    let policy = store.sla_policy(principal.tenant).await?;
-    let sla = sla_status(&stored.incident, &policy, Timestamp::now());
-    Ok(Json(IncidentDetail {
-        incident: IncidentView::of(&stored),
-        sla,
-        alerts: store.incident_alerts(principal.tenant, &id).await?,
-        observables: store.observables(principal.tenant, &id).await?,
-        tasks: store.tasks(principal.tenant, &id).await?,
-        attachments: store.attachments(principal.tenant, &id).await?,
-    }))
+    Ok(Json(state.app().incident(&principal.actor, &id).await?))
 }
 
 // ---------------------------------------------------------------- workflow actions
@@ -285,16 +96,12 @@ pub async fn update_incident(
     ApiPath(id): ApiPath<String>,
     ApiJson(update): ApiJson<IncidentUpdate>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let result = act(&state, &principal, &id, Action::Update(update)).await?;
-    record(
-        &state,
-        &principal,
-        "incident.update",
-        &id,
-        serde_json::json!({}),
-    )
-    .await;
-    Ok(Json(result))
+    Ok(Json(
+        state
+            .app()
+            .update_incident(&principal.actor, &id, update)
+            .await?,
+    ))
 }
 
 /// Any workflow action: `{"action": "transition", "to": "triage"}`, `assign` (`assignee`,
@@ -316,20 +123,12 @@ pub async fn incident_action(
     ApiPath(id): ApiPath<String>,
     ApiJson(action): ApiJson<Action>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let name = serde_json::to_value(&action)
-        .ok()
-        .and_then(|v| v.get("action").and_then(|a| a.as_str()).map(str::to_string))
-        .unwrap_or_default();
-    let result = act(&state, &principal, &id, action).await?;
-    record(
-        &state,
-        &principal,
-        &format!("incident.{name}"),
-        &id,
-        serde_json::json!({"state": result.incident.incident.state}),
-    )
-    .await;
-    Ok(Json(result))
+    Ok(Json(
+        state
+            .app()
+            .incident_action(&principal.actor, &id, action)
+            .await?,
+    ))
 }
 
 /// Move an incident to another state; the workflow checks the roles and required fields.
@@ -348,24 +147,12 @@ pub async fn transition(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<TransitionBody>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let result = act(
-        &state,
-        &principal,
-        &id,
-        Action::Transition {
-            to: body.to.clone(),
-        },
-    )
-    .await?;
-    record(
-        &state,
-        &principal,
-        "incident.transition",
-        &id,
-        serde_json::json!({"to": body.to}),
-    )
-    .await;
-    Ok(Json(result))
+    Ok(Json(
+        state
+            .app()
+            .transition_incident(&principal.actor, &id, body.to)
+            .await?,
+    ))
 }
 
 /// Comment on an incident (any role but viewer).
@@ -384,17 +171,12 @@ pub async fn comment(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<CommentBody>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let length = body.text.chars().count();
-    let result = act(&state, &principal, &id, Action::Comment { text: body.text }).await?;
-    record(
-        &state,
-        &principal,
-        "incident.comment",
-        &id,
-        serde_json::json!({"characters": length}),
-    )
-    .await;
-    Ok(Json(result))
+    Ok(Json(
+        state
+            .app()
+            .comment_incident(&principal.actor, &id, body.text)
+            .await?,
+    ))
 }
 
 /// Approve an incident in review (reviewers only; each approves once).
@@ -411,16 +193,9 @@ pub async fn approve(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ActionResult>, ApiError> {
-    let result = act(&state, &principal, &id, Action::Approve).await?;
-    record(
-        &state,
-        &principal,
-        "incident.approve",
-        &id,
-        serde_json::json!({}),
-    )
-    .await;
-    Ok(Json(result))
+    Ok(Json(
+        state.app().approve_incident(&principal.actor, &id).await?,
+    ))
 }
 
 /// The incident's timeline: comments, state changes, playbook actions, system events.
@@ -438,19 +213,9 @@ pub async fn timeline(
     ApiPath(id): ApiPath<String>,
     ApiQuery(params): ApiQuery<TimelineParams>,
 ) -> Result<Json<TimelinePage>, ApiError> {
-    let (after, limit) = (params.after.unwrap_or(0), PageLimit::or(params.limit, 200));
-    load(&state, &principal, &id).await?;
-    let entries = state
-        .store()
-        .timeline(principal.tenant, &id, after, limit)
-        .await?;
-    let next_after = (entries.len() == limit)
-        .then(|| entries.last().map(|e| e.seq))
-        .flatten();
-    Ok(Json(TimelinePage {
-        entries,
-        next_after,
-    }))
+    Ok(Json(
+        state.app().timeline(&principal.actor, &id, params).await?,
+    ))
 }
 
 // ---------------------------------------------------------------- tasks
@@ -469,8 +234,7 @@ pub async fn list_tasks(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
-    load(&state, &principal, &id).await?;
-    Ok(Json(state.store().tasks(principal.tenant, &id).await?))
+    Ok(Json(state.app().tasks(&principal.actor, &id).await?))
 }
 
 /// Add tasks to the checklist; workers only.
@@ -489,20 +253,9 @@ pub async fn add_tasks(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<NewTasks>,
 ) -> Result<Json<Vec<Task>>, ApiError> {
-    principal.require_any(WORKERS)?;
-    let tasks = state
-        .store()
-        .add_tasks(principal.tenant, &id, &body.titles, Timestamp::now())
-        .await?;
-    record(
-        &state,
-        &principal,
-        "incident.tasks.add",
-        &id,
-        serde_json::json!({"count": tasks.len()}),
-    )
-    .await;
-    Ok(Json(tasks))
+    Ok(Json(
+        state.app().add_tasks(&principal.actor, &id, body).await?,
+    ))
 }
 
 /// Tick (or untick) a task; workers only.
@@ -521,27 +274,12 @@ pub async fn set_task(
     ApiPath((id, task_id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<TaskDone>,
 ) -> Result<Json<Task>, ApiError> {
-    principal.require_any(WORKERS)?;
-    let task = state
-        .store()
-        .set_task_done(
-            principal.tenant,
-            &id,
-            task_id,
-            body.done,
-            &actor(&principal).user,
-            Timestamp::now(),
-        )
-        .await?;
-    record(
-        &state,
-        &principal,
-        "incident.tasks.set",
-        &id,
-        serde_json::json!({"task": task_id, "done": body.done}),
-    )
-    .await;
-    Ok(Json(task))
+    Ok(Json(
+        state
+            .app()
+            .set_task(&principal.actor, &id, task_id, body.done)
+            .await?,
+    ))
 }
 
 // ---------------------------------------------------------------- merge, split, similar
@@ -562,26 +300,12 @@ pub async fn merge(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<MergeBody>,
 ) -> Result<Json<IncidentView>, ApiError> {
-    principal.require_any(&[Role::Admin, Role::Analyst])?;
-    let merged = state
-        .store()
-        .merge_incidents(
-            principal.tenant,
-            &id,
-            &body.incidents,
-            &actor(&principal).user,
-            Timestamp::now(),
-        )
-        .await?;
-    record(
-        &state,
-        &principal,
-        "incident.merge",
-        &id,
-        serde_json::json!({"merged": body.incidents}),
-    )
-    .await;
-    Ok(Json(IncidentView::of(&merged)))
+    Ok(Json(
+        state
+            .app()
+            .merge_incidents(&principal.actor, &id, body)
+            .await?,
+    ))
 }
 
 /// Move some alerts of this incident into a new one; analysts and admins.
@@ -600,58 +324,11 @@ pub async fn split(
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<SplitBody>,
 ) -> Result<(axum::http::StatusCode, Json<IncidentView>), ApiError> {
-    principal.require_any(&[Role::Admin, Role::Analyst])?;
-    let store = state.store();
-    let source = load(&state, &principal, &id).await?;
-    let workflow = store.workflow(principal.tenant, None).await?;
-    let mut workflow_def = workflow.workflow;
-    workflow_def.version = workflow.version;
-    let now = Timestamp::now();
-    let actor = actor(&principal);
-    let new_id = format!("inc-{}", garrison_model::new_ulid().to_lowercase());
-    let (mut incident, created) = Incident::open(
-        &workflow_def,
-        new_id,
-        body.title.clone(),
-        source.incident.severity,
-        &actor.user,
-        now,
-    );
-    incident.tlp = source.incident.tlp;
-    incident.pap = source.incident.pap;
-    let mut observables = Vec::new();
-    for alert_id in &body.alert_ids {
-        if let Some(alert) = store.alert(principal.tenant, alert_id).await? {
-            observables.extend(extract_observables(&alert.entity));
-            observables.extend(extract_observables(&alert.matched));
-        }
-    }
-    let created = store
-        .split_incident(
-            principal.tenant,
-            &id,
-            &Split {
-                new_incident: incident,
-                events: vec![created],
-                alert_ids: body.alert_ids.clone(),
-                observables,
-            },
-            &actor.user,
-            now,
-        )
+    let created = state
+        .app()
+        .split_incident(&principal.actor, &id, body)
         .await?;
-    record(
-        &state,
-        &principal,
-        "incident.split",
-        &id,
-        serde_json::json!({"into": created.incident.id, "alerts": body.alert_ids}),
-    )
-    .await;
-    Ok((
-        axum::http::StatusCode::CREATED,
-        Json(IncidentView::of(&created)),
-    ))
+    Ok((axum::http::StatusCode::CREATED, Json(created)))
 }
 
 /// Past incidents like this one (shared observables, rule, host) and how they were resolved.
@@ -668,12 +345,9 @@ pub async fn similar(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<SimilarPage>, ApiError> {
-    let (target, candidates) = state
-        .store()
-        .similarity_profiles(principal.tenant, &id, 200)
-        .await?;
-    let found = similar_incidents(&target, &candidates, 0.1, 20);
-    Ok(Json(SimilarPage { similar: found }))
+    Ok(Json(
+        state.app().similar_incidents(&principal.actor, &id).await?,
+    ))
 }
 
 // ---------------------------------------------------------------- metrics
