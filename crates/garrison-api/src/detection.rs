@@ -1,5 +1,6 @@
 //! Wire types of the `detection` routes: shared by the server and the client.
 
+use garrison_model::{AlertStatus, Level};
 use serde::{Deserialize, Serialize};
 
 use garrison_model::{PageLimit, TimeBound};
@@ -11,7 +12,7 @@ pub struct RuleView {
     /// The Sigma id of the file's first rule.
     pub id: String,
     pub title: String,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     /// Where it was imported from (file path, `archive.zip:member`, upload name).
     pub origin: String,
     pub version: i64,
@@ -25,7 +26,7 @@ impl From<&StoredRule> for RuleView {
         RuleView {
             id: r.rule_id.clone(),
             title: r.title.clone(),
-            level: r.level.clone(),
+            level: r.level,
             origin: r.origin.clone(),
             version: r.version,
             enabled: r.enabled,
@@ -39,7 +40,7 @@ impl From<&StoredRule> for RuleView {
 pub struct RuleVersionView {
     pub version: i64,
     pub title: String,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub origin: String,
     pub created: String,
     /// The rule file's text of this version.
@@ -104,7 +105,7 @@ pub struct AlertView {
     pub id: String,
     pub rule_id: String,
     pub title: String,
-    pub level: String,
+    pub level: Level,
     /// Hash of the rule and the entity: repeats with the same one in a window are one alert.
     pub fingerprint: String,
     /// The entity fields and their values.
@@ -121,7 +122,7 @@ pub struct AlertView {
     pub matched: serde_json::Value,
     /// Null until incidents exist.
     pub incident_id: Option<String>,
-    pub status: String,
+    pub status: AlertStatus,
     pub created: String,
     pub updated: String,
 }
@@ -216,7 +217,7 @@ pub struct TestMatchView {
     pub time: String,
     pub rule_id: String,
     pub title: String,
-    pub level: String,
+    pub level: Level,
     #[schema(value_type = Object)]
     pub matched: serde_json::Value,
 }
@@ -240,7 +241,7 @@ pub struct TestResult {
 #[serde(deny_unknown_fields)]
 pub struct AlertParams {
     /// Only alerts of this level (informational, low, medium, high, critical).
-    pub level: Option<String>,
+    pub level: Option<Level>,
     /// Only alerts of this rule id (`rule` is accepted too).
     #[serde(alias = "rule")]
     pub rule_id: Option<String>,

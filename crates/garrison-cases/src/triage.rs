@@ -29,30 +29,7 @@ fn one() -> u64 {
     1
 }
 
-/// A Sigma rule level.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Level {
-    /// Sigma's names; anything else counts as medium, so an odd rule is neither hidden nor
-    /// promoted.
-    pub fn parse_lenient(text: &str) -> Level {
-        match text.trim().to_ascii_lowercase().as_str() {
-            "informational" | "info" => Level::Informational,
-            "low" => Level::Low,
-            "high" => Level::High,
-            "critical" => Level::Critical,
-            _ => Level::Medium,
-        }
-    }
-}
+pub use garrison_model::Level;
 
 /// Field names that name a host, most specific first.
 pub(crate) const HOST_FIELDS: &[&str] = &[

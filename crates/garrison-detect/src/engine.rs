@@ -207,7 +207,7 @@ fn make_hit(
         alert_id: alert_id(row.tenant_id, &rule_id, &fp, window),
         rule_id,
         title: meta.title.clone(),
-        level: rule_level(meta).to_string(),
+        level: rule_level(meta),
         fingerprint: fp,
         entity_json: serde_json::Value::Object(entity).to_string(),
         window_start: window,
@@ -254,7 +254,7 @@ fn external_hit(row: &EventRow, config: &DetectConfig, out: &mut Vec<AlertHit>) 
         alert_id: alert_id(row.tenant_id, &rule_id, &fp, window),
         rule_id,
         title,
-        level,
+        level: garrison_model::Level::parse_lenient(&level),
         fingerprint: fp,
         entity_json: serde_json::Value::Object(entity).to_string(),
         window_start: window,
@@ -465,7 +465,7 @@ pub struct TestMatch {
     pub time: Timestamp,
     pub rule_id: String,
     pub title: String,
-    pub level: String,
+    pub level: garrison_model::Level,
     pub matched: serde_json::Value,
 }
 
@@ -518,7 +518,7 @@ pub fn test_rule(
                     time: stored.time,
                     rule_id: alert_rule_id(m.rule),
                     title: m.rule.title.clone(),
-                    level: rule_level(m.rule).to_string(),
+                    level: rule_level(m.rule),
                     matched: serde_json::from_str(&matched_json(&m.matched))
                         .unwrap_or(serde_json::Value::Null),
                 });
@@ -533,7 +533,7 @@ pub fn test_rule(
                 time: alert.last,
                 rule_id: alert_rule_id(alert.rule),
                 title: alert.rule.title.clone(),
-                level: rule_level(alert.rule).to_string(),
+                level: rule_level(alert.rule),
                 matched: serde_json::from_str(&matched_json(&fields))
                     .unwrap_or(serde_json::Value::Null),
             });

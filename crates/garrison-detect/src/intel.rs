@@ -6,6 +6,7 @@
 //! indicator (`kind:value`) and the configured entity fields, its level the indicator's decayed
 //! score at the time the event was received (so a replay of the log scores it the same).
 
+use garrison_model::Level;
 use std::collections::BTreeMap;
 
 use garrison_intel::{decayed_score, Indicator, IndicatorKind, IndicatorSet, IndicatorValue};
@@ -65,17 +66,17 @@ pub fn indicator_of(stored: &StoredIndicator) -> Option<Indicator> {
 }
 
 /// The alert level of a decayed score (0 to 100); `None` for 0 (expired: no alert).
-pub fn score_level(score: f64) -> Option<&'static str> {
+pub fn score_level(score: f64) -> Option<Level> {
     if score.is_nan() || score <= 0.0 {
         None
     } else if score >= 90.0 {
-        Some("critical")
+        Some(Level::Critical)
     } else if score >= 70.0 {
-        Some("high")
+        Some(Level::High)
     } else if score >= 40.0 {
-        Some("medium")
+        Some(Level::Medium)
     } else {
-        Some("low")
+        Some(Level::Low)
     }
 }
 
@@ -178,7 +179,7 @@ pub(crate) fn ioc_hits(
                 found.indicator.source
             ),
             rule_id,
-            level: level.to_string(),
+            level,
             fingerprint: fp,
             entity_json: serde_json::Value::Object(entity).to_string(),
             window_start: window,

@@ -83,7 +83,7 @@ pub fn parse_rule_files(sources: Vec<RuleSource>) -> ParsedRules {
         out.rules.push(NewRule {
             rule_id,
             title: meta.title.clone(),
-            level: meta.level.map(|l| l.as_str().to_string()),
+            level: meta.level,
             yaml: source.text,
             origin: source.path,
         });
@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(parsed.rules.len(), 1);
         let rule = &parsed.rules[0];
         assert_eq!(rule.rule_id, "11111111-0000-4000-8000-000000000001");
-        assert_eq!(rule.level.as_deref(), Some("high"));
+        assert_eq!(rule.level, Some(garrison_model::Level::High));
         assert_eq!(rule.origin, "a/whoami.yml");
         assert_eq!(parsed.rejected.len(), 2, "{:?}", parsed.rejected);
         assert!(parsed.rejected.iter().any(|e| e.path == "c/again.yml"));

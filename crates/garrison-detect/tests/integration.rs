@@ -159,7 +159,7 @@ async fn matches_fold_into_alerts_once_and_a_replay_changes_nothing() {
         assert_eq!(ws1.count, 3);
         assert_eq!(ws1.first_seen.as_second(), 1_700_000_010);
         assert_eq!(ws1.last_seen.as_second(), 1_700_000_050);
-        assert_eq!(ws1.level, "high");
+        assert_eq!(ws1.level, garrison_model::Level::High);
         assert_eq!(ws1.entity["user.name"], "CORP\\ana");
         let ws2 = whoami
             .iter()
@@ -172,7 +172,7 @@ async fn matches_fold_into_alerts_once_and_a_replay_changes_nothing() {
             .filter(|a| a.rule_id == "22222222-0000-4000-8000-000000000002")
             .collect();
         assert_eq!(burst.len(), 1, "{alerts:?}");
-        assert_eq!(burst[0].level, "critical");
+        assert_eq!(burst[0].level, garrison_model::Level::Critical);
         assert_eq!(burst[0].count, 1);
         ws1.alert_id.clone()
     };
@@ -362,7 +362,7 @@ async fn indicators_in_normalised_fields_fold_into_alerts_once() {
         // Two events, one alert; the same value in two fields of b4 counts once.
         assert_eq!(ip.count, 2);
         // The best source's confidence (80, not decayed: no first-seen time) is the level.
-        assert_eq!(ip.level, "high");
+        assert_eq!(ip.level, garrison_model::Level::High);
         assert!(ip.title.contains("203.0.113.7"), "{}", ip.title);
         assert!(ip.title.contains("destination.ip"), "{}", ip.title);
         assert_eq!(ip.matched["destination.ip"], "203.0.113.7");
@@ -374,7 +374,7 @@ async fn indicators_in_normalised_fields_fold_into_alerts_once() {
             .find(|a| a.rule_id == "ioc:domain")
             .expect("domain alert");
         assert_eq!(domain.count, 1);
-        assert_eq!(domain.level, "critical");
+        assert_eq!(domain.level, garrison_model::Level::Critical);
         assert_eq!(domain.matched["dns.question.name"], "A.Evil.Example.");
         (ip.alert_id.clone(), domain.alert_id.clone())
     };
@@ -438,7 +438,7 @@ async fn indicators_in_normalised_fields_fold_into_alerts_once() {
         .iter()
         .find(|a| a.rule_id == "ioc:cidr")
         .expect("cidr alert");
-    assert_eq!(cidr.level, "low");
+    assert_eq!(cidr.level, garrison_model::Level::Low);
     assert_eq!(cidr.matched["destination.ip"], "198.51.100.9");
     let domain = after
         .iter()

@@ -10,6 +10,9 @@ use std::str::FromStr;
 
 pub use jiff::{SignedDuration, Timestamp};
 
+mod level;
+pub use level::{AlertStatus, Level, UnknownLevel};
+
 /// Identifier of a tenant (a customer of a managed provider, or the one organisation of a SOC).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -2,7 +2,6 @@
 
 use crate::pipeline::Pipeline;
 use std::collections::HashMap;
-use std::fmt;
 
 /// A rule file to load: where it came from (for error reports) and its text.
 #[derive(Clone, Debug)]
@@ -49,78 +48,8 @@ pub struct LogSource {
     pub definition: Option<String>,
 }
 
-/// Sigma `level`, ordered informational < low < medium < high < critical.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    Informational,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Level {
-    pub const ALL: [Level; 5] = [
-        Level::Informational,
-        Level::Low,
-        Level::Medium,
-        Level::High,
-        Level::Critical,
-    ];
-
-    /// Reads a level as rules and users write it (`info`, `med` and `crit` too).
-    pub fn parse(s: &str) -> Option<Level> {
-        Some(match s.trim().to_ascii_lowercase().as_str() {
-            "informational" | "info" => Level::Informational,
-            "low" => Level::Low,
-            "medium" | "med" => Level::Medium,
-            "high" => Level::High,
-            "critical" | "crit" => Level::Critical,
-            _ => return None,
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Informational => "informational",
-            Level::Low => "low",
-            Level::Medium => "medium",
-            Level::High => "high",
-            Level::Critical => "critical",
-        }
-    }
-
-    /// Short form for narrow table columns.
-    pub fn short(self) -> &'static str {
-        match self {
-            Level::Informational => "info",
-            Level::Low => "low",
-            Level::Medium => "med",
-            Level::High => "high",
-            Level::Critical => "crit",
-        }
-    }
-}
-
-impl fmt::Display for Level {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown level {0:?}: expected informational, low, medium, high or critical")]
-pub struct UnknownLevel(pub String);
-
-impl std::str::FromStr for Level {
-    type Err = UnknownLevel;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Level::parse(s).ok_or_else(|| UnknownLevel(s.to_string()))
-    }
-}
+/// Sigma `level`: the one level type of Garrison, defined in `garrison-model`.
+pub use garrison_model::{Level, UnknownLevel};
 
 /// What kind of Sigma document a rule is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
+use garrison_model::{from_micros, to_micros, AlertStatus, Level, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
@@ -22,7 +22,7 @@ pub struct NewRule {
     /// The Sigma id (or name) of the file's first rule.
     pub rule_id: String,
     pub title: String,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     /// The file's text, all of its documents.
     pub yaml: String,
     /// Where it came from: a file path, `archive.zip:member`, or an API upload.
@@ -35,7 +35,7 @@ pub struct StoredRule {
     pub tenant_id: TenantId,
     pub rule_id: String,
     pub title: String,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub yaml: String,
     pub origin: String,
     /// 1 for the first import; +1 whenever an import brings a different text.
@@ -51,7 +51,7 @@ pub struct RuleVersion {
     pub rule_id: String,
     pub version: i64,
     pub title: String,
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub yaml: String,
     pub origin: String,
     pub created: Timestamp,
@@ -75,7 +75,7 @@ pub struct AlertHit {
     pub alert_id: String,
     pub rule_id: String,
     pub title: String,
-    pub level: String,
+    pub level: Level,
     pub fingerprint: String,
     /// The entity values the fingerprint was made of, as a JSON object.
     pub entity_json: String,
@@ -104,7 +104,7 @@ pub struct Alert {
     pub alert_id: String,
     pub rule_id: String,
     pub title: String,
-    pub level: String,
+    pub level: Level,
     pub fingerprint: String,
     pub entity: serde_json::Value,
     pub window_start: Timestamp,
@@ -114,7 +114,7 @@ pub struct Alert {
     pub matched: serde_json::Value,
     /// Null until incidents exist.
     pub incident_id: Option<String>,
-    pub status: String,
+    pub status: AlertStatus,
     pub created: Timestamp,
     pub updated: Timestamp,
 }
@@ -122,7 +122,7 @@ pub struct Alert {
 /// A listing of alerts, newest first. All conditions are ANDed.
 #[derive(Clone, Debug, Default)]
 pub struct AlertQuery {
-    pub level: Option<String>,
+    pub level: Option<Level>,
     pub rule_id: Option<String>,
     /// Alerts seen at or after this time (their last event).
     pub from: Option<Timestamp>,
@@ -186,6 +186,11 @@ pub trait DetectionRepo: Send + Sync {
 
 const RULE_COLUMNS: &str =
     "tenant_id, rule_id, title, level, yaml, origin, version, enabled, created_us, updated_us";
+/// A stored rule level: written from [`Level::as_str`], read leniently so an odd row reads.
+fn rule_level_of(text: Option<String>) -> Option<Level> {
+    text.map(|t| Level::parse_lenient(&t))
+}
+
 const ALERT_COLUMNS: &str = "seq, tenant_id, alert_id, rule_id, title, level, fingerprint, entity, window_start_us, count, first_seen_us, last_seen_us, matched, incident_id, status, created_us, updated_us";
 /// Most (alert, event) pairs in one INSERT (4 parameters each).
 const PAIRS_PER_STATEMENT: usize = 200;
@@ -195,7 +200,7 @@ fn rule_from_row(row: &AnyRow) -> Result<StoredRule> {
         tenant_id: TenantId(row.try_get("tenant_id")?),
         rule_id: row.try_get("rule_id")?,
         title: row.try_get("title")?,
-        level: row.try_get("level")?,
+        level: rule_level_of(row.try_get("level")?),
         yaml: row.try_get("yaml")?,
         origin: row.try_get("origin")?,
         version: row.try_get("version")?,
@@ -219,7 +224,7 @@ fn alert_from_row(row: &AnyRow) -> Result<Alert> {
         alert_id: row.try_get("alert_id")?,
         rule_id: row.try_get("rule_id")?,
         title: row.try_get("title")?,
-        level: row.try_get("level")?,
+        level: Level::parse_lenient(&row.try_get::<String, _>("level")?),
         fingerprint: row.try_get("fingerprint")?,
         entity: json_column(row, "entity")?,
         window_start: from_micros(row.try_get("window_start_us")?),
@@ -228,7 +233,7 @@ fn alert_from_row(row: &AnyRow) -> Result<Alert> {
         last_seen: from_micros(row.try_get("last_seen_us")?),
         matched: json_column(row, "matched")?,
         incident_id: row.try_get("incident_id")?,
-        status: row.try_get("status")?,
+        status: AlertStatus::parse_lenient(&row.try_get::<String, _>("status")?),
         created: from_micros(row.try_get("created_us")?),
         updated: from_micros(row.try_get("updated_us")?),
     })
@@ -339,7 +344,7 @@ impl DetectionRepo for SqlStore {
                     .bind(tenant.0)
                     .bind(&rule.rule_id)
                     .bind(&rule.title)
-                    .bind(rule.level.clone())
+                    .bind(rule.level.map(Level::as_str))
                     .bind(&rule.yaml)
                     .bind(&rule.origin)
                     .bind(i64::from(enable))
@@ -356,7 +361,7 @@ impl DetectionRepo for SqlStore {
                          WHERE tenant_id = $8 AND rule_id = $9",
                     )
                     .bind(&rule.title)
-                    .bind(rule.level.clone())
+                    .bind(rule.level.map(Level::as_str))
                     .bind(&rule.yaml)
                     .bind(&rule.origin)
                     .bind(version + 1)
@@ -395,7 +400,7 @@ impl DetectionRepo for SqlStore {
                 .bind(&rule.rule_id)
                 .bind(version)
                 .bind(&rule.title)
-                .bind(rule.level.clone())
+                .bind(rule.level.map(Level::as_str))
                 .bind(&rule.yaml)
                 .bind(&rule.origin)
                 .bind(now)
@@ -447,7 +452,7 @@ impl DetectionRepo for SqlStore {
                     rule_id: row.try_get("rule_id")?,
                     version: row.try_get("version")?,
                     title: row.try_get("title")?,
-                    level: row.try_get("level")?,
+                    level: rule_level_of(row.try_get("level")?),
                     yaml: row.try_get("yaml")?,
                     origin: row.try_get("origin")?,
                     created: from_micros(row.try_get("created_us")?),
@@ -595,7 +600,7 @@ impl DetectionRepo for SqlStore {
             .bind(&hit.alert_id)
             .bind(&hit.rule_id)
             .bind(&hit.title)
-            .bind(&hit.level)
+            .bind(hit.level.as_str())
             .bind(&hit.fingerprint)
             .bind(&hit.entity_json)
             .bind(to_micros(hit.window_start))
@@ -635,7 +640,7 @@ impl DetectionRepo for SqlStore {
         let mut params = vec![P::Int(tenant.0)];
         let mut conditions = vec!["tenant_id = $1".to_string()];
         if let Some(level) = &query.level {
-            params.push(P::Text(level.clone()));
+            params.push(P::Text(level.as_str().to_string()));
             conditions.push(format!("level = ${}", params.len()));
         }
         if let Some(rule) = &query.rule_id {

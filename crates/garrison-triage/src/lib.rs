@@ -259,10 +259,10 @@ async fn triage_one(
     let Some(current) = store.alert(tenant, &alert.alert_id).await? else {
         return Ok("gone");
     };
-    if current.incident_id.is_some() || current.status == "suppressed" {
+    if current.incident_id.is_some() || current.status == garrison_model::AlertStatus::Suppressed {
         return Ok("already");
     }
-    let level = Level::parse_lenient(&current.level);
+    let level = current.level;
     let input = AlertInput {
         alert_id: current.alert_id.clone(),
         rule_id: current.rule_id.clone(),
@@ -483,7 +483,7 @@ mod tests {
                     alert_id: id.into(),
                     rule_id: "rule-1".into(),
                     title: "Suspicious thing".into(),
-                    level: "high".into(),
+                    level: Level::High,
                     fingerprint: format!("fp-{id}"),
                     entity_json: json!({"host.name": host}).to_string(),
                     window_start: at(t),
@@ -644,7 +644,7 @@ mod tests {
             alert_id: "a".into(),
             rule_id: "ioc:ip".into(),
             title: "t".into(),
-            level: "high".into(),
+            level: Level::High,
             fingerprint: "f".into(),
             entity: json!({"indicator": "ip:203.0.113.9", "host.name": "ws1"}),
             window_start: at(0),
@@ -653,7 +653,7 @@ mod tests {
             last_seen: at(0),
             matched: json!({"indicator.score": score, "indicator.source": "feed-a"}),
             incident_id: None,
-            status: "new".into(),
+            status: garrison_model::AlertStatus::New,
             created: at(0),
             updated: at(0),
         };

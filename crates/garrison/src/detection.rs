@@ -204,7 +204,7 @@ pub async fn rules(command: RulesCommand, config: &ServerConfig) -> Result<()> {
                     "{}\t{}\t{}\tv{}\t{}",
                     r.id,
                     if r.enabled { "enabled" } else { "disabled" },
-                    r.level.as_deref().unwrap_or("-"),
+                    r.level.map_or("-", |l| l.as_str()),
                     r.version,
                     r.title
                 );
@@ -391,6 +391,7 @@ pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()>
         target,
     } = command;
     let limit = limit.clamp(1, 1000);
+    let level: Option<garrison_model::Level> = param("level", level)?;
     if let Some(api) = remote(&target)? {
         let mut params = AlertParams {
             level,

@@ -366,21 +366,8 @@ pub async fn list_alerts(
     principal: Principal,
     ApiQuery(params): ApiQuery<AlertParams>,
 ) -> Result<Json<AlertsPage>, ApiError> {
-    let level = match params.level {
-        Some(value) => Some(
-            garrison_sigma::Level::parse(&value)
-                .ok_or_else(|| {
-                    ApiError::invalid(format!(
-                        "parameter level: {value:?} is not informational, low, medium, high or critical"
-                    ))
-                })?
-                .as_str()
-                .to_string(),
-        ),
-        None => None,
-    };
     let search = AlertQuery {
-        level,
+        level: params.level,
         rule_id: params.rule_id,
         from: params.from.map(|t| t.0),
         to: params.to.map(|t| t.0),

@@ -12,7 +12,7 @@ fn rule(id: &str, yaml: &str) -> NewRule {
     NewRule {
         rule_id: id.to_string(),
         title: format!("title of {id}"),
-        level: Some("high".into()),
+        level: Some(garrison_model::Level::High),
         yaml: yaml.to_string(),
         origin: format!("rules/{id}.yml"),
     }
@@ -24,7 +24,7 @@ fn hit(tenant: TenantId, alert: &str, event: &str, seconds: i64) -> AlertHit {
         alert_id: alert.to_string(),
         rule_id: format!("rule-of-{alert}"),
         title: "Whoami".into(),
-        level: "high".into(),
+        level: garrison_model::Level::High,
         fingerprint: format!("fp-{alert}"),
         entity_json: json!({"host.name": "ws1"}).to_string(),
         window_start: at(0),

@@ -62,7 +62,7 @@ async fn alert(store: &SqlStore, tenant: TenantId, alert_id: &str, rule: &str, t
                 alert_id: alert_id.into(),
                 rule_id: rule.into(),
                 title: "t".into(),
-                level: "high".into(),
+                level: garrison_model::Level::High,
                 fingerprint: format!("fp-{alert_id}"),
                 entity_json: json!({"host.name": "ws1"}).to_string(),
                 window_start: at(t),
@@ -856,7 +856,7 @@ pub async fn suppressions_count_what_they_hold_back(store: &SqlStore) {
             .await
             .expect("alert")
             .map(|a| a.status),
-        Some("suppressed".to_string()),
+        Some(garrison_model::AlertStatus::Suppressed),
         "suppressed alerts are kept, marked"
     );
     let listed = store
