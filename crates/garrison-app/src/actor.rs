@@ -13,6 +13,8 @@ pub enum ActorKind {
     Token {
         id: i64,
         prefix: String,
+        /// The name its creator gave it (how playbook runs and versions name their author).
+        name: String,
         kind: TokenKind,
         user_id: Option<i64>,
     },
@@ -41,6 +43,7 @@ impl Actor {
             _ => ActorKind::Token {
                 id: token.id,
                 prefix: token.prefix.clone(),
+                name: token.name.clone(),
                 kind: token.kind,
                 user_id: token.user_id,
             },

@@ -20,6 +20,24 @@ pub enum AppError {
     /// Something below failed; the detail is for the log.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A credential carried by the request itself (an approval link, a webhook secret) is
+    /// unknown, used, expired or wrong; one wording for all, so nothing can be probed.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The data sent exceeds its size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The data sent is empty where content is required.
+    #[error("{0}")]
+    Empty(String),
+    /// Something absent, when "{what} not found" would not say it (`incident "x" has no
+    /// attachment ...`).
+    #[error("{0}")]
+    Absent(String),
+    /// Stored evidence no longer matches its hash or is missing: unlike `Internal`, the detail
+    /// is shown, since it names no internals and the caller must know the evidence is bad.
+    #[error("{0}")]
+    Damaged(String),
     /// A rule or playbook that does not compile, with one error per place.
     #[error("{message}")]
     InvalidWithErrors {

@@ -196,12 +196,12 @@ impl App {
         actor.require_any(INTEL_AUTHORS)?;
         let deleted = self
             .store()
-            .delete_indicator_source(actor.tenant, &name)
+            .delete_indicator_source(actor.tenant, name)
             .await?;
         self.record(
             actor,
             "indicator.feed.delete",
-            &name,
+            name,
             serde_json::json!({"deleted": deleted}),
         )
         .await;

@@ -10,11 +10,13 @@
 
 pub mod actor;
 pub mod admin;
+pub mod attachments;
 pub mod audit;
 pub mod error;
 pub mod incidents;
 pub mod intel;
 pub mod metrics;
+pub mod playbooks;
 pub mod rules;
 pub mod settings;
 
@@ -25,11 +27,14 @@ use garrison_model::TenantId;
 use garrison_store::SqlStore;
 
 /// What every operation needs: the store and the tenant of the provider (whose admins manage
-/// the other tenants).
+/// the other tenants); and the services only a running server has (the playbook engine, the
+/// attachment files), absent on a bare data directory.
 #[derive(Clone)]
 pub struct App {
     store: std::sync::Arc<SqlStore>,
     provider_tenant: TenantId,
+    soar: Option<garrison_soar::Soar>,
+    attachments: Option<attachments::Attachments>,
 }
 
 impl App {
@@ -37,7 +42,28 @@ impl App {
         App {
             store,
             provider_tenant,
+            soar: None,
+            attachments: None,
         }
+    }
+
+    /// With the playbook service (SOAR), which the playbook and run operations call.
+    pub fn with_soar(mut self, soar: garrison_soar::Soar) -> App {
+        self.soar = Some(soar);
+        self
+    }
+
+    /// With the attachment files on disk, and the largest attachment accepted.
+    pub fn with_blobs(
+        mut self,
+        blobs: std::sync::Arc<garrison_blobs::BlobStore>,
+        max_attachment_bytes: u64,
+    ) -> App {
+        self.attachments = Some(attachments::Attachments {
+            blobs,
+            max_bytes: max_attachment_bytes,
+        });
+        self
     }
 
     pub fn store(&self) -> &SqlStore {

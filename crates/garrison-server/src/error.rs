@@ -107,6 +107,11 @@ impl From<garrison_app::AppError> for ApiError {
                 ApiError::invalid(message).with_errors(errors)
             }
             AppError::Internal(detail) => ApiError::internal(detail),
+            AppError::Unauthenticated(detail) => ApiError::new(ErrorCode::InvalidToken, detail),
+            AppError::TooLarge(detail) => ApiError::new(ErrorCode::PayloadTooLarge, detail),
+            AppError::Empty(detail) => ApiError::new(ErrorCode::EmptyBody, detail),
+            AppError::Absent(detail) => ApiError::new(ErrorCode::NotFound, detail),
+            AppError::Damaged(detail) => ApiError::new(ErrorCode::Internal, detail),
         }
     }
 }

@@ -204,14 +204,12 @@ struct StateInner {
     /// source mapping takes effect without a restart.
     sources: std::sync::Mutex<HashMap<(TenantId, String), (Instant, SourceContext)>>,
     hec_acks: HecAcks,
+    /// The playbook engine (also inside `app`); its background tasks start from here.
     soar: garrison_soar::Soar,
     /// The log position the live detector has committed.
     detected: watch::Receiver<u64>,
-    /// Incident attachments on disk, by hash.
-    blobs: garrison_blobs::BlobStore,
     /// When each token's use was last audited (token uses are audited once an hour).
     token_uses: std::sync::Mutex<HashMap<i64, Instant>>,
-    max_attachment_bytes: u64,
 }
 
 const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -316,15 +314,6 @@ impl AppState {
                 true
             }
         }
-    }
-
-    /// Incident attachments on disk.
-    pub fn blobs(&self) -> &garrison_blobs::BlobStore {
-        &self.inner.blobs
-    }
-
-    pub fn max_attachment_bytes(&self) -> u64 {
-        self.inner.max_attachment_bytes
     }
 
     pub fn hec_acks(&self) -> &HecAcks {
@@ -472,28 +461,30 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             attachments_dir.display()
         ))
     })?;
+    let soar = garrison_soar::Soar::new(
+        store.clone(),
+        garrison_soar::SoarConfig {
+            firewall_url: config.firewall_url.clone(),
+            reconcile_interval: config.reconcile_interval,
+            ..Default::default()
+        },
+    );
+    let app = garrison_app::App::new(store.clone(), provider.id)
+        .with_soar(soar.clone())
+        .with_blobs(Arc::new(blobs), config.max_attachment_bytes);
     let state = AppState {
         inner: Arc::new(StateInner {
             store: store.clone(),
-            app: garrison_app::App::new(store.clone(), provider.id),
+            app,
             ingestor,
             limits: config.limits,
             metrics,
             provider_tenant: provider.id,
             sources: std::sync::Mutex::new(HashMap::new()),
             hec_acks: HecAcks::default(),
-            soar: garrison_soar::Soar::new(
-                store.clone(),
-                garrison_soar::SoarConfig {
-                    firewall_url: config.firewall_url.clone(),
-                    reconcile_interval: config.reconcile_interval,
-                    ..Default::default()
-                },
-            ),
+            soar,
             detected,
-            blobs,
             token_uses: std::sync::Mutex::new(HashMap::new()),
-            max_attachment_bytes: config.max_attachment_bytes,
         }),
     };
 

@@ -3,7 +3,6 @@
 
 pub const TOKEN_USES: &str = "garrison_token_uses_total";
 pub const SYSLOG_UDP_DROPPED: &str = "garrison_syslog_udp_dropped_total";
-pub const ATTACHMENT_INTEGRITY_ERRORS: &str = "garrison_attachment_integrity_errors_total";
 
 /// An authenticated request, by token kind.
 pub fn token_used(kind: &'static str) {
@@ -13,9 +12,4 @@ pub fn token_used(kind: &'static str) {
 /// UDP datagrams dropped because the write path was saturated.
 pub fn syslog_udp_dropped(count: u64) {
     metrics::counter!(SYSLOG_UDP_DROPPED).increment(count);
-}
-
-/// An attachment that no longer matches its hash (logged where it is found).
-pub fn attachment_integrity_error() {
-    metrics::counter!(ATTACHMENT_INTEGRITY_ERRORS).increment(1);
 }

@@ -1,11 +1,11 @@
 //! Incident attachments: evidence files stored on disk by their SHA-256 (`garrison-blobs`),
 //! with their metadata and timeline entries in the store.
 //!
-//! An upload is streamed to disk while it is hashed, never held in memory, and refused beyond
-//! `max_attachment_bytes`; it is acknowledged only once both the file and its record are
-//! durable. A download checks the file against its hash first, so evidence altered on disk
-//! is reported rather than served, and it is always sent as an opaque download (never rendered
-//! by a browser). Uploads, downloads and removals go to the audit log: chain of custody.
+//! The rules (roles, checks, the records, the audit log) are operations of
+//! `garrison_app::attachments`; these routes translate HTTP. An upload's body is handed to
+//! the operation as a stream, so it goes to disk chunk by chunk and is never held in memory;
+//! a refusal before it is read drains it first. A download is always sent as an opaque
+//! download (never rendered by a browser), with its hash in `ETag` and `Repr-Digest`.
 
 use axum::body::Body;
 use axum::extract::State;
@@ -14,44 +14,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine;
 use futures_util::StreamExt;
-use garrison_blobs::BlobError;
-use garrison_model::{Role, Timestamp};
-use garrison_store::{Attachment, IncidentRepo};
 use tokio::io::AsyncReadExt;
 
 use super::query::ApiQuery;
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::routes::audit::record;
+use crate::error::{ApiError, Problem};
 use crate::routes::extract::ApiPath;
-use crate::routes::incidents::actor;
 use crate::AppState;
 pub use garrison_api::attachments::*;
 
-/// Roles that add attachments (viewers only read; only admins remove).
-const UPLOADERS: &[Role] = &[Role::Admin, Role::Analyst, Role::Responder];
-
-fn blob_error(error: BlobError) -> ApiError {
-    match error {
-        BlobError::TooLarge { limit } => ApiError::new(
-            ErrorCode::PayloadTooLarge,
-            format!("the attachment exceeds the limit of {limit} bytes"),
-        ),
-        BlobError::InvalidHash(_) => ApiError::invalid(error.to_string()),
-        BlobError::Corrupt { .. } => {
-            tracing::error!(error = %error, "attachment failed its integrity check");
-            crate::telemetry::attachment_integrity_error();
-            ApiError::new(ErrorCode::Internal, error.to_string())
-        }
-        BlobError::NotFound(sha) => ApiError::new(
-            ErrorCode::Internal,
-            format!("the content of attachment {sha} is missing from disk"),
-        ),
-        BlobError::Io { .. } => ApiError::internal(error),
-    }
-}
-
-/// The `name` parameter, checked.
 /// Most bytes of a refused upload read (and dropped) so the client can read the refusal.
 const DRAIN_BYTES: usize = 64 * 1024 * 1024;
 
@@ -68,37 +39,6 @@ async fn drain(body: Body) {
         }
     })
     .await;
-}
-
-fn attachment_name(name: String) -> Result<String, ApiError> {
-    let chars = name.chars().count();
-    if name.trim().is_empty() || chars > 255 {
-        return Err(ApiError::invalid(
-            "parameter name: must have 1 to 255 characters",
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| c.is_control() || *c == '/' || *c == '\\')
-    {
-        return Err(ApiError::invalid(format!(
-            "parameter name: {c:?} is not allowed in a file name"
-        )));
-    }
-    Ok(name)
-}
-
-/// The declared media type, if it is a plausible one.
-fn declared_type(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(header::CONTENT_TYPE) else {
-        return Ok(None);
-    };
-    let text = value
-        .to_str()
-        .ok()
-        .filter(|t| t.len() <= 255 && t.contains('/') && !t.trim().is_empty())
-        .ok_or_else(|| ApiError::invalid("header Content-Type: not a media type"))?;
-    Ok(Some(text.trim().to_string()))
 }
 
 /// Attach a file to an incident: the request body is the file (any media type), `name` its
@@ -128,93 +68,35 @@ pub async fn upload(
     // client still sending its file then reads the answer, instead of a broken pipe.
     let checked = async {
         let ApiQuery(UploadParams { name }) = query?;
-        principal.require_any(UPLOADERS)?;
-        let name = attachment_name(name)?;
-        let content_type = declared_type(&headers)?;
-        // Before any byte is stored: the incident must exist here and still take changes.
-        let incident = state
-            .store()
-            .incident(principal.tenant, &id)
-            .await?
-            .ok_or_else(|| {
-                ApiError::new(ErrorCode::NotFound, format!("incident {id:?} not found"))
-            })?;
-        if let Some(into) = &incident.merged_into {
-            return Err(ApiError::invalid(format!(
-                "incident {id:?} was merged into {into:?}; attach to that one"
-            )));
-        }
-        Ok((name, content_type))
+        // A header that is not text is no media type (the operation refuses it as such).
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or_default());
+        Ok::<_, ApiError>(
+            state
+                .app()
+                .check_upload(&principal.actor, &id, name, content_type)
+                .await?,
+        )
     }
     .await;
-    let (name, content_type) = match checked {
-        Ok(checked) => checked,
+    let ticket = match checked {
+        Ok(ticket) => ticket,
         Err(error) => {
             drain(body).await;
             return Err(error);
         }
     };
-    let store = state.store();
-    let blobs = state.blobs();
-    let mut writer = blobs
-        .writer(principal.tenant, state.max_attachment_bytes())
-        .await
-        .map_err(blob_error)?;
-    let mut stream = body.into_data_stream();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::invalid(format!(
-                "the upload broke off after {} bytes: {e}",
-                writer.size()
-            ))
-        })?;
-        writer.write(&chunk).await.map_err(blob_error)?;
-    }
-    if writer.size() == 0 {
-        return Err(ApiError::new(ErrorCode::EmptyBody, "the file is empty"));
-    }
-    // Storing the file and recording it are one step for removers (see remove).
-    let guard = blobs.lock().await;
-    let size = writer.size();
-    let blob = writer.finish().await.map_err(blob_error)?;
-    let attachment = Attachment {
-        incident_id: id.clone(),
-        sha256: blob.sha256.clone(),
-        name,
-        size: i64::try_from(size).unwrap_or(i64::MAX),
-        content_type,
-        uploaded_by: actor(&principal).user,
-        created: Timestamp::now(),
-    };
-    let (stored, created) = match store.add_attachment(principal.tenant, &attachment).await {
-        Ok(result) => result,
-        Err(e) => {
-            // Not recorded: the file goes unless a record holds the same content.
-            let held = store
-                .attachment_holders(principal.tenant, &blob.sha256)
-                .await
-                .unwrap_or(1);
-            if held == 0 {
-                let _ = blobs.remove(principal.tenant, &blob.sha256).await;
-            }
-            return Err(e.into());
-        }
-    };
-    drop(guard);
-    record(
-        &state,
-        &principal,
-        "incident.attachment.add",
-        &id,
-        serde_json::json!({"sha256": stored.sha256, "name": stored.name, "size": stored.size, "new": created}),
-    )
-    .await;
-    let status = if created {
+    let uploaded = state
+        .app()
+        .upload_attachment(&principal.actor, ticket, body.into_data_stream())
+        .await?;
+    let status = if uploaded.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(AttachmentView::of(&stored))).into_response())
+    Ok((status, Json(uploaded.attachment)).into_response())
 }
 
 /// The incident's attachments, oldest first.
@@ -231,17 +113,9 @@ pub async fn list(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AttachmentList>, ApiError> {
-    let store = state.store();
-    if store.incident(principal.tenant, &id).await?.is_none() {
-        return Err(ApiError::new(
-            ErrorCode::NotFound,
-            format!("incident {id:?} not found"),
-        ));
-    }
-    let attachments = store.attachments(principal.tenant, &id).await?;
-    Ok(Json(AttachmentList {
-        attachments: attachments.iter().map(AttachmentView::of).collect(),
-    }))
+    Ok(Json(
+        state.app().list_attachments(&principal.actor, &id).await?,
+    ))
 }
 
 /// Everything but RFC 5987's `attr-char` is percent-encoded in `filename*`.
@@ -295,36 +169,17 @@ pub async fn download(
     principal: Principal,
     ApiPath((id, sha256)): ApiPath<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let sha = garrison_blobs::normalize_hash(&sha256).map_err(blob_error)?;
-    let attachment = state
-        .store()
-        .attachment(principal.tenant, &id, &sha)
-        .await?
-        .ok_or_else(|| {
-            ApiError::new(
-                ErrorCode::NotFound,
-                format!("incident {id:?} has no attachment {sha}"),
-            )
-        })?;
-    let (file, size) = state
-        .blobs()
-        .open_verified(principal.tenant, &sha)
-        .await
-        .map_err(blob_error)?;
-    record(
-        &state,
-        &principal,
-        "incident.attachment.download",
-        &id,
-        serde_json::json!({"sha256": sha, "name": attachment.name}),
-    )
-    .await;
+    let download = state
+        .app()
+        .open_attachment(&principal.actor, &id, &sha256)
+        .await?;
+    let sha = download.sha256;
     let digest = hex::decode(&sha).map_err(ApiError::internal)?;
     let repr_digest = format!(
         "sha-256=:{}:",
         base64::engine::general_purpose::STANDARD.encode(digest)
     );
-    let chunks = futures_util::stream::unfold(file, |mut file| async move {
+    let chunks = futures_util::stream::unfold(download.file, |mut file| async move {
         let mut buffer = vec![0u8; 64 * 1024];
         match file.read(&mut buffer).await {
             Ok(0) => None,
@@ -341,8 +196,8 @@ pub async fn download(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/octet-stream"),
     );
-    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
-    headers.insert(header::CONTENT_DISPOSITION, disposition(&attachment.name));
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(download.size));
+    headers.insert(header::CONTENT_DISPOSITION, disposition(&download.name));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -375,35 +230,10 @@ pub async fn remove(
     principal: Principal,
     ApiPath((id, sha256)): ApiPath<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
-    principal.require_admin()?;
-    let sha = garrison_blobs::normalize_hash(&sha256).map_err(blob_error)?;
-    let blobs = state.blobs();
-    let guard = blobs.lock().await;
-    let still_held = state
-        .store()
-        .remove_attachment(
-            principal.tenant,
-            &id,
-            &sha,
-            &actor(&principal).user,
-            Timestamp::now(),
-        )
+    state
+        .app()
+        .remove_attachment(&principal.actor, &id, &sha256)
         .await?;
-    if !still_held {
-        blobs
-            .remove(principal.tenant, &sha)
-            .await
-            .map_err(blob_error)?;
-    }
-    drop(guard);
-    record(
-        &state,
-        &principal,
-        "incident.attachment.remove",
-        &id,
-        serde_json::json!({"sha256": sha, "file_removed": !still_held}),
-    )
-    .await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -415,7 +245,7 @@ mod tests {
     fn named(query: Option<String>) -> Result<String, ApiError> {
         let params: UploadParams =
             crate::routes::query::parse_query(query.as_deref().unwrap_or_default())?;
-        attachment_name(params.name)
+        Ok(garrison_app::attachments::attachment_name(params.name)?)
     }
     use proptest::prelude::*;
 

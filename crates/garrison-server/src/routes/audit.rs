@@ -11,21 +11,6 @@ use crate::error::{ApiError, Problem};
 use crate::AppState;
 pub use garrison_api::audit::*;
 
-/// Appends an entry for an action done by `principal`, through the application layer (the
-/// same shape whichever door acted).
-pub async fn record(
-    state: &AppState,
-    principal: &Principal,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-) {
-    state
-        .app()
-        .record(&principal.actor, action, target, details)
-        .await
-}
-
 /// Appends an entry for an actor that is not a principal (a login, the system).
 pub async fn record_as(
     state: &AppState,

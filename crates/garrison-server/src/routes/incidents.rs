@@ -16,11 +16,6 @@ use crate::routes::extract::ApiPath;
 use crate::AppState;
 pub use garrison_api::incidents::*;
 
-/// The caller as the workflow sees them: a session's user name, else `token:PREFIX`.
-pub(crate) fn actor(principal: &Principal) -> garrison_cases::Actor {
-    principal.actor.case_actor()
-}
-
 // ---------------------------------------------------------------- list, create, read
 
 /// List incidents: newest first, or by score (the queue).
