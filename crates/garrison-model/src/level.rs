@@ -4,7 +4,7 @@
 use std::fmt;
 
 /// An alert's or a rule's level, Sigma's scale: informational < low < medium < high < critical.
-/// Read as [`Level::parse`] reads it (any case, `info`/`med`/`crit` too), written lowercase.
+/// Read in any case, `info`, `med` and `crit` too; written lowercase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
