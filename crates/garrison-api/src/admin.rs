@@ -174,7 +174,7 @@ impl From<Source> for SourceView {
 
 /// Query parameters of the event search. Besides these, `field.NAME=VALUE` filters on a field
 /// (a dotted path into the fields as sent, or an ECS name); several are ANDed.
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventSearchParams {
@@ -217,7 +217,8 @@ pub struct MeResponse {
     pub token: TokenView,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A new tenant.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
 pub struct CreateTenant {
     pub name: String,
     pub retention_days: Option<i64>,
@@ -229,7 +230,8 @@ pub struct UpdateTenant {
     pub retention_days: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// A new user of the caller's tenant.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateUser {
     pub username: String,
     /// At least 12 characters; stored as an argon2id hash.
@@ -245,11 +247,33 @@ pub struct UpdateUser {
     pub disabled: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
+/// The kinds of token a request may create (sessions come only from a login).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NewTokenKind {
+    /// Calls the API with its roles.
+    #[default]
+    Api,
+    /// Only sends events, into its one source.
+    Ingest,
+}
+
+impl From<NewTokenKind> for garrison_store::TokenKind {
+    fn from(kind: NewTokenKind) -> Self {
+        match kind {
+            NewTokenKind::Api => garrison_store::TokenKind::Api,
+            NewTokenKind::Ingest => garrison_store::TokenKind::Ingest,
+        }
+    }
+}
+
+/// A new token in the caller's tenant.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct CreateToken {
-    pub name: String,
+    /// A name to recognise it by; derived from the kind, the source and the roles when absent.
+    pub name: Option<String>,
     /// `api` (default) or `ingest`.
-    pub kind: Option<String>,
+    pub kind: Option<NewTokenKind>,
     /// For API tokens: a subset of the caller's roles.
     #[serde(default)]
     #[schema(value_type = Vec<String>)]

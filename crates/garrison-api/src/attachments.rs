@@ -37,7 +37,7 @@ pub struct AttachmentList {
     pub attachments: Vec<AttachmentView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UploadParams {

@@ -43,7 +43,7 @@ pub struct AuditPageView {
     pub next_after: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditParams {

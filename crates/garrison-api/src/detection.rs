@@ -180,7 +180,7 @@ pub struct ImportRequest {
     pub enable: bool,
 }
 
-#[derive(Debug, Serialize, Deserialize, Default, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, Default, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
@@ -190,7 +190,7 @@ pub struct ImportParams {
     pub name: Option<String>,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListRulesParams {
@@ -236,7 +236,7 @@ pub struct TestResult {
     pub matches: Vec<TestMatchView>,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AlertParams {

@@ -79,7 +79,7 @@ pub enum IncidentOrderParam {
     Score,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IncidentParams {
@@ -140,7 +140,7 @@ pub struct CommentBody {
     pub text: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TimelineParams {
@@ -178,7 +178,7 @@ pub struct SplitBody {
     pub title: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsParams {

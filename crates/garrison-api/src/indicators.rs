@@ -120,7 +120,7 @@ pub struct IndicatorImportResult {
     pub skipped_count: u64,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportParams {
@@ -137,7 +137,7 @@ pub struct ImportParams {
     pub include_non_ids: Option<bool>,
 }
 
-#[derive(Debug, Serialize, Deserialize, IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {

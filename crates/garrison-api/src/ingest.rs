@@ -24,7 +24,7 @@ pub struct RecordErrorView {
     pub reason: String,
 }
 
-#[derive(Debug, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct IngestParams {
@@ -49,7 +49,7 @@ pub struct HecAnswer {
 }
 
 /// Query parameters of the HEC routes. Other parameters are ignored, as Splunk does.
-#[derive(Debug, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[allow(dead_code)] // documents the parameters; read by `query_param` (HEC ignores unknown ones)
 pub struct HecParams {

@@ -27,7 +27,7 @@ pub struct NewSuppression {
     pub expires: Option<Timestamp>,
 }
 
-#[derive(Debug, Serialize, Deserialize, utoipa::IntoParams)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SuppressionParams {

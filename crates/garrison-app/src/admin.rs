@@ -11,34 +11,7 @@ use crate::{Actor, App, AppError, Result};
 /// Longest a token may live: 100 years, so the expiry stays a valid timestamp.
 pub const MAX_TOKEN_DAYS: i64 = 36_600;
 
-/// A new tenant.
-#[derive(Clone, Debug, Default)]
-pub struct CreateTenant {
-    pub name: String,
-    pub retention_days: Option<i64>,
-}
-
-/// A new user of the actor's tenant.
-#[derive(Clone, Debug)]
-pub struct CreateUser {
-    pub username: String,
-    pub password: String,
-    pub roles: Vec<Role>,
-}
-
-/// A new token in the actor's tenant.
-#[derive(Clone, Debug)]
-pub struct CreateToken {
-    /// A name to recognise it by; derived from the kind and roles when absent.
-    pub name: Option<String>,
-    /// `Api` or `Ingest` (sessions come only from a login).
-    pub kind: TokenKind,
-    /// For API tokens: the roles (a subset of the creator's unless the creator is an admin).
-    pub roles: Vec<Role>,
-    /// For ingest tokens: the source its events belong to (created if new).
-    pub source: Option<String>,
-    pub expires_in_days: Option<i64>,
-}
+pub use garrison_api::admin::{CreateTenant, CreateToken, CreateUser, NewTokenKind};
 
 impl App {
     // ------------------------------------------------------------ tenants
@@ -207,7 +180,8 @@ impl App {
         actor: &Actor,
         request: CreateToken,
     ) -> Result<(ApiToken, TokenSecret)> {
-        match request.kind {
+        let kind = TokenKind::from(request.kind.unwrap_or_default());
+        match kind {
             TokenKind::Ingest => {
                 actor.require_admin()?;
                 if !request.roles.is_empty() {
@@ -260,7 +234,7 @@ impl App {
             ),
             None => None,
         };
-        if let (TokenKind::Ingest, Some(source)) = (request.kind, &request.source) {
+        if let (TokenKind::Ingest, Some(source)) = (kind, &request.source) {
             if self.store().source(actor.tenant, source).await?.is_none() {
                 self.store()
                     .upsert_source(
@@ -274,14 +248,14 @@ impl App {
             }
         }
         let name = request.name.unwrap_or_else(|| match &request.source {
-            Some(source) if request.kind == TokenKind::Ingest => format!("ingest for {source}"),
+            Some(source) if kind == TokenKind::Ingest => format!("ingest for {source}"),
             _ => format!("{} {}", actor.via(), role_names(&request.roles).join("+")),
         });
         let (token, secret) = self
             .store()
             .create_token(NewToken {
                 tenant_id: actor.tenant,
-                kind: request.kind,
+                kind,
                 name,
                 roles: request.roles,
                 source: request.source,

@@ -24,6 +24,9 @@ pub enum AppError {
     /// unknown, used, expired or wrong; one wording for all, so nothing can be probed.
     #[error("{0}")]
     Unauthenticated(String),
+    /// A login's tenant, user name or password is wrong, or the account is disabled.
+    #[error("{0}")]
+    BadCredentials(String),
     /// The data sent exceeds its size limit.
     #[error("{0}")]
     TooLarge(String),

@@ -17,6 +17,7 @@ pub mod incidents;
 pub mod intel;
 pub mod metrics;
 pub mod playbooks;
+pub mod reads;
 pub mod rules;
 pub mod settings;
 

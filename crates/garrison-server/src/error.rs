@@ -108,6 +108,9 @@ impl From<garrison_app::AppError> for ApiError {
             }
             AppError::Internal(detail) => ApiError::internal(detail),
             AppError::Unauthenticated(detail) => ApiError::new(ErrorCode::InvalidToken, detail),
+            AppError::BadCredentials(detail) => {
+                ApiError::new(ErrorCode::InvalidCredentials, detail)
+            }
             AppError::TooLarge(detail) => ApiError::new(ErrorCode::PayloadTooLarge, detail),
             AppError::Empty(detail) => ApiError::new(ErrorCode::EmptyBody, detail),
             AppError::Absent(detail) => ApiError::new(ErrorCode::NotFound, detail),

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::page::{decode_cursor, encode_cursor, Filter, Page};
 use crate::{Result, SqlStore, StoreError};
 
 /// A rule as imported: one Sigma file (its documents), named by the id of its first rule.
@@ -133,11 +134,8 @@ pub struct AlertQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct AlertPage {
-    pub alerts: Vec<Alert>,
-    pub next_cursor: Option<String>,
-}
+/// A page of alerts, newest first.
+pub type AlertPage = Page<Alert>;
 
 #[async_trait]
 pub trait DetectionRepo: Send + Sync {
@@ -276,19 +274,8 @@ async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tenant: Tenant
     Ok(())
 }
 
-fn encode_alert_cursor(seq: i64) -> String {
-    format!("a{seq}")
-}
-
-fn decode_alert_cursor(cursor: &str) -> Result<i64> {
-    cursor
-        .strip_prefix('a')
-        .and_then(|s| s.parse::<i64>().ok())
-        .ok_or_else(|| StoreError::Invalid {
-            what: "cursor".into(),
-            reason: format!("{cursor:?} is not a cursor returned by a previous page"),
-        })
-}
+/// The tag of alert cursors (newest first, by `seq`).
+const ALERT_CURSOR: &str = "a";
 
 /// The new pairs of one alert in a batch.
 struct Fold<'a> {
@@ -632,59 +619,28 @@ impl DetectionRepo for SqlStore {
     }
 
     async fn list_alerts(&self, tenant: TenantId, query: &AlertQuery) -> Result<AlertPage> {
-        enum P {
-            Int(i64),
-            Text(String),
-        }
         let limit = query.limit.clamp(1, 1000);
-        let mut params = vec![P::Int(tenant.0)];
-        let mut conditions = vec!["tenant_id = $1".to_string()];
-        if let Some(level) = &query.level {
-            params.push(P::Text(level.as_str().to_string()));
-            conditions.push(format!("level = ${}", params.len()));
-        }
-        if let Some(rule) = &query.rule_id {
-            params.push(P::Text(rule.clone()));
-            conditions.push(format!("rule_id = ${}", params.len()));
-        }
+        let mut filter = Filter::tenant("tenant_id", tenant);
+        filter.eq_opt("level", query.level.map(Level::as_str));
+        filter.eq_opt("rule_id", query.rule_id.as_deref());
         if let Some(from) = query.from {
-            params.push(P::Int(to_micros(from)));
-            conditions.push(format!("last_seen_us >= ${}", params.len()));
+            filter.cmp("last_seen_us", ">=", to_micros(from));
         }
         if let Some(to) = query.to {
-            params.push(P::Int(to_micros(to)));
-            conditions.push(format!("first_seen_us < ${}", params.len()));
+            filter.cmp("first_seen_us", "<", to_micros(to));
         }
         if let Some(cursor) = &query.cursor {
-            params.push(P::Int(decode_alert_cursor(cursor)?));
-            conditions.push(format!("seq < ${}", params.len()));
+            let [seq] = decode_cursor(ALERT_CURSOR, cursor)?;
+            filter.cmp("seq", "<", seq);
         }
-        params.push(P::Int(limit as i64 + 1));
+        let l = filter.bind(limit as i64 + 1);
         let sql = format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {} ORDER BY seq DESC LIMIT ${}",
-            conditions.join(" AND "),
-            params.len()
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE {} ORDER BY seq DESC LIMIT {l}",
+            filter.where_sql()
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for p in params {
-            q = match p {
-                P::Int(i) => q.bind(i),
-                P::Text(s) => q.bind(s),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        let has_more = rows.len() > limit;
-        let mut alerts = Vec::with_capacity(rows.len().min(limit));
-        let mut next_cursor = None;
-        for row in rows.iter().take(limit) {
-            alerts.push(alert_from_row(row)?);
-            if has_more {
-                next_cursor = Some(encode_alert_cursor(row.try_get("seq")?));
-            }
-        }
-        Ok(AlertPage {
-            alerts,
-            next_cursor,
+        let rows = filter.query(sql).fetch_all(&self.pool).await?;
+        Page::from_rows(&rows, limit, alert_from_row, |row| {
+            Ok(encode_cursor(ALERT_CURSOR, &[row.try_get("seq")?]))
         })
     }
 

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::Row;
 
+use crate::page::{decode_cursor, encode_cursor, Filter, Page};
 use crate::{Result, SqlStore, StoreError};
 
 /// SQL assembled from constants and `$N` placeholders only; values are always bound.
@@ -107,11 +108,8 @@ pub struct IndicatorQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct IndicatorPage {
-    pub indicators: Vec<StoredIndicator>,
-    pub next_cursor: Option<String>,
-}
+/// A page of indicators, oldest first.
+pub type IndicatorPage = Page<StoredIndicator>;
 
 #[async_trait]
 pub trait IndicatorRepo: Send + Sync {
@@ -280,15 +278,8 @@ async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tenant: Tenant
     Ok(())
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64> {
-    cursor
-        .strip_prefix('i')
-        .and_then(|n| n.parse().ok())
-        .ok_or_else(|| StoreError::Invalid {
-            what: "cursor".into(),
-            reason: format!("{cursor:?} is not a cursor returned by a previous page"),
-        })
-}
+/// The tag of indicator cursors (oldest first, by `id`).
+const INDICATOR_CURSOR: &str = "i";
 
 impl SqlStore {
     async fn upsert_in(
@@ -452,67 +443,30 @@ impl IndicatorRepo for SqlStore {
         tenant: TenantId,
         query: &IndicatorQuery,
     ) -> Result<IndicatorPage> {
-        enum P {
-            Int(i64),
-            Text(String),
-        }
         let limit = query.limit.clamp(1, 1000);
-        let mut params = vec![P::Int(tenant.0)];
-        let mut conditions = vec!["tenant_id = $1".to_string()];
-        let mut add = |column_sql: &str, p: P, conditions: &mut Vec<String>| {
-            params.push(p);
-            conditions.push(column_sql.replace('?', &format!("${}", params.len())));
-        };
-        if let Some(kind) = &query.kind {
-            add("kind = ?", P::Text(kind.clone()), &mut conditions);
-        }
-        if let Some(source) = &query.source {
-            add("source = ?", P::Text(source.clone()), &mut conditions);
-        }
-        if let Some(value) = &query.value {
-            add("value = ?", P::Text(value.clone()), &mut conditions);
-        }
+        let mut filter = Filter::tenant("tenant_id", tenant);
+        filter.eq_opt("kind", query.kind.as_deref());
+        filter.eq_opt("source", query.source.as_deref());
+        filter.eq_opt("value", query.value.as_deref());
         if let Some(at) = query.active_at {
-            add(
-                "(expires_us IS NULL OR expires_us > ?)",
-                P::Int(to_micros(at)),
-                &mut conditions,
-            );
+            let n = filter.bind(to_micros(at));
+            filter.and(format!("(expires_us IS NULL OR expires_us > {n})"));
         }
         if let Some(min) = query.min_confidence {
-            add("confidence >= ?", P::Int(min), &mut conditions);
+            filter.cmp("confidence", ">=", min);
         }
         if let Some(cursor) = &query.cursor {
-            add("id > ?", P::Int(decode_cursor(cursor)?), &mut conditions);
+            let [id] = decode_cursor(INDICATOR_CURSOR, cursor)?;
+            filter.cmp("id", ">", id);
         }
-        params.push(P::Int(limit as i64 + 1));
+        let l = filter.bind(limit as i64 + 1);
         let sql = format!(
-            "SELECT {INDICATOR_COLUMNS} FROM indicators WHERE {} ORDER BY id LIMIT ${}",
-            conditions.join(" AND "),
-            params.len()
+            "SELECT {INDICATOR_COLUMNS} FROM indicators WHERE {} ORDER BY id LIMIT {l}",
+            filter.where_sql()
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for p in params {
-            q = match p {
-                P::Int(i) => q.bind(i),
-                P::Text(s) => q.bind(s),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        let mut indicators = rows
-            .iter()
-            .take(limit)
-            .map(indicator_from_row)
-            .collect::<Result<Vec<_>>>()?;
-        let next_cursor = if rows.len() > limit {
-            indicators.last().map(|i| format!("i{}", i.id))
-        } else {
-            None
-        };
-        indicators.truncate(limit);
-        Ok(IndicatorPage {
-            indicators,
-            next_cursor,
+        let rows = filter.query(sql).fetch_all(&self.pool).await?;
+        Page::from_rows(&rows, limit, indicator_from_row, |row| {
+            Ok(encode_cursor(INDICATOR_CURSOR, &[row.try_get("id")?]))
         })
     }
 

@@ -18,6 +18,7 @@ mod credentials;
 mod detection;
 mod incidents;
 mod indicators;
+mod page;
 mod playbooks;
 mod sql;
 
@@ -39,6 +40,7 @@ pub use indicators::{
     FeedImport, IndicatorFeed, IndicatorPage, IndicatorQuery, IndicatorRepo, IndicatorUpsert,
     NewIndicator, StoredIndicator,
 };
+pub use page::Page;
 pub use playbooks::{
     ApprovalLink, PlaybookRepo, PlaybookSummary, PlaybookVersion, RunFilter, RunRecord, RunWrite,
     TimerRecord, WriteOutcome,
@@ -424,11 +426,8 @@ pub struct EventQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct EventPage {
-    pub events: Vec<Event>,
-    pub next_cursor: Option<String>,
-}
+/// A page of events, newest first.
+pub type EventPage = Page<Event>;
 
 #[async_trait]
 pub trait TenantRepo: Send + Sync {

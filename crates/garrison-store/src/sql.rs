@@ -14,6 +14,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 use crate::credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
+use crate::page::{decode_cursor, encode_cursor, Filter, Page};
 use crate::{
     roles_from_text, roles_to_text, ApiToken, EventPage, EventQuery, EventRepo, EventRow,
     NewSource, NewToken, Result, Source, SourceRepo, StoreError, Tenant, TenantRepo, TokenKind,
@@ -535,27 +536,8 @@ fn fts5_query(text: &str) -> Option<String> {
     (!terms.is_empty()).then(|| terms.join(" "))
 }
 
-fn encode_cursor(time_us: i64, seq: i64) -> String {
-    format!("{time_us}.{seq}")
-}
-
-fn decode_cursor(cursor: &str) -> Result<(i64, i64)> {
-    let invalid = || StoreError::Invalid {
-        what: "cursor".into(),
-        reason: format!("{cursor:?} is not a cursor returned by a previous page"),
-    };
-    let (time, seq) = cursor.split_once('.').ok_or_else(invalid)?;
-    Ok((
-        i64::from_str(time).map_err(|_| invalid())?,
-        i64::from_str(seq).map_err(|_| invalid())?,
-    ))
-}
-
-/// A bound parameter of a dynamically built query.
-enum Param {
-    Int(i64),
-    Text(String),
-}
+/// The tag of event cursors (newest first, by event time then `seq`).
+const EVENT_CURSOR: &str = "e";
 
 #[async_trait]
 impl TenantRepo for SqlStore {
@@ -1016,24 +998,14 @@ impl EventRepo for SqlStore {
 
     async fn search_events(&self, tenant: TenantId, query: &EventQuery) -> Result<EventPage> {
         let limit = query.limit.clamp(1, 1000);
-        let mut params = vec![Param::Int(tenant.0)];
-        let mut conditions = vec!["e.tenant_id = $1".to_string()];
-        let next = |params: &mut Vec<Param>, p: Param| {
-            params.push(p);
-            params.len()
-        };
+        let mut filter = Filter::tenant("e.tenant_id", tenant);
         if let Some(from) = query.from {
-            let n = next(&mut params, Param::Int(to_micros(from)));
-            conditions.push(format!("e.time_us >= ${n}"));
+            filter.cmp("e.time_us", ">=", to_micros(from));
         }
         if let Some(to) = query.to {
-            let n = next(&mut params, Param::Int(to_micros(to)));
-            conditions.push(format!("e.time_us < ${n}"));
+            filter.cmp("e.time_us", "<", to_micros(to));
         }
-        if let Some(source) = &query.source {
-            let n = next(&mut params, Param::Text(source.clone()));
-            conditions.push(format!("e.source = ${n}"));
-        }
+        filter.eq_opt("e.source", query.source.as_deref());
         for (field, value) in &query.fields {
             if field.is_empty() || field.len() > 256 {
                 return Err(StoreError::Invalid {
@@ -1042,7 +1014,7 @@ impl EventRepo for SqlStore {
                 });
             }
             let segments: Vec<&str> = field.split('.').collect();
-            let v = next(&mut params, Param::Text(value.clone()));
+            let v = filter.bind(value.clone());
             match self.dialect {
                 Dialect::Sqlite => {
                     let quote = |s: &str| format!("\"{}\"", s.replace('"', "\\\""));
@@ -1054,10 +1026,10 @@ impl EventRepo for SqlStore {
                             .collect::<String>()
                     );
                     let flat = format!("$.{}", quote(field));
-                    let n = next(&mut params, Param::Text(nested));
-                    let f = next(&mut params, Param::Text(flat));
-                    conditions.push(format!(
-                        "(CAST(json_extract(e.fields, ${n}) AS TEXT) = ${v} OR CAST(json_extract(e.fields, ${f}) AS TEXT) = ${v} OR CAST(json_extract(e.normalized, ${f}) AS TEXT) = ${v})"
+                    let n = filter.bind(nested);
+                    let f = filter.bind(flat);
+                    filter.and(format!(
+                        "(CAST(json_extract(e.fields, {n}) AS TEXT) = {v} OR CAST(json_extract(e.fields, {f}) AS TEXT) = {v} OR CAST(json_extract(e.normalized, {f}) AS TEXT) = {v})"
                     ));
                 }
                 Dialect::Postgres => {
@@ -1072,10 +1044,10 @@ impl EventRepo for SqlStore {
                             .collect::<Vec<_>>()
                             .join(",")
                     );
-                    let n = next(&mut params, Param::Text(path));
-                    let k = next(&mut params, Param::Text(field.clone()));
-                    conditions.push(format!(
-                        "(e.fields #>> ${n}::text[] = ${v} OR e.fields ->> ${k} = ${v} OR e.normalized ->> ${k} = ${v})"
+                    let n = filter.bind(path);
+                    let k = filter.bind(field.clone());
+                    filter.and(format!(
+                        "(e.fields #>> {n}::text[] = {v} OR e.fields ->> {k} = {v} OR e.normalized ->> {k} = {v})"
                     ));
                 }
             }
@@ -1084,54 +1056,40 @@ impl EventRepo for SqlStore {
             match self.dialect {
                 Dialect::Sqlite => {
                     if let Some(fts) = fts5_query(text) {
-                        let n = next(&mut params, Param::Text(fts));
-                        conditions.push(format!(
-                            "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH ${n})"
+                        let n = filter.bind(fts);
+                        filter.and(format!(
+                            "e.seq IN (SELECT rowid FROM events_fts WHERE events_fts MATCH {n})"
                         ));
                     }
                 }
                 Dialect::Postgres => {
-                    let n = next(&mut params, Param::Text(text.to_string()));
-                    conditions.push(format!("e.tsv @@ plainto_tsquery('simple', ${n})"));
+                    let n = filter.bind(text.to_string());
+                    filter.and(format!("e.tsv @@ plainto_tsquery('simple', {n})"));
                 }
             }
         }
         if let Some(cursor) = &query.cursor {
-            let (time_us, seq) = decode_cursor(cursor)?;
-            let t = next(&mut params, Param::Int(time_us));
-            let s = next(&mut params, Param::Int(seq));
-            conditions.push(format!(
-                "(e.time_us < ${t} OR (e.time_us = ${t} AND e.seq < ${s}))"
+            let [time_us, seq] = decode_cursor(EVENT_CURSOR, cursor)?;
+            let t = filter.bind(time_us);
+            let s = filter.bind(seq);
+            filter.and(format!(
+                "(e.time_us < {t} OR (e.time_us = {t} AND e.seq < {s}))"
             ));
         }
-        let l = next(&mut params, Param::Int(limit as i64 + 1));
+        let l = filter.bind(limit as i64 + 1);
         let sql = format!(
             "SELECT e.seq, e.tenant_id, e.id, e.time_us, e.received_us, e.source, e.product, e.service, e.category, {fields} AS fields, {normalized} AS normalized, e.raw \
-             FROM events e WHERE {where_clause} ORDER BY e.time_us DESC, e.seq DESC LIMIT ${l}",
+             FROM events e WHERE {where_clause} ORDER BY e.time_us DESC, e.seq DESC LIMIT {l}",
             fields = self.dialect.json_text("e.fields"),
             normalized = self.dialect.json_text("e.normalized"),
-            where_clause = conditions.join(" AND "),
+            where_clause = filter.where_sql(),
         );
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for param in params {
-            q = match param {
-                Param::Int(i) => q.bind(i),
-                Param::Text(s) => q.bind(s),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        let has_more = rows.len() > limit;
-        let mut events = Vec::with_capacity(rows.len().min(limit));
-        let mut next_cursor = None;
-        for row in rows.iter().take(limit) {
-            events.push(event_from_row(row)?);
-            if has_more {
-                next_cursor = Some(encode_cursor(row.try_get("time_us")?, row.try_get("seq")?));
-            }
-        }
-        Ok(EventPage {
-            events,
-            next_cursor,
+        let rows = filter.query(sql).fetch_all(&self.pool).await?;
+        Page::from_rows(&rows, limit, event_from_row, |row| {
+            Ok(encode_cursor(
+                EVENT_CURSOR,
+                &[row.try_get("time_us")?, row.try_get("seq")?],
+            ))
         })
     }
 

@@ -5,7 +5,7 @@ use std::io::Read;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use garrison_app::admin::{CreateTenant, CreateToken, CreateUser};
+use garrison_app::admin::{CreateTenant, CreateToken, CreateUser, NewTokenKind};
 use garrison_app::{Actor, AppError};
 use garrison_model::Role;
 use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
@@ -289,7 +289,11 @@ pub async fn token(command: TokenCommand, config: &ServerConfig) -> Result<()> {
                     &actor,
                     CreateToken {
                         name,
-                        kind,
+                        kind: Some(if kind == TokenKind::Ingest {
+                            NewTokenKind::Ingest
+                        } else {
+                            NewTokenKind::Api
+                        }),
                         roles,
                         source,
                         expires_in_days,

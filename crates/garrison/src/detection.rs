@@ -140,7 +140,10 @@ pub enum AuditCommand {
 }
 
 /// The application layer on the local data directory and the operator acting in `tenant`.
-async fn local_app(config: &ServerConfig, tenant: &str) -> Result<(garrison_app::App, Actor)> {
+pub(crate) async fn local_app(
+    config: &ServerConfig,
+    tenant: &str,
+) -> Result<(garrison_app::App, Actor)> {
     let app = crate::admin::local_app(config).await?;
     let actor = crate::admin::local_actor(&app, tenant).await?;
     Ok((app, actor))
@@ -390,56 +393,48 @@ pub async fn alerts(command: AlertsCommand, config: &ServerConfig) -> Result<()>
         all,
         target,
     } = command;
-    let limit = limit.clamp(1, 1000);
-    let level: Option<garrison_model::Level> = param("level", level)?;
-    if let Some(api) = remote(&target)? {
-        let mut params = AlertParams {
-            level,
-            rule_id,
-            from: param("from", from)?,
-            to: param("to", to)?,
-            limit: crate::client::limit(limit),
-            cursor: None,
-        };
-        loop {
-            let page = api.alerts(&params).await?;
-            print_lines(&page.alerts)?;
-            match page.next_cursor {
-                Some(next) if all => params.cursor = Some(next),
-                Some(_) => {
-                    eprintln!("more results: add --all");
-                    return Ok(());
-                }
-                None => return Ok(()),
-            }
-        }
-    }
-    let (store, tenant) = local(config, &target.tenant).await?;
-    let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
-        v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
-            .transpose()
-    };
-    let mut query = AlertQuery {
-        level,
+    let mut params = AlertParams {
+        level: param("level", level)?,
         rule_id,
-        from: parse("from", from)?,
-        to: parse("to", to)?,
-        limit,
+        from: param("from", from)?,
+        to: param("to", to)?,
+        limit: crate::client::limit(limit),
         cursor: None,
     };
+    let door = Door::of(&target, config).await?;
     loop {
-        let page = store.list_alerts(tenant.id, &query).await?;
-        for alert in &page.alerts {
-            println!("{}", serde_json::to_string(alert)?);
-        }
+        let page = match &door {
+            Door::Api(api) => api.alerts(&params).await?,
+            Door::Local(app, actor) => app.list_alerts(actor, params.clone()).await?,
+        };
+        print_lines(&page.alerts)?;
         match page.next_cursor {
-            Some(next) if all => query.cursor = Some(next),
+            Some(next) if all => params.cursor = Some(next),
             Some(_) => {
-                eprintln!("more results: use --all");
+                eprintln!("more results: add --all");
                 return Ok(());
             }
             None => return Ok(()),
         }
+    }
+}
+
+/// Where a command that works on either side goes: a running service (`--url`) or the local
+/// data directory; both answer with the same types.
+pub(crate) enum Door {
+    Api(Client),
+    Local(Box<garrison_app::App>, Actor),
+}
+
+impl Door {
+    async fn of(target: &Target, config: &ServerConfig) -> Result<Door> {
+        Ok(match remote(target)? {
+            Some(api) => Door::Api(api),
+            None => {
+                let (app, actor) = local_app(config, &target.tenant).await?;
+                Door::Local(Box::new(app), actor)
+            }
+        })
     }
 }
 
@@ -471,39 +466,37 @@ pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
 pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> {
     match command {
         AuditCommand::Verify { tenant } => {
-            let (store, tenant) = local(config, &tenant).await?;
-            let result = store.verify_audit(tenant.id).await?;
+            let (app, actor) = local_app(config, &tenant).await?;
+            let result = app.verify_audit(&actor).await?;
             match result.first_bad {
                 None => {
                     println!(
-                        "audit log of tenant {:?}: {} entries, chain intact",
-                        tenant.name, result.entries
+                        "audit log of tenant {tenant:?}: {} entries, chain intact",
+                        result.entries
                     );
                     Ok(0)
                 }
                 Some(bad) => {
                     println!(
-                        "audit log of tenant {:?}: TAMPERED at entry {}: {} ({} entries before it verify)",
-                        tenant.name, bad.seq, bad.reason, result.entries
+                        "audit log of tenant {tenant:?}: TAMPERED at entry {}: {} ({} entries before it verify)",
+                        bad.seq, bad.reason, result.entries
                     );
                     Ok(1)
                 }
             }
         }
         AuditCommand::List { tenant, action } => {
-            let (store, tenant) = local(config, &tenant).await?;
-            let mut query = AuditQuery {
+            let (app, actor) = local_app(config, &tenant).await?;
+            let mut params = AuditParams {
                 after: None,
                 action,
-                limit: 1000,
+                limit: Some(garrison_model::PageLimit(garrison_model::PageLimit::MAX)),
             };
             loop {
-                let page = store.list_audit(tenant.id, &query).await?;
-                for entry in &page.entries {
-                    println!("{}", serde_json::to_string(entry)?);
-                }
+                let page = app.audit_page(&actor, params.clone()).await?;
+                print_lines(&page.entries)?;
                 match page.next_after {
-                    Some(after) => query.after = Some(after),
+                    Some(after) => params.after = Some(after),
                     None => return Ok(0),
                 }
             }

@@ -4,8 +4,9 @@ use anyhow::{Context, Result};
 use clap::Subcommand;
 use garrison_api::admin::EventSearchParams;
 use garrison_model::{TimeBound, Timestamp};
-use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
-use garrison_store::{EventQuery, EventRepo, TenantRepo};
+use garrison_server::{ServerConfig, DEFAULT_TENANT};
+
+use crate::detection::Door;
 
 #[derive(Debug, Subcommand)]
 pub enum EventsCommand {
@@ -74,51 +75,37 @@ pub async fn run(command: EventsCommand, config: &ServerConfig) -> Result<()> {
                 .with_context(|| format!("--field {f:?}: expected FIELD=VALUE"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut query = EventQuery {
-        from: from.as_deref().map(|v| parse_time("from", v)).transpose()?,
-        to: to.as_deref().map(|v| parse_time("to", v)).transpose()?,
+    let mut params = EventSearchParams {
+        from: from
+            .as_deref()
+            .map(|v| parse_time("from", v))
+            .transpose()?
+            .map(TimeBound),
+        to: to
+            .as_deref()
+            .map(|v| parse_time("to", v))
+            .transpose()?
+            .map(TimeBound),
         source,
-        fields,
-        text: q,
-        limit: limit.clamp(1, 1000),
+        q,
+        limit: crate::client::limit(limit),
         cursor,
     };
-    if let (Some(url), Some(token)) = (url, token) {
-        return search_remote(&url, &token, query, all).await;
-    }
-    let store = open_store(config).await?;
-    let tenant = store
-        .tenant_by_name(&tenant)
-        .await?
-        .with_context(|| format!("no tenant named {tenant:?}"))?;
-    loop {
-        let page = store.search_events(tenant.id, &query).await?;
-        for event in &page.events {
-            println!("{}", serde_json::to_string(event)?);
+    let door = match (url, token) {
+        (Some(url), Some(token)) => Door::Api(garrison_client::Client::new(&url, &token)?),
+        _ => {
+            let (app, actor) = crate::detection::local_app(config, &tenant).await?;
+            Door::Local(Box::new(app), actor)
         }
-        match page.next_cursor {
-            Some(next) if all => query.cursor = Some(next),
-            Some(next) => {
-                eprintln!("more results: --cursor {next}");
-                return Ok(());
-            }
-            None => return Ok(()),
-        }
-    }
-}
-
-async fn search_remote(url: &str, token: &str, query: EventQuery, all: bool) -> Result<()> {
-    let api = garrison_client::Client::new(url, token)?;
-    let mut params = EventSearchParams {
-        from: query.from.map(TimeBound),
-        to: query.to.map(TimeBound),
-        source: query.source,
-        q: query.text,
-        limit: crate::client::limit(query.limit),
-        cursor: query.cursor,
     };
     loop {
-        let page = api.events(&params, &query.fields).await?;
+        let page = match &door {
+            Door::Api(api) => api.events(&params, &fields).await?,
+            Door::Local(app, actor) => {
+                app.search_events(actor, params.clone(), fields.clone())
+                    .await?
+            }
+        };
         crate::client::print_lines(&page.events)?;
         match page.next_cursor {
             Some(next) if all => params.cursor = Some(next),

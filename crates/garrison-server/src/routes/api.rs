@@ -18,8 +18,6 @@ use crate::routes::extract::ApiPath;
 use crate::AppState;
 pub use garrison_api::admin::*;
 
-const SESSION_HOURS: i64 = 12;
-
 // ---------------------------------------------------------------- views (the wire format)
 
 // ---------------------------------------------------------------- events
@@ -45,23 +43,12 @@ pub async fn search_events(
     principal: Principal,
     ApiQueryWithFields { params, fields }: ApiQueryWithFields<EventSearchParams>,
 ) -> Result<Json<EventsPage>, ApiError> {
-    let search = EventQuery {
-        from: params.from.map(|t| t.0),
-        to: params.to.map(|t| t.0),
-        source: params.source,
-        text: params.q,
-        cursor: params.cursor,
-        limit: PageLimit::or(params.limit, 100),
-        fields,
-    };
-    let page = state
-        .store()
-        .search_events(principal.tenant, &search)
-        .await?;
-    Ok(Json(EventsPage {
-        events: page.events.into_iter().map(EventView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(
+        state
+            .app()
+            .search_events(&principal.actor, params, fields)
+            .await?,
+    ))
 }
 
 // ---------------------------------------------------------------- sessions and self
@@ -81,64 +68,13 @@ pub async fn login(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let wrong = || {
-        ApiError::new(
-            ErrorCode::InvalidCredentials,
-            "wrong tenant, user name or password",
-        )
-    };
-    let tenant_name = request.tenant.as_deref().unwrap_or(crate::DEFAULT_TENANT);
-    let tenant = state
-        .store()
-        .tenant_by_name(tenant_name)
-        .await?
-        .ok_or_else(wrong)?;
-    let Some(user) = state
-        .store()
-        .authenticate_user(tenant.id, &request.username, &request.password)
-        .await?
-    else {
-        record_as(
-            &state,
-            tenant.id,
-            &format!("user:{}", request.username),
-            "auth.login_failed",
-            &request.username,
-            serde_json::json!({}),
-        )
-        .await;
-        return Err(wrong());
-    };
-    let expires = Timestamp::now()
-        .checked_add(garrison_model::SignedDuration::from_hours(SESSION_HOURS))
-        .map_err(ApiError::internal)?;
-    let (_, secret) = state
-        .store()
-        .create_token(NewToken {
-            tenant_id: tenant.id,
-            kind: TokenKind::Session,
-            name: format!("session of {}", user.username),
-            roles: user.roles.clone(),
-            source: None,
-            user_id: Some(user.id),
-            expires: Some(expires),
-        })
-        .await?;
-    tracing::info!(tenant = %tenant.name, user = %user.username, "login");
-    record_as(
-        &state,
-        tenant.id,
-        &format!("user:{}", user.username),
-        "auth.login",
-        &user.username,
-        serde_json::json!({"user_id": user.id}),
-    )
-    .await;
-    Ok(Json(LoginResponse {
-        token: secret.expose().to_string(),
-        expires: expires.to_string(),
-        user: user.into(),
-    }))
+    let tenant = request.tenant.as_deref().unwrap_or(crate::DEFAULT_TENANT);
+    Ok(Json(
+        state
+            .app()
+            .login(tenant, &request.username, &request.password)
+            .await?,
+    ))
 }
 
 /// Who am I: the tenant and token of the caller.
@@ -153,11 +89,9 @@ pub async fn me(
     State(state): State<AppState>,
     principal: Principal,
 ) -> Result<Json<MeResponse>, ApiError> {
-    let tenant = state.store().tenant(principal.tenant).await?;
-    Ok(Json(MeResponse {
-        tenant: tenant.into(),
-        token: principal.token.into(),
-    }))
+    Ok(Json(
+        state.app().me(&principal.actor, principal.token).await?,
+    ))
 }
 
 // ---------------------------------------------------------------- tenants
@@ -192,16 +126,7 @@ pub async fn create_tenant(
     principal: Principal,
     ApiJson(request): ApiJson<CreateTenant>,
 ) -> Result<(StatusCode, Json<TenantView>), ApiError> {
-    let tenant = state
-        .app()
-        .create_tenant(
-            &principal.actor,
-            garrison_app::admin::CreateTenant {
-                name: request.name,
-                retention_days: request.retention_days,
-            },
-        )
-        .await?;
+    let tenant = state.app().create_tenant(&principal.actor, request).await?;
     Ok((StatusCode::CREATED, Json(tenant.into())))
 }
 
@@ -260,17 +185,7 @@ pub async fn create_user(
     principal: Principal,
     ApiJson(request): ApiJson<CreateUser>,
 ) -> Result<(StatusCode, Json<UserView>), ApiError> {
-    let user = state
-        .app()
-        .create_user(
-            &principal.actor,
-            garrison_app::admin::CreateUser {
-                username: request.username,
-                password: request.password,
-                roles: request.roles,
-            },
-        )
-        .await?;
+    let user = state.app().create_user(&principal.actor, request).await?;
     Ok((StatusCode::CREATED, Json(user.into())))
 }
 
@@ -330,28 +245,7 @@ pub async fn create_token(
     principal: Principal,
     ApiJson(request): ApiJson<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
-    let kind = match request.kind.as_deref().unwrap_or("api") {
-        "api" => TokenKind::Api,
-        "ingest" => TokenKind::Ingest,
-        other => {
-            return Err(ApiError::invalid(format!(
-                "kind {other:?}: expected api or ingest"
-            )))
-        }
-    };
-    let (token, secret) = state
-        .app()
-        .create_token(
-            &principal.actor,
-            garrison_app::admin::CreateToken {
-                name: Some(request.name),
-                kind,
-                roles: request.roles,
-                source: request.source,
-                expires_in_days: request.expires_in_days,
-            },
-        )
-        .await?;
+    let (token, secret) = state.app().create_token(&principal.actor, request).await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {

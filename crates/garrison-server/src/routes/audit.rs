@@ -40,15 +40,7 @@ pub async fn list_audit(
     principal: Principal,
     ApiQuery(params): ApiQuery<AuditParams>,
 ) -> Result<Json<AuditPageView>, ApiError> {
-    principal.require_admin()?;
-    let search = AuditQuery {
-        after: params.after,
-        action: params.action,
-        limit: PageLimit::or(params.limit, 100),
-    };
-    let page = state.store().list_audit(principal.tenant, &search).await?;
-    Ok(Json(AuditPageView {
-        entries: page.entries.into_iter().map(AuditEntryView::from).collect(),
-        next_after: page.next_after,
-    }))
+    Ok(Json(
+        state.app().audit_page(&principal.actor, params).await?,
+    ))
 }

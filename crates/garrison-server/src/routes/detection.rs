@@ -220,18 +220,6 @@ pub async fn list_rules(
     ))
 }
 
-async fn find_rule(
-    state: &AppState,
-    principal: &Principal,
-    id: &str,
-) -> Result<StoredRule, ApiError> {
-    state
-        .store()
-        .rule(principal.tenant, id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("rule {id:?} not found")))
-}
-
 /// A rule with its text and every version.
 #[utoipa::path(
     get,
@@ -246,13 +234,7 @@ pub async fn get_rule(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<RuleDetail>, ApiError> {
-    let rule = find_rule(&state, &principal, &id).await?;
-    let versions = state.store().rule_versions(principal.tenant, &id).await?;
-    Ok(Json(RuleDetail {
-        rule: RuleView::from(&rule),
-        yaml: rule.yaml,
-        versions: versions.into_iter().map(RuleVersionView::from).collect(),
-    }))
+    Ok(Json(state.app().rule_detail(&principal.actor, &id).await?))
 }
 
 async fn set_enabled(
@@ -366,19 +348,9 @@ pub async fn list_alerts(
     principal: Principal,
     ApiQuery(params): ApiQuery<AlertParams>,
 ) -> Result<Json<AlertsPage>, ApiError> {
-    let search = AlertQuery {
-        level: params.level,
-        rule_id: params.rule_id,
-        from: params.from.map(|t| t.0),
-        to: params.to.map(|t| t.0),
-        cursor: params.cursor,
-        limit: PageLimit::or(params.limit, 100),
-    };
-    let page = state.store().list_alerts(principal.tenant, &search).await?;
-    Ok(Json(AlertsPage {
-        alerts: page.alerts.into_iter().map(AlertView::from).collect(),
-        next_cursor: page.next_cursor,
-    }))
+    Ok(Json(
+        state.app().list_alerts(&principal.actor, params).await?,
+    ))
 }
 
 /// An alert with the ids of the events folded into it.
@@ -395,17 +367,5 @@ pub async fn get_alert(
     principal: Principal,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<AlertDetail>, ApiError> {
-    let alert = state
-        .store()
-        .alert(principal.tenant, &id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("alert {id:?} not found")))?;
-    let event_ids = state
-        .store()
-        .alert_event_ids(principal.tenant, &id, 1000)
-        .await?;
-    Ok(Json(AlertDetail {
-        alert: alert.into(),
-        event_ids,
-    }))
+    Ok(Json(state.app().alert(&principal.actor, &id).await?))
 }

@@ -4,6 +4,7 @@ use garrison_cases::{Incident, Observable, TimelineEvent};
 use garrison_model::{to_micros, TenantId, Timestamp};
 use sqlx::Row;
 
+use crate::page::{decode_cursor, encode_cursor, Filter, Page};
 use crate::sql::Dialect;
 use crate::{Result, SqlStore, StoreError};
 
@@ -13,45 +14,9 @@ use super::common::{
 };
 use super::{IncidentOrder, IncidentPage, IncidentQuery, LinkedAlert, StoredIncident};
 
-fn encode_incident_cursor(order: IncidentOrder, score: i64, seq: i64) -> String {
-    match order {
-        IncidentOrder::Newest => format!("n{seq}"),
-        IncidentOrder::Score => format!("s{score}.{seq}"),
-    }
-}
-
-fn decode_incident_cursor(order: IncidentOrder, cursor: &str) -> Result<(i64, i64)> {
-    let bad = || {
-        invalid(
-            "cursor",
-            format!("{cursor:?} is not a cursor returned by a previous page of this order"),
-        )
-    };
-    match order {
-        IncidentOrder::Newest => {
-            let seq = cursor
-                .strip_prefix('n')
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(bad)?;
-            Ok((0, seq))
-        }
-        IncidentOrder::Score => {
-            let (score, seq) = cursor
-                .strip_prefix('s')
-                .and_then(|s| s.split_once('.'))
-                .ok_or_else(bad)?;
-            Ok((
-                score.parse().map_err(|_| bad())?,
-                seq.parse().map_err(|_| bad())?,
-            ))
-        }
-    }
-}
-
-enum P {
-    Int(i64),
-    Text(String),
-}
+/// The tags of incident cursors, one per order, so a cursor of the other order is refused.
+const NEWEST_CURSOR: &str = "n";
+const SCORE_CURSOR: &str = "s";
 
 impl SqlStore {
     pub(super) async fn create_in(
@@ -151,64 +116,45 @@ impl SqlStore {
         query: &IncidentQuery,
     ) -> Result<IncidentPage> {
         let limit = query.limit.clamp(1, 1000);
-        let mut params = vec![P::Int(tenant.0)];
-        let mut conditions = vec!["tenant_id = $1".to_string()];
-        let push = |params: &mut Vec<P>, p: P| {
-            params.push(p);
-            params.len()
-        };
-        if let Some(state) = &query.state {
-            let n = push(&mut params, P::Text(state.clone()));
-            conditions.push(format!("state = ${n}"));
-        }
-        if let Some(severity) = query.severity {
-            let n = push(&mut params, P::Text(severity.as_str().into()));
-            conditions.push(format!("severity = ${n}"));
-        }
-        if let Some(assignee) = &query.assignee {
-            let n = push(&mut params, P::Text(assignee.clone()));
-            conditions.push(format!("assignee = ${n}"));
-        }
-        if let Some(classification) = query.classification {
-            let n = push(&mut params, P::Text(classification.as_str().into()));
-            conditions.push(format!("classification = ${n}"));
-        }
+        let mut filter = Filter::tenant("tenant_id", tenant);
+        filter.eq_opt("state", query.state.as_deref());
+        filter.eq_opt("severity", query.severity.map(|s| s.as_str()));
+        filter.eq_opt("assignee", query.assignee.as_deref());
+        filter.eq_opt("classification", query.classification.map(|c| c.as_str()));
         if let Some(tag) = &query.tag {
-            let n = push(&mut params, P::Text(tag.clone()));
-            conditions.push(match self.dialect {
+            let n = filter.bind(tag.as_str());
+            filter.and(match self.dialect {
                 Dialect::Sqlite => {
-                    format!("EXISTS (SELECT 1 FROM json_each(incidents.tags) WHERE json_each.value = ${n})")
+                    format!("EXISTS (SELECT 1 FROM json_each(incidents.tags) WHERE json_each.value = {n})")
                 }
-                Dialect::Postgres => format!("tags::jsonb @> jsonb_build_array(${n}::text)"),
+                Dialect::Postgres => format!("tags::jsonb @> jsonb_build_array({n}::text)"),
             });
         }
         match query.open {
-            Some(true) => conditions.push("closed_us IS NULL".into()),
-            Some(false) => conditions.push("closed_us IS NOT NULL".into()),
+            Some(true) => filter.and("closed_us IS NULL"),
+            Some(false) => filter.and("closed_us IS NOT NULL"),
             None => {}
         }
         if !query.include_merged {
-            conditions.push("merged_into IS NULL".into());
+            filter.and("merged_into IS NULL");
         }
         if let Some(from) = query.from {
-            let n = push(&mut params, P::Int(to_micros(from)));
-            conditions.push(format!("created_us >= ${n}"));
+            filter.cmp("created_us", ">=", to_micros(from));
         }
         if let Some(to) = query.to {
-            let n = push(&mut params, P::Int(to_micros(to)));
-            conditions.push(format!("created_us < ${n}"));
+            filter.cmp("created_us", "<", to_micros(to));
         }
         if let Some(cursor) = &query.cursor {
-            let (score, seq) = decode_incident_cursor(query.order, cursor)?;
             match query.order {
                 IncidentOrder::Newest => {
-                    let s = push(&mut params, P::Int(seq));
-                    conditions.push(format!("seq < ${s}"));
+                    let [seq] = decode_cursor(NEWEST_CURSOR, cursor)?;
+                    filter.cmp("seq", "<", seq);
                 }
                 IncidentOrder::Score => {
-                    let sc = push(&mut params, P::Int(score));
-                    let s = push(&mut params, P::Int(seq));
-                    conditions.push(format!("(score < ${sc} OR (score = ${sc} AND seq < ${s}))"));
+                    let [score, seq] = decode_cursor(SCORE_CURSOR, cursor)?;
+                    let sc = filter.bind(score);
+                    let s = filter.bind(seq);
+                    filter.and(format!("(score < {sc} OR (score = {sc} AND seq < {s}))"));
                 }
             }
         }
@@ -216,34 +162,19 @@ impl SqlStore {
             IncidentOrder::Newest => "seq DESC",
             IncidentOrder::Score => "score DESC, seq DESC",
         };
-        let l = push(&mut params, P::Int(limit as i64 + 1));
-        let mut q = sqlx::query(sql!(
-            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {} ORDER BY {order} LIMIT ${l}",
-            conditions.join(" AND ")
-        ));
-        for p in params {
-            q = match p {
-                P::Int(i) => q.bind(i),
-                P::Text(s) => q.bind(s),
-            };
-        }
-        let rows = q.fetch_all(&self.pool).await?;
-        let has_more = rows.len() > limit;
-        let mut incidents = Vec::with_capacity(rows.len().min(limit));
-        let mut next_cursor = None;
-        for row in rows.iter().take(limit) {
-            incidents.push(incident_from_row(row)?);
-            if has_more {
-                next_cursor = Some(encode_incident_cursor(
-                    query.order,
-                    row.try_get("score")?,
-                    row.try_get("seq")?,
-                ));
-            }
-        }
-        Ok(IncidentPage {
-            incidents,
-            next_cursor,
+        let l = filter.bind(limit as i64 + 1);
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE {} ORDER BY {order} LIMIT {l}",
+            filter.where_sql()
+        );
+        let rows = filter.query(sql).fetch_all(&self.pool).await?;
+        Page::from_rows(&rows, limit, incident_from_row, |row| {
+            Ok(match query.order {
+                IncidentOrder::Newest => encode_cursor(NEWEST_CURSOR, &[row.try_get("seq")?]),
+                IncidentOrder::Score => {
+                    encode_cursor(SCORE_CURSOR, &[row.try_get("score")?, row.try_get("seq")?])
+                }
+            })
         })
     }
 

@@ -95,11 +95,8 @@ pub struct IncidentQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct IncidentPage {
-    pub incidents: Vec<StoredIncident>,
-    pub next_cursor: Option<String>,
-}
+/// A page of incidents in the order asked for.
+pub type IncidentPage = crate::page::Page<StoredIncident>;
 
 /// An alert to attach to an incident.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]

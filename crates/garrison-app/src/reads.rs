@@ -1,0 +1,182 @@
+//! What people and programs read: events, alerts, rules with their versions, the audit log,
+//! and the session operations (login, who am I). Reads change nothing, but they are operations
+//! like any other: the tenant and the roles come from the `Actor`, never from the request.
+
+use garrison_api::admin::{EventSearchParams, EventView, EventsPage, LoginResponse, MeResponse};
+use garrison_api::audit::{AuditEntryView, AuditPageView, AuditParams};
+use garrison_api::detection::{
+    AlertDetail, AlertParams, AlertView, AlertsPage, RuleDetail, RuleVersionView, RuleView,
+};
+use garrison_model::{PageLimit, Timestamp};
+use garrison_store::{
+    AlertQuery, ApiToken, AuditQuery, AuditRepo, AuditVerification, DetectionRepo, EventQuery,
+    EventRepo, NewToken, TenantRepo, TokenKind, TokenRepo, UserRepo,
+};
+use serde_json::json;
+
+use crate::{Actor, App, AppError, Result};
+
+/// How long a session token lives.
+pub const SESSION_HOURS: i64 = 12;
+/// Most event ids listed with one alert.
+const ALERT_EVENT_IDS: usize = 1000;
+
+impl App {
+    /// Stored events, newest first; `fields` are (field, value) filters, ANDed.
+    pub async fn search_events(
+        &self,
+        actor: &Actor,
+        params: EventSearchParams,
+        fields: Vec<(String, String)>,
+    ) -> Result<EventsPage> {
+        let search = EventQuery {
+            from: params.from.map(|t| t.0),
+            to: params.to.map(|t| t.0),
+            source: params.source,
+            text: params.q,
+            cursor: params.cursor,
+            limit: PageLimit::or(params.limit, 100),
+            fields,
+        };
+        let page = self.store().search_events(actor.tenant, &search).await?;
+        Ok(EventsPage {
+            events: page.events.into_iter().map(EventView::from).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// Alerts, newest first.
+    pub async fn list_alerts(&self, actor: &Actor, params: AlertParams) -> Result<AlertsPage> {
+        let search = AlertQuery {
+            level: params.level,
+            rule_id: params.rule_id,
+            from: params.from.map(|t| t.0),
+            to: params.to.map(|t| t.0),
+            cursor: params.cursor,
+            limit: PageLimit::or(params.limit, 100),
+        };
+        let page = self.store().list_alerts(actor.tenant, &search).await?;
+        Ok(AlertsPage {
+            alerts: page.alerts.into_iter().map(AlertView::from).collect(),
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    /// An alert with the ids of (up to 1,000 of) the events folded into it.
+    pub async fn alert(&self, actor: &Actor, id: &str) -> Result<AlertDetail> {
+        let alert = self
+            .store()
+            .alert(actor.tenant, id)
+            .await?
+            .ok_or_else(|| AppError::NotFound(format!("alert {id:?}")))?;
+        let event_ids = self
+            .store()
+            .alert_event_ids(actor.tenant, id, ALERT_EVENT_IDS)
+            .await?;
+        Ok(AlertDetail {
+            alert: alert.into(),
+            event_ids,
+        })
+    }
+
+    /// A rule with its text and every version.
+    pub async fn rule_detail(&self, actor: &Actor, id: &str) -> Result<RuleDetail> {
+        let rule = self.rule(actor, id).await?;
+        let versions = self.store().rule_versions(actor.tenant, id).await?;
+        Ok(RuleDetail {
+            rule: RuleView::from(&rule),
+            yaml: rule.yaml,
+            versions: versions.into_iter().map(RuleVersionView::from).collect(),
+        })
+    }
+
+    /// The tenant's audit log, oldest first; admins only.
+    pub async fn audit_page(&self, actor: &Actor, params: AuditParams) -> Result<AuditPageView> {
+        actor.require_admin()?;
+        let search = AuditQuery {
+            after: params.after,
+            action: params.action,
+            limit: PageLimit::or(params.limit, 100),
+        };
+        let page = self.store().list_audit(actor.tenant, &search).await?;
+        Ok(AuditPageView {
+            entries: page.entries.into_iter().map(AuditEntryView::from).collect(),
+            next_after: page.next_after,
+        })
+    }
+
+    /// Walks the tenant's whole audit chain and names the first entry that breaks it; admins.
+    pub async fn verify_audit(&self, actor: &Actor) -> Result<AuditVerification> {
+        actor.require_admin()?;
+        Ok(self.store().verify_audit(actor.tenant).await?)
+    }
+
+    /// Exchanges a user name and password for a session token. Both outcomes are audited in
+    /// the tenant; every refusal reads the same, so nothing can be probed.
+    pub async fn login(
+        &self,
+        tenant: &str,
+        username: &str,
+        password: &str,
+    ) -> Result<LoginResponse> {
+        let wrong = || AppError::BadCredentials("wrong tenant, user name or password".into());
+        let tenant = self
+            .store()
+            .tenant_by_name(tenant)
+            .await?
+            .ok_or_else(wrong)?;
+        let Some(user) = self
+            .store()
+            .authenticate_user(tenant.id, username, password)
+            .await?
+        else {
+            self.record_named(
+                tenant.id,
+                &format!("user:{username}"),
+                "auth.login_failed",
+                username,
+                json!({}),
+            )
+            .await;
+            return Err(wrong());
+        };
+        let expires = Timestamp::now()
+            .checked_add(garrison_model::SignedDuration::from_hours(SESSION_HOURS))
+            .map_err(AppError::internal)?;
+        let (_, secret) = self
+            .store()
+            .create_token(NewToken {
+                tenant_id: tenant.id,
+                kind: TokenKind::Session,
+                name: format!("session of {}", user.username),
+                roles: user.roles.clone(),
+                source: None,
+                user_id: Some(user.id),
+                expires: Some(expires),
+            })
+            .await?;
+        tracing::info!(tenant = %tenant.name, user = %user.username, "login");
+        self.record_named(
+            tenant.id,
+            &format!("user:{}", user.username),
+            "auth.login",
+            &user.username,
+            json!({"user_id": user.id}),
+        )
+        .await;
+        Ok(LoginResponse {
+            token: secret.expose().to_string(),
+            expires: expires.to_string(),
+            user: user.into(),
+        })
+    }
+
+    /// Who the caller is: its tenant and the token it came with.
+    pub async fn me(&self, actor: &Actor, token: ApiToken) -> Result<MeResponse> {
+        let tenant = self.store().tenant(actor.tenant).await?;
+        Ok(MeResponse {
+            tenant: tenant.into(),
+            token: token.into(),
+        })
+    }
+}
