@@ -148,7 +148,7 @@ impl App {
         };
         let page = self.store().list_incidents(actor.tenant, &search).await?;
         Ok(IncidentsPage {
-            incidents: page.incidents.iter().map(IncidentView::of).collect(),
+            incidents: page.items.iter().map(IncidentView::of).collect(),
             next_cursor: page.next_cursor,
         })
     }

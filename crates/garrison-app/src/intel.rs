@@ -149,7 +149,7 @@ impl App {
         let page = self.store().list_indicators(actor.tenant, &q).await?;
         Ok(IndicatorsPage {
             indicators: page
-                .indicators
+                .items
                 .into_iter()
                 .map(|i| IndicatorView::new(i, now))
                 .collect(),

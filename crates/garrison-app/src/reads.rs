@@ -40,7 +40,7 @@ impl App {
         };
         let page = self.store().search_events(actor.tenant, &search).await?;
         Ok(EventsPage {
-            events: page.events.into_iter().map(EventView::from).collect(),
+            events: page.items.into_iter().map(EventView::from).collect(),
             next_cursor: page.next_cursor,
         })
     }
@@ -57,7 +57,7 @@ impl App {
         };
         let page = self.store().list_alerts(actor.tenant, &search).await?;
         Ok(AlertsPage {
-            alerts: page.alerts.into_iter().map(AlertView::from).collect(),
+            alerts: page.items.into_iter().map(AlertView::from).collect(),
             next_cursor: page.next_cursor,
         })
     }

@@ -162,7 +162,7 @@ impl App {
         loop {
             let page = self.store().search_events(actor.tenant, &query).await?;
             // Flattened page by page: the JSON trees are not all held at once.
-            events.extend(page.events.iter().filter_map(TestEvent::of));
+            events.extend(page.items.iter().filter_map(TestEvent::of));
             if events.len() >= max {
                 truncated = page.next_cursor.is_some() || events.len() > max;
                 events.truncate(max);

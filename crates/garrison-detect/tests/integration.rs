@@ -80,7 +80,7 @@ async fn alerts(store: &SqlStore, tenant: TenantId) -> Vec<Alert> {
         )
         .await
         .expect("alerts")
-        .alerts
+        .items
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -406,7 +406,7 @@ async fn indicators_in_normalised_fields_fold_into_alerts_once() {
         )
         .await
         .expect("list")
-        .indicators;
+        .items;
     s.store
         .expire_indicator(s.bravo, domain[0].id, Timestamp::now())
         .await

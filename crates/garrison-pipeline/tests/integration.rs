@@ -85,7 +85,7 @@ async fn events_flow_from_log_to_store_once_even_when_replayed() {
         .await
         .expect("search");
     assert_eq!(
-        page.events[0].normalized["host.name"], "ws1",
+        page.items[0].normalized["host.name"], "ws1",
         "normalised view stored"
     );
 }

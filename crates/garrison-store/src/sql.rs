@@ -5,7 +5,6 @@
 //! conformance suite against both backends.
 
 use std::collections::HashMap;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::client::{param, print_lines};
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
+use garrison_api::audit::AuditParams;
 use garrison_api::detection::{
     AlertParams, ImportParams, ImportRequest, ListRulesParams, RejectedRule, RuleFile, RuleView,
     TestRequest,
@@ -14,10 +15,7 @@ use garrison_api::detection::{
 use garrison_api::incidents::MetricsParams;
 use garrison_app::Actor;
 use garrison_client::Client;
-use garrison_server::{open_store, ServerConfig, DEFAULT_TENANT};
-use garrison_store::{
-    AlertQuery, AuditQuery, AuditRepo, DetectionRepo, SqlStore, Tenant, TenantRepo,
-};
+use garrison_server::{ServerConfig, DEFAULT_TENANT};
 
 /// `--url`/`--token` of a running service, `--tenant` for the local store.
 #[derive(Debug, Clone, clap::Args)]
@@ -147,15 +145,6 @@ pub(crate) async fn local_app(
     let app = crate::admin::local_app(config).await?;
     let actor = crate::admin::local_actor(&app, tenant).await?;
     Ok((app, actor))
-}
-
-async fn local(config: &ServerConfig, tenant: &str) -> Result<(SqlStore, Tenant)> {
-    let store = open_store(config).await?;
-    let tenant = store
-        .tenant_by_name(tenant)
-        .await?
-        .with_context(|| format!("no tenant named {tenant:?}"))?;
-    Ok((store, tenant))
 }
 
 /// The service `--url` names, when it does (else the command works on the local store).

@@ -5,14 +5,11 @@ use super::query::ApiQueryWithFields;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use garrison_model::{PageLimit, TenantId, Timestamp};
-use garrison_store::{
-    EventQuery, EventRepo, NewSource, NewToken, TenantRepo, TokenKind, TokenRepo, UserRepo,
-};
+use garrison_model::TenantId;
+use garrison_store::NewSource;
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorCode, Problem};
-use crate::routes::audit::record_as;
+use crate::error::{ApiError, Problem};
 use crate::routes::extract::ApiJson;
 use crate::routes::extract::ApiPath;
 use crate::AppState;

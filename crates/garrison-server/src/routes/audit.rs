@@ -3,28 +3,11 @@
 use super::query::ApiQuery;
 use axum::extract::State;
 use axum::Json;
-use garrison_model::{PageLimit, TenantId};
-use garrison_store::{AuditQuery, AuditRepo};
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
 use crate::AppState;
 pub use garrison_api::audit::*;
-
-/// Appends an entry for an actor that is not a principal (a login, the system).
-pub async fn record_as(
-    state: &AppState,
-    tenant: TenantId,
-    actor: &str,
-    action: &str,
-    target: &str,
-    details: serde_json::Value,
-) {
-    state
-        .app()
-        .record_named(tenant, actor, action, target, details)
-        .await
-}
 
 /// The tenant's audit log, oldest first (admins).
 #[utoipa::path(

@@ -6,11 +6,9 @@ use axum::body::Bytes;
 use axum::extract::{Multipart, Request, State};
 use axum::http::header;
 use axum::Json;
-use garrison_model::PageLimit;
-use garrison_store::{AlertQuery, DetectionRepo, StoredRule};
 
 use crate::auth::Principal;
-use crate::error::{ApiError, ErrorCode, Problem};
+use crate::error::{ApiError, Problem};
 use crate::routes::extract::ApiPath;
 use crate::AppState;
 pub use garrison_api::detection::*;

@@ -9,8 +9,8 @@ use crate::sql::Dialect;
 use crate::{Result, SqlStore, StoreError};
 
 use super::common::{
-    append_events, check_incident, incident_from_row, insert_incident, invalid, json_text,
-    live_incident, load_incident, write_links, write_observables, INCIDENT_COLUMNS,
+    append_events, check_incident, incident_from_row, insert_incident, json_text, live_incident,
+    load_incident, write_links, write_observables, INCIDENT_COLUMNS,
 };
 use super::{IncidentOrder, IncidentPage, IncidentQuery, LinkedAlert, StoredIncident};
 

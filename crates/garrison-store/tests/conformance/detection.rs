@@ -183,7 +183,7 @@ pub async fn alerts_fold_hits_once_even_when_replayed(store: &SqlStore) {
         )
         .await
         .expect("list");
-    assert!(page.alerts.is_empty());
+    assert!(page.items.is_empty());
     // Filters and pages.
     let by_rule = store
         .list_alerts(
@@ -196,8 +196,8 @@ pub async fn alerts_fold_hits_once_even_when_replayed(store: &SqlStore) {
         )
         .await
         .expect("by rule");
-    assert_eq!(by_rule.alerts.len(), 1);
-    assert_eq!(by_rule.alerts[0].alert_id, "B");
+    assert_eq!(by_rule.items.len(), 1);
+    assert_eq!(by_rule.items[0].alert_id, "B");
     let late = store
         .list_alerts(
             alpha.id,
@@ -209,7 +209,7 @@ pub async fn alerts_fold_hits_once_even_when_replayed(store: &SqlStore) {
         )
         .await
         .expect("from");
-    assert_eq!(late.alerts.len(), 1);
+    assert_eq!(late.items.len(), 1);
     let mut seen = Vec::new();
     let mut cursor = None;
     loop {
@@ -224,7 +224,7 @@ pub async fn alerts_fold_hits_once_even_when_replayed(store: &SqlStore) {
             )
             .await
             .expect("page");
-        seen.extend(page.alerts.into_iter().map(|a| a.alert_id));
+        seen.extend(page.items.into_iter().map(|a| a.alert_id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,

@@ -301,7 +301,7 @@ pub async fn incidents_list_with_filters_and_cursors(store: &SqlStore) {
                 )
                 .await
                 .expect("page");
-            seen.extend(page.incidents.into_iter().map(|i| i.incident));
+            seen.extend(page.items.into_iter().map(|i| i.incident));
             match page.next_cursor {
                 Some(next) => cursor = Some(next),
                 None => break,
@@ -327,7 +327,7 @@ pub async fn incidents_list_with_filters_and_cursors(store: &SqlStore) {
             .list_incidents(alpha, &IncidentQuery { limit: 100, ..q })
             .await
             .expect("list")
-            .incidents
+            .items
             .len()
     };
     assert_eq!(
@@ -480,7 +480,7 @@ pub async fn alerts_link_merge_and_split_between_incidents(store: &SqlStore) {
         )
         .await
         .expect("list")
-        .incidents
+        .items
         .into_iter()
         .map(|i| i.incident.id)
         .collect();

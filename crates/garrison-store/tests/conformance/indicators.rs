@@ -69,7 +69,7 @@ pub async fn indicators_upsert_by_kind_value_and_source_per_tenant(store: &SqlSt
         .await
         .expect("list");
     let by_source = |s: &str| {
-        page.indicators
+        page.items
             .iter()
             .find(|i| i.source == s)
             .cloned()
@@ -97,8 +97,8 @@ pub async fn indicators_upsert_by_kind_value_and_source_per_tenant(store: &SqlSt
         )
         .await
         .expect("domain");
-    assert_eq!(domain.indicators.len(), 1);
-    assert_eq!(domain.indicators[0].confidence, 90);
+    assert_eq!(domain.items.len(), 1);
+    assert_eq!(domain.items[0].confidence, 90);
 
     // Nothing crosses tenants.
     assert_eq!(
@@ -186,8 +186,8 @@ pub async fn indicators_page_filter_expire_and_delete(store: &SqlStore) {
             )
             .await
             .expect("page");
-        assert!(page.indicators.len() <= 40);
-        seen.extend(page.indicators.iter().map(|i| i.id));
+        assert!(page.items.len() <= 40);
+        seen.extend(page.items.iter().map(|i| i.id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
@@ -226,12 +226,12 @@ pub async fn indicators_page_filter_expire_and_delete(store: &SqlStore) {
         .await
         .expect("filter");
     assert!(confident
-        .indicators
+        .items
         .iter()
         .all(|i| i.confidence >= 95 && i.expires.is_none_or(|e| e > now)));
-    assert!(!confident.indicators.is_empty());
+    assert!(!confident.items.is_empty());
     // Expire one now: it stays, but is no longer active.
-    let target = confident.indicators[0].clone();
+    let target = confident.items[0].clone();
     let expired = store
         .expire_indicator(alpha.id, target.id, now)
         .await

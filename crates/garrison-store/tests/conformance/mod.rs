@@ -449,7 +449,7 @@ pub async fn search_filters_by_time_source_field_and_text(store: &SqlStore) {
         .store_events(&rows(&events), "indexer", 1)
         .await
         .expect("store");
-    let ids = |page: EventPage| page.events.into_iter().map(|e| e.id).collect::<Vec<_>>();
+    let ids = |page: EventPage| page.items.into_iter().map(|e| e.id).collect::<Vec<_>>();
     let q = |f: &dyn Fn(&mut EventQuery)| {
         let mut query = EventQuery {
             limit: 50,
@@ -464,7 +464,7 @@ pub async fn search_filters_by_time_source_field_and_text(store: &SqlStore) {
         .expect("all");
     assert_eq!(ids(all.clone()), vec!["c", "b", "a"], "newest first");
     assert_eq!(
-        all.events[0].fields["msg"], "powershell encoded",
+        all.items[0].fields["msg"], "powershell encoded",
         "fields kept as sent"
     );
     assert_eq!(
@@ -578,8 +578,8 @@ pub async fn search_pages_with_a_cursor_without_gaps_or_repeats(store: &SqlStore
             )
             .await
             .expect("page");
-        assert!(page.events.len() <= 10);
-        seen.extend(page.events.into_iter().map(|e| e.id));
+        assert!(page.items.len() <= 10);
+        seen.extend(page.items.into_iter().map(|e| e.id));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
@@ -618,7 +618,7 @@ pub async fn tenants_never_see_each_others_events(store: &SqlStore) {
             )
             .await
             .expect("search");
-        assert!(page.events.is_empty(), "text search must not cross tenants");
+        assert!(page.items.is_empty(), "text search must not cross tenants");
         let page = store
             .search_events(
                 tenant,
@@ -629,9 +629,9 @@ pub async fn tenants_never_see_each_others_events(store: &SqlStore) {
             )
             .await
             .expect("search");
-        assert_eq!(page.events.len(), 1);
-        assert_eq!(page.events[0].fields["secret"], expected);
-        assert_eq!(page.events[0].tenant_id, tenant);
+        assert_eq!(page.items.len(), 1);
+        assert_eq!(page.items[0].fields["secret"], expected);
+        assert_eq!(page.items[0].tenant_id, tenant);
     }
 }
 
@@ -666,7 +666,7 @@ pub async fn retention_deletes_only_old_events_of_one_tenant(store: &SqlStore) {
         )
         .await
         .expect("search");
-    assert!(page.events.is_empty());
+    assert!(page.items.is_empty());
 }
 
 pub async fn bad_cursors_and_filters_are_clear_errors(store: &SqlStore) {
@@ -725,8 +725,8 @@ pub async fn nul_characters_are_stored_without_failing_the_batch(store: &SqlStor
         )
         .await
         .expect("search");
-    assert_eq!(page.events.len(), 2);
-    let nul = page.events.iter().find(|e| e.id == "nul").expect("stored");
+    assert_eq!(page.items.len(), 2);
+    let nul = page.items.iter().find(|e| e.id == "nul").expect("stored");
     let msg = nul.fields["msg"].as_str().expect("msg");
     assert!(msg == "a\u{0}b" || msg == "a\u{FFFD}b", "{msg:?}");
 }
