@@ -301,7 +301,7 @@ async fn sla_pass(store: &SqlStore) -> Result<usize, TriggerError> {
                     },
                 )
                 .await?;
-            for stored in &page.incidents {
+            for stored in &page.items {
                 for breach in sla_breaches_between(&stored.incident, &policy, since, now) {
                     // A crash after the append and before the commit checks this range again.
                     if !already_recorded(store, tenant.id, &breach).await? {

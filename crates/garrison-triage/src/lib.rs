@@ -18,6 +18,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use garrison_cases::{
     extract_observables, group_key, score, AlertInput, Confidence, Criticality, EntityKey,
@@ -118,7 +119,14 @@ async fn pass(store: &SqlStore) -> Result<usize, TriageError> {
     let mut done = from;
     let mut result = Ok(read);
     for (seq, alert) in alerts {
-        match triage_one(store, &alert, now, &mut tenants, &mut confidences).await {
+        // Every line triage logs for this alert carries its id (and the incident's, once
+        // known), so one alert can be followed from the detector to its playbook runs.
+        let span =
+            tracing::info_span!("triage", tenant = %alert.tenant_id, alert_id = %alert.alert_id);
+        let outcome = triage_one(store, &alert, now, &mut tenants, &mut confidences)
+            .instrument(span)
+            .await;
+        match outcome {
             Ok(outcome) => {
                 triaged(outcome);
             }
@@ -507,7 +515,7 @@ mod tests {
             .list_incidents(tenant, &query)
             .await
             .expect("list")
-            .incidents
+            .items
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

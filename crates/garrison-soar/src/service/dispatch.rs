@@ -4,6 +4,7 @@ use garrison_model::TenantId;
 use garrison_playbook::Trigger;
 use garrison_store::PlaybookRepo;
 use serde_json::json;
+use tracing::Instrument;
 
 use super::{secret_hash, Soar, SoarError, StartRun, TriggerEvent};
 
@@ -14,6 +15,17 @@ impl Soar {
     /// returned (dispatch the occurrence again); a run refused for good (e.g. its inputs) is
     /// logged and skipped.
     pub async fn dispatch_trigger(
+        &self,
+        tenant: TenantId,
+        event: &TriggerEvent,
+        dedupe: &str,
+    ) -> Result<Vec<String>, SoarError> {
+        self.dispatch_matching(tenant, event, dedupe)
+            .instrument(trigger_span(tenant, event, dedupe))
+            .await
+    }
+
+    async fn dispatch_matching(
         &self,
         tenant: TenantId,
         event: &TriggerEvent,
@@ -80,6 +92,27 @@ impl Soar {
             }
         }
         Ok(started)
+    }
+}
+
+/// The span of one dispatch: the alert's or the incident's id on every line it logs (the run
+/// ids started are logged inside it), so an alert's path reads from detection to its runs.
+fn trigger_span(tenant: TenantId, event: &TriggerEvent, dedupe: &str) -> tracing::Span {
+    let id = |value: &serde_json::Value, keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| value.get(*k).and_then(|v| v.as_str()))
+            .unwrap_or_default()
+            .to_string()
+    };
+    match event {
+        TriggerEvent::Alert(alert) => tracing::info_span!(
+            "trigger", %tenant, alert_id = %id(alert, &["alert_id", "id"]), occurrence = %dedupe
+        ),
+        TriggerEvent::IncidentState { incident, .. } | TriggerEvent::SlaBreach { incident, .. } => {
+            tracing::info_span!(
+                "trigger", %tenant, incident_id = %id(incident, &["id"]), occurrence = %dedupe
+            )
+        }
     }
 }
 

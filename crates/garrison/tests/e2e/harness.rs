@@ -46,6 +46,17 @@ impl Service {
         syslog_port: u16,
         env: &[(&str, &str)],
     ) -> Service {
+        Self::start_logging(data_dir, http_port, syslog_port, env, None)
+    }
+
+    /// Like [`Service::start_with`], the service's log (stderr) written to `log` when given.
+    pub fn start_logging(
+        data_dir: &Path,
+        http_port: u16,
+        syslog_port: u16,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Service {
         let http = format!("127.0.0.1:{http_port}");
         let syslog = format!("127.0.0.1:{syslog_port}");
         let mut command = Command::new(BIN);
@@ -57,7 +68,10 @@ impl Service {
             .env("GARRISON_SYSLOG_ADDR", &syslog)
             .env("GARRISON_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::null(),
+            });
         for (k, v) in env {
             command.env(k, v);
         }

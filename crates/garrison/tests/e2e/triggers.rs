@@ -435,3 +435,108 @@ async fn an_sla_breach_is_recorded_once_and_starts_its_playbook_once() {
     );
     drop(service);
 }
+
+/// One alert's path reads in the service's log, each stage naming what the next one names:
+/// the ingest request (its `X-Request-Id`) acknowledges the event, the detector matches the
+/// event into the alert, triage opens the alert's incident, and the trigger starts the run,
+/// inside a span carrying the alert id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_alerts_path_from_ingest_to_its_run_reads_in_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = dir.path().join("service.log");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "sysmon"],
+    );
+    let env = [
+        ("GARRISON_TRIGGER_POLL_INTERVAL", "100ms"),
+        ("GARRISON_LOG_FORMAT", "json"),
+        (
+            "GARRISON_LOG",
+            "info,garrison_server=debug,garrison_detect=debug,garrison_triage=debug,garrison_soar=debug",
+        ),
+    ];
+    let service = Service::start_logging(dir.path(), free_port(), free_port(), &env, Some(&log));
+    let files = json!({"files": [{"path": "t/whoami.yml", "text": rule_yaml()}], "enable": true});
+    let (status, imported) = send(&service, "POST", "/api/v1/rules/import", &admin, files).await;
+    assert_eq!(status, 200, "{imported}");
+    let playbook = "name: on-alert\ntriggers:\n  - alert: {}\nsteps:\n  - id: note\n    action: core.log\n    with: {message: \"seen {{ trigger.alert.alert_id }}\"}\n";
+    let (status, body) = send(
+        &service,
+        "POST",
+        "/api/v1/playbooks",
+        &admin,
+        json!({ "source": playbook }),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+
+    let event = json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+        "Computer": "ws-trace", "Image": "C:\\Windows\\System32\\whoami.exe",
+        "@timestamp": "2026-11-25T10:00:00Z"});
+    let response = client()
+        .post(service.url("/api/v1/ingest/events"))
+        .bearer_auth(&ingest)
+        .header("x-request-id", "trace-me-1")
+        .body(event.to_string())
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status().as_u16(), 200);
+    let alert = wait_alerts(&service, &admin, 1).await.remove(0);
+    let started = Instant::now();
+    let run = loop {
+        let runs = get_json(&service, "/api/v1/runs?playbook=on-alert", &admin).await;
+        if let Some(id) = runs[0]["run_id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "no run: {runs}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Triage and the trigger follow alerts apart: wait for the incident too.
+    let incident = loop {
+        let detail = get_json(&service, &format!("/api/v1/alerts/{alert}"), &admin).await;
+        if let Some(id) = detail["incident_id"].as_str() {
+            break id.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "not triaged: {detail}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    drop(service);
+
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    // A line's own fields and those of its spans, as one text to search.
+    let text = |line: &Value| line.to_string();
+    let find = |message: &str, needles: &[&str]| -> Value {
+        lines
+            .iter()
+            .find(|l| {
+                l["fields"]["message"] == message && needles.iter().all(|n| text(l).contains(n))
+            })
+            .cloned()
+            .unwrap_or_else(|| panic!("no {message:?} line with {needles:?} in the log"))
+    };
+    let acked = find("events acknowledged", &["trace-me-1"]);
+    let event_id = acked["fields"]["first_event"]
+        .as_str()
+        .expect("first_event")
+        .to_string();
+    find("event matched", &[&event_id, &alert]);
+    find("incident opened", &[&alert, &incident]);
+    let started = find("playbook started by trigger", &[&run]);
+    assert_eq!(
+        started["span"]["alert_id"], alert,
+        "the trigger's span names the alert: {started}"
+    );
+}
