@@ -27,6 +27,9 @@ pub enum AppError {
     /// A login's tenant, user name or password is wrong, or the account is disabled.
     #[error("{0}")]
     BadCredentials(String),
+    /// Too many failed sign-ins: the account is locked for `retry_after`.
+    #[error("too many failed sign-ins; try again in {} s", retry_after.as_secs().max(1))]
+    Locked { retry_after: std::time::Duration },
     /// The data sent exceeds its size limit.
     #[error("{0}")]
     TooLarge(String),

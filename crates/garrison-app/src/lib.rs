@@ -20,6 +20,7 @@ pub mod playbooks;
 pub mod reads;
 pub mod rules;
 pub mod settings;
+pub mod sign_in;
 
 pub use actor::{Actor, ActorKind};
 pub use error::{AppError, Result};
@@ -36,6 +37,8 @@ pub struct App {
     provider_tenant: TenantId,
     soar: Option<garrison_soar::Soar>,
     attachments: Option<attachments::Attachments>,
+    /// Failed sign-ins per account, shared by every clone of this App.
+    sign_in: std::sync::Arc<sign_in::SignInGuard>,
 }
 
 impl App {
@@ -45,6 +48,7 @@ impl App {
             provider_tenant,
             soar: None,
             attachments: None,
+            sign_in: std::sync::Arc::default(),
         }
     }
 

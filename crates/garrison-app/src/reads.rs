@@ -111,35 +111,73 @@ impl App {
         Ok(self.store().verify_audit(actor.tenant).await?)
     }
 
-    /// Exchanges a user name and password for a session token. Both outcomes are audited in
-    /// the tenant; every refusal reads the same, so nothing can be probed.
+    /// Exchanges a user name and password for a session token.
+    ///
+    /// Every refusal reads the same and costs the same (one password hash, whether the tenant,
+    /// the user or the password was wrong), so neither the answer nor its timing tells which
+    /// names exist. After [`crate::sign_in::FREE_ATTEMPTS`] failures in a row the account is
+    /// locked for a while, longer each time; the lockout is audited once (in the tenant, when
+    /// it exists), not each attempt.
     pub async fn login(
         &self,
-        tenant: &str,
+        tenant_name: &str,
         username: &str,
         password: &str,
     ) -> Result<LoginResponse> {
-        let wrong = || AppError::BadCredentials("wrong tenant, user name or password".into());
-        let tenant = self
-            .store()
-            .tenant_by_name(tenant)
-            .await?
-            .ok_or_else(wrong)?;
-        let Some(user) = self
-            .store()
-            .authenticate_user(tenant.id, username, password)
-            .await?
-        else {
-            self.record_named(
-                tenant.id,
-                &format!("user:{username}"),
-                "auth.login_failed",
-                username,
-                json!({}),
-            )
-            .await;
-            return Err(wrong());
+        let now = std::time::Instant::now();
+        if let Some(left) = self.sign_in.locked_for(tenant_name, username, now) {
+            metrics::counter!(crate::sign_in::SIGN_IN_FAILURES).increment(1);
+            return Err(AppError::Locked { retry_after: left });
+        }
+        let tenant = self.store().tenant_by_name(tenant_name).await?;
+        let user = match &tenant {
+            Some(tenant) => {
+                self.store()
+                    .authenticate_user(tenant.id, username, password)
+                    .await?
+            }
+            None => {
+                // The same work as a wrong password, so an unknown tenant is not faster.
+                let password = password.to_string();
+                tokio::task::spawn_blocking(move || garrison_store::burn_password_check(&password))
+                    .await
+                    .map_err(AppError::internal)?;
+                None
+            }
         };
+        let (Some(tenant), Some(user)) = (tenant.clone(), user) else {
+            metrics::counter!(crate::sign_in::SIGN_IN_FAILURES).increment(1);
+            if let crate::sign_in::AfterFailure::Locked(lockout) =
+                self.sign_in.failed(tenant_name, username, now)
+            {
+                metrics::counter!(crate::sign_in::SIGN_IN_LOCKOUTS).increment(1);
+                tracing::warn!(
+                    tenant = tenant_name,
+                    user = username,
+                    ?lockout,
+                    "sign-in locked after repeated failures"
+                );
+                if let Some(tenant) = &tenant {
+                    // Off the answer's path, so a lockout is not slower to answer.
+                    let app = self.clone();
+                    let (tenant_id, username) = (tenant.id, username.to_string());
+                    tokio::spawn(async move {
+                        app.record_named(
+                            tenant_id,
+                            &format!("user:{username}"),
+                            "auth.locked",
+                            &username,
+                            json!({"seconds": lockout.as_secs()}),
+                        )
+                        .await;
+                    });
+                }
+            }
+            return Err(AppError::BadCredentials(
+                "wrong tenant, user name or password".into(),
+            ));
+        };
+        self.sign_in.succeeded(tenant_name, username);
         let expires = Timestamp::now()
             .checked_add(garrison_model::SignedDuration::from_hours(SESSION_HOURS))
             .map_err(AppError::internal)?;

@@ -44,12 +44,10 @@ pub use reqwest::Body;
 pub enum ClientError {
     #[error("{0} is not a usable service address: {1}")]
     BadUrl(String, String),
-    #[error("cannot reach {url}: {source}")]
-    Unreachable {
-        url: String,
-        #[source]
-        source: reqwest::Error,
-    },
+    /// No answer: the cause in a few words (kept whole in `error`, not as a `source`, so an
+    /// error chain printed on one line does not repeat it).
+    #[error("cannot reach {url}: {}", reason(error))]
+    Unreachable { url: String, error: reqwest::Error },
     /// The service answered with an error (problem+json).
     #[error("{}", problem_text(*.status, .problem))]
     Api {
@@ -62,6 +60,25 @@ pub enum ClientError {
     Busy { retry_after: Duration },
     #[error("{url}: the answer is not what the API documents: {reason}")]
     Decode { url: String, reason: String },
+}
+
+/// What went wrong on the wire, in a few words (reqwest's own text repeats the URL and nests
+/// the causes).
+fn reason(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "no HTTP answer in time (is this the service's HTTP address?)".into();
+    }
+    // The innermost cause names the real problem: "Connection refused", "failed to lookup
+    // address", "received corrupt message" (TLS to a plain-HTTP port).
+    let mut cause: &dyn std::error::Error = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    let text = cause.to_string();
+    if error.is_connect() && text.contains("corrupt message") {
+        return format!("{text} (https:// to a plain-HTTP port?)");
+    }
+    text
 }
 
 fn problem_text(status: StatusCode, problem: &Problem) -> String {
@@ -111,26 +128,45 @@ fn seg(segment: &str) -> String {
     out
 }
 
+/// How long to wait for a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the next bytes of an answer (a rule test or an import may take a
+/// while in total, but the service never goes this long without sending anything).
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// No query string.
 const NO_QUERY: &[(&str, &str)] = &[];
 
 impl Client {
     /// A client of the service at `base_url` (`http://host:port`), authenticating with `token`.
     pub fn new(base_url: &str, token: &str) -> Result<Client> {
-        let base = base_url.trim_end_matches('/').to_string();
-        if !(base.starts_with("http://") || base.starts_with("https://")) {
+        let given = base_url.trim();
+        let rest = given
+            .strip_prefix("http://")
+            .or_else(|| given.strip_prefix("https://"))
+            .ok_or_else(|| {
+                ClientError::BadUrl(
+                    given.to_string(),
+                    "it must start with http:// or https://".into(),
+                )
+            })?;
+        if rest.trim_matches('/').is_empty() {
             return Err(ClientError::BadUrl(
-                base,
-                "it must start with http:// or https://".into(),
+                given.to_string(),
+                "it names no host".into(),
             ));
         }
+        let base = given.trim_end_matches('/').to_string();
         // reqwest is built without a default TLS provider; the process's own wins when it has
         // installed one (the CLI does), else ring's is installed once here.
         if rustls::crypto::CryptoProvider::get_default().is_none() {
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(CONNECT_TIMEOUT)
+            // A port that accepts but never answers HTTP (a syslog listener, a stuck proxy)
+            // ends in an error, not a hang.
+            .read_timeout(READ_TIMEOUT)
             .build()
             .map_err(|e| ClientError::BadUrl(base.clone(), e.to_string()))?;
         Ok(Client {
@@ -161,9 +197,9 @@ impl Client {
         let response = request
             .send()
             .await
-            .map_err(|source| ClientError::Unreachable {
+            .map_err(|error| ClientError::Unreachable {
                 url: self.base.clone(),
-                source,
+                error,
             })?;
         let status = response.status();
         if status.is_success() {
@@ -487,6 +523,10 @@ mod tests {
         assert!(matches!(
             Client::new("127.0.0.1:8080", "t"),
             Err(ClientError::BadUrl(..))
+        ));
+        assert!(matches!(
+            Client::new("http://", "t"),
+            Err(ClientError::BadUrl(url, _)) if url == "http://"
         ));
         let client = Client::new("http://127.0.0.1:8080/", "t").expect("valid");
         assert_eq!(client.url("/runs"), "http://127.0.0.1:8080/api/v1/runs");

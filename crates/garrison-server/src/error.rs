@@ -34,6 +34,7 @@ error_codes! {
     InvalidEvents => ("invalid_events", BAD_REQUEST, "invalid_request", "No record of the batch could be decoded; `errors` lists each one."),
     EmptyBody => ("empty_body", BAD_REQUEST, "invalid_request", "The request had no data."),
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "invalid_request", "The body (after decompression) exceeds the size limit."),
+    TooManyAttempts => ("too_many_attempts", TOO_MANY_REQUESTS, "auth", "Too many failed sign-ins for this account: it is locked for the `Retry-After` seconds."),
     Busy => ("busy", SERVICE_UNAVAILABLE, "system", "The write path is saturated. Nothing was stored; retry after the `Retry-After` seconds."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "system", "An unexpected error; the log has details."),
 }
@@ -45,6 +46,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub detail: String,
     pub errors: Vec<serde_json::Value>,
+    /// Seconds for `Retry-After`, when the client should come back later.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -53,6 +56,7 @@ impl ApiError {
             code,
             detail: detail.into(),
             errors: Vec::new(),
+            retry_after: None,
         }
     }
 
@@ -111,6 +115,11 @@ impl From<garrison_app::AppError> for ApiError {
             AppError::BadCredentials(detail) => {
                 ApiError::new(ErrorCode::InvalidCredentials, detail)
             }
+            AppError::Locked { retry_after } => {
+                let mut error = ApiError::new(ErrorCode::TooManyAttempts, locked_text(retry_after));
+                error.retry_after = Some(retry_after.as_secs().max(1));
+                error
+            }
             AppError::TooLarge(detail) => ApiError::new(ErrorCode::PayloadTooLarge, detail),
             AppError::Empty(detail) => ApiError::new(ErrorCode::EmptyBody, detail),
             AppError::Absent(detail) => ApiError::new(ErrorCode::NotFound, detail),
@@ -131,6 +140,13 @@ impl From<garrison_pipeline::PipelineError> for ApiError {
     }
 }
 
+fn locked_text(retry_after: std::time::Duration) -> String {
+    format!(
+        "too many failed sign-ins for this account; try again in {} s",
+        retry_after.as_secs().max(1)
+    )
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
@@ -147,10 +163,15 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if self.code == ErrorCode::Busy {
+        let retry_after = match (self.retry_after, self.code) {
+            (Some(seconds), _) => Some(seconds.max(1)),
+            (None, ErrorCode::Busy) => Some(1),
+            _ => None,
+        };
+        if let Some(seconds) = retry_after {
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if matches!(
             self.code,

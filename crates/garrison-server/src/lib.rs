@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod instance;
 mod openapi;
 mod priority;
 mod routes;
@@ -423,20 +424,41 @@ pub struct RunningServer {
     pub syslog_tls_addr: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Released when the service is dropped (or the process ends).
+    _instance: instance::InstanceLock,
 }
 
 impl RunningServer {
-    /// Stops accepting, lets in-flight requests finish, stops background tasks.
+    /// Stops accepting, lets in-flight requests finish, stops background tasks; whatever has
+    /// not stopped after 30 s is aborted, so a stop always ends.
     pub async fn shutdown(self) {
+        self.shutdown_within(SHUTDOWN_LIMIT).await
+    }
+
+    /// [`RunningServer::shutdown`] with another bound.
+    pub async fn shutdown_within(self, limit: std::time::Duration) {
         let _ = self.shutdown.send(true);
-        for task in self.tasks {
-            let _ = task.await;
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut aborted = 0usize;
+        for mut task in self.tasks {
+            if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                task.abort();
+                aborted += 1;
+            }
+        }
+        if aborted > 0 {
+            tracing::warn!(aborted, limit = ?limit, "components did not stop in time; stopped them");
         }
     }
 }
 
+/// How long a stop waits for components to finish before aborting them.
+pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Starts everything: store, event log, indexer, retention, HTTP(S), syslog.
 pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServer, ServerError> {
+    // Before the log is opened: a second service on this directory must not touch it.
+    let instance = instance::InstanceLock::acquire(&config.data_dir)?;
     let metrics = metrics_handle();
     let store = Arc::new(store);
     let provider = store.ensure_tenant(DEFAULT_TENANT).await?;
@@ -544,7 +566,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         }
     };
 
-    let router = routes::router(state.clone());
+    let router = routes::router(state.clone(), tls.is_some());
     let listener = tokio::net::TcpListener::bind(config.http_addr)
         .await
         .map_err(|source| ServerError::Bind {
@@ -627,6 +649,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     };
 
     Ok(RunningServer {
+        _instance: instance,
         http_addr,
         metrics_addr,
         https,

@@ -54,6 +54,24 @@ pub fn hash_password(password: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Hashing(e.to_string()))
 }
 
+/// A real argon2id hash of a random password, made once: checking a password against it costs
+/// exactly what a real check costs (a hard-coded string that did not parse would cost nothing).
+fn dummy_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| {
+        let mut secret = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut secret);
+        hash_password(&hex::encode(secret)).unwrap_or_default()
+    })
+}
+
+/// The cost of one password check, for a sign-in whose tenant or user does not exist, so its
+/// refusal takes as long as a wrong password's. Always false.
+pub fn burn_password_check(password: &str) -> bool {
+    std::hint::black_box(verify_password(password, dummy_hash()));
+    false
+}
+
 pub fn verify_password(password: &str, stored_hash: &str) -> bool {
     PasswordHash::new(stored_hash)
         .map(|parsed| {
@@ -67,6 +85,12 @@ pub fn verify_password(password: &str, stored_hash: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dummy_check_is_a_real_hash_and_never_passes() {
+        assert!(PasswordHash::new(dummy_hash()).is_ok(), "{}", dummy_hash());
+        assert!(!burn_password_check("anything"));
+    }
 
     #[test]
     fn tokens_are_unique_and_hash_stably() {

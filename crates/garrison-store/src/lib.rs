@@ -26,7 +26,9 @@ pub use audit::{
     audit_hash, AuditBreak, AuditEntry, AuditPage, AuditQuery, AuditRepo, AuditVerification,
     NewAuditEntry, GENESIS_HASH,
 };
-pub use credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
+pub use credentials::{
+    burn_password_check, generate_token, hash_password, hash_token, verify_password, TokenSecret,
+};
 pub use detection::{
     Alert, AlertHit, AlertPage, AlertQuery, DetectionOutcome, DetectionRepo, ImportSummary,
     NewRule, RuleVersion, StoredRule,

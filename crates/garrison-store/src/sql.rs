@@ -12,7 +12,9 @@ use garrison_model::{from_micros, to_micros, Event, LogSource, Role, TenantId, T
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
-use crate::credentials::{generate_token, hash_password, hash_token, verify_password, TokenSecret};
+use crate::credentials::{
+    burn_password_check, generate_token, hash_password, hash_token, verify_password, TokenSecret,
+};
 use crate::page::{decode_cursor, encode_cursor, Filter, Page};
 use crate::{
     roles_from_text, roles_to_text, ApiToken, EventPage, EventQuery, EventRepo, EventRow,
@@ -670,15 +672,17 @@ impl UserRepo for SqlStore {
         .fetch_optional(&self.pool)
         .await?;
         // An unknown user still costs one hash, so timing does not reveal which names exist.
-        const DUMMY: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3Qk5bmv0Qb2sJJdHgX9xYqZx6fZ4r3kH+ZrK0C1mFHw";
         let stored_hash = match &row {
-            Some(row) => row.try_get::<String, _>("password_hash")?,
-            None => DUMMY.to_string(),
+            Some(row) => Some(row.try_get::<String, _>("password_hash")?),
+            None => None,
         };
         let password = password.to_string();
-        let valid = tokio::task::spawn_blocking(move || verify_password(&password, &stored_hash))
-            .await
-            .map_err(|e| StoreError::Hashing(e.to_string()))?;
+        let valid = tokio::task::spawn_blocking(move || match stored_hash {
+            Some(hash) => verify_password(&password, &hash),
+            None => burn_password_check(&password),
+        })
+        .await
+        .map_err(|e| StoreError::Hashing(e.to_string()))?;
         match row {
             Some(row) if valid => {
                 let user = user_from_row(&row)?;

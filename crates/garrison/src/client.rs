@@ -20,6 +20,21 @@ pub fn param<T: DeserializeOwned>(flag: &str, text: Option<String>) -> Result<Op
     .transpose()
 }
 
+/// Reads a `--limit`: a page size from 1 to 1000, as the API takes it (refused, not clamped,
+/// so the CLI and the API agree).
+pub fn page_size(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=garrison_model::PageLimit::MAX).contains(n))
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a page size from 1 to {}",
+                garrison_model::PageLimit::MAX
+            )
+        })
+}
+
 /// A page size flag, bounded as the API bounds it.
 pub fn limit(limit: usize) -> Option<garrison_model::PageLimit> {
     Some(garrison_model::PageLimit(

@@ -21,7 +21,7 @@ use garrison_server::{ServerConfig, DEFAULT_TENANT};
 #[derive(Debug, Clone, clap::Args)]
 pub struct Target {
     /// Tenant (local store only; with --url the token's tenant is used).
-    #[arg(long, default_value = DEFAULT_TENANT)]
+    #[arg(long, default_value = DEFAULT_TENANT, conflicts_with = "url")]
     tenant: String,
     /// A running service, e.g. http://127.0.0.1:8080 (default: the local data directory).
     #[arg(long, requires = "token", env = "GARRISON_URL")]
@@ -98,7 +98,7 @@ pub enum AlertsCommand {
         /// Alerts seen before.
         #[arg(long)]
         to: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = crate::client::page_size)]
         limit: usize,
         /// Fetch every page, not just one.
         #[arg(long)]
@@ -147,6 +147,22 @@ pub(crate) async fn local_app(
     Ok((app, actor))
 }
 
+/// What reads the local data directory (searches, lists, tests, the audit check) refuses one
+/// that holds no database: a mistyped `--data-dir` would otherwise be created empty and answer
+/// "nothing found" or "chain intact".
+pub(crate) fn require_database(config: &ServerConfig) -> Result<()> {
+    if config.database_url.is_none() {
+        let db = config.data_dir.join("garrison.db");
+        if !db.exists() {
+            bail!(
+                "no Garrison database at {} (is --data-dir right? `garrison serve` creates it)",
+                db.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The service `--url` names, when it does (else the command works on the local store).
 fn remote(target: &Target) -> Result<Option<Client>> {
     match (&target.url, &target.token) {
@@ -183,6 +199,7 @@ pub async fn rules(command: RulesCommand, config: &ServerConfig) -> Result<()> {
                     .await?
                 }
                 None => {
+                    require_database(config)?;
                     let (app, actor) = local_app(config, &target.tenant).await?;
                     app.list_rules(&actor, enabled)
                         .await?
@@ -261,7 +278,7 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
             answer.enabled,
             answer.rejected.len()
         );
-        return Ok(());
+        return exit_if_rejected(answer.rejected.len());
     }
     let (app, actor) = local_app(config, &target.tenant).await?;
     let (sources, rejected) =
@@ -282,6 +299,14 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
         summary.enabled,
         outcome.rejected.len()
     );
+    exit_if_rejected(outcome.rejected.len())
+}
+
+/// An import that refused files exits 2 (as `intel import` does), so a script notices.
+fn exit_if_rejected(rejected: usize) -> Result<()> {
+    if rejected > 0 {
+        std::process::exit(2);
+    }
     Ok(())
 }
 
@@ -329,6 +354,7 @@ async fn test(
         );
         return Ok(());
     }
+    require_database(config)?;
     let (app, actor) = local_app(config, &target.tenant).await?;
     let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
         v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
@@ -420,6 +446,7 @@ impl Door {
         Ok(match remote(target)? {
             Some(api) => Door::Api(api),
             None => {
+                require_database(config)?;
                 let (app, actor) = local_app(config, &target.tenant).await?;
                 Door::Local(Box::new(app), actor)
             }
@@ -445,6 +472,7 @@ pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
             .transpose()
     };
     let (from, to) = (parse("from", from)?, parse("to", to)?);
+    require_database(config)?;
     let (app, actor) = local_app(config, &target.tenant).await?;
     let figures = app.soc_metrics(&actor, from, to).await?;
     println!("{}", serde_json::to_string_pretty(&figures)?);
@@ -455,6 +483,7 @@ pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
 pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> {
     match command {
         AuditCommand::Verify { tenant } => {
+            require_database(config)?;
             let (app, actor) = local_app(config, &tenant).await?;
             let result = app.verify_audit(&actor).await?;
             match result.first_bad {
@@ -475,6 +504,7 @@ pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> 
             }
         }
         AuditCommand::List { tenant, action } => {
+            require_database(config)?;
             let (app, actor) = local_app(config, &tenant).await?;
             let mut params = AuditParams {
                 after: None,

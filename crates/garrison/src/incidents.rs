@@ -47,7 +47,7 @@ pub enum IncidentsCommand {
         /// Order: score (the queue), newest.
         #[arg(long, default_value = "score")]
         order: String,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = crate::client::page_size)]
         limit: usize,
         /// Fetch every page, not just one.
         #[arg(long)]
@@ -138,8 +138,9 @@ pub async fn run(command: IncidentsCommand) -> Result<()> {
         }
         IncidentsCommand::Comment { id, text, service } => {
             let api = connect(&service.url, &service.token)?;
-            api.comment(&id, &text).await?;
-            Ok(())
+            let result = api.comment(&id, &text).await?;
+            // The timeline entries the comment added (with its mentions), one JSON line each.
+            print_lines(&result.events)
         }
         IncidentsCommand::Attach {
             id,

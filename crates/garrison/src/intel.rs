@@ -66,7 +66,7 @@ pub enum IntelCommand {
         /// Only indicators not expired.
         #[arg(long)]
         active: bool,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = crate::client::page_size)]
         limit: usize,
         /// Continue after a previous page (its printed next cursor).
         #[arg(long)]

@@ -231,10 +231,37 @@ fn setting_flags(cli: &Cli) -> Vec<(String, String)> {
     flags
 }
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
+    match run_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // One line: the error and its causes joined (`{:#}`), never a backtrace, which
+            // would only show the user our source paths.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_main() -> Result<()> {
+    // Everything this process creates (database, log segments, evidence, lock and credential
+    // files) is the owner's alone: files 0600, directories 0700.
+    // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
     // One TLS provider for the whole process (ring), before any TLS is set up.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve(_)) {
+        // A command piped into `head` stops quietly when the reader goes away, as Unix tools
+        // do, instead of panicking on a broken pipe. (The service keeps Rust's default, so a
+        // closed client socket is an error to handle, not a signal.)
+        // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     let settings = config::Settings::resolve(cli.config.as_deref(), &setting_flags(&cli))?;
     init_logging(&settings.log_format()?);
     config::set_default_url(settings.client_url());
@@ -320,11 +347,7 @@ async fn serve(config: ServerConfig) -> Result<()> {
         .await
         .with_context(|| format!("cannot open the database at {}", config.database_url()))?;
     if let Some(created) = bootstrap(&store).await? {
-        // Shown once: only hashes are stored.
-        eprintln!(
-            "\nGarrison first start: created tenant {:?} and admin user {:?}.\n  password:  {}\n  API token: {}\nStore them now; they are not shown again.\n",
-            created.tenant, created.username, created.password, created.api_token
-        );
+        first_start_credentials(&config, &created)?;
     }
     let running = garrison_server::start(config.clone(), store).await?;
     tracing::info!(
@@ -339,6 +362,42 @@ async fn serve(config: ServerConfig) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down");
     running.shutdown().await;
+    Ok(())
+}
+
+/// The first start's admin credentials, shown once (only hashes are stored): written to a file
+/// only the owner can read, and printed only to a terminal, never into a captured service log.
+fn first_start_credentials(
+    config: &ServerConfig,
+    created: &garrison_server::Bootstrap,
+) -> Result<()> {
+    use std::io::{IsTerminal, Write};
+    use std::os::unix::fs::OpenOptionsExt;
+    let text = format!(
+        "Garrison first start: created tenant {:?} and admin user {:?}.\n  password:  {}\n  API token: {}\nStore them now and delete this file; they are not shown again.\n",
+        created.tenant, created.username, created.password, created.api_token
+    );
+    let path = config.data_dir.join("first-start-credentials.txt");
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "\n{text}(also in {}, readable only by you)\n",
+            path.display()
+        );
+    } else {
+        tracing::warn!(
+            file = %path.display(),
+            "first start: the admin password and API token are in this file (owner-only); store them and delete it"
+        );
+    }
     Ok(())
 }
 

@@ -75,7 +75,7 @@ pub enum PlaybookCommand {
         /// Only runs not finished or still holding leases.
         #[arg(long)]
         active: bool,
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = crate::client::page_size)]
         limit: usize,
         #[command(flatten)]
         api: Api,
@@ -432,6 +432,14 @@ async fn run_playbook(
 ) -> Result<()> {
     let path = Path::new(target);
     let is_file = path.is_file();
+    let looks_like_a_file = target.contains('/')
+        || path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yml" | "yaml" | "json"));
+    if !is_file && looks_like_a_file {
+        bail!("{target}: no such file (give a playbook file, or the name of a saved playbook)");
+    }
     if is_file && dry_run {
         // Local simulation: nothing leaves this process.
         let text = std::fs::read_to_string(path)
@@ -464,8 +472,22 @@ async fn run_playbook(
                 source: Some(text),
                 definition: None,
             })
-            .await?;
-        saved.name
+            .await;
+        match saved {
+            Ok(saved) => saved.name,
+            // Each problem with its place in the file, as `playbook validate` prints them.
+            Err(garrison_client::ClientError::Api { problem, .. })
+                if !problem.errors.is_empty() =>
+            {
+                for e in &problem.errors {
+                    if let Some(text) = e.get("text").and_then(Json::as_str) {
+                        println!("{}:{text}", path.display());
+                    }
+                }
+                bail!("{}: {} error(s)", path.display(), problem.errors.len());
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else {
         target.to_string()
     };

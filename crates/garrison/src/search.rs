@@ -30,7 +30,7 @@ pub enum EventsCommand {
         /// Event time to, exclusive (RFC 3339 or Unix seconds).
         #[arg(long)]
         to: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        #[arg(long, default_value_t = 100, value_parser = crate::client::page_size)]
         limit: usize,
         /// Continue after a previous page (its printed next cursor).
         #[arg(long)]
@@ -38,7 +38,8 @@ pub enum EventsCommand {
         /// Fetch every page, not just one.
         #[arg(long)]
         all: bool,
-        #[arg(long, default_value = DEFAULT_TENANT)]
+        /// Tenant (local data directory only; with --url the token's tenant is used).
+        #[arg(long, default_value = DEFAULT_TENANT, conflicts_with = "url")]
         tenant: String,
         /// A running service, e.g. http://127.0.0.1:8080.
         #[arg(long, requires = "token", env = "GARRISON_URL")]
@@ -94,6 +95,7 @@ pub async fn run(command: EventsCommand, config: &ServerConfig) -> Result<()> {
     let door = match (url, token) {
         (Some(url), Some(token)) => Door::Api(garrison_client::Client::new(&url, &token)?),
         _ => {
+            crate::detection::require_database(config)?;
             let (app, actor) = crate::detection::local_app(config, &tenant).await?;
             Door::Local(Box::new(app), actor)
         }

@@ -124,15 +124,113 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(indicators::delete_feed))
 }
 
-pub fn router(state: AppState) -> Router {
+/// The HTTP API. `https` adds HSTS to every answer (browsers then refuse plain HTTP to this
+/// host for a year).
+pub fn router(state: AppState, https: bool) -> Router {
     let (router, _) = documented().split_for_parts();
     // The body limit is on the bytes as sent; decoders limit the decompressed size again.
     let body_limit = state.limits().max_body_bytes;
     router
+        .fallback(no_route)
+        .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn(problem_for_bare_errors))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(move |request, next| {
+            security_headers(request, next, https)
+        }))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// An unknown path: problem+json like every other error.
+async fn no_route(uri: axum::http::Uri) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        crate::error::ErrorCode::NotFound,
+        format!("no route {}", uri.path()),
+    )
+}
+
+/// A known path with a method it does not take.
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut response = crate::error::ApiError::new(
+        crate::error::ErrorCode::InvalidRequest,
+        format!("{} does not take {method}", uri.path()),
+    )
+    .into_response();
+    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
+    response
+}
+
+/// Errors the framework answers itself (a body over the limit, a body that cannot be read)
+/// come as plain text; they are rewritten as problem+json with the same status, so a client
+/// parses one error format.
+async fn problem_for_bare_errors(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.starts_with("application/problem+json") || v.starts_with("application/json")
+        });
+    if !(status.is_client_error() || status.is_server_error()) || is_problem {
+        return response;
+    }
+    let code = match status {
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => crate::error::ErrorCode::PayloadTooLarge,
+        axum::http::StatusCode::NOT_FOUND => crate::error::ErrorCode::NotFound,
+        axum::http::StatusCode::UNAUTHORIZED => crate::error::ErrorCode::MissingAuthorization,
+        axum::http::StatusCode::FORBIDDEN => crate::error::ErrorCode::Forbidden,
+        s if s.is_server_error() => crate::error::ErrorCode::Internal,
+        _ => crate::error::ErrorCode::InvalidRequest,
+    };
+    let (parts, body) = response.into_parts();
+    // The framework's own text says what was wrong (e.g. "length limit exceeded"); keep it.
+    let detail = match axum::body::to_bytes(body, 4096).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_string(),
+        _ => status.canonical_reason().unwrap_or("error").to_string(),
+    };
+    let mut rewritten = crate::error::ApiError::new(code, detail).into_response();
+    *rewritten.status_mut() = parts.status;
+    for (name, value) in parts.headers.iter() {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            rewritten.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    rewritten
+}
+
+/// Headers every answer carries: no content sniffing, no caching of API answers (they hold
+/// tokens, events and evidence), HSTS under TLS.
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+    https: bool,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    if https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    response
 }
 
 /// The request id header, accepted from the client or generated.

@@ -1,0 +1,266 @@
+//! The service as an attacker and a bad day meet it: a second instance on the same data
+//! directory, sign-in brute force and timing, headers and error format on every answer, and
+//! who may read the files it writes.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use serde_json::{json, Value};
+
+async fn login(
+    service: &Service,
+    tenant: &str,
+    user: &str,
+    password: &str,
+) -> (u16, Value, Option<String>) {
+    let response = client()
+        .post(service.url("/api/v1/auth/login"))
+        .json(&json!({"tenant": tenant, "username": user, "password": password}))
+        .send()
+        .await
+        .expect("login");
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (
+        status,
+        response.json().await.unwrap_or(Value::Null),
+        retry_after,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_service_on_the_same_data_directory_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut first = Service::start(dir.path());
+    let pid = first.child.id();
+    let output = Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("serve")
+        .env("GARRISON_HTTP_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("GARRISON_SYSLOG_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("GARRISON_LOG", "warn")
+        .output()
+        .expect("second serve");
+    assert!(!output.status.success(), "the second instance ran");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("in use by another Garrison service")
+            && stderr.contains(&format!("pid {pid}")),
+        "{stderr}"
+    );
+    // The first still answers; after a kill -9 the directory is free again (no stale lock).
+    let health = client()
+        .get(first.url("/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(health.status().as_u16(), 200);
+    first.kill9();
+    let again = Service::start(dir.path());
+    drop(again);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sign_in_locks_an_account_after_repeated_failures_and_answers_alike_whatever_was_wrong() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let password = cli(
+        dir.path(),
+        &["user", "create", "--username", "ana", "--role", "analyst"],
+    );
+    cli(
+        dir.path(),
+        &["user", "create", "--username", "bob", "--role", "viewer"],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+
+    // Four wrong passwords: each a plain 401, the same answer as a wrong tenant or user.
+    let mut details = Vec::new();
+    for _ in 0..4 {
+        let (status, body, _) = login(&service, "default", "ana", "wrong").await;
+        assert_eq!(status, 401, "{body}");
+        details.push(body["detail"].clone());
+    }
+    let (status, unknown_user, _) = login(&service, "default", "nobody", "wrong").await;
+    assert_eq!(status, 401);
+    let (status, unknown_tenant, _) = login(&service, "nowhere", "ana", "wrong").await;
+    assert_eq!(status, 401);
+    assert_eq!(unknown_user["detail"], details[0]);
+    assert_eq!(unknown_tenant["detail"], details[0]);
+
+    // The fifth failure locks the account: even the right password is refused for a while.
+    let (status, body, _) = login(&service, "default", "ana", "wrong").await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body, retry_after) = login(&service, "default", "ana", &password).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["code"], "too_many_attempts");
+    let seconds: u64 = retry_after.expect("Retry-After").parse().expect("seconds");
+    assert!((1..=30).contains(&seconds), "{seconds}");
+    // Another account of the tenant is not locked.
+    let (status, _, _) = login(&service, "default", "bob", "wrong").await;
+    assert_eq!(status, 401);
+
+    // The lockout is audited once; failed attempts are not written at all.
+    let audit = get_json(&service, "/api/v1/audit?limit=1000", &admin).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert_eq!(
+        actions.iter().filter(|a| **a == "auth.locked").count(),
+        1,
+        "{actions:?}"
+    );
+    assert!(!actions.contains(&"auth.login_failed"), "{actions:?}");
+
+    // Timing: a wrong tenant, a wrong user and a wrong password cost the same (one password
+    // hash each). Fresh names each time, so nothing locks while measuring.
+    let median = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        samples[samples.len() / 2]
+    };
+    let (mut tenant_t, mut user_t, mut password_t) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..9 {
+        let started = Instant::now();
+        login(&service, &format!("no-tenant-{i}"), "ana", "wrong").await;
+        tenant_t.push(started.elapsed());
+        let started = Instant::now();
+        login(&service, "default", &format!("no-user-{i}"), "wrong").await;
+        user_t.push(started.elapsed());
+        let user = format!("user{i}");
+        if i % 3 == 0 {
+            // A real account per three samples keeps each under the lockout threshold.
+            cli(
+                dir.path(),
+                &["user", "create", "--username", &user, "--role", "viewer"],
+            );
+        }
+        let started = Instant::now();
+        login(&service, "default", &format!("user{}", i - i % 3), "wrong").await;
+        password_t.push(started.elapsed());
+    }
+    let (t, u, p) = (
+        median(&mut tenant_t),
+        median(&mut user_t),
+        median(&mut password_t),
+    );
+    let slowest = t.max(u).max(p).as_secs_f64();
+    let fastest = t.min(u).min(p).as_secs_f64();
+    // Generous for a shared 2-core machine; without the dummy hash a wrong tenant was ~20x
+    // faster than a wrong password.
+    assert!(
+        fastest >= slowest * 0.5,
+        "wrong tenant {t:?}, wrong user {u:?}, wrong password {p:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_answer_says_nosniff_no_store_and_every_error_is_problem_json() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start_with(
+        dir.path(),
+        free_port(),
+        free_port(),
+        &[("GARRISON_MAX_BODY_BYTES", "1024")],
+    );
+    let check = |response: &reqwest::Response, what: &str| {
+        let headers = response.headers();
+        assert_eq!(
+            headers.get("x-content-type-options").map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "{what}"
+        );
+        assert!(headers.get("cache-control").is_some(), "{what}");
+    };
+    let me = client()
+        .get(service.url("/api/v1/me"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("me");
+    check(&me, "me");
+    assert_eq!(me.headers()["cache-control"], "no-store");
+
+    for (method, path, body, status) in [
+        ("GET", "/api/v1/no-such-route", None, 404),
+        ("DELETE", "/api/v1/me", None, 405),
+        ("POST", "/api/v1/tenants", Some(vec![b'x'; 4096]), 413),
+    ] {
+        let mut request = client()
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).expect("method"),
+                service.url(path),
+            )
+            .bearer_auth(&admin);
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request.send().await.expect("send");
+        check(&response, path);
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        assert_eq!(
+            response.headers()["content-type"],
+            "application/problem+json",
+            "{method} {path}"
+        );
+        let problem: Value = response.json().await.expect("problem body");
+        assert_eq!(problem["status"], status, "{problem}");
+        assert!(problem["code"].is_string(), "{problem}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_the_owners_alone_and_first_start_credentials_stay_out_of_the_log() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let service = Service::start(&data);
+    drop(service);
+    let mode = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(&data), 0o700);
+    for entry in std::fs::read_dir(&data).expect("read_dir").flatten() {
+        let path = entry.path();
+        let m = mode(&path);
+        assert_eq!(m & 0o077, 0, "{} is {m:o}", path.display());
+    }
+    let credentials = data.join("first-start-credentials.txt");
+    assert_eq!(mode(&credentials), 0o600);
+    let text = std::fs::read_to_string(&credentials).expect("credentials");
+    assert!(
+        text.contains("API token: ") && text.contains("password: "),
+        "{text}"
+    );
+    // The token in the file works.
+    let token = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("API token: "))
+        .expect("token line")
+        .to_string();
+    let service = Service::start(&data);
+    let me = client()
+        .get(service.url("/api/v1/me"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(me.status().as_u16(), 200);
+    // A restart does not write the credentials again.
+    assert_eq!(std::fs::read_to_string(&credentials).expect("again"), text);
+}
