@@ -34,6 +34,7 @@ error_codes! {
     InvalidEvents => ("invalid_events", BAD_REQUEST, "invalid_request", "No record of the batch could be decoded; `errors` lists each one."),
     EmptyBody => ("empty_body", BAD_REQUEST, "invalid_request", "The request had no data."),
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "invalid_request", "The body (after decompression) exceeds the size limit."),
+    MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "invalid_request", "The path exists but does not take this method."),
     TooManyAttempts => ("too_many_attempts", TOO_MANY_REQUESTS, "auth", "Too many failed sign-ins for this account: it is locked for the `Retry-After` seconds."),
     Busy => ("busy", SERVICE_UNAVAILABLE, "system", "The write path is saturated. Nothing was stored; retry after the `Retry-After` seconds."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "system", "An unexpected error; the log has details."),
@@ -138,6 +139,25 @@ impl From<garrison_pipeline::PipelineError> for ApiError {
             other => ApiError::internal(other),
         }
     }
+}
+
+/// A problem+json answer with the status it is sent with (for errors the framework produced
+/// with a status of its own, e.g. 415, which keep that status).
+pub fn problem_with_status(status: StatusCode, code: ErrorCode, detail: String) -> Response {
+    let body = Problem {
+        kind: format!("urn:garrison:error:{}", code.name()),
+        title: status.canonical_reason().unwrap_or("error").to_string(),
+        status: status.as_u16(),
+        detail,
+        code: code.name().to_string(),
+        errors: Vec::new(),
+    };
+    let mut response = (status, axum::Json(body)).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
 
 fn locked_text(retry_after: std::time::Duration) -> String {

@@ -32,6 +32,15 @@ fn refusal(rejection: JsonRejection) -> ApiError {
         // `body_text` names the field and the place (line and column).
         JsonRejection::JsonDataError(e) => ApiError::invalid(format!("body: {}", e.body_text())),
         JsonRejection::JsonSyntaxError(e) => ApiError::invalid(format!("body: {}", e.body_text())),
+        // Over the body limit: 413, as for every other body.
+        JsonRejection::BytesRejection(e)
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE =>
+        {
+            ApiError::new(
+                crate::error::ErrorCode::PayloadTooLarge,
+                format!("body: {}", e.body_text()),
+            )
+        }
         JsonRejection::BytesRejection(e) => ApiError::invalid(format!("body: {}", e.body_text())),
         other => ApiError::invalid(format!("body: {}", other.body_text())),
     }

@@ -152,15 +152,11 @@ async fn no_route(uri: axum::http::Uri) -> crate::error::ApiError {
 }
 
 /// A known path with a method it does not take.
-async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut response = crate::error::ApiError::new(
-        crate::error::ErrorCode::InvalidRequest,
+async fn no_method(method: axum::http::Method, uri: axum::http::Uri) -> crate::error::ApiError {
+    crate::error::ApiError::new(
+        crate::error::ErrorCode::MethodNotAllowed,
         format!("{} does not take {method}", uri.path()),
     )
-    .into_response();
-    *response.status_mut() = axum::http::StatusCode::METHOD_NOT_ALLOWED;
-    response
 }
 
 /// Errors the framework answers itself (a body over the limit, a body that cannot be read)
@@ -170,7 +166,6 @@ async fn problem_for_bare_errors(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let response = next.run(request).await;
     let status = response.status();
     let is_problem = response
@@ -186,6 +181,7 @@ async fn problem_for_bare_errors(
     let code = match status {
         axum::http::StatusCode::PAYLOAD_TOO_LARGE => crate::error::ErrorCode::PayloadTooLarge,
         axum::http::StatusCode::NOT_FOUND => crate::error::ErrorCode::NotFound,
+        axum::http::StatusCode::METHOD_NOT_ALLOWED => crate::error::ErrorCode::MethodNotAllowed,
         axum::http::StatusCode::UNAUTHORIZED => crate::error::ErrorCode::MissingAuthorization,
         axum::http::StatusCode::FORBIDDEN => crate::error::ErrorCode::Forbidden,
         s if s.is_server_error() => crate::error::ErrorCode::Internal,
@@ -197,8 +193,7 @@ async fn problem_for_bare_errors(
         Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_string(),
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
-    let mut rewritten = crate::error::ApiError::new(code, detail).into_response();
-    *rewritten.status_mut() = parts.status;
+    let mut rewritten = crate::error::problem_with_status(parts.status, code, detail);
     for (name, value) in parts.headers.iter() {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             rewritten.headers_mut().insert(name.clone(), value.clone());
