@@ -59,6 +59,7 @@ pub async fn search_events(
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
         (status = 401, description = "Wrong credentials", body = Problem),
+        (status = 429, description = "Too many failed sign-ins: the account is locked for the `Retry-After` seconds", body = Problem),
     )
 )]
 pub async fn login(
