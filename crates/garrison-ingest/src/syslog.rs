@@ -503,6 +503,23 @@ enum Skip {
 /// Longest octet count accepted (9 digits is already far above any sane frame limit).
 const MAX_COUNT_DIGITS: usize = 9;
 
+/// Whether a frame is an HTTP request line (`GET /path HTTP/1.1`): an HTTP client aimed at a
+/// syslog port. Its next lines are its headers, credentials included, so the listener closes
+/// such a connection instead of storing them as events. No syslog message has this shape.
+pub fn is_http_request_line(frame: &[u8]) -> bool {
+    const METHODS: &[&[u8]] = &[
+        b"GET", b"POST", b"PUT", b"PATCH", b"DELETE", b"HEAD", b"OPTIONS", b"CONNECT", b"TRACE",
+    ];
+    let line = frame.strip_suffix(b"\r").unwrap_or(frame);
+    let mut parts = line.split(|b| *b == b' ');
+    let (Some(method), Some(target), Some(version), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    METHODS.contains(&method) && !target.is_empty() && version.starts_with(b"HTTP/")
+}
+
 impl Framer {
     pub fn new(max_frame: usize) -> Self {
         Framer {
@@ -922,5 +939,25 @@ mod tests {
             frames(&mut f),
             vec![Err(FrameError::TooLong { limit: 8 }), Ok(b"<1>b".to_vec())]
         );
+    }
+}
+
+#[cfg(test)]
+mod http_on_syslog_tests {
+    use super::is_http_request_line;
+
+    #[test]
+    fn http_request_lines_are_told_from_syslog_lines() {
+        assert!(is_http_request_line(b"GET /api/v1/rules HTTP/1.1"));
+        assert!(is_http_request_line(b"POST /services/collector HTTP/1.0\r"));
+        assert!(!is_http_request_line(
+            b"<34>1 2026-12-07T10:00:00Z host app - - - GET / HTTP/1.1"
+        ));
+        assert!(!is_http_request_line(
+            b"<13>Dec  7 10:00:00 web1 nginx: GET /index.html HTTP/1.1"
+        ));
+        assert!(!is_http_request_line(b"GET /x HTTP/1.1 extra"));
+        assert!(!is_http_request_line(b"FETCH / HTTP/1.1"));
+        assert!(!is_http_request_line(b""));
     }
 }

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use garrison_ingest::syslog::{parse, Framer};
+use garrison_ingest::syslog::{is_http_request_line, parse, Framer};
 use garrison_model::Timestamp;
 use garrison_pipeline::{PipelineError, SourceContext};
 use garrison_store::EventRow;
@@ -211,6 +211,7 @@ async fn read_connection<S: AsyncRead + Unpin>(
     let mut buffer = vec![0u8; 64 * 1024];
     let mut batch: Vec<EventRow> = Vec::new();
     let mut failure = None;
+    let mut first_frame = true;
     loop {
         let read = if batch.is_empty() {
             tokio::select! {
@@ -238,6 +239,14 @@ async fn read_connection<S: AsyncRead + Unpin>(
             framer.push(buffer.get(..n).unwrap_or_default());
         }
         while let Some(frame) = framer.next_frame() {
+            if std::mem::take(&mut first_frame) && frame.as_deref().is_ok_and(is_http_request_line)
+            {
+                // An HTTP client on the syslog port: its headers (tokens included) must not
+                // become events. Nothing of this connection is stored.
+                tracing::warn!(protocol, "an HTTP request reached the syslog listener; connection closed, nothing stored");
+                garrison_pipeline::telemetry::events_rejected(protocol, "http", 1);
+                return Ok(());
+            }
             match frame {
                 Ok(frame) => push_frame(context, &frame, protocol, &mut batch),
                 Err(e) => {

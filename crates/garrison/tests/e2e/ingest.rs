@@ -352,11 +352,23 @@ async fn syslog_udp_tcp_octet_counting_and_cef_are_stored() {
     tcp.write_all(framed.as_bytes()).expect("octet counted");
     tcp.write_all(b"<165>1 2003-08-24T05:14:15.000003-07:00 192.0.2.1 myproc 8710 - - %% It's time to make the do-nuts.\n").expect("newline framed");
     drop(tcp);
+    // An HTTP client aimed at the syslog port: its headers (a token) must not become events.
+    let mut http = std::net::TcpStream::connect(&service.syslog).expect("tcp");
+    let _ = http.write_all(
+        b"GET /api/v1/rules HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer gar_api_secret\r\n\r\n",
+    );
+    drop(http);
     tokio::time::sleep(Duration::from_millis(200)).await;
     wait_indexed(&service).await;
 
     let events = all_events(&service, &admin, "syslog").await;
     assert_eq!(events.len(), 3, "{events:#?}");
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.to_string().contains("gar_api_secret")),
+        "an HTTP request's headers were stored: {events:#?}"
+    );
     let cef_event = events
         .iter()
         .find(|e| e["fields"].get("cef").is_some())
