@@ -307,7 +307,10 @@ impl PlaybookRepo for SqlStore {
         // Two saves at once may pick the same number: the primary key refuses the second,
         // which then tries again with the next number.
         for _ in 0..8 {
-            let mut tx = self.pool().begin().await?;
+            // A write transaction from the start (SQLite: BEGIN IMMEDIATE): a deferred one that
+            // reads and then writes cannot take the write lock while ingest holds it and fails
+            // at once with "database is locked" instead of waiting its turn.
+            let mut tx = self.begin_write().await?;
             let latest = sqlx::query(sql!(
                 "SELECT {VERSION_COLUMNS} FROM playbook_versions WHERE tenant_id = $1 AND name = $2 ORDER BY version DESC LIMIT 1"
             ))

@@ -264,3 +264,68 @@ async fn the_data_directory_is_the_owners_alone_and_first_start_credentials_stay
     // A restart does not write the credentials again.
     assert_eq!(std::fs::read_to_string(&credentials).expect("again"), text);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn playbook_saves_succeed_while_ingest_runs_flat_out() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "load"],
+    );
+    let service = Service::start(dir.path());
+    let url = service.url("/api/v1/ingest/events");
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let flag = running.clone();
+    let sender = tokio::spawn(async move {
+        let client = client();
+        let mut sent = 0usize;
+        while flag.load(std::sync::atomic::Ordering::Relaxed) {
+            let body: String = (0..500)
+                .map(|i| format!("{{\"msg\":\"load {sent} {i}\",\"n\":{i}}}\n"))
+                .collect();
+            if let Ok(r) = client
+                .post(&url)
+                .bearer_auth(&ingest)
+                .body(body)
+                .send()
+                .await
+            {
+                if r.status().is_success() {
+                    sent += 500;
+                }
+            }
+        }
+        sent
+    });
+    let mut failures = Vec::new();
+    for i in 0..100 {
+        let source = format!(
+            "name: saved-under-load\ndescription: version {i}\nsteps:\n  - id: note\n    action: core.log\n    with: {{message: \"{i}\"}}\n"
+        );
+        let response = client()
+            .post(service.url("/api/v1/playbooks"))
+            .bearer_auth(&admin)
+            .json(&json!({ "source": source }))
+            .send()
+            .await
+            .expect("save");
+        if response.status().as_u16() != 201 {
+            failures.push(format!(
+                "save {i}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            ));
+        }
+    }
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let sent = sender.await.expect("sender");
+    assert!(sent > 0, "ingest did not run");
+    assert!(
+        failures.is_empty(),
+        "{} of 100 saves failed: {failures:#?}",
+        failures.len()
+    );
+    let detail = get_json(&service, "/api/v1/playbooks/saved-under-load", &admin).await;
+    assert_eq!(detail["latest"]["version"], 100, "{detail}");
+}
