@@ -323,6 +323,15 @@ pub struct RunRef {
     pub status: RunStatus,
 }
 
+impl From<RunState> for RunRef {
+    fn from(run: RunState) -> Self {
+        RunRef {
+            run_id: run.run_id,
+            status: run.status,
+        }
+    }
+}
+
 /// What a single-use approval link decides.
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ApprovalLinkView {

@@ -744,10 +744,7 @@ impl App {
             )
             .await;
         }
-        Ok(RunRef {
-            run_id: run.run_id,
-            status: run.status,
-        })
+        Ok(RunRef::from(run))
     }
 
     // ------------------------------------------------------------ webhooks
@@ -825,10 +822,7 @@ impl App {
             json!({"playbook": run.playbook, "version": run.version, "trigger": "webhook"}),
         )
         .await;
-        Ok(RunRef {
-            run_id: run.run_id,
-            status: run.status,
-        })
+        Ok(RunRef::from(run))
     }
 
     // ------------------------------------------------------------ containments

@@ -114,6 +114,17 @@ pub struct Client {
     token: String,
 }
 
+/// An answer's body as the type the API documents for it.
+async fn read_json<T: DeserializeOwned>(response: reqwest::Response) -> Result<T> {
+    let url = response.url().to_string();
+    let decode = |reason: String| ClientError::Decode {
+        url: url.clone(),
+        reason,
+    };
+    let bytes = response.bytes().await.map_err(|e| decode(e.to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| decode(e.to_string()))
+}
+
 /// Percent-encodes one path segment (ids and names may hold `/`, `?` or spaces).
 fn seg(segment: &str) -> String {
     let mut out = String::with_capacity(segment.len());
@@ -238,16 +249,7 @@ impl Client {
     }
 
     async fn json<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T> {
-        let response = self.send(request).await?;
-        let url = response.url().to_string();
-        let bytes = response.bytes().await.map_err(|e| ClientError::Decode {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Decode {
-            url,
-            reason: e.to_string(),
-        })
+        read_json(self.send(request).await?).await
     }
 
     async fn get<Q: Serialize + ?Sized, T: DeserializeOwned>(
@@ -482,24 +484,10 @@ impl Client {
         let response = self
             .send(self.request(Method::POST, &format!("/runs/{}/cancel", seg(id))))
             .await?;
-        let url = response.url().to_string();
-        let accepted = response.status() == StatusCode::ACCEPTED;
-        let bytes = response.bytes().await.map_err(|e| ClientError::Decode {
-            url: url.clone(),
-            reason: e.to_string(),
-        })?;
-        let decode = |e: serde_json::Error| ClientError::Decode {
-            url: url.clone(),
-            reason: e.to_string(),
-        };
-        if accepted {
-            serde_json::from_slice(&bytes)
-                .map(CancelAnswer::Requested)
-                .map_err(decode)
+        if response.status() == StatusCode::ACCEPTED {
+            read_json(response).await.map(CancelAnswer::Requested)
         } else {
-            serde_json::from_slice(&bytes)
-                .map(CancelAnswer::Cancelled)
-                .map_err(decode)
+            read_json(response).await.map(CancelAnswer::Cancelled)
         }
     }
 

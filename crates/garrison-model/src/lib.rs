@@ -271,20 +271,23 @@ impl Serialize for PageLimit {
     }
 }
 
-impl<'de> Deserialize<'de> for PageLimit {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
+/// Reads a page size as a query string or a flag gives it; the one place the bound is checked.
+impl std::str::FromStr for PageLimit {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
         text.trim()
             .parse::<usize>()
             .ok()
             .filter(|n| (1..=PageLimit::MAX).contains(n))
             .map(PageLimit)
-            .ok_or_else(|| {
-                serde::de::Error::custom(format!(
-                    "{text:?} is not a page size from 1 to {}",
-                    PageLimit::MAX
-                ))
-            })
+            .ok_or_else(|| format!("{text:?} is not a page size from 1 to {}", PageLimit::MAX))
+    }
+}
+
+impl<'de> Deserialize<'de> for PageLimit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -23,16 +23,7 @@ pub fn param<T: DeserializeOwned>(flag: &str, text: Option<String>) -> Result<Op
 /// Reads a `--limit`: a page size from 1 to 1000, as the API takes it (refused, not clamped,
 /// so the CLI and the API agree).
 pub fn page_size(text: &str) -> Result<usize, String> {
-    text.trim()
-        .parse::<usize>()
-        .ok()
-        .filter(|n| (1..=garrison_model::PageLimit::MAX).contains(n))
-        .ok_or_else(|| {
-            format!(
-                "{text:?} is not a page size from 1 to {}",
-                garrison_model::PageLimit::MAX
-            )
-        })
+    text.parse::<garrison_model::PageLimit>().map(|l| l.0)
 }
 
 /// A page size flag, bounded as the API bounds it.

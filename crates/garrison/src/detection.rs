@@ -15,6 +15,7 @@ use garrison_api::detection::{
 use garrison_api::incidents::MetricsParams;
 use garrison_app::Actor;
 use garrison_client::Client;
+use garrison_model::TimeBound;
 use garrison_server::{ServerConfig, DEFAULT_TENANT};
 
 /// `--url`/`--token` of a running service, `--tenant` for the local store.
@@ -334,13 +335,16 @@ async fn test(
     target: &Target,
     config: &ServerConfig,
 ) -> Result<()> {
+    // Read once, as the API reads them, for either door.
+    let (from, to): (Option<TimeBound>, Option<TimeBound>) =
+        (param("from", from)?, param("to", to)?);
     if let Some(api) = remote(target)? {
         let answer = api
             .test_rule(
                 id,
                 &TestRequest {
-                    from: param("from", from)?,
-                    to: param("to", to)?,
+                    from,
+                    to,
                     max_events: None,
                 },
             )
@@ -356,13 +360,9 @@ async fn test(
     }
     require_database(config)?;
     let (app, actor) = local_app(config, &target.tenant).await?;
-    let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
-        v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
-            .transpose()
-    };
     let bounds = garrison_app::rules::TestBounds {
-        from: parse("from", from)?,
-        to: parse("to", to)?,
+        from: from.map(|t| t.0),
+        to: to.map(|t| t.0),
         max_events: None,
     };
     let outcome = match app.test_rule(&actor, id, bounds).await {
@@ -443,11 +443,22 @@ pub(crate) enum Door {
 
 impl Door {
     async fn of(target: &Target, config: &ServerConfig) -> Result<Door> {
-        Ok(match remote(target)? {
-            Some(api) => Door::Api(api),
-            None => {
+        Door::open(&target.url, &target.token, &target.tenant, config).await
+    }
+
+    /// The service `url` names with `token`, else the local data directory (which must hold a
+    /// database) as `tenant`'s operator.
+    pub(crate) async fn open(
+        url: &Option<String>,
+        token: &Option<String>,
+        tenant: &str,
+        config: &ServerConfig,
+    ) -> Result<Door> {
+        Ok(match (url, token) {
+            (Some(url), Some(token)) => Door::Api(Client::new(url, token)?),
+            _ => {
                 require_database(config)?;
-                let (app, actor) = local_app(config, &target.tenant).await?;
+                let (app, actor) = local_app(config, tenant).await?;
                 Door::Local(Box::new(app), actor)
             }
         })
@@ -457,24 +468,18 @@ impl Door {
 /// `garrison metrics`: the figures of `GET /api/v1/metrics/soc`, from a service or the local store.
 pub async fn metrics(args: MetricsArgs, config: &ServerConfig) -> Result<()> {
     let MetricsArgs { from, to, target } = args;
+    let (from, to): (Option<TimeBound>, Option<TimeBound>) =
+        (param("from", from)?, param("to", to)?);
     if let Some(api) = remote(&target)? {
-        let figures = api
-            .soc_metrics(&MetricsParams {
-                from: param("from", from)?,
-                to: param("to", to)?,
-            })
-            .await?;
+        let figures = api.soc_metrics(&MetricsParams { from, to }).await?;
         println!("{}", serde_json::to_string_pretty(&figures)?);
         return Ok(());
     }
-    let parse = |name: &str, v: Option<String>| -> Result<Option<garrison_model::Timestamp>> {
-        v.map(|v| garrison_model::parse_time_bound(&v).with_context(|| format!("--{name}")))
-            .transpose()
-    };
-    let (from, to) = (parse("from", from)?, parse("to", to)?);
     require_database(config)?;
     let (app, actor) = local_app(config, &target.tenant).await?;
-    let figures = app.soc_metrics(&actor, from, to).await?;
+    let figures = app
+        .soc_metrics(&actor, from.map(|t| t.0), to.map(|t| t.0))
+        .await?;
     println!("{}", serde_json::to_string_pretty(&figures)?);
     Ok(())
 }

@@ -92,14 +92,7 @@ pub async fn run(command: EventsCommand, config: &ServerConfig) -> Result<()> {
         limit: crate::client::limit(limit),
         cursor,
     };
-    let door = match (url, token) {
-        (Some(url), Some(token)) => Door::Api(garrison_client::Client::new(&url, &token)?),
-        _ => {
-            crate::detection::require_database(config)?;
-            let (app, actor) = crate::detection::local_app(config, &tenant).await?;
-            Door::Local(Box::new(app), actor)
-        }
-    };
+    let door = Door::open(&url, &token, &tenant, config).await?;
     loop {
         let page = match &door {
             Door::Api(api) => api.events(&params, &fields).await?,
