@@ -23,4 +23,17 @@ pub struct Readiness {
     /// Sequence number up to which automatic triage has handled alerts; equal to
     /// `alerts_created` once every alert is grouped into an incident or suppressed.
     pub alerts_triaged: i64,
+    /// Components a storage fault has degraded (`disk`: below the free-space watermark or not
+    /// writable; `log`: appends failing; `indexer`, `detector`, `triage`: their passes
+    /// failing). Each recovers by itself when the fault clears; the service is not ready
+    /// while any is listed.
+    pub degraded: Vec<DegradedComponent>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DegradedComponent {
+    pub component: String,
+    pub reason: String,
+    /// RFC 3339: when the fault began.
+    pub since: String,
 }

@@ -44,6 +44,10 @@ pub enum AppError {
     /// is shown, since it names no internals and the caller must know the evidence is bad.
     #[error("{0}")]
     Damaged(String),
+    /// Storage cannot take this now (the database busy or locked by another process, a full
+    /// disk, an I/O error): nothing was changed; the caller should retry later.
+    #[error("storage is unavailable: {0}")]
+    Unavailable(String),
     /// A rule or playbook that does not compile, with one error per place.
     #[error("{message}")]
     InvalidWithErrors {
@@ -74,7 +78,13 @@ impl From<StoreError> for AppError {
             StoreError::Invalid { what, reason } => {
                 AppError::Invalid(format!("invalid {what}: {reason}"))
             }
-            other => AppError::Internal(other.to_string()),
+            other => match other.transient_reason() {
+                Some(reason) => {
+                    tracing::warn!(error = %other, "storage unavailable");
+                    AppError::Unavailable(reason.to_string())
+                }
+                None => AppError::Internal(other.to_string()),
+            },
         }
     }
 }

@@ -43,6 +43,8 @@ pub struct Detector<S> {
     /// Active indicators per tenant (tenants without any are absent).
     intel: HashMap<TenantId, Arc<TenantIntel>>,
     last_refresh: Option<Instant>,
+    /// Where a failing pass is reported (component `detector`) until one succeeds again.
+    pub health: garrison_model::health::Health,
 }
 
 impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
@@ -77,6 +79,7 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
                 tenants: HashMap::new(),
                 intel: HashMap::new(),
                 last_refresh: None,
+                health: Default::default(),
             },
             receiver,
         ))
@@ -346,8 +349,10 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
     pub async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
         let mut committed = self.log.watch_committed();
         loop {
-            if let Err(e) = self.run_once().await {
-                tracing::error!(error = %e, "detection failed; retrying");
+            let pass = self.run_once().await;
+            let failed = pass.is_err();
+            self.health.pass(DETECTOR, pass.map(|_| ()));
+            if failed {
                 telemetry::detection_error();
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}

@@ -10,6 +10,7 @@ use std::str::FromStr;
 
 pub use jiff::{SignedDuration, Timestamp};
 
+pub mod health;
 mod level;
 pub use level::{AlertStatus, Level, UnknownLevel};
 

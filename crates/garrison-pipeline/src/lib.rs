@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
+use garrison_model::health::Health;
 use garrison_model::{event_id_from_sender, new_ulid, LogSource, TenantId, Timestamp};
 use garrison_store::{
     AlertMapping, EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo,
@@ -33,6 +34,10 @@ pub enum PipelineError {
     /// The write path is saturated; the sender should retry later. Nothing was stored.
     #[error("the service is busy: {reason}")]
     Busy { reason: String },
+    /// Storage cannot take writes now (disk full or below its watermark, an I/O error):
+    /// nothing was stored; the sender should retry later.
+    #[error("storage is unavailable: {reason}")]
+    Unavailable { reason: String },
     #[error("event log: {0}")]
     Log(#[from] LogError),
     #[error("store: {0}")]
@@ -197,7 +202,15 @@ pub struct Ingestor {
     indexed: watch::Receiver<u64>,
     /// Other consumers of the log (the detector): their backlog is bounded too.
     others: Vec<watch::Receiver<u64>>,
+    /// New data is refused while the disk is below its free-space watermark (component
+    /// [`DISK`], set by the service's disk watch); a failing append marks [`LOG`] degraded.
+    health: Health,
 }
+
+/// Health component of the data directory's free space (below the watermark: degraded).
+pub const DISK: &str = "disk";
+/// Health component of the event log's appends.
+pub const LOG: &str = "log";
 
 impl Ingestor {
     /// `max_backlog_bytes` bounds how far the log may run ahead of the indexer before new
@@ -208,7 +221,14 @@ impl Ingestor {
             max_backlog_bytes,
             indexed,
             others: Vec::new(),
+            health: Health::default(),
         }
+    }
+
+    /// Reports into `health` and refuses new data while its [`DISK`] component is degraded.
+    pub fn with_health(mut self, health: Health) -> Ingestor {
+        self.health = health;
+        self
     }
 
     /// Bounds the backlog of another consumer of the log as well (its unread segments are
@@ -262,6 +282,15 @@ impl Ingestor {
         if events.is_empty() {
             return Ok(self.log.committed_end());
         }
+        if let Some(low) = self
+            .health
+            .degraded()
+            .into_iter()
+            .find(|d| d.component == DISK)
+        {
+            telemetry::events_rejected(protocol, "unavailable", events.len() as u64);
+            return Err(PipelineError::Unavailable { reason: low.reason });
+        }
         let backlog = self.retained_bytes();
         if backlog > self.max_backlog_bytes {
             telemetry::events_rejected(protocol, "busy", events.len() as u64);
@@ -275,6 +304,9 @@ impl Ingestor {
         telemetry::log_pending_appends(self.log.pending_appends());
         match result {
             Ok(position) => {
+                if self.health.recover(LOG).is_some() {
+                    tracing::info!("event log appends succeed again");
+                }
                 telemetry::events_accepted(
                     protocol,
                     events.len() as u64,
@@ -287,6 +319,16 @@ impl Ingestor {
                 Err(PipelineError::Busy {
                     reason: format!("{pending} batches wait for the disk"),
                 })
+            }
+            Err(LogError::Io { path, source }) => {
+                // A full disk or an I/O error: nothing of this batch is in the log (the writer
+                // cuts a failed group off), so the sender may retry once it clears.
+                let reason = format!("the event log cannot write ({source})");
+                if self.health.degrade(LOG, &reason) {
+                    tracing::error!(path = %path.display(), error = %source, "event log append failed; refusing new data until an append succeeds");
+                }
+                telemetry::events_rejected(protocol, "unavailable", events.len() as u64);
+                Err(PipelineError::Unavailable { reason })
             }
             Err(other) => Err(other.into()),
         }
@@ -306,6 +348,8 @@ pub struct Indexer<S> {
     /// Positions of other consumers of the log (the detector): segments they have not read
     /// yet are kept.
     pub retain_for: Vec<watch::Receiver<u64>>,
+    /// Where a failing pass is reported (component `indexer`) until one succeeds again.
+    pub health: Health,
 }
 
 impl<S: EventRepo + 'static> Indexer<S> {
@@ -325,6 +369,7 @@ impl<S: EventRepo + 'static> Indexer<S> {
                 max_batch_events: 5000,
                 dead_letter: None,
                 retain_for: Vec::new(),
+                health: Health::default(),
             },
             receiver,
         ))
@@ -451,14 +496,16 @@ impl<S: EventRepo + 'static> Indexer<S> {
         let mut committed = self.log.watch_committed();
         let mut last_cleanup = Instant::now();
         loop {
-            match self.run_once().await {
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::error!(error = %e, "indexing failed; retrying");
-                    telemetry::index_error();
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            let pass = self.run_once().await;
+            let failed = pass.is_err();
+            self.health.pass(INDEXER, pass.map(|_| ()));
+            if failed {
+                telemetry::index_error();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = shutdown.changed() => return,
                 }
+                continue;
             }
             if last_cleanup.elapsed() > Duration::from_secs(10) {
                 last_cleanup = Instant::now();

@@ -37,10 +37,15 @@ error_codes! {
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "invalid_request", "The path exists but does not take this method."),
     TooManyAttempts => ("too_many_attempts", TOO_MANY_REQUESTS, "auth", "Too many failed sign-ins for this account: it is locked for the `Retry-After` seconds."),
     Busy => ("busy", SERVICE_UNAVAILABLE, "system", "The write path is saturated. Nothing was stored; retry after the `Retry-After` seconds."),
+    Unavailable => ("unavailable", SERVICE_UNAVAILABLE, "system", "Storage cannot take this now (the disk is full or below its free-space watermark, an I/O error, the database locked by another process). Nothing was changed; retry after the `Retry-After` seconds."),
     Internal => ("internal", INTERNAL_SERVER_ERROR, "system", "An unexpected error; the log has details."),
 }
 
 pub use garrison_api::error::Problem;
+
+/// `Retry-After` for storage faults: long enough not to hammer a full disk, short enough
+/// that senders resume soon after it clears.
+pub const UNAVAILABLE_RETRY_SECS: u64 = 5;
 
 #[derive(Debug)]
 pub struct ApiError {
@@ -75,6 +80,16 @@ impl ApiError {
         Self::new(ErrorCode::Internal, "internal error; see the service log")
     }
 
+    /// 503 with `Retry-After`: a storage fault the client should wait out. The reason is
+    /// generic ("the disk is full"); the error itself goes to the log.
+    pub fn unavailable(reason: impl Into<String>, error: &dyn std::fmt::Display) -> Self {
+        let reason = reason.into();
+        tracing::warn!(%error, "storage unavailable: {reason}");
+        let mut answer = Self::new(ErrorCode::Unavailable, format!("{reason}; retry later"));
+        answer.retry_after = Some(UNAVAILABLE_RETRY_SECS);
+        answer
+    }
+
     pub fn with_errors(mut self, errors: Vec<serde_json::Value>) -> Self {
         self.errors = errors;
         self
@@ -93,7 +108,10 @@ impl From<StoreError> for ApiError {
             StoreError::Invalid { what, reason } => {
                 ApiError::invalid(format!("invalid {what}: {reason}"))
             }
-            other => ApiError::internal(other),
+            other => match other.transient_reason() {
+                Some(reason) => ApiError::unavailable(reason, &other),
+                None => ApiError::internal(other),
+            },
         }
     }
 }
@@ -125,6 +143,12 @@ impl From<garrison_app::AppError> for ApiError {
             AppError::Empty(detail) => ApiError::new(ErrorCode::EmptyBody, detail),
             AppError::Absent(detail) => ApiError::new(ErrorCode::NotFound, detail),
             AppError::Damaged(detail) => ApiError::new(ErrorCode::Internal, detail),
+            AppError::Unavailable(reason) => {
+                let mut answer =
+                    ApiError::new(ErrorCode::Unavailable, format!("{reason}; retry later"));
+                answer.retry_after = Some(UNAVAILABLE_RETRY_SECS);
+                answer
+            }
         }
     }
 }
@@ -136,6 +160,13 @@ impl From<garrison_pipeline::PipelineError> for ApiError {
                 ErrorCode::Busy,
                 format!("service busy ({reason}); retry later"),
             ),
+            garrison_pipeline::PipelineError::Unavailable { reason } => {
+                let mut answer =
+                    ApiError::new(ErrorCode::Unavailable, format!("{reason}; retry later"));
+                answer.retry_after = Some(UNAVAILABLE_RETRY_SECS);
+                answer
+            }
+            garrison_pipeline::PipelineError::Store(store) => ApiError::from(store),
             other => ApiError::internal(other),
         }
     }

@@ -6,8 +6,10 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod auth;
+mod disk;
 pub mod error;
 pub mod instance;
+pub mod listen;
 mod openapi;
 mod priority;
 mod routes;
@@ -93,6 +95,11 @@ pub struct ServerConfig {
     pub triggers: TriggerConfig,
     /// Largest incident attachment accepted, in bytes.
     pub max_attachment_bytes: u64,
+    /// Ingest refuses new data (503) while the data directory's file system has less free
+    /// space than this, so what was acknowledged can still be indexed.
+    pub min_free_disk_bytes: u64,
+    /// Connection limits and timeouts of every listener.
+    pub listen: listen::ListenLimits,
 }
 
 impl ServerConfig {
@@ -117,6 +124,8 @@ impl ServerConfig {
             detection: garrison_detect::DetectConfig::default(),
             triggers: TriggerConfig::default(),
             max_attachment_bytes: 1024 * 1024 * 1024,
+            min_free_disk_bytes: 256 * 1024 * 1024,
+            listen: listen::ListenLimits::default(),
         }
     }
 
@@ -211,6 +220,11 @@ struct StateInner {
     detected: watch::Receiver<u64>,
     /// When each token's use was last audited (token uses are audited once an hour).
     token_uses: std::sync::Mutex<HashMap<i64, Instant>>,
+    /// Components degraded by a storage fault, for `/readyz` and the `garrison_degraded` gauge.
+    health: garrison_model::health::Health,
+    /// Open connections over every listener, and the limits they are held to.
+    gate: listen::Gate,
+    listen: listen::ListenLimits,
 }
 
 const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -298,6 +312,19 @@ impl AppState {
         self.ingestor().is_saturated()
     }
 
+    pub fn gate(&self) -> &listen::Gate {
+        &self.inner.gate
+    }
+
+    pub fn listen_limits(&self) -> listen::ListenLimits {
+        self.inner.listen
+    }
+
+    /// Components degraded by a storage fault (empty when all is well).
+    pub fn degraded(&self) -> Vec<garrison_model::health::Degraded> {
+        self.inner.health.degraded()
+    }
+
     /// True when this token's use has not been audited in the last hour (and notes it now).
     pub fn first_use_this_hour(&self, token_id: i64) -> bool {
         const EVERY: Duration = Duration::from_secs(3600);
@@ -375,7 +402,7 @@ pub fn metrics_handle() -> PrometheusHandle {
 async fn spawn_metrics_listener(
     state: AppState,
     addr: SocketAddr,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
     tasks: &mut Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<SocketAddr, ServerError> {
     let listener = tokio::net::TcpListener::bind(addr)
@@ -384,6 +411,7 @@ async fn spawn_metrics_listener(
     let bound = listener
         .local_addr()
         .map_err(|source| ServerError::Bind { addr, source })?;
+    let limits = state.listen_limits();
     let router = axum::Router::new()
         .route(
             "/metrics",
@@ -400,17 +428,18 @@ async fn spawn_metrics_listener(
             ),
         )
         .with_state(state);
-    tasks.push(tokio::spawn(async move {
-        let graceful = async move {
-            let _ = shutdown.changed().await;
-        };
-        if let Err(e) = axum::serve(listener, router)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %e, "metrics listener stopped");
-        }
-    }));
+    // Its own small gate: scrapers are few, and a flood here must not starve the API.
+    let gate = listen::Gate::new(64, 16);
+    let listener = Arc::new(listener);
+    tasks.push(tokio::spawn(listen::serve_http(
+        router,
+        limits,
+        move || {
+            let (listener, gate) = (listener.clone(), gate.clone());
+            async move { Some(listen::accept_tcp(&listener, &gate, true).await) }
+        },
+        shutdown,
+    )));
     Ok(bound)
 }
 
@@ -466,15 +495,31 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     let mut log_config = LogConfig::new(config.data_dir.join("log"));
     log_config.fsync = config.fsync;
     let log = EventLog::open(log_config)?;
+    let health = garrison_model::health::Health::default();
+    // Idle sockets must not be able to take the descriptors the database and the log need.
+    let open_files = listen::raise_open_file_limit();
+    let max_connections = listen::fitted_max_connections(config.listen.max_connections, open_files);
+    if max_connections < config.listen.max_connections {
+        tracing::warn!(
+            configured = config.listen.max_connections,
+            max_connections,
+            open_files,
+            "max_connections lowered to fit the open-file limit"
+        );
+    }
+    let gate = listen::Gate::new(max_connections, config.listen.max_connections_per_address);
     let (mut indexer, indexed) = Indexer::new(store.clone(), log.clone()).await?;
     indexer.dead_letter = Some(config.data_dir.join("dead-letter.jsonl"));
+    indexer.health = health.clone();
     // Live detection follows the same log; the indexer keeps what it has not read yet.
-    let (detector, detected) =
+    let (mut detector, detected) =
         garrison_detect::Detector::new(store.clone(), log.clone(), config.detection.clone())
             .await?;
+    detector.health = health.clone();
     indexer.retain_for.push(detected.clone());
     let ingestor = Ingestor::new(log.clone(), indexed, config.max_index_backlog_bytes)
-        .bounded_by(detected.clone());
+        .bounded_by(detected.clone())
+        .with_health(health.clone());
 
     let attachments_dir = config.data_dir.join("attachments");
     let blobs = garrison_blobs::BlobStore::open(&attachments_dir).map_err(|e| {
@@ -507,6 +552,9 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             soar,
             detected,
             token_uses: std::sync::Mutex::new(HashMap::new()),
+            health: health.clone(),
+            gate: gate.clone(),
+            listen: config.listen,
         }),
     };
 
@@ -516,6 +564,12 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     garrison_triage::init_cursor(&store).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let mut tasks = Vec::new();
+    tasks.push(tokio::spawn(disk::watch(
+        config.data_dir.clone(),
+        config.min_free_disk_bytes,
+        health.clone(),
+        shutdown_rx.clone(),
+    )));
     tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
     tasks.push(tokio::spawn(detector.run(shutdown_rx.clone())));
     // Playbooks: resume what a killed process left, fire due timers, start schedules.
@@ -531,6 +585,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     tasks.push(garrison_triage::spawn(
         store.clone(),
         config.triggers.poll_interval,
+        health.clone(),
         shutdown_rx.clone(),
     ));
     tasks.push(tokio::spawn(garrison_pipeline::run_retention(
@@ -579,31 +634,38 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     })?;
     let https = tls.is_some();
     {
-        let mut shutdown = shutdown_rx.clone();
-        let graceful = async move {
-            let _ = shutdown.changed().await;
-        };
-        let service = router.into_make_service();
+        let shutdown = shutdown_rx.clone();
+        let limits = config.listen;
         tasks.push(match tls.clone() {
             Some(tls_config) => {
-                let listener = tls::TlsListener::new(listener, tls_config);
-                tokio::spawn(async move {
-                    if let Err(e) = axum::serve(listener, service)
-                        .with_graceful_shutdown(graceful)
-                        .await
-                    {
-                        tracing::error!(error = %e, "HTTPS server stopped");
-                    }
-                })
+                let ready = Arc::new(tokio::sync::Mutex::new(tls::accept_tls(
+                    listener,
+                    tls_config,
+                    gate.clone(),
+                )));
+                tokio::spawn(listen::serve_http(
+                    router,
+                    limits,
+                    move || {
+                        let ready = ready.clone();
+                        async move { ready.lock().await.recv().await }
+                    },
+                    shutdown,
+                ))
             }
-            None => tokio::spawn(async move {
-                if let Err(e) = axum::serve(listener, service)
-                    .with_graceful_shutdown(graceful)
-                    .await
-                {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
-            }),
+            None => {
+                let listener = Arc::new(listener);
+                let gate = gate.clone();
+                tokio::spawn(listen::serve_http(
+                    router,
+                    limits,
+                    move || {
+                        let (listener, gate) = (listener.clone(), gate.clone());
+                        async move { Some(listen::accept_tcp(&listener, &gate, true).await) }
+                    },
+                    shutdown,
+                ))
+            }
         });
     }
 

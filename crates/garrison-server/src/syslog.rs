@@ -165,19 +165,16 @@ async fn run_tcp(
     } else {
         "syslog_tcp"
     };
+    let gate = context.state.gate().clone();
     loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(e) => {
-                    tracing::warn!(error = %e, "syslog accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let crate::listen::Accepted {
+            io: stream,
+            peer,
+            admission,
+        } = tokio::select! {
+            accepted = crate::listen::accept_tcp(&listener, &gate, false) => accepted,
             _ = shutdown.changed() => return,
         };
-        let _ = stream.set_nodelay(true);
         let context = context.clone();
         let acceptor = acceptor.clone();
         let shutdown = shutdown.clone();
@@ -197,6 +194,7 @@ async fn run_tcp(
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "syslog connection ended with an error");
             }
+            drop(admission);
         });
     }
 }
@@ -212,11 +210,16 @@ async fn read_connection<S: AsyncRead + Unpin>(
     let mut batch: Vec<EventRow> = Vec::new();
     let mut failure = None;
     let mut first_frame = true;
+    let idle = context.state.listen_limits().idle_timeout;
     loop {
         let read = if batch.is_empty() {
             tokio::select! {
                 r = stream.read(&mut buffer) => Some(r),
                 _ = shutdown.changed() => return Ok(()),
+                _ = tokio::time::sleep(idle) => {
+                    tracing::debug!(protocol, "idle syslog connection closed");
+                    return Ok(());
+                }
             }
         } else {
             tokio::select! {
@@ -297,7 +300,8 @@ async fn flush(context: &SyslogContext, batch: &mut Vec<EventRow>, protocol: &'s
                 batch.clear();
                 return;
             }
-            Err(PipelineError::Busy { .. }) => {
+            // Saturated, or the disk is full: hold the batch (the sender waits on TCP).
+            Err(PipelineError::Busy { .. } | PipelineError::Unavailable { .. }) => {
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }

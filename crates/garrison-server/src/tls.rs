@@ -1,6 +1,5 @@
 //! TLS for HTTPS and syslog over TLS (RFC 5425), with rustls and the ring provider.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +11,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
+use crate::listen::{Accepted, Gate};
 use crate::ServerError;
 
 /// Loads a PEM certificate chain and private key.
@@ -38,67 +38,45 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     Ok(Arc::new(config))
 }
 
-/// A TCP listener whose connections come out TLS-terminated. Handshakes run in their own
-/// tasks, so one slow client cannot stall the accept loop.
-pub struct TlsListener {
-    local_addr: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl TlsListener {
-    pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> Self {
-        let local_addr = listener
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let (tx, ready) = mpsc::channel(128);
-        let acceptor = TlsAcceptor::from(config);
-        tokio::spawn(async move {
-            loop {
-                let (stream, peer) = match listener.accept().await {
-                    Ok(accepted) => accepted,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "TLS accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                if tx.is_closed() {
-                    return;
-                }
-                let acceptor = acceptor.clone();
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        TlsListener { local_addr, ready }
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+/// Accepts TCP connections through the gate and hands them out TLS-terminated. Handshakes
+/// run in their own tasks (at most 10 s each), so one slow client cannot stall the accept
+/// loop; a connection holds its place in the gate from TCP accept on.
+pub fn accept_tls(
+    listener: TcpListener,
+    config: Arc<rustls::ServerConfig>,
+    gate: Gate,
+) -> mpsc::Receiver<Accepted<TlsStream<TcpStream>>> {
+    let (tx, ready) = mpsc::channel(128);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
         loop {
-            if let Some(conn) = self.ready.recv().await {
-                return conn;
-            }
-            // The accept task ended; nothing more will come.
-            std::future::pending::<()>().await;
+            let accepted = tokio::select! {
+                accepted = crate::listen::accept_tcp(&listener, &gate, false) => accepted,
+                _ = tx.closed() => return,
+            };
+            let acceptor = acceptor.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Accepted {
+                    io,
+                    peer,
+                    admission,
+                } = accepted;
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(io)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx
+                            .send(Accepted {
+                                io: tls,
+                                peer,
+                                admission,
+                            })
+                            .await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                }
+            });
         }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local_addr)
-    }
+    });
+    ready
 }

@@ -86,23 +86,62 @@ pub enum StoreError {
 
 impl StoreError {
     /// Classifies a database error from a write of user data: data-level refusals become
-    /// [`StoreError::Rejected`]; busy, lost connections, deadlocks stay transient.
+    /// [`StoreError::Rejected`]; busy, lost connections, deadlocks, a full disk stay transient.
     pub fn from_write(error: sqlx::Error) -> StoreError {
         if let sqlx::Error::Database(db) = &error {
-            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
-            // SQLite: 5 busy, 6 locked, 10 I/O, 13 full. PostgreSQL classes: 08 connection,
-            // 40 rollback (deadlock, serialization), 53 resources, 57 operator intervention.
-            let transient = matches!(code.as_str(), "5" | "6" | "10" | "13" | "261" | "517")
-                || ["08", "40", "53", "57", "58"]
-                    .iter()
-                    .any(|class| code.starts_with(class));
-            if !transient {
+            if transient_reason(&error).is_none() {
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
                 return StoreError::Rejected {
                     reason: format!("{} (code {code})", db.message()),
                 };
             }
         }
         StoreError::Database(error)
+    }
+
+    /// Why this error is a "try again later" condition of the database (busy or locked by
+    /// another writer, disk full, an I/O error, a lost connection, no free connection), or
+    /// `None` when retrying the same call cannot help.
+    pub fn transient_reason(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Database(error) => transient_reason(error),
+            _ => None,
+        }
+    }
+}
+
+/// See [`StoreError::transient_reason`].
+fn transient_reason(error: &sqlx::Error) -> Option<&'static str> {
+    match error {
+        sqlx::Error::PoolTimedOut => Some("no database connection is free"),
+        sqlx::Error::PoolClosed => Some("the database is closing"),
+        sqlx::Error::Io(_) => Some("the database connection failed"),
+        sqlx::Error::WorkerCrashed => Some("the database connection failed"),
+        sqlx::Error::Database(db) => {
+            let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLite reports extended codes; the primary code is the low byte:
+            // 5 busy, 6 locked, 10 I/O error, 13 full, 14 cannot open.
+            if let Ok(number) = code.parse::<i64>() {
+                return match number & 0xff {
+                    5 | 6 => Some("the database is locked by another writer"),
+                    10 => Some("the database had an I/O error"),
+                    13 => Some("the disk is full"),
+                    14 => Some("the database file cannot be opened"),
+                    _ => None,
+                };
+            }
+            // PostgreSQL classes: 08 connection, 40 rollback (deadlock, serialization),
+            // 53 insufficient resources (53100 disk full), 57 operator intervention, 58 system.
+            match code.get(..2) {
+                Some("08") => Some("the database connection failed"),
+                Some("40") => Some("the database rolled back a conflicting transaction"),
+                Some("53") if code == "53100" => Some("the disk is full"),
+                Some("53") => Some("the database is out of resources"),
+                Some("57") | Some("58") => Some("the database is unavailable"),
+                _ => None,
+            }
+        }
+        _ => None,
     }
 }
 

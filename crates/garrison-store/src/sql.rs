@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use garrison_model::{from_micros, to_micros, Event, LogSource, Role, TenantId, Timestamp};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyPool, Connection, Executor, Row};
 
 use crate::credentials::{
     burn_password_check, generate_token, hash_password, hash_token, verify_password, TokenSecret,
@@ -213,6 +213,25 @@ impl SqlStore {
                         }
                     }
                     Ok(())
+                })
+            })
+            // A transaction whose COMMIT failed (a full disk, an I/O error) and whose ROLLBACK
+            // then failed too leaves the connection inside it: reused, every later `begin`
+            // fails ("non-zero transaction depth") until a restart. Such a connection is
+            // closed instead of pooled. On SQLite the rollback of a dropped transaction is
+            // queued to the connection's worker; the ping waits for it to have run.
+            .after_release(move |conn, _meta| {
+                Box::pin(async move {
+                    if dialect == Dialect::Sqlite {
+                        conn.ping().await?;
+                    }
+                    let reusable = !conn.is_in_transaction();
+                    if !reusable {
+                        tracing::warn!(
+                            "a database connection left inside a failed transaction was closed"
+                        );
+                    }
+                    Ok(reusable)
                 })
             })
             .connect(&url)

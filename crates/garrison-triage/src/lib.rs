@@ -71,6 +71,7 @@ pub async fn init_cursor(store: &SqlStore) -> Result<(), StoreError> {
 pub fn spawn(
     store: Arc<SqlStore>,
     poll_interval: Duration,
+    health: garrison_model::health::Health,
     mut shutdown: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -78,14 +79,12 @@ pub fn spawn(
             if *shutdown.borrow() {
                 return;
             }
-            let wait = match pass(&store).await {
+            let result = pass(&store).await;
+            let wait = match result {
                 Ok(n) if n >= BATCH => Duration::ZERO,
-                Ok(_) => poll_interval,
-                Err(e) => {
-                    tracing::warn!(error = %e, "triage pass failed; retrying");
-                    poll_interval
-                }
+                _ => poll_interval,
             };
+            health.pass("triage", result.map(|_| ()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,

@@ -54,6 +54,12 @@ pub const SETTINGS: &[Setting] = &[
     setting("max_depth", Some("32"), "Deepest nesting in one record."),
     setting("max_index_backlog_bytes", Some("2147483648"), "New data is refused (503) while this many bytes of event log wait to be indexed."),
     setting("max_attachment_bytes", Some("1073741824"), "Largest incident attachment accepted."),
+    setting("min_free_disk_bytes", Some("268435456"), "Ingest answers 503 while the data directory's file system has less free space than this, so what was acknowledged can still be indexed."),
+    setting("max_connections", Some("8192"), "Most open client connections over all listeners (HTTP, HEC, TCP syslog); lowered to fit the open-file limit with a reserve for the database and the log."),
+    setting("max_connections_per_address", Some("512"), "Most open connections from one client IP address."),
+    setting("header_timeout", Some("15s"), "An HTTP request's head must arrive within this, counted from the connection's start or the previous answer (so it also closes idle keep-alive connections)."),
+    setting("body_timeout", Some("30s"), "Longest pause while an HTTP request body is being read."),
+    setting("idle_timeout", Some("10m"), "A TCP or TLS syslog connection that sends nothing for this long is closed."),
     setting("retention_interval_secs", Some("3600"), "How often per-tenant retention runs."),
     setting("detection_window_secs", Some("3600"), "Repeats of a rule for one entity within this window are one alert."),
     setting("detection_entity_fields", Some("host.name,user.name"), "Fields (ECS names, else the event's own) that make an alert's entity; comma-separated or a TOML list."),
@@ -302,6 +308,24 @@ impl Settings {
         }
         if let Some(v) = self.parse("max_attachment_bytes")? {
             config.max_attachment_bytes = v;
+        }
+        if let Some(v) = self.parse("min_free_disk_bytes")? {
+            config.min_free_disk_bytes = v;
+        }
+        if let Some(v) = self.parse::<usize>("max_connections")? {
+            config.listen.max_connections = v.max(1);
+        }
+        if let Some(v) = self.parse::<usize>("max_connections_per_address")? {
+            config.listen.max_connections_per_address = v.max(1);
+        }
+        if let Some(every) = self.duration("header_timeout")? {
+            config.listen.header_timeout = every.max(Duration::from_millis(100));
+        }
+        if let Some(every) = self.duration("body_timeout")? {
+            config.listen.body_timeout = every.max(Duration::from_millis(100));
+        }
+        if let Some(every) = self.duration("idle_timeout")? {
+            config.listen.idle_timeout = every.max(Duration::from_millis(100));
         }
         if let Some(v) = self.parse::<u64>("retention_interval_secs")? {
             config.retention_interval = Duration::from_secs(v.max(1));

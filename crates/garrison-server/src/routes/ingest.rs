@@ -8,7 +8,7 @@ use axum::Json;
 use garrison_ingest::hec::{self, HecDecoded, RawParams};
 use garrison_ingest::{decompress_body, BodyError, Record};
 use garrison_model::{Role, Timestamp};
-use garrison_pipeline::{PipelineError, SourceContext};
+use garrison_pipeline::SourceContext;
 use garrison_store::EventRow;
 use garrison_store::TokenKind;
 
@@ -270,12 +270,13 @@ fn hec_error(error: ApiError) -> Response {
         ErrorCode::InvalidToken => hec_answer(StatusCode::FORBIDDEN, 4, "Invalid token", None),
         ErrorCode::Forbidden => hec_answer(StatusCode::FORBIDDEN, 4, "Invalid token", None),
         ErrorCode::EmptyBody => hec_answer(StatusCode::BAD_REQUEST, 5, "No data", None),
-        ErrorCode::Busy => {
+        ErrorCode::Busy | ErrorCode::Unavailable => {
             let mut response =
                 hec_answer(StatusCode::SERVICE_UNAVAILABLE, 9, "Server is busy", None);
+            let seconds = error.retry_after.unwrap_or(1);
             response
                 .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
             response
         }
         ErrorCode::PayloadTooLarge => hec_answer(
@@ -362,10 +363,7 @@ async fn hec_ingest(
     if !events.is_empty() {
         match state.ingestor().accept(&events, protocol).await {
             Ok(_) => {}
-            Err(PipelineError::Busy { reason }) => {
-                return hec_error(ApiError::new(ErrorCode::Busy, reason))
-            }
-            Err(e) => return hec_error(ApiError::internal(e)),
+            Err(e) => return hec_error(ApiError::from(e)),
         }
     }
     match first_error {

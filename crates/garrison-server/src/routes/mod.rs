@@ -135,12 +135,29 @@ pub fn router(state: AppState, https: bool) -> Router {
         .method_not_allowed_fallback(no_method)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(axum::middleware::from_fn(problem_for_bare_errors))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().on_failure(log_failure))
         .layer(axum::middleware::from_fn(move |request, next| {
             security_headers(request, next, https)
         }))
         .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// A 503 is the service asking a client to come back (saturated, a full disk): expected under
+/// load and already counted and logged once where it arises, so it is not an error line per
+/// request. Other server errors are.
+fn log_failure(
+    class: tower_http::classify::ServerErrorsFailureClass,
+    latency: std::time::Duration,
+    _span: &tracing::Span,
+) {
+    use tower_http::classify::ServerErrorsFailureClass;
+    match class {
+        ServerErrorsFailureClass::StatusCode(status) if status.as_u16() == 503 => {
+            tracing::debug!(%status, ?latency, "answered 503");
+        }
+        other => tracing::error!(classification = %other, ?latency, "response failed"),
+    }
 }
 
 /// An unknown path: problem+json like every other error.

@@ -31,9 +31,18 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         .ok()
         .flatten()
         .unwrap_or(0);
-    let accepting = !state.is_saturated();
+    let degraded: Vec<DegradedComponent> = state
+        .degraded()
+        .into_iter()
+        .map(|d| DegradedComponent {
+            component: d.component.to_string(),
+            reason: d.reason,
+            since: d.since.to_string(),
+        })
+        .collect();
+    let accepting = !state.is_saturated() && degraded.iter().all(|d| d.component != "disk");
     let readiness = Readiness {
-        ready: database && accepting,
+        ready: database && accepting && degraded.is_empty(),
         database,
         index_backlog_bytes: state.ingestor().backlog_bytes(),
         accepting,
@@ -42,6 +51,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         log_detected: state.detected_position(),
         alerts_created,
         alerts_triaged,
+        degraded,
     };
     let status = if readiness.ready {
         StatusCode::OK

@@ -7,6 +7,7 @@ mod contract;
 mod detection;
 mod docs;
 mod durability;
+mod faults;
 mod hardening;
 mod harness;
 mod incidents;
