@@ -14,14 +14,28 @@ pub struct EventView {
     pub received: String,
     pub source: String,
     pub logsource: garrison_model::LogSource,
-    /// The fields as they were sent.
+    /// The fields as they were sent: for JSON ingest the sender's own bytes, so integers
+    /// beyond 64 bits stay exact.
     #[schema(value_type = Object)]
-    pub fields: serde_json::Value,
+    pub fields: Box<serde_json::value::RawValue>,
     /// The ECS-style view of the fields.
     #[schema(value_type = Object)]
     pub normalized: serde_json::Map<String, serde_json::Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub raw: Option<String>,
+}
+
+/// The stored text when it is there (and valid), else the parsed value rendered.
+fn exact_fields(
+    text: Option<String>,
+    value: &serde_json::Value,
+) -> Box<serde_json::value::RawValue> {
+    text.and_then(|text| serde_json::value::RawValue::from_string(text).ok())
+        .or_else(|| serde_json::value::to_raw_value(value).ok())
+        .unwrap_or_else(|| {
+            serde_json::value::RawValue::from_string("{}".to_string())
+                .unwrap_or_else(|_| unreachable!("{{}} is JSON"))
+        })
 }
 
 impl From<Event> for EventView {
@@ -32,7 +46,7 @@ impl From<Event> for EventView {
             received: e.received.to_string(),
             source: e.source,
             logsource: e.logsource,
-            fields: e.fields,
+            fields: exact_fields(e.fields_text, &e.fields),
             normalized: e.normalized,
             raw: e.raw,
         }

@@ -10,8 +10,10 @@
 
 pub mod actor;
 pub mod admin;
+pub mod anchor;
 pub mod attachments;
 pub mod audit;
+pub mod audit_export;
 pub mod error;
 pub mod incidents;
 pub mod intel;
@@ -39,6 +41,8 @@ pub struct App {
     attachments: Option<attachments::Attachments>,
     /// Failed sign-ins per account, shared by every clone of this App.
     sign_in: std::sync::Arc<sign_in::SignInGuard>,
+    /// Signed audit checkpoints outside the database (the data directory's).
+    anchors: Option<std::sync::Arc<anchor::Anchors>>,
 }
 
 impl App {
@@ -49,7 +53,21 @@ impl App {
             soar: None,
             attachments: None,
             sign_in: std::sync::Arc::default(),
+            anchors: None,
         }
+    }
+
+    /// With the first lockout of an account or address after repeated failed sign-ins
+    /// (doubling with each further failure up to 15 minutes).
+    pub fn with_sign_in_lockout(mut self, first: std::time::Duration) -> App {
+        self.sign_in = std::sync::Arc::new(sign_in::SignInGuard::new(first));
+        self
+    }
+
+    /// With the audit checkpoint file and key in `dir` (created when missing).
+    pub fn with_anchors(mut self, dir: &std::path::Path) -> Result<App> {
+        self.anchors = Some(std::sync::Arc::new(anchor::Anchors::open(dir)?));
+        Ok(self)
     }
 
     /// With the playbook service (SOAR), which the playbook and run operations call.

@@ -92,13 +92,7 @@ impl App {
 
     /// The tenant's audit log, oldest first; admins only.
     pub async fn audit_page(&self, actor: &Actor, params: AuditParams) -> Result<AuditPageView> {
-        actor.require_admin()?;
-        let search = AuditQuery {
-            after: params.after,
-            action: params.action,
-            limit: PageLimit::or(params.limit, 100),
-        };
-        let page = self.store().list_audit(actor.tenant, &search).await?;
+        let page = self.audit_entries(actor, params).await?;
         Ok(AuditPageView {
             entries: page.entries.into_iter().map(AuditEntryView::from).collect(),
             next_after: page.next_after,
@@ -106,9 +100,83 @@ impl App {
     }
 
     /// Walks the tenant's whole audit chain and names the first entry that breaks it; admins.
+    /// A page of stored entries as they are (hash and details text included): for export.
+    pub async fn audit_entries(
+        &self,
+        actor: &Actor,
+        params: AuditParams,
+    ) -> Result<garrison_store::AuditPage> {
+        actor.require_admin()?;
+        let search = AuditQuery {
+            after: params.after,
+            action: params.action,
+            limit: PageLimit::or(params.limit, 100),
+        };
+        Ok(self.store().list_audit(actor.tenant, &search).await?)
+    }
+
+    /// Reports an account lockout to the tenant's SOC as an alert (rule
+    /// `garrison-sign-in-lockout`, high), so it reaches the admins the way every other alert
+    /// does: the queue, triage into an incident, notification playbooks. Repeats within the
+    /// hour fold into one alert per account.
+    async fn report_lockout(
+        &self,
+        tenant: garrison_model::TenantId,
+        username: &str,
+        client: Option<std::net::IpAddr>,
+        lockout: std::time::Duration,
+    ) {
+        use garrison_store::DetectionRepo;
+        const RULE: &str = "garrison-sign-in-lockout";
+        let now = Timestamp::now();
+        let mut entity = serde_json::Map::new();
+        entity.insert("user.name".into(), json!(username));
+        let fingerprint = garrison_detect::fingerprint(RULE, &entity);
+        let window = garrison_detect::window_start(now, 3_600_000_000);
+        let matched = json!({
+            "user.name": username,
+            "source.ip": client.map(|ip| ip.to_string()),
+            "lockout.seconds": lockout.as_secs(),
+        });
+        let hit = garrison_store::AlertHit {
+            tenant_id: tenant,
+            alert_id: garrison_detect::alert_id(tenant, RULE, &fingerprint, window),
+            rule_id: RULE.into(),
+            title: format!("Account {username} locked after repeated failed sign-ins"),
+            level: garrison_model::Level::High,
+            fingerprint,
+            entity_json: serde_json::Value::Object(entity).to_string(),
+            window_start: window,
+            // One "event" per lockout, so each is counted in the alert.
+            event_id: format!("sign-in-lockout-{}", garrison_model::new_ulid()),
+            event_time: now,
+            matched_json: matched.to_string(),
+        };
+        let position = u64::try_from(garrison_model::to_micros(now)).unwrap_or(0);
+        if let Err(e) = self
+            .store()
+            .record_detections(&[hit], "sign_in.lockouts", position)
+            .await
+        {
+            tracing::warn!(error = %e, tenant = %tenant, "lockout alert not recorded");
+        }
+    }
+
+    /// When the service keeps checkpoints, the chain must also still hold the entry the
+    /// newest one saw: deleting the last entries (or all of them) is caught, not only edits.
     pub async fn verify_audit(&self, actor: &Actor) -> Result<AuditVerification> {
         actor.require_admin()?;
-        Ok(self.store().verify_audit(actor.tenant).await?)
+        let mut result = self.store().verify_audit(actor.tenant).await?;
+        if let Some((checkpoint, problem)) = self.check_against_checkpoint(actor.tenant).await? {
+            result.checkpoint = Some((checkpoint.seq, checkpoint.time.clone()));
+            if let (None, Some(reason)) = (&result.first_bad, problem) {
+                result.first_bad = Some(garrison_store::AuditBreak {
+                    seq: checkpoint.seq,
+                    reason,
+                });
+            }
+        }
+        Ok(result)
     }
 
     /// Exchanges a user name and password for a session token.
@@ -123,9 +191,14 @@ impl App {
         tenant_name: &str,
         username: &str,
         password: &str,
+        client: Option<std::net::IpAddr>,
     ) -> Result<LoginResponse> {
         let now = std::time::Instant::now();
-        if let Some(left) = self.sign_in.locked_for(tenant_name, username, now) {
+        let locked = self
+            .sign_in
+            .locked_for(tenant_name, username, now)
+            .or_else(|| client.and_then(|ip| self.sign_in.address_locked_for(ip, now)));
+        if let Some(left) = locked {
             metrics::counter!(crate::sign_in::SIGN_IN_FAILURES).increment(1);
             return Err(AppError::Locked { retry_after: left });
         }
@@ -167,6 +240,28 @@ impl App {
                             &format!("user:{username}"),
                             "auth.locked",
                             &username,
+                            json!({"seconds": lockout.as_secs(), "source_ip": client.map(|ip| ip.to_string())}),
+                        )
+                        .await;
+                        app.report_lockout(tenant_id, &username, client, lockout)
+                            .await;
+                    });
+                }
+            }
+            if let Some(ip) = client {
+                if let crate::sign_in::AfterFailure::Locked(lockout) =
+                    self.sign_in.failed_from(ip, now)
+                {
+                    metrics::counter!(crate::sign_in::SIGN_IN_LOCKOUTS).increment(1);
+                    tracing::warn!(%ip, ?lockout, "sign-ins from an address locked after repeated failures");
+                    // The address belongs to no tenant: the provider's log has it, once.
+                    let app = self.clone();
+                    tokio::spawn(async move {
+                        app.record_named(
+                            app.provider_tenant(),
+                            "system:sign-in",
+                            "auth.address_locked",
+                            &ip.to_string(),
                             json!({"seconds": lockout.as_secs()}),
                         )
                         .await;

@@ -258,6 +258,7 @@ fn a_rule_test_reports_what_it_would_have_matched() {
         source: "s".into(),
         logsource: LogSource::default(),
         fields: json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Image": image}),
+        fields_text: None,
         normalized: serde_json::Map::new(),
         raw: None,
     };

@@ -132,6 +132,11 @@ pub struct Event {
     #[serde(default)]
     pub logsource: LogSource,
     pub fields: serde_json::Value,
+    /// `fields` exactly as stored (the sender's bytes for JSON ingest), when read from the
+    /// store: what the API answers, so numbers beyond 64 bits and the sender's formatting
+    /// survive (a `Value` would turn a 30-digit integer into a float).
+    #[serde(skip)]
+    pub fields_text: Option<String>,
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub normalized: serde_json::Map<String, serde_json::Value>,
     /// The original bytes where the input was text (a syslog line, a HEC raw line).

@@ -5,6 +5,7 @@
 //! scoping is enforced again by the store's signatures.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod audit_forward;
 pub mod auth;
 mod disk;
 pub mod error;
@@ -100,6 +101,12 @@ pub struct ServerConfig {
     pub min_free_disk_bytes: u64,
     /// Connection limits and timeouts of every listener.
     pub listen: listen::ListenLimits,
+    /// How often each tenant's audit chain head is signed into the checkpoint file.
+    pub audit_checkpoint_interval: Duration,
+    /// Where each new audit entry and checkpoint is sent as CEF over syslog, if anywhere.
+    pub audit_forward: Option<audit_forward::ForwardTarget>,
+    /// The first lockout after repeated failed sign-ins (doubling up to 15 minutes).
+    pub sign_in_lockout: Duration,
 }
 
 impl ServerConfig {
@@ -126,6 +133,9 @@ impl ServerConfig {
             max_attachment_bytes: 1024 * 1024 * 1024,
             min_free_disk_bytes: 256 * 1024 * 1024,
             listen: listen::ListenLimits::default(),
+            audit_checkpoint_interval: Duration::from_secs(60),
+            audit_forward: None,
+            sign_in_lockout: garrison_app::sign_in::FIRST_LOCKOUT,
         }
     }
 
@@ -538,7 +548,10 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     );
     let app = garrison_app::App::new(store.clone(), provider.id)
         .with_soar(soar.clone())
-        .with_blobs(Arc::new(blobs), config.max_attachment_bytes);
+        .with_blobs(Arc::new(blobs), config.max_attachment_bytes)
+        .with_anchors(&config.data_dir)
+        .map_err(|e| ServerError::Config(format!("audit checkpoints: {e}")))?
+        .with_sign_in_lockout(config.sign_in_lockout);
     let state = AppState {
         inner: Arc::new(StateInner {
             store: store.clone(),
@@ -563,15 +576,23 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     // Automatic triage (alerts into incidents) likewise begins at the present on first start.
     garrison_triage::init_cursor(&store).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let mut tasks = Vec::new();
-    tasks.push(tokio::spawn(disk::watch(
-        config.data_dir.clone(),
-        config.min_free_disk_bytes,
-        health.clone(),
-        shutdown_rx.clone(),
-    )));
-    tasks.push(tokio::spawn(indexer.run(shutdown_rx.clone())));
-    tasks.push(tokio::spawn(detector.run(shutdown_rx.clone())));
+    let mut tasks = vec![
+        tokio::spawn(disk::watch(
+            config.data_dir.clone(),
+            config.min_free_disk_bytes,
+            health.clone(),
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(audit_forward::run(
+            state.app().clone(),
+            store.clone(),
+            config.audit_checkpoint_interval,
+            config.audit_forward,
+            shutdown_rx.clone(),
+        )),
+        tokio::spawn(indexer.run(shutdown_rx.clone())),
+        tokio::spawn(detector.run(shutdown_rx.clone())),
+    ];
     // Playbooks: resume what a killed process left, fire due timers, start schedules.
     tasks.extend(state.soar().spawn_background(shutdown_rx.clone()));
     // Playbook triggers: new alerts, incident state changes, SLA breaches (cursor-committed).

@@ -4,8 +4,9 @@
 //! SHA-256 of its canonical form: the JSON array `[tenant, seq, time_us, actor, action, target,
 //! details, prev_hash]` with `details` as its stored text. Editing, deleting or reordering any
 //! entry breaks the chain at that entry; [`AuditRepo::verify_audit`] names the first one.
-//! (Cutting entries off the end leaves a valid, shorter chain: anchor the head elsewhere, e.g.
-//! by exporting it, to detect that.)
+//! Cutting entries off the end leaves a valid, shorter chain: the application layer anchors
+//! each tenant's head ([`SqlStore::audit_head`]) outside the database in signed checkpoints,
+//! and verification compares the chain with the last one.
 
 use async_trait::async_trait;
 use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
@@ -68,6 +69,9 @@ pub struct AuditVerification {
     pub entries: u64,
     /// The first entry that does not verify, and why; `None` when the whole chain holds.
     pub first_bad: Option<AuditBreak>,
+    /// The newest signed checkpoint the chain was compared with (its sequence number and
+    /// time), when the application layer has one.
+    pub checkpoint: Option<(i64, String)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -263,6 +267,7 @@ impl AuditRepo for SqlStore {
                 return Ok(AuditVerification {
                     entries: checked,
                     first_bad: None,
+                    checkpoint: None,
                 });
             }
             for row in &rows {
@@ -274,6 +279,7 @@ impl AuditRepo for SqlStore {
                             seq: entry.seq,
                             reason,
                         }),
+                        checkpoint: None,
                     })
                 };
                 if entry.seq != expected_seq {
@@ -286,6 +292,7 @@ impl AuditRepo for SqlStore {
                                 entry.seq
                             ),
                         }),
+                        checkpoint: None,
                     });
                 }
                 if entry.prev_hash != prev_hash {
@@ -320,6 +327,40 @@ impl AuditRepo for SqlStore {
 }
 
 impl SqlStore {
+    /// The newest entry's sequence number and hash, if the tenant has any.
+    pub async fn audit_head(&self, tenant: TenantId) -> Result<Option<(i64, String)>> {
+        let row = sqlx::query(
+            "SELECT seq, hash FROM audit_log WHERE tenant_id = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(tenant.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| Ok((row.try_get("seq")?, row.try_get("hash")?)))
+            .transpose()
+    }
+
+    /// The stored hash of entry `seq`, if it exists.
+    pub async fn audit_hash_at(&self, tenant: TenantId, seq: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT hash FROM audit_log WHERE tenant_id = $1 AND seq = $2")
+            .bind(tenant.0)
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|row| Ok(row.try_get("hash")?)).transpose()
+    }
+
+    /// Deletes the entries after `seq` behind the chain's back, as an attacker with database
+    /// access would. For tests of truncation detection; not exposed by the API.
+    #[doc(hidden)]
+    pub async fn truncate_audit_for_tests(&self, tenant: TenantId, after: i64) -> Result<()> {
+        sqlx::query("DELETE FROM audit_log WHERE tenant_id = $1 AND seq > $2")
+            .bind(tenant.0)
+            .bind(after)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// Changes an entry's actor behind the chain's back, as an attacker with database access
     /// would. For tests of [`AuditRepo::verify_audit`]; not exposed by the API.
     #[doc(hidden)]

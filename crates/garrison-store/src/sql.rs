@@ -536,6 +536,7 @@ fn event_from_row(row: &AnyRow) -> Result<Event> {
             column: "events.fields",
             reason: e.to_string(),
         })?,
+        fields_text: Some(fields),
         normalized: serde_json::from_str(&normalized).map_err(|e| StoreError::Corrupt {
             column: "events.normalized",
             reason: e.to_string(),

@@ -146,10 +146,11 @@ pub(crate) async fn local_app(config: &ServerConfig) -> Result<garrison_app::App
         .await
         .with_context(|| format!("cannot open the database at {}", config.database_url()))?;
     let provider = store.ensure_tenant(DEFAULT_TENANT).await?;
-    Ok(garrison_app::App::new(
-        std::sync::Arc::new(store),
-        provider.id,
-    ))
+    // The same checkpoint file as the service, so `audit verify` catches truncation here too.
+    Ok(
+        garrison_app::App::new(std::sync::Arc::new(store), provider.id)
+            .with_anchors(&config.data_dir)?,
+    )
 }
 
 /// The local operator acting in the tenant named `name`.

@@ -60,6 +60,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("header_timeout", Some("15s"), "An HTTP request's head must arrive within this, counted from the connection's start or the previous answer (so it also closes idle keep-alive connections)."),
     setting("body_timeout", Some("30s"), "Longest pause while an HTTP request body is being read."),
     setting("idle_timeout", Some("10m"), "A TCP or TLS syslog connection that sends nothing for this long is closed."),
+    setting("audit_checkpoint_interval", Some("1m"), "How often each tenant's audit chain head is signed into DATA_DIR/audit-checkpoints.jsonl (so deleted entries are caught by `audit verify`)."),
+    setting("audit_forward", None, "Send every audit entry and checkpoint as CEF over syslog to udp://HOST:PORT or tcp://HOST:PORT."),
+    setting("sign_in_lockout", Some("30s"), "An account locked after 5 failed sign-ins in a row (an address after 30) stays locked this long, doubling with each further failure up to 15 minutes."),
     setting("retention_interval_secs", Some("3600"), "How often per-tenant retention runs."),
     setting("detection_window_secs", Some("3600"), "Repeats of a rule for one entity within this window are one alert."),
     setting("detection_entity_fields", Some("host.name,user.name"), "Fields (ECS names, else the event's own) that make an alert's entity; comma-separated or a TOML list."),
@@ -327,6 +330,20 @@ impl Settings {
         if let Some(every) = self.duration("idle_timeout")? {
             config.listen.idle_timeout = every.max(Duration::from_millis(100));
         }
+        if let Some(first) = self.duration("sign_in_lockout")? {
+            config.sign_in_lockout = first.max(Duration::from_millis(100));
+        }
+        if let Some(every) = self.duration("audit_checkpoint_interval")? {
+            config.audit_checkpoint_interval = every.max(Duration::from_millis(100));
+        }
+        config.audit_forward = match self.get("audit_forward").filter(|t| !t.trim().is_empty()) {
+            Some(target) => Some(
+                target
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("audit_forward: {e}"))?,
+            ),
+            None => None,
+        };
         if let Some(v) = self.parse::<u64>("retention_interval_secs")? {
             config.retention_interval = Duration::from_secs(v.max(1));
         }

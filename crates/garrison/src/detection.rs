@@ -128,6 +128,20 @@ pub enum AuditCommand {
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
+    /// Sign every tenant's chain head into the checkpoint file now (the service does it every
+    /// `audit_checkpoint_interval`).
+    Checkpoint,
+    /// Print a tenant's audit log for a SIEM: JSON lines (each stored entry, hash included) or
+    /// CEF, oldest first, after --after.
+    Export {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+        #[arg(long, value_enum, default_value = "jsonl")]
+        format: ExportFormat,
+        /// Only entries after this sequence number.
+        #[arg(long)]
+        after: Option<i64>,
+    },
     /// Print a tenant's audit entries, oldest first, one JSON object per line.
     List {
         #[arg(long, default_value = DEFAULT_TENANT)]
@@ -136,6 +150,12 @@ pub enum AuditCommand {
         #[arg(long)]
         action: Option<String>,
     },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    Jsonl,
+    Cef,
 }
 
 /// The application layer on the local data directory and the operator acting in `tenant`.
@@ -491,10 +511,14 @@ pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> 
             require_database(config)?;
             let (app, actor) = local_app(config, &tenant).await?;
             let result = app.verify_audit(&actor).await?;
+            let anchored = match &result.checkpoint {
+                Some((seq, time)) => format!("; holds entry {seq} of the checkpoint of {time}"),
+                None => "; no checkpoint yet (truncation is caught from the first one on)".into(),
+            };
             match result.first_bad {
                 None => {
                     println!(
-                        "audit log of tenant {tenant:?}: {} entries, chain intact",
+                        "audit log of tenant {tenant:?}: {} entries, chain intact{anchored}",
                         result.entries
                     );
                     Ok(0)
@@ -507,6 +531,44 @@ pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> 
                     Ok(1)
                 }
             }
+        }
+        AuditCommand::Checkpoint => {
+            require_database(config)?;
+            let app = crate::admin::local_app(config).await?;
+            let written = app.checkpoint_audit().await?;
+            println!("{} checkpoints written", written.len());
+            Ok(0)
+        }
+        AuditCommand::Export {
+            tenant,
+            format,
+            after,
+        } => {
+            require_database(config)?;
+            let (app, actor) = local_app(config, &tenant).await?;
+            let mut params = AuditParams {
+                after,
+                action: None,
+                limit: Some(garrison_model::PageLimit(garrison_model::PageLimit::MAX)),
+            };
+            use std::io::Write;
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            loop {
+                let page = app.audit_entries(&actor, params.clone()).await?;
+                for entry in &page.entries {
+                    let line = match format {
+                        ExportFormat::Jsonl => serde_json::to_string(entry)?,
+                        ExportFormat::Cef => garrison_app::audit_export::cef_entry(&tenant, entry),
+                    };
+                    writeln!(out, "{line}")?;
+                }
+                match page.next_after {
+                    Some(next) => params.after = Some(next),
+                    None => break,
+                }
+            }
+            out.flush()?;
+            Ok(0)
         }
         AuditCommand::List { tenant, action } => {
             require_database(config)?;

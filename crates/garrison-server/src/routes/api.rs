@@ -64,13 +64,18 @@ pub async fn search_events(
 )]
 pub async fn login(
     State(state): State<AppState>,
+    extensions: axum::http::Extensions,
     ApiJson(request): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let tenant = request.tenant.as_deref().unwrap_or(crate::DEFAULT_TENANT);
+    // The peer address the listener recorded (absent only for in-process callers).
+    let client = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
     Ok(Json(
         state
             .app()
-            .login(tenant, &request.username, &request.password)
+            .login(tenant, &request.username, &request.password, client)
             .await?,
     ))
 }

@@ -311,7 +311,8 @@ pub async fn the_audit_chain_verifies_and_names_the_first_tampered_entry(store: 
         ok,
         AuditVerification {
             entries: 5,
-            first_bad: None
+            first_bad: None,
+            checkpoint: None,
         }
     );
     // Concurrent appends still make one chain.
@@ -342,7 +343,8 @@ pub async fn the_audit_chain_verifies_and_names_the_first_tampered_entry(store: 
         ok,
         AuditVerification {
             entries: 13,
-            first_bad: None
+            first_bad: None,
+            checkpoint: None,
         }
     );
     // A tampered entry is found and named; the other tenant's chain is unaffected.

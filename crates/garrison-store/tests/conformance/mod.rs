@@ -78,6 +78,7 @@ fn event(
             category: None,
         },
         fields,
+        fields_text: None,
         normalized: serde_json::Map::new(),
         raw: None,
     }

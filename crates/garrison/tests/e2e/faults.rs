@@ -440,7 +440,6 @@ async fn idle_and_slow_connections_do_not_starve_a_normal_client() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(1500);
     raise_own_fd_limit(idle as u64 + 4096);
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().expect("tempdir");
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let service = Service::start_with(
@@ -464,11 +463,7 @@ async fn idle_and_slow_connections_do_not_starve_a_normal_client() {
         let url = service.url("/api/v1/me");
         let admin = admin.clone();
         tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client");
+            let client = client_from([127, 0, 0, 2]);
             let mut slowest = Duration::ZERO;
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();

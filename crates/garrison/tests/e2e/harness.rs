@@ -126,6 +126,17 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// A client whose connections come from the local address `from` (any of 127.0.0.0/8), for
+/// tests of per-address limits.
+pub fn client_from(from: [u8; 4]) -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(from))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
 /// Every stored event of a source, through the API, all pages.
 pub async fn all_events(service: &Service, token: &str, source: &str) -> Vec<serde_json::Value> {
     let client = client();
