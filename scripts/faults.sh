@@ -6,5 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GARRISON_FAULT_CONNECTIONS="${GARRISON_FAULT_CONNECTIONS:-20000}"
+export GARRISON_FAULT_SAVES="${GARRISON_FAULT_SAVES:-200}"
 cargo nextest run -p garrison --test e2e --no-capture \
   -E 'test(/faults::|hardening::/)' "$@"

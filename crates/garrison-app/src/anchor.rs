@@ -20,6 +20,9 @@ use sha2::Sha256;
 
 use crate::{App, AppError, Result};
 
+/// Per entry number, the hashes signed checkpoints saw there.
+pub type ExpectedEntries = std::collections::BTreeMap<i64, Vec<garrison_store::ExpectedEntry>>;
+
 pub const CHECKPOINTS_FILE: &str = "audit-checkpoints.jsonl";
 pub const KEY_FILE: &str = "audit-checkpoint.key";
 
@@ -39,8 +42,9 @@ pub struct Checkpoint {
 pub struct Anchors {
     file: PathBuf,
     key: Vec<u8>,
-    /// The head each tenant was last checkpointed at (so an unchanged log adds no line).
-    written: Mutex<HashMap<i64, i64>>,
+    /// The head each tenant was last checkpointed at (so an unchanged log adds no line, and a
+    /// chain that no longer holds it is noticed).
+    written: Mutex<HashMap<i64, (i64, String)>>,
 }
 
 impl Anchors {
@@ -69,15 +73,20 @@ impl Anchors {
             key,
             written: Mutex::new(HashMap::new()),
         };
-        let latest = anchors.read_latest()?;
-        *anchors.written_map() = latest
-            .into_iter()
-            .map(|(tenant, checkpoint)| (tenant, checkpoint.seq))
-            .collect();
+        let mut latest: HashMap<i64, (i64, String)> = HashMap::new();
+        for checkpoint in anchors.read_all()? {
+            match latest.get(&checkpoint.tenant) {
+                Some((seq, _)) if *seq > checkpoint.seq => {}
+                _ => {
+                    latest.insert(checkpoint.tenant, (checkpoint.seq, checkpoint.hash));
+                }
+            }
+        }
+        *anchors.written_map() = latest;
         Ok(anchors)
     }
 
-    fn written_map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, i64>> {
+    fn written_map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, (i64, String)>> {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -116,12 +125,12 @@ impl Anchors {
                 == 0
     }
 
-    /// The newest genuine checkpoint of each tenant. Lines that do not parse or whose
-    /// signature is wrong are skipped (they cannot vouch for anything).
-    fn read_latest(&self) -> Result<HashMap<i64, Checkpoint>> {
+    /// Every genuine checkpoint, in file order. Lines that do not parse or whose signature is
+    /// wrong are skipped (they cannot vouch for anything).
+    fn read_all(&self) -> Result<Vec<Checkpoint>> {
         let file = match std::fs::File::open(&self.file) {
             Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(HashMap::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
                 return Err(AppError::internal(format!(
                     "cannot read {}: {e}",
@@ -129,28 +138,44 @@ impl Anchors {
                 )))
             }
         };
-        let mut latest: HashMap<i64, Checkpoint> = HashMap::new();
+        let mut all = Vec::new();
         for line in std::io::BufReader::new(file).lines() {
             let line = line.map_err(AppError::internal)?;
             let Ok(checkpoint) = serde_json::from_str::<Checkpoint>(&line) else {
                 continue;
             };
-            if !self.is_genuine(&checkpoint) {
-                continue;
-            }
-            match latest.get(&checkpoint.tenant) {
-                Some(known) if known.seq > checkpoint.seq => {}
-                _ => {
-                    latest.insert(checkpoint.tenant, checkpoint);
-                }
+            if self.is_genuine(&checkpoint) {
+                all.push(checkpoint);
             }
         }
-        Ok(latest)
+        Ok(all)
+    }
+
+    /// What every genuine checkpoint of `tenant` says each entry it saw was, and the newest.
+    pub fn expected(&self, tenant: TenantId) -> Result<(ExpectedEntries, Option<Checkpoint>)> {
+        let mut expected = ExpectedEntries::new();
+        let mut newest: Option<Checkpoint> = None;
+        for checkpoint in self.read_all()? {
+            if checkpoint.tenant != tenant.0 {
+                continue;
+            }
+            let seen = expected.entry(checkpoint.seq).or_default();
+            if !seen.iter().any(|e| e.hash == checkpoint.hash) {
+                seen.push(garrison_store::ExpectedEntry {
+                    hash: checkpoint.hash.clone(),
+                    seen: checkpoint.time.clone(),
+                });
+            }
+            if newest.as_ref().is_none_or(|n| n.seq <= checkpoint.seq) {
+                newest = Some(checkpoint);
+            }
+        }
+        Ok((expected, newest))
     }
 
     /// The newest genuine checkpoint of `tenant`.
     pub fn latest(&self, tenant: TenantId) -> Result<Option<Checkpoint>> {
-        Ok(self.read_latest()?.remove(&tenant.0))
+        Ok(self.expected(tenant)?.1)
     }
 
     /// Appends checkpoints and flushes them to disk.
@@ -169,13 +194,13 @@ impl Anchors {
             .map_err(|e| AppError::internal(format!("{}: {e}", self.file.display())))?;
         let mut written = self.written_map();
         for checkpoint in checkpoints {
-            written.insert(checkpoint.tenant, checkpoint.seq);
+            written.insert(checkpoint.tenant, (checkpoint.seq, checkpoint.hash.clone()));
         }
         Ok(())
     }
 
-    fn last_written(&self, tenant: TenantId) -> Option<i64> {
-        self.written_map().get(&tenant.0).copied()
+    fn last_written(&self, tenant: TenantId) -> Option<(i64, String)> {
+        self.written_map().get(&tenant.0).cloned()
     }
 }
 
@@ -210,12 +235,24 @@ impl App {
         let anchors = self.anchors()?;
         let mut fresh = Vec::new();
         for tenant in garrison_store::TenantRepo::list_tenants(self.store()).await? {
-            let Some((seq, hash)) = self.store().audit_head(tenant.id).await? else {
+            let head = self.store().audit_head(tenant.id).await?;
+            let last = anchors.last_written(tenant.id);
+            if let Some((seq, hash)) = &last {
+                if head.as_ref() == Some(&(*seq, hash.clone())) {
+                    continue;
+                }
+                // The entry the last checkpoint saw must still be there: if it is not, the log
+                // was cut (and perhaps written again). Signing the new head would only bury
+                // that; leave it to `audit verify` and say so loudly.
+                if self.store().audit_hash_at(tenant.id, *seq).await?.as_ref() != Some(hash) {
+                    metrics::counter!(crate::audit::AUDIT_ERRORS).increment(1);
+                    tracing::error!(tenant = %tenant.name, checkpoint_seq = seq, "the audit log no longer holds the entry its last checkpoint saw: entries were deleted; run `garrison audit verify`");
+                    continue;
+                }
+            }
+            let Some((seq, hash)) = head else {
                 continue;
             };
-            if anchors.last_written(tenant.id) == Some(seq) {
-                continue;
-            }
             fresh.push(anchors.sign(tenant.id, seq, &hash, Timestamp::now()));
         }
         let anchors = anchors.clone();
@@ -226,41 +263,19 @@ impl App {
         Ok(fresh)
     }
 
-    /// What the newest checkpoint of this tenant says of the chain as it is now: `None` when
-    /// there is no checkpoint (or no checkpoint file configured), else the checkpoint and,
-    /// if the chain no longer holds what it saw, why.
-    pub(crate) async fn check_against_checkpoint(
+    /// Every genuine checkpoint of this tenant (what each saw at which entry) and the newest,
+    /// for verification; empty without a checkpoint file.
+    pub(crate) async fn checkpoints_of(
         &self,
         tenant: TenantId,
-    ) -> Result<Option<(Checkpoint, Option<String>)>> {
+    ) -> Result<(ExpectedEntries, Option<Checkpoint>)> {
         let Some(anchors) = self.anchors.as_ref() else {
-            return Ok(None);
+            return Ok((ExpectedEntries::new(), None));
         };
         let anchors = anchors.clone();
-        let latest = tokio::task::spawn_blocking(move || anchors.latest(tenant))
+        tokio::task::spawn_blocking(move || anchors.expected(tenant))
             .await
-            .map_err(AppError::internal)??;
-        let Some(checkpoint) = latest else {
-            return Ok(None);
-        };
-        let problem = match self.store().audit_hash_at(tenant, checkpoint.seq).await? {
-            None => {
-                let head = self.store().audit_head(tenant).await?;
-                Some(format!(
-                    "entries were deleted: the checkpoint of {} saw entry {}, the log now ends at {}",
-                    checkpoint.time,
-                    checkpoint.seq,
-                    head.map(|(seq, _)| format!("entry {seq}"))
-                        .unwrap_or_else(|| "no entry at all".to_string())
-                ))
-            }
-            Some(hash) if hash != checkpoint.hash => Some(format!(
-                "entry {} is not the one the checkpoint of {} saw (hash {}, checkpoint {})",
-                checkpoint.seq, checkpoint.time, hash, checkpoint.hash
-            )),
-            Some(_) => None,
-        };
-        Ok(Some((checkpoint, problem)))
+            .map_err(AppError::internal)?
     }
 
     fn anchors(&self) -> Result<&std::sync::Arc<Anchors>> {
@@ -308,7 +323,13 @@ mod tests {
             reopened.latest(TenantId(1)).expect("read").map(|c| c.seq),
             Some(9)
         );
-        assert_eq!(reopened.last_written(TenantId(2)), Some(3));
+        assert_eq!(
+            reopened.last_written(TenantId(2)).map(|(seq, _)| seq),
+            Some(3)
+        );
+        let (expected, newest) = reopened.expected(TenantId(1)).expect("expected");
+        assert_eq!(expected.keys().copied().collect::<Vec<_>>(), vec![5, 9]);
+        assert_eq!(newest.map(|c| c.seq), Some(9));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(dir.path().join(KEY_FILE))
             .expect("key")

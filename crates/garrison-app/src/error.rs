@@ -28,7 +28,7 @@ pub enum AppError {
     #[error("{0}")]
     BadCredentials(String),
     /// Too many failed sign-ins: the account is locked for `retry_after`.
-    #[error("too many failed sign-ins; try again in {} s", retry_after.as_secs().max(1))]
+    #[error("too many failed sign-ins; try again in {} s", retry_after.as_millis().div_ceil(1000).max(1))]
     Locked { retry_after: std::time::Duration },
     /// The data sent exceeds its size limit.
     #[error("{0}")]

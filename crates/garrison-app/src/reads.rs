@@ -162,20 +162,17 @@ impl App {
         }
     }
 
-    /// When the service keeps checkpoints, the chain must also still hold the entry the
-    /// newest one saw: deleting the last entries (or all of them) is caught, not only edits.
+    /// When the service keeps checkpoints, the chain must also still hold every entry each one
+    /// saw: deleting the last entries (or all of them, or cutting and writing again under the
+    /// same numbers) is caught, not only edits.
     pub async fn verify_audit(&self, actor: &Actor) -> Result<AuditVerification> {
         actor.require_admin()?;
-        let mut result = self.store().verify_audit(actor.tenant).await?;
-        if let Some((checkpoint, problem)) = self.check_against_checkpoint(actor.tenant).await? {
-            result.checkpoint = Some((checkpoint.seq, checkpoint.time.clone()));
-            if let (None, Some(reason)) = (&result.first_bad, problem) {
-                result.first_bad = Some(garrison_store::AuditBreak {
-                    seq: checkpoint.seq,
-                    reason,
-                });
-            }
-        }
+        let (expected, newest) = self.checkpoints_of(actor.tenant).await?;
+        let mut result = self
+            .store()
+            .verify_audit_against(actor.tenant, &expected)
+            .await?;
+        result.checkpoint = newest.map(|c| (c.seq, c.time));
         Ok(result)
     }
 

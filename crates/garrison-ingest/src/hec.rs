@@ -92,7 +92,7 @@ pub fn decode_events(body: &[u8], limits: &Limits) -> Result<HecDecoded, BodyErr
     let mut out = HecDecoded::default();
     let seen_any = json::for_each_value(body, &bounds, false, 1, |item| match item {
         Item::Error { reason, .. } => out.reject(INVALID_DATA_FORMAT, reason),
-        Item::Value { value, .. } => match envelope(value) {
+        Item::Value { value, text } => match envelope(value, text) {
             Ok(record) => {
                 out.records.push(record);
                 out.total += 1;
@@ -108,7 +108,7 @@ pub fn decode_events(body: &[u8], limits: &Limits) -> Result<HecDecoded, BodyErr
 
 type Reject = ((u32, &'static str), String);
 
-fn envelope(value: Value) -> Result<Record, Reject> {
+fn envelope(value: Value, text: &[u8]) -> Result<Record, Reject> {
     let Value::Object(mut env) = value else {
         return Err((
             INVALID_DATA_FORMAT,
@@ -170,6 +170,10 @@ fn envelope(value: Value) -> Result<Record, Reject> {
             }
         },
     };
+    let own_keys: Option<Vec<String>> = match &event {
+        Value::Object(m) => Some(m.keys().cloned().collect()),
+        _ => None,
+    };
     let mut fields = match event {
         Value::Object(m) => m,
         other => {
@@ -212,11 +216,54 @@ fn envelope(value: Value) -> Result<Record, Reject> {
             }
         }
     }
+    let exact = match &own_keys {
+        Some(own) if has_long_number(text) => exact_event_text(text, &fields, own),
+        _ => None,
+    };
     let mut record = Record::from_fields(fields);
+    record.source_json = exact;
     if envelope_time.is_some() {
         record.time = envelope_time;
     }
     Ok(record)
+}
+
+/// A run of 16 or more digits: a number a 64-bit float may not hold exactly.
+fn has_long_number(text: &[u8]) -> bool {
+    let mut run = 0;
+    for byte in text {
+        run = if byte.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= 16 {
+            return true;
+        }
+    }
+    false
+}
+
+/// The stored form of an object event whose numbers a parsed value would round: the event's
+/// own text as sent, with the keys the envelope added spliced in front. `None` when the
+/// envelope cannot be read that way (the parsed value is then stored, as for every event).
+fn exact_event_text(text: &[u8], fields: &Map<String, Value>, own: &[String]) -> Option<String> {
+    let envelope: std::collections::HashMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(text).ok()?;
+    let event = envelope.get("event")?.get().trim();
+    let inner = event.strip_prefix('{')?;
+    let added: Map<String, Value> = fields
+        .iter()
+        .filter(|(key, _)| !own.iter().any(|k| k == *key))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect();
+    if added.is_empty() {
+        return Some(event.to_owned());
+    }
+    let added = serde_json::to_string(&added).ok()?;
+    let added = added.strip_suffix('}')?;
+    let separator = if inner.trim_start().starts_with('}') {
+        ""
+    } else {
+        ","
+    };
+    Some(format!("{added}{separator}{inner}"))
 }
 
 /// Query-string parameters of `/services/collector/raw`.
@@ -390,6 +437,32 @@ mod tests {
         let fields = &out.records[0].fields;
         assert_eq!(fields["hec"], "mine");
         assert_eq!(fields["hec_envelope"], json!({"host": "h1"}));
+    }
+
+    #[test]
+    fn an_object_event_with_long_numbers_is_stored_as_sent() {
+        let big = br#"{"host": "h1", "time": 1426279439, "event": {"n": 123456789012345678901234567890, "m": -1.50}}"#;
+        let decoded = decode_events(big, &Limits::default()).expect("decoded");
+        let record = &decoded.records[0];
+        let text = record.source_json.clone().expect("exact text kept");
+        assert!(text.contains("123456789012345678901234567890"), "{text}");
+        assert!(text.contains("-1.50"), "{text}");
+        let reparsed: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            reparsed.as_object().map(|m| m.len()),
+            Some(record.fields.len())
+        );
+        assert_eq!(reparsed["host"], "h1");
+        assert_eq!(reparsed["hec"], json!({"host": "h1"}));
+        let empty = br#"{"host": "h1", "event": { }, "x": 12345678901234567890}"#;
+        let decoded = decode_events(empty, &Limits::default()).expect("decoded");
+        let text = decoded.records[0].source_json.clone().expect("kept");
+        let reparsed: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(reparsed["host"], "h1");
+        // Without long numbers nothing extra is done.
+        let plain = br#"{"event": {"n": 1}}"#;
+        let decoded = decode_events(plain, &Limits::default()).expect("decoded");
+        assert_eq!(decoded.records[0].source_json, None);
     }
 
     #[test]

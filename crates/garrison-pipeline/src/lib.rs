@@ -205,7 +205,15 @@ pub struct Ingestor {
     /// New data is refused while the disk is below its free-space watermark (component
     /// [`DISK`], set by the service's disk watch); a failing append marks [`LOG`] degraded.
     health: Health,
+    /// Bytes that may still be appended before the disk would pass its watermark, counting
+    /// the room indexing needs: set by the disk watch every second, spent by each append, so
+    /// a fast sender cannot overshoot between two checks.
+    disk_budget: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// Store bytes an appended log byte grows into once indexed (rows, JSON, full-text index;
+/// measured about 3x with SQLite), plus the log byte itself.
+pub const DISK_BYTES_PER_LOG_BYTE: i64 = 4;
 
 /// Health component of the data directory's free space (below the watermark: degraded).
 pub const DISK: &str = "disk";
@@ -222,7 +230,14 @@ impl Ingestor {
             indexed,
             others: Vec::new(),
             health: Health::default(),
+            disk_budget: Arc::new(std::sync::atomic::AtomicI64::new(i64::MAX)),
         }
+    }
+
+    /// Sets how many bytes may be appended until the next disk check (see `disk_budget`).
+    pub fn set_disk_budget(&self, bytes: i64) {
+        self.disk_budget
+            .store(bytes, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Reports into `health` and refuses new data while its [`DISK`] component is degraded.
@@ -279,6 +294,30 @@ impl Ingestor {
         events: &[EventRow],
         protocol: &'static str,
     ) -> Result<u64, PipelineError> {
+        self.append(events, protocol, true).await
+    }
+
+    /// [`Ingestor::accept`] for a sender that keeps the batch and tries again (TCP syslog
+    /// holding its reads): a refusal is not a rejection, so it is not counted as one.
+    pub async fn accept_or_hold(
+        &self,
+        events: &[EventRow],
+        protocol: &'static str,
+    ) -> Result<u64, PipelineError> {
+        self.append(events, protocol, false).await
+    }
+
+    async fn append(
+        &self,
+        events: &[EventRow],
+        protocol: &'static str,
+        count_refusals: bool,
+    ) -> Result<u64, PipelineError> {
+        let refused = |reason: &'static str| {
+            if count_refusals {
+                telemetry::events_rejected(protocol, reason, events.len() as u64);
+            }
+        };
         if events.is_empty() {
             return Ok(self.log.committed_end());
         }
@@ -288,18 +327,27 @@ impl Ingestor {
             .into_iter()
             .find(|d| d.component == DISK)
         {
-            telemetry::events_rejected(protocol, "unavailable", events.len() as u64);
+            refused("unavailable");
             return Err(PipelineError::Unavailable { reason: low.reason });
         }
         let backlog = self.retained_bytes();
         if backlog > self.max_backlog_bytes {
-            telemetry::events_rejected(protocol, "busy", events.len() as u64);
+            refused("busy");
             return Err(PipelineError::Busy {
                 reason: format!("{backlog} bytes wait to be indexed or detected"),
             });
         }
         let started = Instant::now();
         let payload = codec::encode(events);
+        let cost = (payload.len() as i64).saturating_mul(DISK_BYTES_PER_LOG_BYTE);
+        let budget = &self.disk_budget;
+        if budget.fetch_sub(cost, std::sync::atomic::Ordering::Relaxed) < cost {
+            budget.fetch_add(cost, std::sync::atomic::Ordering::Relaxed);
+            refused("unavailable");
+            return Err(PipelineError::Unavailable {
+                reason: "the disk is near its min_free_disk_bytes watermark (counting the room indexing what is waiting needs)".into(),
+            });
+        }
         let result = self.log.append(&payload).await;
         telemetry::log_pending_appends(self.log.pending_appends());
         match result {
@@ -315,7 +363,7 @@ impl Ingestor {
                 Ok(position)
             }
             Err(LogError::Busy { pending }) => {
-                telemetry::events_rejected(protocol, "busy", events.len() as u64);
+                refused("busy");
                 Err(PipelineError::Busy {
                     reason: format!("{pending} batches wait for the disk"),
                 })
@@ -327,7 +375,7 @@ impl Ingestor {
                 if self.health.degrade(LOG, &reason) {
                     tracing::error!(path = %path.display(), error = %source, "event log append failed; refusing new data until an append succeeds");
                 }
-                telemetry::events_rejected(protocol, "unavailable", events.len() as u64);
+                refused("unavailable");
                 Err(PipelineError::Unavailable { reason })
             }
             Err(other) => Err(other.into()),

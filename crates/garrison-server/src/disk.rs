@@ -22,20 +22,30 @@ const PROBE: &str = ".write-probe";
 pub async fn watch(
     dir: PathBuf,
     min_free_bytes: u64,
+    ingestor: garrison_pipeline::Ingestor,
     health: Health,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
+        // What waiting log data will take once indexed must stay free too.
+        let backlog = ingestor.retained_bytes();
+        let reserve = min_free_bytes.saturating_add(
+            backlog.saturating_mul(garrison_pipeline::DISK_BYTES_PER_LOG_BYTE as u64),
+        );
         let checked = {
             let dir = dir.clone();
-            tokio::task::spawn_blocking(move || check(&dir, min_free_bytes)).await
+            tokio::task::spawn_blocking(move || check(&dir, min_free_bytes, reserve)).await
         };
         let result = match checked {
             Ok(result) => result,
             Err(e) => Err(format!("disk check did not finish: {e}")),
         };
         let writable = result.is_ok();
-        health.pass(DISK, result);
+        ingestor.set_disk_budget(match &result {
+            Ok(budget) => i64::try_from(*budget).unwrap_or(i64::MAX),
+            Err(_) => 0,
+        });
+        health.pass(DISK, result.map(|_| ()));
         if writable {
             // The probe just wrote and synced in the data directory: appends can be tried again.
             health.pass::<String>(LOG, Ok(()));
@@ -61,7 +71,9 @@ pub fn free_bytes(dir: &Path) -> std::io::Result<u64> {
     Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
-fn check(dir: &Path, min_free_bytes: u64) -> Result<(), String> {
+/// Checks the file system of `dir`: at least `reserve` bytes free (the watermark plus room to
+/// index the backlog) and writable. Returns the bytes that may be appended until the next check.
+fn check(dir: &Path, min_free_bytes: u64, reserve: u64) -> Result<u64, String> {
     let free =
         free_bytes(dir).map_err(|e| format!("cannot read free space of {}: {e}", dir.display()))?;
     metrics::gauge!(DISK_FREE).set(free as f64);
@@ -73,6 +85,15 @@ fn check(dir: &Path, min_free_bytes: u64) -> Result<(), String> {
             mib(min_free_bytes)
         ));
     }
+    if free < reserve {
+        return Err(format!(
+            "{} free on {} is less than the min_free_disk_bytes watermark of {} plus {} to index what is waiting",
+            mib(free),
+            dir.display(),
+            mib(min_free_bytes),
+            mib(reserve - min_free_bytes)
+        ));
+    }
     let path = dir.join(PROBE);
     let probe = || -> std::io::Result<()> {
         let mut file = std::fs::File::create(&path)?;
@@ -81,7 +102,8 @@ fn check(dir: &Path, min_free_bytes: u64) -> Result<(), String> {
     };
     let result = probe();
     let _ = std::fs::remove_file(&path);
-    result.map_err(|e| format!("cannot write to {}: {e}", dir.display()))
+    result.map_err(|e| format!("cannot write to {}: {e}", dir.display()))?;
+    Ok(free - reserve)
 }
 
 fn mib(bytes: u64) -> String {
@@ -95,9 +117,12 @@ mod tests {
     #[test]
     fn a_watermark_above_the_free_space_fails_the_check_and_names_it() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(check(dir.path(), 0).is_ok());
-        let error = check(dir.path(), u64::MAX).expect_err("no disk has that much free");
+        let budget = check(dir.path(), 0, 0).expect("room");
+        assert!(budget > 0);
+        let error = check(dir.path(), u64::MAX, u64::MAX).expect_err("no disk has that much free");
         assert!(error.contains("min_free_disk_bytes"), "{error}");
+        let error = check(dir.path(), 0, u64::MAX).expect_err("no room to index that much");
+        assert!(error.contains("to index what is waiting"), "{error}");
         assert!(!dir.path().join(PROBE).exists());
     }
 }

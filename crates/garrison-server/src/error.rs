@@ -33,6 +33,7 @@ error_codes! {
     InvalidRequest => ("invalid_request", BAD_REQUEST, "invalid_request", "A parameter or body field is missing or malformed."),
     InvalidEvents => ("invalid_events", BAD_REQUEST, "invalid_request", "No record of the batch could be decoded; `errors` lists each one."),
     EmptyBody => ("empty_body", BAD_REQUEST, "invalid_request", "The request had no data."),
+    RequestTimeout => ("request_timeout", REQUEST_TIMEOUT, "invalid_request", "The request body stopped arriving for longer than `body_timeout`; nothing was done."),
     PayloadTooLarge => ("payload_too_large", PAYLOAD_TOO_LARGE, "invalid_request", "The body (after decompression) exceeds the size limit."),
     MethodNotAllowed => ("method_not_allowed", METHOD_NOT_ALLOWED, "invalid_request", "The path exists but does not take this method."),
     TooManyAttempts => ("too_many_attempts", TOO_MANY_REQUESTS, "auth", "Too many failed sign-ins for this account: it is locked for the `Retry-After` seconds."),
@@ -42,6 +43,21 @@ error_codes! {
 }
 
 pub use garrison_api::error::Problem;
+
+/// Whether a body read failed because the client paused past `body_timeout` (the listener's
+/// `TimeoutBody`), looking through the framework's wrapping.
+pub fn is_body_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<tower_http::timeout::TimeoutError>()
+            .is_some()
+        {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
 
 /// `Retry-After` for storage faults: long enough not to hammer a full disk, short enough
 /// that senders resume soon after it clears.
@@ -136,7 +152,7 @@ impl From<garrison_app::AppError> for ApiError {
             }
             AppError::Locked { retry_after } => {
                 let mut error = ApiError::new(ErrorCode::TooManyAttempts, locked_text(retry_after));
-                error.retry_after = Some(retry_after.as_secs().max(1));
+                error.retry_after = Some(ceil_secs(retry_after));
                 error
             }
             AppError::TooLarge(detail) => ApiError::new(ErrorCode::PayloadTooLarge, detail),
@@ -194,8 +210,14 @@ pub fn problem_with_status(status: StatusCode, code: ErrorCode, detail: String) 
 fn locked_text(retry_after: std::time::Duration) -> String {
     format!(
         "too many failed sign-ins for this account; try again in {} s",
-        retry_after.as_secs().max(1)
+        ceil_secs(retry_after)
     )
+}
+
+/// Whole seconds, rounded up (at least 1): a client that waits `Retry-After` must find the
+/// lock gone, not a few hundred milliseconds left of it.
+fn ceil_secs(duration: std::time::Duration) -> u64 {
+    duration.as_millis().div_ceil(1000).max(1) as u64
 }
 
 impl IntoResponse for ApiError {

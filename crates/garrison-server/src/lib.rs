@@ -580,6 +580,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         tokio::spawn(disk::watch(
             config.data_dir.clone(),
             config.min_free_disk_bytes,
+            state.ingestor().clone(),
             health.clone(),
             shutdown_rx.clone(),
         )),

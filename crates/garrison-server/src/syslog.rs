@@ -295,7 +295,12 @@ async fn flush(context: &SyslogContext, batch: &mut Vec<EventRow>, protocol: &'s
     }
     let mut delay = Duration::from_millis(20);
     loop {
-        match context.state.ingestor().accept(batch, protocol).await {
+        match context
+            .state
+            .ingestor()
+            .accept_or_hold(batch, protocol)
+            .await
+        {
             Ok(_) => {
                 batch.clear();
                 return;

@@ -252,6 +252,28 @@ impl AuditRepo for SqlStore {
     }
 
     async fn verify_audit(&self, tenant: TenantId) -> Result<AuditVerification> {
+        self.verify_audit_against(tenant, &std::collections::BTreeMap::new())
+            .await
+    }
+}
+
+/// What an anchor outside the database says entry `seq` was: its hash, and when that was
+/// seen (for the message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpectedEntry {
+    pub hash: String,
+    pub seen: String,
+}
+
+impl SqlStore {
+    /// [`AuditRepo::verify_audit`], and also every entry named in `expected` (signed
+    /// checkpoints) must still be there with that hash: a chain cut short, or cut and grown
+    /// again under the same numbers, fails at the first entry a checkpoint contradicts.
+    pub async fn verify_audit_against(
+        &self,
+        tenant: TenantId,
+        expected: &std::collections::BTreeMap<i64, Vec<ExpectedEntry>>,
+    ) -> Result<AuditVerification> {
         let mut checked = 0u64;
         let mut expected_seq = 1i64;
         let mut prev_hash = GENESIS_HASH.to_string();
@@ -264,9 +286,24 @@ impl AuditRepo for SqlStore {
             .fetch_all(&self.pool)
             .await?;
             if rows.is_empty() {
+                // Entries a checkpoint saw beyond the end: deleted.
+                let first_bad = expected.range(expected_seq..).next().map(|(seq, seen)| {
+                    let when = seen.first().map(|e| e.seen.as_str()).unwrap_or("?");
+                    AuditBreak {
+                        seq: *seq,
+                        reason: format!(
+                            "entries were deleted: the checkpoint of {when} saw entry {seq}, the log now ends at {}",
+                            if expected_seq > 1 {
+                                format!("entry {}", expected_seq - 1)
+                            } else {
+                                "no entry at all".to_string()
+                            }
+                        ),
+                    }
+                });
                 return Ok(AuditVerification {
                     entries: checked,
-                    first_bad: None,
+                    first_bad,
                     checkpoint: None,
                 });
             }
@@ -317,6 +354,14 @@ impl AuditRepo for SqlStore {
                         "content does not match its hash (stored {}, computed {hash}): the entry was changed",
                         entry.hash
                     ));
+                }
+                if let Some(seen) = expected.get(&entry.seq) {
+                    if let Some(other) = seen.iter().find(|e| e.hash != entry.hash) {
+                        return broken(format!(
+                            "entry {} is not the one the checkpoint of {} saw (hash {}, checkpoint {}): entries were deleted and written again",
+                            entry.seq, other.seen, entry.hash, other.hash
+                        ));
+                    }
                 }
                 checked += 1;
                 expected_seq += 1;

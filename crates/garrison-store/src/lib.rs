@@ -24,7 +24,7 @@ mod sql;
 
 pub use audit::{
     audit_hash, AuditBreak, AuditEntry, AuditPage, AuditQuery, AuditRepo, AuditVerification,
-    NewAuditEntry, GENESIS_HASH,
+    ExpectedEntry, NewAuditEntry, GENESIS_HASH,
 };
 pub use credentials::{
     burn_password_check, generate_token, hash_password, hash_token, verify_password, TokenSecret,

@@ -557,7 +557,7 @@ pub async fn audit(command: AuditCommand, config: &ServerConfig) -> Result<i32> 
                 let page = app.audit_entries(&actor, params.clone()).await?;
                 for entry in &page.entries {
                     let line = match format {
-                        ExportFormat::Jsonl => serde_json::to_string(entry)?,
+                        ExportFormat::Jsonl => garrison_app::audit_export::json_entry(entry),
                         ExportFormat::Cef => garrison_app::audit_export::cef_entry(&tenant, entry),
                     };
                     writeln!(out, "{line}")?;

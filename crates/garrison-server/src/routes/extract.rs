@@ -41,6 +41,15 @@ fn refusal(rejection: JsonRejection) -> ApiError {
                 format!("body: {}", e.body_text()),
             )
         }
+        JsonRejection::BytesRejection(e)
+            if crate::error::is_body_timeout(&e)
+                || e.body_text().contains("within the designated timeout") =>
+        {
+            ApiError::new(
+                crate::error::ErrorCode::RequestTimeout,
+                format!("body: {}", e.body_text()),
+            )
+        }
         JsonRejection::BytesRejection(e) => ApiError::invalid(format!("body: {}", e.body_text())),
         other => ApiError::invalid(format!("body: {}", other.body_text())),
     }

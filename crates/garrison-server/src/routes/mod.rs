@@ -210,7 +210,16 @@ async fn problem_for_bare_errors(
         Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).trim().to_string(),
         _ => status.canonical_reason().unwrap_or("error").to_string(),
     };
-    let mut rewritten = crate::error::problem_with_status(parts.status, code, detail);
+    // A body that stopped arriving (the `Bytes` extractor's rejection keeps only its text).
+    let (status, code) = if detail.contains("within the designated timeout") {
+        (
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            crate::error::ErrorCode::RequestTimeout,
+        )
+    } else {
+        (parts.status, code)
+    };
+    let mut rewritten = crate::error::problem_with_status(status, code, detail);
     for (name, value) in parts.headers.iter() {
         if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
             rewritten.headers_mut().insert(name.clone(), value.clone());

@@ -442,6 +442,10 @@ async fn idle_and_slow_connections_do_not_starve_a_normal_client() {
     raise_own_fd_limit(idle as u64 + 4096);
     let dir = tempfile::tempdir().expect("tempdir");
     let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "slow"],
+    );
     let service = Service::start_with(
         dir.path(),
         free_port(),
@@ -451,8 +455,41 @@ async fn idle_and_slow_connections_do_not_starve_a_normal_client() {
             ("GARRISON_MAX_CONNECTIONS_PER_ADDRESS", "50"),
             ("GARRISON_HEADER_TIMEOUT", "2s"),
             ("GARRISON_IDLE_TIMEOUT", "2s"),
+            ("GARRISON_BODY_TIMEOUT", "1s"),
         ],
     );
+
+    // A body that stops arriving is cut off with 408, on a JSON route and on ingest.
+    for (path, head) in [
+        (
+            "/api/v1/auth/login",
+            "content-type: application/json\r\n".to_string(),
+        ),
+        (
+            "/api/v1/ingest/events",
+            format!("authorization: Bearer {ingest}\r\n"),
+        ),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&service.http)
+            .await
+            .expect("slow body");
+        let request = format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\n{head}content-length: 100\r\n\r\n{{\"username\":"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("partial body");
+        let mut answer = vec![0u8; 2048];
+        use tokio::io::AsyncReadExt;
+        let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+            .await
+            .expect("answered within the body timeout")
+            .expect("read");
+        let text = String::from_utf8_lossy(&answer[..n]);
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        assert!(text.contains("request_timeout"), "{path}: {text}");
+    }
 
     // A normal client from its own address, measured while the crowd arrives.
     let answered = Arc::new(AtomicUsize::new(0));
