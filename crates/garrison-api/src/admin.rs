@@ -152,6 +152,8 @@ pub struct SourceView {
     pub field_mapping: Vec<(String, String)>,
     /// Set for an alert source: the fields giving each alert's rule id, title and severity.
     pub alert_mapping: Option<garrison_store::AlertMapping>,
+    /// The field holding the sender's own unique event id, if the source names one.
+    pub id_field: Option<String>,
     pub created: String,
 }
 
@@ -181,6 +183,7 @@ impl From<Source> for SourceView {
             category: s.category,
             field_mapping: s.field_mapping,
             alert_mapping: s.alert_mapping,
+            id_field: s.id_field,
             created: s.created.to_string(),
         }
     }
@@ -319,4 +322,9 @@ pub struct PutSource {
     /// `{"rule": FIELD, "title": FIELD, "severity": FIELD}`, each optional.
     #[serde(default)]
     pub alert_mapping: Option<garrison_store::AlertMapping>,
+    /// The field (dotted path into the fields as sent) holding the sender's own unique event
+    /// id: records with the same value are one event, stored once. Unset: an event's id
+    /// derives from its bytes (only an exact resend is one event).
+    #[serde(default)]
+    pub id_field: Option<String>,
 }

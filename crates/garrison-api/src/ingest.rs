@@ -11,6 +11,11 @@ pub struct IngestResponse {
     pub accepted: usize,
     /// Records refused; `errors` says which and why.
     pub rejected: usize,
+    /// Records dropped because an earlier record of the same request is the same event (the
+    /// same bytes, or the same value in the source's `id_field`). A resend of records already
+    /// stored is acknowledged again and stored once (`garrison_events_duplicates_total`).
+    #[serde(default)]
+    pub duplicates: usize,
     pub errors: Vec<RecordErrorView>,
 }
 

@@ -321,6 +321,15 @@ impl App {
                 )));
             }
         }
+        if source
+            .id_field
+            .as_deref()
+            .is_some_and(|f| f.trim().is_empty() || f.split('.').any(str::is_empty))
+        {
+            return Err(AppError::invalid(
+                "id_field: a field path like `event.id` (dotted, no empty part)",
+            ));
+        }
         let source = self.store().upsert_source(actor.tenant, source).await?;
         self.record(
             actor,
@@ -329,6 +338,7 @@ impl App {
             serde_json::json!({
                 "product": source.product, "service": source.service, "category": source.category,
                 "field_mapping": source.field_mapping.len(), "alerts": source.alert_mapping.is_some(),
+                "id_field": source.id_field,
             }),
         )
         .await;

@@ -340,7 +340,6 @@ pub fn decode_raw_at(
         out.records.push(Record {
             fields,
             time,
-            sender_id: None,
             raw: Some(text),
             source_json: None,
         });
@@ -485,7 +484,6 @@ mod tests {
         let body = br#"{"event": {"@timestamp": "2024-05-01T10:00:00Z", "id": "abc"}}"#;
         let out = decode_events(body, &Limits::default()).expect("decodes");
         assert_eq!(out.records[0].time, Some(ts("2024-05-01T10:00:00Z")));
-        assert_eq!(out.records[0].sender_id.as_deref(), Some("abc"));
     }
 
     #[test]

@@ -55,9 +55,6 @@ pub struct Record {
     pub fields: Map<String, Value>,
     /// The event's own time, parsed from the payload ([`time::find_in_record`] for JSON).
     pub time: Option<Timestamp>,
-    /// The sender's own event id (top-level `id`, `event_id`, `_id` or `eventId`, string or
-    /// number), used to make retries idempotent.
-    pub sender_id: Option<String>,
     /// The original text for line-based inputs (syslog line, HEC raw line).
     pub raw: Option<String>,
     /// The JSON object exactly as it was sent, when the record is one (JSON ingest). Equal in
@@ -79,33 +76,36 @@ impl Record {
         Record::from_fields(fields)
     }
 
-    /// Builds a record from a field map, finding time and sender id in it.
+    /// Builds a record from a field map, finding its time in it. No field is taken as the
+    /// sender's id unless the source names one (a Windows `event_id` is an event *code*:
+    /// guessing made every 4624 after the first a duplicate).
     pub fn from_fields(fields: Map<String, Value>) -> Record {
         let time = time::find_in_record(&fields);
-        let sender_id = sender_id(&fields);
         Record {
             fields,
             time,
-            sender_id,
             raw: None,
             source_json: None,
         }
     }
 }
 
-/// Keys that carry a sender's own event id, in order of preference.
-pub const SENDER_ID_KEYS: [&str; 4] = ["id", "event_id", "_id", "eventId"];
-
-/// The sender's own id of a record: the first of [`SENDER_ID_KEYS`] holding a non-empty string
-/// or a number.
-pub fn sender_id(fields: &Map<String, Value>) -> Option<String> {
-    SENDER_ID_KEYS
-        .iter()
-        .find_map(|key| match fields.get(*key)? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        })
+/// The value of the field at `path` (dotted into nested objects; a key that itself holds
+/// dots is found too) as an id: a non-empty string or a number.
+pub fn id_at(fields: &Map<String, Value>, path: &str) -> Option<String> {
+    let value = fields.get(path).or_else(|| {
+        let mut parts = path.split('.');
+        let mut current = fields.get(parts.next()?)?;
+        for part in parts {
+            current = current.as_object()?.get(part)?;
+        }
+        Some(current)
+    })?;
+    match value {
+        Value::String(s) if !s.trim().is_empty() => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
 }
 
 /// A record of a batch that could not be decoded. The other records are kept.
@@ -466,8 +466,6 @@ mod tests {
         let body = decompress_body(&gz, Some("gzip"), &Limits::default()).expect("gunzips");
         let decoded = decode_json(&body, &Limits::default()).expect("decodes");
         assert_eq!(decoded.records.len(), 2);
-        assert_eq!(decoded.records[0].sender_id.as_deref(), Some("a"));
-        assert_eq!(decoded.records[1].sender_id.as_deref(), Some("2"));
         assert_eq!(
             decoded.records[0].time.map(|t| t.to_string()).as_deref(),
             Some("2024-01-02T03:04:05Z")
@@ -475,13 +473,14 @@ mod tests {
     }
 
     #[test]
-    fn sender_id_preference_and_types() {
-        let rec = Record::from_value(serde_json::json!({"eventId": 7, "_id": "x"}));
-        assert_eq!(rec.sender_id.as_deref(), Some("x"));
-        let rec = Record::from_value(serde_json::json!({"id": "  ", "event_id": 1.5}));
-        assert_eq!(rec.sender_id.as_deref(), Some("1.5"));
-        let rec = Record::from_value(serde_json::json!({"id": {"nested": 1}}));
-        assert_eq!(rec.sender_id, None);
+    fn ids_are_read_at_a_dotted_path_or_a_dotted_key() {
+        let fields = serde_json::json!({"event": {"id": 7}, "a.b": "x", "blank": "  ", "o": {}});
+        let fields = fields.as_object().expect("object");
+        assert_eq!(id_at(fields, "event.id").as_deref(), Some("7"));
+        assert_eq!(id_at(fields, "a.b").as_deref(), Some("x"));
+        assert_eq!(id_at(fields, "blank"), None);
+        assert_eq!(id_at(fields, "o"), None);
+        assert_eq!(id_at(fields, "missing.path"), None);
     }
 
     #[test]

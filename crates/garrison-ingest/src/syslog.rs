@@ -145,7 +145,6 @@ pub fn parse(frame: &[u8], received: Timestamp, limits: &Limits) -> Result<Recor
     Ok(Record {
         fields,
         time: parsed.time,
-        sender_id: None,
         raw: Some(line.to_owned()),
         source_json: None,
     })

@@ -20,7 +20,7 @@ use garrison_bus::{EventLog, LogError};
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::health::Health;
-use garrison_model::{event_id_from_sender, new_ulid, LogSource, TenantId, Timestamp};
+use garrison_model::{event_id_from_content, event_id_from_sender, LogSource, TenantId, Timestamp};
 use garrison_store::{
     AlertMapping, EventRepo, EventRow, Source, StoreError, TenantRepo, TokenRepo,
 };
@@ -55,6 +55,8 @@ pub struct SourceContext {
     normalizer: Arc<Normalizer>,
     /// Set for an alert source: every event becomes an alert (see [`ALERT_FIELD`]).
     alerts: Option<Arc<AlertMapping>>,
+    /// The field the source names as its events' own unique id, if any.
+    id_field: Option<Arc<str>>,
 }
 
 /// The key of the normalised view under which an alert source's events carry their alert:
@@ -139,6 +141,7 @@ impl SourceContext {
             },
             normalizer: Arc::new(Normalizer::new(&mapping)),
             alerts: source.alert_mapping.clone().map(Arc::new),
+            id_field: source.id_field.as_deref().map(Arc::from),
         }
     }
 
@@ -150,22 +153,37 @@ impl SourceContext {
             logsource: LogSource::default(),
             normalizer: Arc::new(Normalizer::new(&FieldMapping::builtin())),
             alerts: None,
+            id_field: None,
         }
     }
 
-    /// A stable id when the sender gave one (so a retry is stored once), else a fresh ULID.
-    fn id_for(&self, record: &Record) -> String {
-        match &record.sender_id {
-            Some(sender_id) => event_id_from_sender(self.tenant, &self.source, sender_id),
-            None => new_ulid(),
+    /// The stored id: from the field the source names as its events' own id when the record
+    /// has it, else from the record's bytes. Either way a resend is stored once; events that
+    /// differ never share an id unless the source says their id field makes them one.
+    fn id_for(
+        &self,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        fields_json: &str,
+        raw: Option<&str>,
+    ) -> String {
+        if let Some(id) = self
+            .id_field
+            .as_deref()
+            .and_then(|path| garrison_ingest::id_at(fields, path))
+        {
+            return event_id_from_sender(self.tenant, &self.source, &id);
         }
+        event_id_from_content(
+            self.tenant,
+            &self.source,
+            &[fields_json.as_bytes(), raw.unwrap_or_default().as_bytes()],
+        )
     }
 
     /// Turns a decoded record into the row the log and the store keep: id (stable when the
     /// sender gave one), time, normalised view, search words. The sender's fields are kept as
     /// they were (their original bytes when the decoder kept them).
     pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
-        let id = self.id_for(&record);
         let mut normalized = self.normalizer.normalize(&record.fields);
         normalized.remove(ALERT_FIELD);
         if let Some(mapping) = &self.alerts {
@@ -176,8 +194,10 @@ impl SourceContext {
         }
         let fields_json = match record.source_json {
             Some(json) => json,
-            None => serde_json::Value::Object(record.fields).to_string(),
+            // A map with string keys always renders.
+            None => serde_json::to_string(&record.fields).unwrap_or_default(),
         };
+        let id = self.id_for(&record.fields, &fields_json, record.raw.as_deref());
         EventRow {
             id,
             tenant_id: self.tenant,
@@ -192,6 +212,20 @@ impl SourceContext {
             search_text: String::new(),
         }
     }
+}
+
+/// Drops the rows whose id an earlier row of the batch already has (the same record sent
+/// twice, or twice the same id in the source's id field), keeping the first; returns how many
+/// were dropped, for the answer and `garrison_events_duplicates_total`.
+pub fn drop_duplicates(rows: &mut Vec<EventRow>, protocol: &'static str) -> usize {
+    let before = rows.len();
+    let mut seen = std::collections::HashSet::with_capacity(rows.len());
+    rows.retain(|row| seen.insert(row.id.clone()));
+    let dropped = before - rows.len();
+    if dropped > 0 {
+        telemetry::events_duplicate(protocol, dropped as u64);
+    }
+    dropped
 }
 
 /// Accepts batches of events and answers once they are durable.
@@ -471,6 +505,8 @@ impl<S: EventRepo + 'static> Indexer<S> {
             self.indexed.send_replace(position);
             total += events.len();
             telemetry::events_stored(stored);
+            // Rows the store already held (a resend of what it has, under the same ids).
+            telemetry::events_duplicate("store", (events.len() as u64).saturating_sub(stored));
             let lag_seconds = oldest_received.map(|oldest| {
                 (Timestamp::now().as_millisecond() - oldest.as_millisecond()) as f64 / 1000.0
             });
@@ -647,7 +683,6 @@ mod alert_source_tests {
         Record {
             fields: fields.as_object().cloned().unwrap_or_default(),
             time: None,
-            sender_id: None,
             raw: None,
             source_json: None,
         }
@@ -663,6 +698,7 @@ mod alert_source_tests {
             category: None,
             field_mapping: Vec::new(),
             alert_mapping: alerts,
+            id_field: None,
             created: Timestamp::now(),
         }
     }

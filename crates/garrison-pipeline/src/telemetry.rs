@@ -10,6 +10,7 @@ pub const LOG_PENDING_APPENDS: &str = "garrison_log_pending_appends";
 pub const LOG_DISK_BYTES: &str = "garrison_log_disk_bytes";
 pub const EVENTS_STORED: &str = "garrison_events_stored_total";
 pub const EVENTS_DEAD_LETTERED: &str = "garrison_events_dead_lettered_total";
+pub const EVENTS_DUPLICATES: &str = "garrison_events_duplicates_total";
 pub const EVENTS_EXPIRED: &str = "garrison_events_expired_total";
 pub const INDEX_LAG_BYTES: &str = "garrison_index_lag_bytes";
 pub const INDEX_LAG_SECONDS: &str = "garrison_index_lag_seconds";
@@ -41,6 +42,14 @@ pub fn log_disk_bytes(bytes: u64) {
 
 pub fn events_stored(count: u64) {
     metrics::counter!(EVENTS_STORED).increment(count);
+}
+
+/// Records not stored because they duplicate another: within one request (`protocol`) or
+/// already in the store (`store`, a resend).
+pub fn events_duplicate(at: &'static str, count: u64) {
+    if count > 0 {
+        metrics::counter!(EVENTS_DUPLICATES, "at" => at).increment(count);
+    }
 }
 
 pub fn events_dead_lettered(count: u64) {

@@ -23,14 +23,13 @@ async fn setup() -> (tempfile::TempDir, Arc<SqlStore>, EventLog) {
     (dir, Arc::new(store), log)
 }
 
-fn record(fields: serde_json::Value, sender_id: Option<&str>) -> Record {
+fn record(fields: serde_json::Value) -> Record {
     let serde_json::Value::Object(fields) = fields else {
         panic!("object")
     };
     Record {
         fields,
         time: None,
-        sender_id: sender_id.map(String::from),
         raw: None,
         source_json: None,
     }
@@ -49,12 +48,7 @@ async fn events_flow_from_log_to_store_once_even_when_replayed() {
     // Built from the records each time, so the retry's ids come from the sender ids again.
     let make_batch = || -> Vec<_> {
         (0..10)
-            .map(|i| {
-                context.row(
-                    record(json!({"n": i, "Hostname": "ws1"}), Some(&format!("e{i}"))),
-                    now,
-                )
-            })
+            .map(|i| context.row(record(json!({"n": i, "Hostname": "ws1"})), now))
             .collect()
     };
     let batch = make_batch();
@@ -99,7 +93,7 @@ async fn a_full_backlog_refuses_new_data_until_indexed() {
         .await
         .expect("indexer");
     let ingestor = Ingestor::new(log.clone(), indexed, 0);
-    let event = |n: i64| context.row(record(json!({"n": n}), None), Timestamp::now());
+    let event = |n: i64| context.row(record(json!({"n": n})), Timestamp::now());
     ingestor
         .accept(&[event(1)], "test")
         .await
@@ -126,7 +120,7 @@ async fn another_consumer_behind_also_refuses_new_data() {
     // A consumer (the detector) that has read nothing yet.
     let (detected, detected_rx) = tokio::sync::watch::channel(0u64);
     let ingestor = Ingestor::new(log.clone(), indexed, 0).bounded_by(detected_rx);
-    let event = |n: i64| context.row(record(json!({"n": n}), None), Timestamp::now());
+    let event = |n: i64| context.row(record(json!({"n": n})), Timestamp::now());
     ingestor.accept(&[event(1)], "test").await.expect("fits");
     indexer.run_once().await.expect("index");
     assert_eq!(ingestor.backlog_bytes(), 0, "the indexer caught up");
@@ -164,8 +158,8 @@ async fn retention_removes_only_what_is_past_each_tenants_limit() {
     let mut batch = Vec::new();
     for tenant in [keep.id, short.id] {
         let context = SourceContext::unconfigured(tenant, "app");
-        batch.push(context.row(record(json!({"age": "old"}), None), old));
-        batch.push(context.row(record(json!({"age": "recent"}), None), recent));
+        batch.push(context.row(record(json!({"age": "old"})), old));
+        batch.push(context.row(record(json!({"age": "recent"})), recent));
     }
     ingestor.accept(&batch, "test").await.expect("accept");
     indexer.run_once().await.expect("index");
@@ -196,10 +190,7 @@ async fn a_source_mapping_overrides_the_builtin_names() {
     .await
     .expect("source");
     let context = SourceContext::from_source(&source);
-    let event = context.row(
-        record(json!({"srcaddr": "10.9.8.7"}), None),
-        Timestamp::now(),
-    );
+    let event = context.row(record(json!({"srcaddr": "10.9.8.7"})), Timestamp::now());
     let normalized: serde_json::Value = serde_json::from_str(&event.normalized_json).expect("json");
     let fields: serde_json::Value = serde_json::from_str(&event.fields_json).expect("json");
     assert_eq!(normalized["source.ip"], "10.9.8.7");
@@ -260,7 +251,7 @@ async fn an_event_the_store_refuses_is_kept_aside_and_indexing_goes_on() {
     let ingestor = Ingestor::new(log.clone(), indexed, u64::MAX);
     let batch: Vec<_> = ["good one", "poison pill", "good two"]
         .iter()
-        .map(|m| context.row(record(json!({"msg": m}), None), Timestamp::now()))
+        .map(|m| context.row(record(json!({"msg": m})), Timestamp::now()))
         .collect();
     ingestor.accept(&batch, "test").await.expect("accept");
 

@@ -243,6 +243,11 @@ pub struct Source {
     /// alert, named and levelled by these fields.
     #[serde(default)]
     pub alert_mapping: Option<AlertMapping>,
+    /// The field (a dotted path into the fields as sent) that is the sender's own unique id
+    /// of an event: records with the same value are one event, stored once. Unset, an
+    /// event's id derives from its content, so only an exact resend is one event.
+    #[serde(default)]
+    pub id_field: Option<String>,
     pub created: Timestamp,
 }
 
@@ -265,6 +270,7 @@ pub struct NewSource {
     pub category: Option<String>,
     pub field_mapping: Vec<(String, String)>,
     pub alert_mapping: Option<AlertMapping>,
+    pub id_field: Option<String>,
 }
 
 /// An event in the shape the store writes it: JSON already rendered to text and the words for

@@ -476,31 +476,38 @@ fn token_from_row(row: &AnyRow) -> Result<ApiToken> {
 struct SourceMappings {
     fields: Vec<(String, String)>,
     alerts: Option<crate::AlertMapping>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    id_field: Option<String>,
 }
 
 fn encode_source_mappings(source: &NewSource) -> serde_json::Result<String> {
-    match &source.alert_mapping {
-        None => serde_json::to_string(&source.field_mapping),
-        Some(alerts) => serde_json::to_string(&SourceMappings {
+    match (&source.alert_mapping, &source.id_field) {
+        (None, None) => serde_json::to_string(&source.field_mapping),
+        (alerts, id_field) => serde_json::to_string(&SourceMappings {
             fields: source.field_mapping.clone(),
-            alerts: Some(alerts.clone()),
+            alerts: alerts.clone(),
+            id_field: id_field.clone(),
         }),
     }
 }
 
-type DecodedMappings = (Vec<(String, String)>, Option<crate::AlertMapping>);
+type DecodedMappings = (
+    Vec<(String, String)>,
+    Option<crate::AlertMapping>,
+    Option<String>,
+);
 
 fn decode_source_mappings(text: &str) -> serde_json::Result<DecodedMappings> {
     if text.trim_start().starts_with('[') {
-        return Ok((serde_json::from_str(text)?, None));
+        return Ok((serde_json::from_str(text)?, None, None));
     }
     let both: SourceMappings = serde_json::from_str(text)?;
-    Ok((both.fields, both.alerts))
+    Ok((both.fields, both.alerts, both.id_field))
 }
 
 fn source_from_row(row: &AnyRow) -> Result<Source> {
     let mapping: String = row.try_get("field_mapping")?;
-    let (field_mapping, alert_mapping) =
+    let (field_mapping, alert_mapping, id_field) =
         decode_source_mappings(&mapping).map_err(|e| StoreError::Corrupt {
             column: "sources.field_mapping",
             reason: e.to_string(),
@@ -514,6 +521,7 @@ fn source_from_row(row: &AnyRow) -> Result<Source> {
         category: row.try_get("category")?,
         field_mapping,
         alert_mapping,
+        id_field,
         created: from_micros(row.try_get("created_us")?),
     })
 }

@@ -103,6 +103,8 @@ pub enum TenantCommand {
     },
 }
 
+// Parsed once per process from the command line: the size of a variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum SourceCommand {
     /// Create or update a source: its Sigma logsource and extra field mapping.
@@ -129,6 +131,11 @@ pub enum SourceCommand {
         /// Field of an alert giving its severity (a word like high, or 0-10 / 0-100).
         #[arg(long, value_name = "FIELD", requires = "alerts")]
         alert_severity: Option<String>,
+        /// The field holding the sender's own unique event id (e.g. `event.id`): records with
+        /// the same value are one event, stored once. Unset, an event's id derives from its
+        /// bytes, so only an exact resend is one event.
+        #[arg(long, value_name = "FIELD")]
+        id_field: Option<String>,
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
@@ -373,6 +380,7 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             alert_rule,
             alert_title,
             alert_severity,
+            id_field,
             tenant,
         } => {
             let actor = local_actor(&app, &tenant).await?;
@@ -399,6 +407,7 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
                             title: alert_title,
                             severity: alert_severity,
                         }),
+                        id_field,
                     },
                 )
                 .await?;

@@ -321,6 +321,7 @@ pub async fn put_source(
                 category: request.category,
                 field_mapping: request.field_mapping,
                 alert_mapping: request.alert_mapping,
+                id_field: request.id_field,
             },
         )
         .await?;

@@ -192,8 +192,9 @@ pub async fn ingest_events(
     let context = ingest_context(&state, &headers, params.source).await?;
     let limits = *state.limits();
     let encoding = content_encoding(&headers).map(str::to_string);
-    let (events, errors, total) = decode_in_parallel(body, encoding, limits, context).await?;
+    let (mut events, errors, total) = decode_in_parallel(body, encoding, limits, context).await?;
     garrison_pipeline::telemetry::events_received("http", total as u64);
+    let duplicates = garrison_pipeline::drop_duplicates(&mut events, "http");
     if !errors.is_empty() {
         garrison_pipeline::telemetry::events_rejected("http", "invalid", errors.len() as u64);
     }
@@ -216,6 +217,7 @@ pub async fn ingest_events(
     Ok(Json(IngestResponse {
         accepted: events.len(),
         rejected: errors.len(),
+        duplicates,
         errors,
     }))
 }

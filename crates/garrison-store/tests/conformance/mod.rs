@@ -358,12 +358,33 @@ pub async fn sources_upsert_and_stay_in_their_tenant(store: &SqlStore) {
         .expect("alerts");
     assert_eq!(third.alert_mapping, Some(mapping));
     assert_eq!(third.field_mapping, second.field_mapping);
+    // The sender's id field is kept beside the mappings, with or without an alert mapping.
+    alerts.id_field = Some("event.id".into());
+    let with_id = store
+        .upsert_source(alpha.id, alerts.clone())
+        .await
+        .expect("id field");
+    assert_eq!(with_id.id_field.as_deref(), Some("event.id"));
+    assert_eq!(with_id.alert_mapping, third.alert_mapping);
+    let plain = store
+        .upsert_source(
+            alpha.id,
+            NewSource {
+                name: "fw".into(),
+                id_field: Some("uid".into()),
+                ..NewSource::default()
+            },
+        )
+        .await
+        .expect("plain with id");
+    assert_eq!(plain.id_field.as_deref(), Some("uid"));
+    assert_eq!(plain.alert_mapping, None);
     alerts.alert_mapping = None;
     let fourth = store.upsert_source(alpha.id, alerts).await.expect("plain");
     assert_eq!(fourth.alert_mapping, None);
     assert_eq!(fourth.field_mapping, second.field_mapping);
     assert!(store.source(bravo.id, "edr").await.expect("get").is_none());
-    assert_eq!(store.list_sources(alpha.id).await.expect("list").len(), 1);
+    assert_eq!(store.list_sources(alpha.id).await.expect("list").len(), 2);
 }
 
 pub async fn stored_events_are_idempotent_and_move_the_position(store: &SqlStore) {

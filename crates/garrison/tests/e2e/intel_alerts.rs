@@ -133,8 +133,8 @@ async fn indicator_hits_and_external_alerts_become_alerts_once() {
     send(
         &service,
         &edr,
-        "{\"detect\":{\"rule_id\":\"R-1001\",\"name\":\"Mimikatz detected\",\"severity\":\"Critical\"},\"host\":{\"name\":\"ws2\"}}\n\
-         {\"detect\":{\"rule_id\":\"R-1001\",\"name\":\"Mimikatz detected\",\"severity\":\"Critical\"},\"host\":{\"name\":\"ws2\"}}\n\
+        "{\"detect\":{\"rule_id\":\"R-1001\",\"name\":\"Mimikatz detected\",\"severity\":\"Critical\"},\"host\":{\"name\":\"ws2\"},\"pid\":4100}\n\
+         {\"detect\":{\"rule_id\":\"R-1001\",\"name\":\"Mimikatz detected\",\"severity\":\"Critical\"},\"host\":{\"name\":\"ws2\"},\"pid\":4212}\n\
          {\"detect\":{\"rule_id\":\"R-2002\",\"name\":\"Suspicious PowerShell\",\"severity\":5},\"host\":{\"name\":\"ws2\"}}\n",
     )
     .await;

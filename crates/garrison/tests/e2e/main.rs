@@ -19,3 +19,4 @@ mod security;
 mod tls_and_postgres;
 mod triage;
 mod triggers;
+mod trust;

@@ -1,0 +1,101 @@
+//! Detection you can trust on every source: nothing a sender sent is silently dropped.
+
+use std::time::Duration;
+
+use crate::harness::*;
+use serde_json::Value;
+
+async fn post(service: &Service, token: &str, body: &str) -> Value {
+    let response = client()
+        .post(service.url("/api/v1/ingest/events"))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("answer")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "winlogbeat"],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    // Winlogbeat 6 puts the Windows event *code* in `event_id`.
+    let logon = |user: &str| {
+        format!(
+            r#"{{"event_id":4624,"computer_name":"ws1","event_data":{{"TargetUserName":"{user}"}}}}"#
+        )
+    };
+    let body = [logon("ana"), logon("bob"), logon("eve"), logon("ana")].join("\n");
+    let service = Service::start(dir.path());
+    let answer = post(&service, &ingest, &body).await;
+    assert_eq!(answer["accepted"], 3, "{answer}");
+    assert_eq!(
+        answer["duplicates"], 1,
+        "the same record twice is one: {answer}"
+    );
+    // A resend of the whole batch is acknowledged again and stored once.
+    let again = post(&service, &ingest, &body).await;
+    assert_eq!(again["accepted"], 3, "{again}");
+    wait_indexed(&service).await;
+    let stored = all_events(&service, &admin, "winlogbeat").await;
+    assert_eq!(stored.len(), 3, "every 4624 kept, none twice");
+
+    // A source that names its id field: the same id is one event, whatever else differs.
+    cli(
+        dir.path(),
+        &[
+            "source",
+            "set",
+            "fw",
+            "--product",
+            "fortigate",
+            "--id-field",
+            "log.uid",
+        ],
+    );
+    let fw = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "fw"],
+    );
+    // Source settings reach a running service within a few seconds.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let answer = post(
+        &service,
+        &fw,
+        "{\"log\":{\"uid\":\"u-1\"},\"msg\":\"first\"}\n{\"log\":{\"uid\":\"u-1\"},\"msg\":\"retry with another timestamp\"}\n{\"log\":{\"uid\":\"u-2\"},\"msg\":\"other\"}",
+    )
+    .await;
+    assert_eq!(answer["accepted"], 2, "{answer}");
+    assert_eq!(answer["duplicates"], 1, "{answer}");
+    wait_indexed(&service).await;
+    assert_eq!(all_events(&service, &admin, "fw").await.len(), 2);
+
+    let metrics = client()
+        .get(service.url("/metrics"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("garrison_events_duplicates_total{at=\"store\"}"))
+        .unwrap_or_default();
+    let counted: f64 = line
+        .rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0.0);
+    assert!(
+        counted >= 3.0,
+        "the resend's duplicates are counted: {line:?}"
+    );
+}
