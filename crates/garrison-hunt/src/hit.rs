@@ -117,8 +117,9 @@ impl HitFilter {
 }
 
 fn tag_matches(want: &str, tag: &str) -> bool {
-    let want = want.trim().to_ascii_lowercase();
-    let tag = tag.to_ascii_lowercase();
+    // Sigma writes tactics with hyphens (`attack.credential-access`); people type either.
+    let want = want.trim().to_ascii_lowercase().replace('_', "-");
+    let tag = tag.to_ascii_lowercase().replace('_', "-");
     let hit =
         |w: &str| tag == w || (tag.starts_with(w) && tag.as_bytes().get(w.len()) == Some(&b'.'));
     hit(&want) || (!want.contains('.') && hit(&format!("attack.{want}")))
@@ -136,6 +137,20 @@ mod tests {
             assert_eq!(l.short().parse::<Level>(), Ok(l));
         }
         assert!("severe".parse::<Level>().is_err());
+    }
+
+    #[test]
+    fn a_tactic_matches_with_underscores_or_hyphens_and_with_or_without_its_prefix() {
+        for want in [
+            "credential_access",
+            "credential-access",
+            "attack.credential_access",
+            "Credential-Access",
+        ] {
+            assert!(tag_matches(want, "attack.credential-access"), "{want}");
+        }
+        assert!(tag_matches("t1003", "attack.t1003.001"));
+        assert!(!tag_matches("credential", "attack.credential-access"));
     }
 
     #[test]

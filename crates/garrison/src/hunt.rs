@@ -188,6 +188,16 @@ pub fn hunt(args: HuntArgs) -> Result<i32> {
         }
     }
     write_summary(&report.summary, &mut std::io::stderr())?;
+    if report.summary.rules_used == 0 {
+        bail!("no rule passes the --min-level, --tag and --rule filters (tags look like attack.credential-access or attack.t1003; the summary above lists what was loaded)");
+    }
+    if report.summary.files_read == 0 && !report.summary.files_failed.is_empty() {
+        eprintln!(
+            "error: none of the {} inputs could be read",
+            report.summary.files_failed.len()
+        );
+        return Ok(2);
+    }
     match args.fail_on {
         Some(level) if report.fails_on(level) => Ok(FAIL_ON_EXIT_CODE),
         _ => Ok(0),

@@ -99,3 +99,51 @@ async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_onc
         "the resend's duplicates are counted: {line:?}"
     );
 }
+
+#[test]
+fn hunt_says_when_nothing_could_be_read_or_no_rule_passes_its_filters() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("dump.yml"),
+        "title: Credential dump tool\nid: 6f0c1e4e-0000-4000-8000-000000000001\nstatus: test\ntags:\n    - attack.credential-access\n    - attack.t1003\nlogsource:\n    product: windows\n    category: process_creation\ndetection:\n    selection:\n        Image|endswith: '\\procdump.exe'\n    condition: selection\nlevel: high\n",
+    )
+    .expect("rule");
+    let events = dir.path().join("events.jsonl");
+    std::fs::write(
+        &events,
+        "{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Image\":\"C:\\\\t\\\\procdump.exe\"}\n",
+    )
+    .expect("events");
+    let bad = dir.path().join("broken.evtx");
+    std::fs::write(&bad, b"not an evtx file").expect("bad");
+    let hunt = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(BIN)
+            .arg("hunt")
+            .args(args)
+            .arg("--rules")
+            .arg(&rules)
+            .args(["--format", "jsonl", "--quiet"])
+            .env("GARRISON_LOG", "error")
+            .output()
+            .expect("hunt")
+    };
+    let output = hunt(&[bad.as_os_str()]);
+    assert_eq!(output.status.code(), Some(2), "every input failed");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("could be read"));
+
+    // The tactic as people type it selects the rule Sigma tags with hyphens.
+    for tag in ["credential_access", "credential-access", "attack.t1003"] {
+        let output = hunt(&[events.as_os_str(), "--tag".as_ref(), tag.as_ref()]);
+        assert!(output.status.success(), "{tag}: {output:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout).lines().count(),
+            1,
+            "{tag}"
+        );
+    }
+    let output = hunt(&[events.as_os_str(), "--tag".as_ref(), "exfiltration".as_ref()]);
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no rule passes"));
+}
