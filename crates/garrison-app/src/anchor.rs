@@ -199,6 +199,28 @@ impl Anchors {
         Ok(())
     }
 
+    /// Keeps the whole details of an audit entry too big to hold them, named by their SHA-256
+    /// (which the entry carries); returns the path relative to the data directory.
+    pub fn store_details(&self, sha256: &str, text: &str) -> Result<String> {
+        let dir = self
+            .file
+            .parent()
+            .unwrap_or_else(|| Path::new("."))
+            .join("audit-details");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| AppError::internal(format!("cannot create {}: {e}", dir.display())))?;
+        let name = format!("{sha256}.json");
+        let path = dir.join(&name);
+        if !path.exists() {
+            let tmp = dir.join(format!(".{name}.tmp"));
+            let _ = std::fs::remove_file(&tmp);
+            write_private(&tmp, text.as_bytes())?;
+            std::fs::rename(&tmp, &path)
+                .map_err(|e| AppError::internal(format!("{}: {e}", path.display())))?;
+        }
+        Ok(format!("audit-details/{name}"))
+    }
+
     fn last_written(&self, tenant: TenantId) -> Option<(i64, String)> {
         self.written_map().get(&tenant.0).cloned()
     }

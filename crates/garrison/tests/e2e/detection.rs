@@ -13,7 +13,7 @@ const MARKER: &str = "alpha-detection-marker";
 /// SigmaHQ rule folders and the EVTX samples the comparison with `garrison hunt` uses.
 const SAMPLES: &[&str] = &["Execution", "Discovery", "Credential Access"];
 
-fn corpus() -> Option<PathBuf> {
+pub(crate) fn corpus() -> Option<PathBuf> {
     let root = std::env::var_os("GARRISON_CORPUS")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/corpus"));

@@ -147,3 +147,30 @@ fn hunt_says_when_nothing_could_be_read_or_no_rule_passes_its_filters() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("no rule passes"));
 }
+
+#[test]
+fn importing_thousands_of_rules_is_audited_with_a_summary_and_the_whole_kept_apart() {
+    let Some(corpus) = crate::detection::corpus() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = corpus.join("sigma/rules/windows");
+    cli(dir.path(), &["rules", "import", rules.to_str().expect("utf8 path")]);
+    let listed = cli(dir.path(), &["audit", "list", "--action", "rule.import"]);
+    let entry: Value = serde_json::from_str(listed.lines().next().expect("entry")).expect("json");
+    let details = &entry["details"];
+    let created = details["created"].as_u64().expect("created");
+    assert!(created > 2000, "{details}");
+    assert_eq!(details["rules"]["count"], created, "{details}");
+    let summary = &details["summarised"];
+    let stored = summary["stored"].as_str().expect("kept apart");
+    let whole = std::fs::read_to_string(dir.path().join(stored)).expect("whole details");
+    assert_eq!(whole.len() as u64, summary["bytes"].as_u64().expect("bytes"));
+    use sha2::Digest;
+    assert_eq!(
+        hex::encode(sha2::Sha256::digest(whole.as_bytes())),
+        summary["sha256"].as_str().expect("sha256")
+    );
+    let whole: Value = serde_json::from_str(&whole).expect("json");
+    assert_eq!(whole["rules"].as_array().map(Vec::len), Some(created as usize));
+}
