@@ -37,15 +37,16 @@ impl App {
             return details;
         }
         let sha256 = hex::encode(sha2::Sha256::digest(text.as_bytes()));
-        let stored = self.anchors.as_ref().and_then(|anchors| {
-            match anchors.store_details(&sha256, &text) {
-                Ok(path) => Some(path),
-                Err(e) => {
-                    tracing::warn!(error = %e, "full audit details not kept");
-                    None
-                }
-            }
-        });
+        let stored =
+            self.anchors
+                .as_ref()
+                .and_then(|anchors| match anchors.store_details(&sha256, &text) {
+                    Ok(path) => Some(path),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "full audit details not kept");
+                        None
+                    }
+                });
         let mut summary = serde_json::Map::new();
         if let serde_json::Value::Object(map) = details {
             for (key, value) in map {
@@ -54,7 +55,9 @@ impl App {
                     serde_json::Value::String(s) if s.len() > 1024 => {
                         serde_json::json!({"bytes": s.len()})
                     }
-                    serde_json::Value::Object(fields) if serde_json::Value::Object(fields.clone()).to_string().len() > 4096 => {
+                    serde_json::Value::Object(fields)
+                        if serde_json::Value::Object(fields.clone()).to_string().len() > 4096 =>
+                    {
                         serde_json::json!({"keys": fields.len()})
                     }
                     other => other,

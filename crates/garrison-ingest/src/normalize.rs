@@ -179,6 +179,101 @@ const NUMERIC_TARGETS: &[&str] = &[
     "winlog.record_id",
 ];
 
+/// ECS names a sender may already use (nested, or flat as dotted keys): they pass through as
+/// themselves, first, so an ECS shipper's fields reach the indicator matcher and the rules
+/// without a mapping.
+const ECS: &[&str] = &[
+    "event.code",
+    "event.action",
+    "event.category",
+    "event.type",
+    "event.outcome",
+    "event.id",
+    "event.provider",
+    "event.dataset",
+    "event.module",
+    "event.severity",
+    "host.name",
+    "host.hostname",
+    "host.ip",
+    "host.os.name",
+    "host.os.family",
+    "user.name",
+    "user.domain",
+    "user.id",
+    "user.email",
+    "user.target.name",
+    "source.ip",
+    "source.port",
+    "source.domain",
+    "source.nat.ip",
+    "source.user.email",
+    "destination.ip",
+    "destination.port",
+    "destination.domain",
+    "destination.nat.ip",
+    "client.ip",
+    "client.domain",
+    "server.ip",
+    "server.domain",
+    "network.transport",
+    "network.protocol",
+    "network.direction",
+    "network.forwarded_ip",
+    "process.name",
+    "process.executable",
+    "process.command_line",
+    "process.pid",
+    "process.parent.name",
+    "process.parent.executable",
+    "process.parent.command_line",
+    "process.hash.md5",
+    "process.hash.sha1",
+    "process.hash.sha256",
+    "process.hash.sha512",
+    "process.parent.hash.md5",
+    "process.parent.hash.sha1",
+    "process.parent.hash.sha256",
+    "process.parent.hash.sha512",
+    "file.path",
+    "file.name",
+    "file.hash.md5",
+    "file.hash.sha1",
+    "file.hash.sha256",
+    "file.hash.sha512",
+    "dll.path",
+    "dll.hash.md5",
+    "dll.hash.sha1",
+    "dll.hash.sha256",
+    "dll.hash.sha512",
+    "registry.path",
+    "registry.key",
+    "registry.value",
+    "url.full",
+    "url.original",
+    "url.domain",
+    "url.path",
+    "dns.question.name",
+    "dns.resolved_ip",
+    "http.request.method",
+    "http.request.referrer",
+    "http.response.status_code",
+    "tls.client.server_name",
+    "user_agent.original",
+    "related.ip",
+    "related.hosts",
+    "related.hash",
+    "related.user",
+    "rule.name",
+    "rule.id",
+    "observer.name",
+    "observer.vendor",
+    "observer.product",
+    "log.level",
+    "log.syslog.hostname",
+    "log.syslog.appname",
+];
+
 /// Targets stored as strings (ECS `keyword`): numbers are converted.
 const KEYWORD_TARGETS: &[&str] = &["event.code", "winlog.logon.type", "log.level"];
 
@@ -188,6 +283,9 @@ impl FieldMapping {
     pub fn builtin() -> Self {
         let mut pairs = Vec::new();
         let mut add = |s: &str, t: &str| pairs.push((s.to_owned(), t.to_owned()));
+        for name in ECS {
+            add(name, name);
+        }
         for (s, t) in WINDOWS {
             add(s, t);
             add(&format!("winlog.event_data.{s}"), t);

@@ -143,7 +143,11 @@ fn hunt_says_when_nothing_could_be_read_or_no_rule_passes_its_filters() {
             "{tag}"
         );
     }
-    let output = hunt(&[events.as_os_str(), "--tag".as_ref(), "exfiltration".as_ref()]);
+    let output = hunt(&[
+        events.as_os_str(),
+        "--tag".as_ref(),
+        "exfiltration".as_ref(),
+    ]);
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(String::from_utf8_lossy(&output.stderr).contains("no rule passes"));
 }
@@ -155,7 +159,10 @@ fn importing_thousands_of_rules_is_audited_with_a_summary_and_the_whole_kept_apa
     };
     let dir = tempfile::tempdir().expect("tempdir");
     let rules = corpus.join("sigma/rules/windows");
-    cli(dir.path(), &["rules", "import", rules.to_str().expect("utf8 path")]);
+    cli(
+        dir.path(),
+        &["rules", "import", rules.to_str().expect("utf8 path")],
+    );
     let listed = cli(dir.path(), &["audit", "list", "--action", "rule.import"]);
     let entry: Value = serde_json::from_str(listed.lines().next().expect("entry")).expect("json");
     let details = &entry["details"];
@@ -165,12 +172,72 @@ fn importing_thousands_of_rules_is_audited_with_a_summary_and_the_whole_kept_apa
     let summary = &details["summarised"];
     let stored = summary["stored"].as_str().expect("kept apart");
     let whole = std::fs::read_to_string(dir.path().join(stored)).expect("whole details");
-    assert_eq!(whole.len() as u64, summary["bytes"].as_u64().expect("bytes"));
+    assert_eq!(
+        whole.len() as u64,
+        summary["bytes"].as_u64().expect("bytes")
+    );
     use sha2::Digest;
     assert_eq!(
         hex::encode(sha2::Sha256::digest(whole.as_bytes())),
         summary["sha256"].as_str().expect("sha256")
     );
     let whole: Value = serde_json::from_str(&whole).expect("json");
-    assert_eq!(whole["rules"].as_array().map(Vec::len), Some(created as usize));
+    assert_eq!(
+        whole["rules"].as_array().map(Vec::len),
+        Some(created as usize)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fields_the_sender_gives_in_ecs_reach_the_indicator_matcher_without_a_mapping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "zeek"],
+    );
+    let service = Service::start(dir.path());
+    let response = client()
+        .post(service.url("/api/v1/indicators/import?format=csv&source=intel"))
+        .bearer_auth(&admin)
+        .body("type,value,confidence\nip,198.51.100.23,95\nip,198.51.100.24,95\n")
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 200);
+    // Indicators reach the detector on its next refresh.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    post(
+        &service,
+        &ingest,
+        "{\"source\":{\"ip\":\"198.51.100.23\"},\"destination\":{\"port\":443}}\n{\"source.ip\":\"198.51.100.24\",\"destination.port\":22}",
+    )
+    .await;
+    wait_indexed(&service).await;
+    let events = all_events(&service, &admin, "zeek").await;
+    for event in &events {
+        assert!(
+            event["normalized"]["source.ip"].is_string(),
+            "ECS passes through: {event}"
+        );
+    }
+    let started = std::time::Instant::now();
+    let mut matched = 0;
+    while started.elapsed() < Duration::from_secs(30) {
+        let page = get_json(&service, "/api/v1/alerts?rule_id=ioc:ip&limit=100", &admin).await;
+        matched = page["alerts"]
+            .as_array()
+            .map(|alerts| {
+                alerts
+                    .iter()
+                    .map(|a| a["count"].as_u64().unwrap_or(0))
+                    .sum::<u64>()
+            })
+            .unwrap_or(0);
+        if matched >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(matched, 2, "both ECS shapes matched the indicators");
 }
