@@ -113,7 +113,7 @@ const CEF_EXTENSIONS: &[(&str, &str)] = &[
     ("requestClientApplication", "user_agent.original"),
     ("fname", "file.name"),
     ("filePath", "file.path"),
-    ("fileHash", "file.hash.raw"),
+    ("fileHash", "file.hash"),
     ("sproc", "process.name"),
     ("spid", "process.pid"),
     ("dvc", "observer.ip"),
@@ -125,7 +125,6 @@ const CEF_EXTENSIONS: &[(&str, &str)] = &[
 
 const CEF_HEADER: &[(&str, &str)] = &[
     ("cef.name", "rule.name"),
-    ("cef.name", "event.action"),
     ("cef.signature_id", "event.code"),
     ("cef.severity", "event.severity"),
     ("cef.device_vendor", "observer.vendor"),
@@ -304,6 +303,8 @@ impl FieldMapping {
         for (s, t) in CEF_EXTENSIONS {
             add(&format!("cef.extensions.{s}"), t);
         }
+        // The CEF Name is the action only when the event has no `act` of its own.
+        add("cef.name", "event.action");
         for (s, t) in LEEF {
             add(s, t);
         }
@@ -405,9 +406,60 @@ fn emit(out: &mut Map<String, Value>, target: &str, value: &Value) {
                 }
                 return;
             }
+            // A bare hash (CEF `fileHash`): its algorithm by its length.
+            if let Some(alg) = hash_algorithm(s.trim()) {
+                out.insert(
+                    format!("{target}.{alg}"),
+                    Value::String(s.trim().to_ascii_lowercase()),
+                );
+                return;
+            }
         }
     }
+    if target == "network.transport" {
+        out.insert(target.to_owned(), transport_name(value));
+        return;
+    }
     out.insert(target.to_owned(), coerce(target, value));
+}
+
+/// The algorithm of a bare hex digest, by its length.
+fn hash_algorithm(s: &str) -> Option<&'static str> {
+    if !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    match s.len() {
+        32 => Some("md5"),
+        40 => Some("sha1"),
+        64 => Some("sha256"),
+        128 => Some("sha512"),
+        _ => None,
+    }
+}
+
+/// ECS `network.transport` is a lower-case name: IANA protocol numbers (CEF `proto=6`) are
+/// named, names are lower-cased, an unknown number is kept as its digits.
+fn transport_name(value: &Value) -> Value {
+    let text = match value {
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => s.trim().to_string(),
+        other => return other.clone(),
+    };
+    let name = match text.as_str() {
+        "1" => "icmp",
+        "2" => "igmp",
+        "6" => "tcp",
+        "17" => "udp",
+        "41" => "ipv6",
+        "47" => "gre",
+        "50" => "esp",
+        "51" => "ah",
+        "58" => "ipv6-icmp",
+        "89" => "ospf",
+        "132" => "sctp",
+        other => return Value::String(other.to_ascii_lowercase()),
+    };
+    Value::String(name.to_owned())
 }
 
 /// Sysmon's `SHA1=..,MD5=..,SHA256=..,IMPHASH=..` → (lower-case algorithm, hash) pairs.
@@ -576,7 +628,8 @@ mod tests {
             "cef": {"name": "Port scan", "signature_id": "100", "severity": "7",
                     "extensions": {"src": "10.0.0.1", "dst": "10.0.0.2", "spt": "1234",
                                    "dpt": "22", "suser": "alice", "act": "blocked",
-                                   "request": "http://x/"}}
+                                   "request": "http://x/", "proto": "6",
+                                   "fileHash": "D41D8CD98F00B204E9800998ECF8427E"}}
         }));
         let out = normalize(&rec, &FieldMapping::builtin());
         assert_eq!(out["host.hostname"], "fw1");
@@ -586,12 +639,33 @@ mod tests {
         assert_eq!(out["source.ip"], "10.0.0.1");
         assert_eq!(out["destination.port"], 22);
         assert_eq!(out["source.user.name"], "alice");
-        assert_eq!(out["event.action"], "Port scan");
+        // The device's own action, not the event's name (the name is the rule).
+        assert_eq!(out["event.action"], "blocked");
         assert_eq!(out["rule.name"], "Port scan");
+        assert_eq!(out["network.transport"], "tcp");
+        assert_eq!(out["file.hash.md5"], "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(out["url.original"], "http://x/");
         assert_eq!(out["message"], "m");
         // "host" is an object here, so it does not become host.name.
         assert!(out.get("host.name").is_none());
+    }
+
+    #[test]
+    fn without_act_the_cef_name_is_the_action_and_transports_are_named() {
+        let rec = obj(json!({"cef": {"name": "Login failed", "extensions": {"proto": 17}}}));
+        let out = normalize(&rec, &FieldMapping::builtin());
+        assert_eq!(out["event.action"], "Login failed");
+        assert_eq!(out["network.transport"], "udp");
+        let rec = obj(json!({"proto": "TCP"}));
+        assert_eq!(
+            normalize(&rec, &FieldMapping::builtin())["network.transport"],
+            "tcp"
+        );
+        let rec = obj(json!({"proto": "253"}));
+        assert_eq!(
+            normalize(&rec, &FieldMapping::builtin())["network.transport"],
+            "253"
+        );
     }
 
     #[test]
