@@ -45,6 +45,14 @@ impl App {
         })
     }
 
+    /// One stored event by its id (an alert's `event_ids`, a search result's `id`).
+    pub async fn event(&self, actor: &Actor, id: &str) -> Result<EventView> {
+        match self.store().event(actor.tenant, id).await? {
+            Some(event) => Ok(EventView::from(event)),
+            None => Err(AppError::NotFound(format!("event {id:?}"))),
+        }
+    }
+
     /// Alerts, newest first.
     pub async fn list_alerts(&self, actor: &Actor, params: AlertParams) -> Result<AlertsPage> {
         let search = AlertQuery {

@@ -542,6 +542,8 @@ pub trait EventRepo: Send + Sync {
     async fn store_events(&self, events: &[EventRow], consumer: &str, position: u64)
         -> Result<u64>;
     async fn search_events(&self, tenant: TenantId, query: &EventQuery) -> Result<EventPage>;
+    /// One stored event by its id (the id alerts and searches give).
+    async fn event(&self, tenant: TenantId, id: &str) -> Result<Option<Event>>;
     async fn count_events(&self, tenant: TenantId) -> Result<i64>;
     /// Deletes the tenant's events received before `cutoff`; returns how many.
     async fn delete_events_received_before(

@@ -1124,6 +1124,21 @@ impl EventRepo for SqlStore {
         })
     }
 
+    async fn event(&self, tenant: TenantId, id: &str) -> Result<Option<Event>> {
+        let sql = format!(
+            "SELECT e.seq, e.tenant_id, e.id, e.time_us, e.received_us, e.source, e.product, e.service, e.category, {fields} AS fields, {normalized} AS normalized, e.raw \
+             FROM events e WHERE e.tenant_id = $1 AND e.id = $2",
+            fields = self.dialect.json_text("e.fields"),
+            normalized = self.dialect.json_text("e.normalized"),
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(tenant.0)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(event_from_row).transpose()
+    }
+
     async fn count_events(&self, tenant: TenantId) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE tenant_id = $1")

@@ -48,6 +48,27 @@ pub async fn search_events(
     ))
 }
 
+/// One stored event by its id (an alert's `event_ids`, a search result's `id`).
+#[utoipa::path(
+    get,
+    path = "/api/v1/events/{id}",
+    tag = "events",
+    params(("id" = String, Path, description = "Event id")),
+    responses(
+        (status = 200, description = "The event", body = EventView),
+        (status = 404, description = "No such event in this tenant", body = Problem),
+        (status = 401, description = "No or invalid token", body = Problem),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_event(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<EventView>, ApiError> {
+    Ok(Json(state.app().event(&principal.actor, &id).await?))
+}
+
 // ---------------------------------------------------------------- sessions and self
 
 /// Exchange a user name and password for a session token (valid 12 hours).

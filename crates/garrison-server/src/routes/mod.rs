@@ -39,6 +39,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(ingest::hec_health))
         .routes(routes!(ingest::hec_ack))
         .routes(routes!(api::search_events))
+        .routes(routes!(api::get_event))
         .routes(routes!(api::login))
         .routes(routes!(api::me))
         .routes(routes!(api::list_tenants, api::create_tenant))

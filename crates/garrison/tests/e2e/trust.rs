@@ -45,6 +45,13 @@ async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_onc
     wait_indexed(&service).await;
     let stored = all_events(&service, &admin, "winlogbeat").await;
     assert_eq!(stored.len(), 3, "every 4624 kept, none twice");
+    // Each is reachable by its id, as alerts give them.
+    for event in &stored {
+        let id = event["id"].as_str().expect("id");
+        let one = get_json(&service, &format!("/api/v1/events/{id}"), &admin).await;
+        assert_eq!(one["id"], id);
+        assert_eq!(one["fields"], event["fields"]);
+    }
 
     // A source that names its id field: the same id is one event, whatever else differs.
     cli(
