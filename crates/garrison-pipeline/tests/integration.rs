@@ -224,6 +224,13 @@ impl EventRepo for PoisonStore {
     ) -> garrison_store::Result<garrison_store::EventPage> {
         self.0.search_events(tenant, query).await
     }
+    async fn event(
+        &self,
+        tenant: garrison_model::TenantId,
+        id: &str,
+    ) -> garrison_store::Result<Option<garrison_model::Event>> {
+        self.0.event(tenant, id).await
+    }
     async fn count_events(&self, tenant: garrison_model::TenantId) -> garrison_store::Result<i64> {
         self.0.count_events(tenant).await
     }

@@ -440,15 +440,8 @@ async fn spawn_metrics_listener(
         .with_state(state);
     // Its own small gate: scrapers are few, and a flood here must not starve the API.
     let gate = listen::Gate::new(64, 16);
-    let listener = Arc::new(listener);
-    tasks.push(tokio::spawn(listen::serve_http(
-        router,
-        limits,
-        move || {
-            let (listener, gate) = (listener.clone(), gate.clone());
-            async move { Some(listen::accept_tcp(&listener, &gate, true).await) }
-        },
-        shutdown,
+    tasks.push(tokio::spawn(listen::serve_plain_http(
+        router, limits, listener, gate, shutdown,
     )));
     Ok(bound)
 }
@@ -675,19 +668,13 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
                     shutdown,
                 ))
             }
-            None => {
-                let listener = Arc::new(listener);
-                let gate = gate.clone();
-                tokio::spawn(listen::serve_http(
-                    router,
-                    limits,
-                    move || {
-                        let (listener, gate) = (listener.clone(), gate.clone());
-                        async move { Some(listen::accept_tcp(&listener, &gate, true).await) }
-                    },
-                    shutdown,
-                ))
-            }
+            None => tokio::spawn(listen::serve_plain_http(
+                router,
+                limits,
+                listener,
+                gate.clone(),
+                shutdown,
+            )),
         });
     }
 

@@ -285,6 +285,27 @@ pub async fn serve_http<IO, F, Fut>(
     graceful.shutdown().await;
 }
 
+/// [`serve_http`] on plain TCP connections accepted from `listener` through `gate`.
+pub async fn serve_plain_http(
+    router: axum::Router,
+    limits: ListenLimits,
+    listener: TcpListener,
+    gate: Gate,
+    shutdown: watch::Receiver<bool>,
+) {
+    let listener = std::sync::Arc::new(listener);
+    serve_http(
+        router,
+        limits,
+        move || {
+            let (listener, gate) = (listener.clone(), gate.clone());
+            async move { Some(accept_tcp(&listener, &gate, true).await) }
+        },
+        shutdown,
+    )
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

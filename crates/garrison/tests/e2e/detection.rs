@@ -295,15 +295,7 @@ async fn live_alerts_agree_with_hunt_and_survive_kill_9_exactly_once() {
         detail["event_ids"].as_array().map(Vec::len),
         alerts[0]["count"].as_u64().map(|c| c as usize)
     );
-    let metrics = client()
-        .get(service.url("/metrics"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&service, &admin).await;
     assert!(
         metrics.contains("garrison_detection_lag_seconds_bucket"),
         "no lag metric"
@@ -547,22 +539,9 @@ async fn rules_alerts_and_audit_are_tenant_scoped_role_checked_and_tamper_eviden
         .output()
         .expect("verify");
     assert!(output.status.success(), "{output:?}");
-    let store = garrison_store::SqlStore::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("garrison.db").display()
-    ))
-    .await
-    .expect("store");
-    let tenant = {
-        use garrison_store::TenantRepo;
-        store
-            .tenant_by_name("default")
-            .await
-            .expect("tenant")
-            .expect("default")
-    };
+    let (store, tenant) = local_store(dir.path()).await;
     store
-        .tamper_audit_for_tests(tenant.id, 2, "user:mallory")
+        .tamper_audit_for_tests(tenant, 2, "user:mallory")
         .await
         .expect("tamper");
     let output = Command::new(BIN)

@@ -436,22 +436,9 @@ async fn deleting_the_newest_audit_entries_fails_verification_and_the_log_is_for
 
     // An attacker with the database deletes the newest entries: the chain that is left is
     // valid, but the checkpoint saw more.
-    let store = garrison_store::SqlStore::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("garrison.db").display()
-    ))
-    .await
-    .expect("store");
-    let tenant = {
-        use garrison_store::TenantRepo;
-        store
-            .tenant_by_name("default")
-            .await
-            .expect("tenant")
-            .expect("default")
-    };
+    let (store, tenant) = local_store(dir.path()).await;
     store
-        .truncate_audit_for_tests(tenant.id, lines as i64 - 2)
+        .truncate_audit_for_tests(tenant, lines as i64 - 2)
         .await
         .expect("truncate");
     let (code, out) = verify(dir.path());
@@ -483,7 +470,7 @@ async fn deleting_the_newest_audit_entries_fails_verification_and_the_log_is_for
     assert!(out.contains("written again"), "{out}");
 
     store
-        .truncate_audit_for_tests(tenant.id, 0)
+        .truncate_audit_for_tests(tenant, 0)
         .await
         .expect("truncate all");
     let (code, out) = verify(dir.path());

@@ -137,6 +137,61 @@ pub fn client_from(from: [u8; 4]) -> reqwest::Client {
         .expect("client")
 }
 
+/// The Prometheus text of `/metrics`.
+pub async fn metrics_text(service: &Service, token: &str) -> String {
+    client()
+        .get(service.url("/metrics"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The value of the series `name` (with its labels, as Prometheus writes them), 0 if absent.
+pub async fn metric(service: &Service, token: &str, name: &str) -> f64 {
+    metrics_text(service, token)
+        .await
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+/// `POST /api/v1/ingest/events` with an ingest token; asserts 200, returns the answer.
+pub async fn post_events(service: &Service, token: &str, body: &str) -> serde_json::Value {
+    let response = client()
+        .post(service.url("/api/v1/ingest/events"))
+        .bearer_auth(token)
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("ingest");
+    assert_eq!(response.status().as_u16(), 200);
+    response.json().await.expect("answer")
+}
+
+/// Opens the service's SQLite store in `dir` from the test (as an attacker with database
+/// access would) and finds the default tenant.
+pub async fn local_store(dir: &Path) -> (garrison_store::SqlStore, garrison_model::TenantId) {
+    let store = garrison_store::SqlStore::connect(&format!(
+        "sqlite://{}",
+        dir.join("garrison.db").display()
+    ))
+    .await
+    .expect("store");
+    let tenant = {
+        use garrison_store::TenantRepo;
+        store
+            .tenant_by_name("default")
+            .await
+            .expect("tenant")
+            .expect("default")
+    };
+    (store, tenant.id)
+}
+
 /// Every stored event of a source, through the API, all pages.
 pub async fn all_events(service: &Service, token: &str, source: &str) -> Vec<serde_json::Value> {
     let client = client();

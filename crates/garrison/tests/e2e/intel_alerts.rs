@@ -28,14 +28,7 @@ async fn wait_detected(service: &Service) {
 }
 
 async fn send(service: &Service, token: &str, body: &str) {
-    let response = client()
-        .post(service.url("/api/v1/ingest/events"))
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status().as_u16(), 200);
+    post_events(service, token, body).await;
 }
 
 async fn alerts(service: &Service, token: &str) -> Vec<serde_json::Value> {

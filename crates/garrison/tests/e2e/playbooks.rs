@@ -866,21 +866,6 @@ async fn wait_containment(service: &Service, token: &str, done: impl Fn(&Value) 
     }
 }
 
-async fn metric(service: &Service, token: &str, name: &str) -> f64 {
-    let text = client()
-        .get(service.url("/metrics"))
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
-        .unwrap_or(0.0)
-}
-
 /// A block held for an hour is re-checked every second (`GARRISON_RECONCILE_INTERVAL`): in
 /// place at first; once the firewall loses it, the containment shows drift, the run's log
 /// says so and `garrison_containment_drift_total` counts it. Reconciling on demand finds the

@@ -5,18 +5,6 @@ use std::time::Duration;
 use crate::harness::*;
 use serde_json::Value;
 
-async fn post(service: &Service, token: &str, body: &str) -> Value {
-    let response = client()
-        .post(service.url("/api/v1/ingest/events"))
-        .bearer_auth(token)
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("ingest");
-    assert_eq!(response.status().as_u16(), 200);
-    response.json().await.expect("answer")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_once() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -33,14 +21,14 @@ async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_onc
     };
     let body = [logon("ana"), logon("bob"), logon("eve"), logon("ana")].join("\n");
     let service = Service::start(dir.path());
-    let answer = post(&service, &ingest, &body).await;
+    let answer = post_events(&service, &ingest, &body).await;
     assert_eq!(answer["accepted"], 3, "{answer}");
     assert_eq!(
         answer["duplicates"], 1,
         "the same record twice is one: {answer}"
     );
     // A resend of the whole batch is acknowledged again and stored once.
-    let again = post(&service, &ingest, &body).await;
+    let again = post_events(&service, &ingest, &body).await;
     assert_eq!(again["accepted"], 3, "{again}");
     wait_indexed(&service).await;
     let stored = all_events(&service, &admin, "winlogbeat").await;
@@ -72,7 +60,7 @@ async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_onc
     );
     // Source settings reach a running service within a few seconds.
     tokio::time::sleep(Duration::from_secs(6)).await;
-    let answer = post(
+    let answer = post_events(
         &service,
         &fw,
         "{\"log\":{\"uid\":\"u-1\"},\"msg\":\"first\"}\n{\"log\":{\"uid\":\"u-1\"},\"msg\":\"retry with another timestamp\"}\n{\"log\":{\"uid\":\"u-2\"},\"msg\":\"other\"}",
@@ -83,27 +71,15 @@ async fn records_sharing_an_event_code_are_all_stored_and_a_resend_is_stored_onc
     wait_indexed(&service).await;
     assert_eq!(all_events(&service, &admin, "fw").await.len(), 2);
 
-    let metrics = client()
-        .get(service.url("/metrics"))
-        .bearer_auth(&admin)
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    let line = metrics
-        .lines()
-        .find(|l| l.starts_with("garrison_events_duplicates_total{at=\"store\"}"))
-        .unwrap_or_default();
-    let counted: f64 = line
-        .rsplit(' ')
-        .next()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0.0);
+    let counted = metric(
+        &service,
+        &admin,
+        "garrison_events_duplicates_total{at=\"store\"}",
+    )
+    .await;
     assert!(
         counted >= 3.0,
-        "the resend's duplicates are counted: {line:?}"
+        "the resend's duplicates are counted: {counted}"
     );
 }
 
@@ -214,7 +190,7 @@ async fn fields_the_sender_gives_in_ecs_reach_the_indicator_matcher_without_a_ma
     assert_eq!(response.status().as_u16(), 200);
     // Indicators reach the detector on its next refresh.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    post(
+    post_events(
         &service,
         &ingest,
         "{\"source\":{\"ip\":\"198.51.100.23\"},\"destination\":{\"port\":443}}\n{\"source.ip\":\"198.51.100.24\",\"destination.port\":22}",
