@@ -359,6 +359,20 @@ async fn playbook_saves_succeed_while_ingest_runs_flat_out() {
     assert_eq!(detail["latest"]["version"], saves, "{detail}");
 }
 
+/// Creates viewer tokens through the API: each an audited action.
+async fn create_viewer_tokens(service: &Service, admin: &str, names: &[&str]) {
+    for name in names {
+        let response = client()
+            .post(service.url("/api/v1/tokens"))
+            .bearer_auth(admin)
+            .json(&json!({"name": name, "roles": ["viewer"]}))
+            .send()
+            .await
+            .expect("token");
+        assert_eq!(response.status().as_u16(), 201);
+    }
+}
+
 fn verify(dir: &std::path::Path) -> (Option<i32>, String) {
     let output = Command::new(BIN)
         .arg("--data-dir")
@@ -391,16 +405,7 @@ async fn deleting_the_newest_audit_entries_fails_verification_and_the_log_is_for
             ("GARRISON_AUDIT_FORWARD", &target),
         ],
     );
-    for name in ["one", "two", "three"] {
-        let response = client()
-            .post(service.url("/api/v1/tokens"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": name, "roles": ["viewer"]}))
-            .send()
-            .await
-            .expect("token");
-        assert_eq!(response.status().as_u16(), 201);
-    }
+    create_viewer_tokens(&service, &admin, &["one", "two", "three"]).await;
     // The collector receives every entry as CEF over syslog, and the checkpoints.
     let started = Instant::now();
     let (mut entries, mut checkpoints) = (0, 0);
@@ -453,16 +458,7 @@ async fn deleting_the_newest_audit_entries_fails_verification_and_the_log_is_for
         free_port(),
         &[("GARRISON_AUDIT_CHECKPOINT_INTERVAL", "200ms")],
     );
-    for name in ["four", "five", "six", "seven"] {
-        let response = client()
-            .post(service.url("/api/v1/tokens"))
-            .bearer_auth(&admin)
-            .json(&json!({"name": name, "roles": ["viewer"]}))
-            .send()
-            .await
-            .expect("token");
-        assert_eq!(response.status().as_u16(), 201);
-    }
+    create_viewer_tokens(&service, &admin, &["four", "five", "six", "seven"]).await;
     tokio::time::sleep(Duration::from_millis(800)).await;
     drop(service);
     let (code, out) = verify(dir.path());
