@@ -52,6 +52,35 @@ pub fn parse_rule_files(sources: Vec<RuleSource>) -> ParsedRules {
             continue;
         }
         let Some(meta) = first.get(source.path.as_str()) else {
+            // A file of filters alone (Sigma tuning): kept like a rule, and applied to the
+            // rules it names whenever both are enabled.
+            if let Some(filter) = set.filters().iter().find(|f| f.path == source.path) {
+                let rule_id = filter.id.clone().unwrap_or_else(|| {
+                    Path::new(&source.path)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| source.path.clone())
+                });
+                if let Some(other) = taken.get(&rule_id) {
+                    out.rejected.push(RuleError {
+                        path: source.path.clone(),
+                        line: Some(filter.line).filter(|l| *l > 0),
+                        rule: Some(rule_id.clone()),
+                        reason: format!("rule id already used by {other}"),
+                    });
+                    continue;
+                }
+                taken.insert(rule_id.clone(), source.path.clone());
+                out.rules.push(NewRule {
+                    rule_id,
+                    title: filter.title.clone(),
+                    // A filter raises nothing; its level only sorts it in lists.
+                    level: Some(garrison_sigma::Level::Informational),
+                    yaml: source.text,
+                    origin: source.path,
+                });
+                continue;
+            }
             out.rejected.push(RuleError {
                 path: source.path.clone(),
                 line: None,

@@ -428,6 +428,8 @@ struct ChanEntry {
 /// A compiled, immutable set of Sigma rules. Cheap to share across threads (`Sync`).
 pub struct RuleSet {
     pub(crate) metas: Vec<RuleMeta>,
+    /// The filters applied to the rules at load (already merged into their conditions).
+    pub(crate) filters: Vec<crate::FilterMeta>,
     fields: Arc<Vec<FieldDef>>,
     leaves: Arc<Vec<Leaf>>,
     /// Leaves whose truth the automata decide (plain uncased literals).
@@ -636,6 +638,7 @@ impl RuleSet {
         let generic = generic_ix.map(|i| Arc::clone(&built[i]));
         RuleSet {
             metas,
+            filters: Vec::new(),
             fields,
             leaves,
             decided,
@@ -700,7 +703,7 @@ impl RuleSet {
                 ..c.clone()
             })
             .collect();
-        RuleSet::build_from(
+        let mut set = RuleSet::build_from(
             metas,
             Arc::clone(&self.fields),
             Arc::clone(&self.leaves),
@@ -708,7 +711,9 @@ impl RuleSet {
             self.chan_field,
             self.eid_field,
             corrs,
-        )
+        );
+        set.filters = self.filters.clone();
+        set
     }
 
     /// Per rule (indexed like [`RuleSet::rules`]): whether it is a detection rule that some
@@ -732,6 +737,11 @@ impl RuleSet {
     /// Metadata of every loaded rule (detection and correlation rules), indexed by `Match::rule_index`.
     pub fn rules(&self) -> &[RuleMeta] {
         &self.metas
+    }
+
+    /// The filters (Sigma tuning documents) merged into the rules they name.
+    pub fn filters(&self) -> &[crate::FilterMeta] {
+        &self.filters
     }
 
     /// Index statistics (for diagnostics): buckets with their always-evaluated and prefiltered rule

@@ -77,7 +77,8 @@ pub use engine::{RuleSet, Scratch};
 pub use event::{json_lookup, Event, FieldValue};
 pub use pipeline::{Branch, LogsourceMapping, Pipeline, WINDOWS_PIPELINE_YAML};
 pub use types::{
-    Level, LoadOptions, LogSource, Match, RuleError, RuleKind, RuleMeta, RuleSource, UnknownLevel,
+    FilterMeta, Level, LoadOptions, LogSource, Match, RuleError, RuleKind, RuleMeta, RuleSource,
+    UnknownLevel,
 };
 
 use compile::{Compiler, Expr};
@@ -290,6 +291,16 @@ pub fn load_rules(
         }
     }
     apply_filters(&mut rules, &good_filters);
+    let filter_metas: Vec<FilterMeta> = good_filters
+        .iter()
+        .map(|f| FilterMeta {
+            title: f.title.clone(),
+            id: f.id.clone(),
+            path: f.path.clone(),
+            line: f.line,
+            rules: f.rules.clone(),
+        })
+        .collect();
 
     let mut comp = Compiler::default();
     let mut metas: Vec<RuleMeta> = Vec::new();
@@ -408,7 +419,9 @@ pub fn load_rules(
         &Branch::default(),
         &global,
     ));
-    (RuleSet::build(metas, comp, insts, chan, eid, defs), errors)
+    let mut set = RuleSet::build(metas, comp, insts, chan, eid, defs);
+    set.filters = filter_metas;
+    (set, errors)
 }
 
 /// Every `.yml` / `.yaml` file under `dir` (recursively, sorted by path) as a [`RuleSource`].

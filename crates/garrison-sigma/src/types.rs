@@ -58,6 +58,17 @@ pub enum RuleKind {
     Correlation,
 }
 
+/// A Sigma filter (a tuning document that narrows the rules it names) that loaded cleanly.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FilterMeta {
+    pub title: String,
+    pub id: Option<String>,
+    pub path: String,
+    pub line: usize,
+    /// The rules (ids or names) it applies to.
+    pub rules: Vec<String>,
+}
+
 /// Metadata of a loaded rule.
 #[derive(Clone, Debug)]
 pub struct RuleMeta {

@@ -224,3 +224,63 @@ async fn fields_the_sender_gives_in_ecs_reach_the_indicator_matcher_without_a_ma
     }
     assert_eq!(matched, 2, "both ECS shapes matched the indicators");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_sigma_filter_imports_and_tunes_the_rule_it_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("whoami.yml"),
+        whoami_rule("0d3f3e1f-0000-4000-8000-000000000abc", "low"),
+    )
+    .expect("rule");
+    std::fs::write(
+        rules.join("filter_admin_ws.yml"),
+        "title: Admin workstation runs whoami by design\nname: filter_admin_whoami\nlogsource:\n    product: windows\n    category: process_creation\nfilter:\n    rules:\n        - 0d3f3e1f-0000-4000-8000-000000000abc\n    selection:\n        Computer: admin-ws\n    condition: selection\n",
+    )
+    .expect("filter");
+    let imported = cli(
+        dir.path(),
+        &["rules", "import", rules.to_str().expect("path"), "--enable"],
+    );
+    assert!(imported.contains("2 created"), "{imported}");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "sysmon"],
+    );
+    let service = Service::start(dir.path());
+    let event = |host: &str| {
+        format!(
+            "{{\"EventID\":1,\"Channel\":\"Microsoft-Windows-Sysmon/Operational\",\"Computer\":\"{host}\",\"Image\":\"C:\\\\Windows\\\\System32\\\\whoami.exe\"}}"
+        )
+    };
+    post_events(
+        &service,
+        &ingest,
+        &format!("{}\n{}", event("admin-ws"), event("ws2")),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let mut alerts = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        let page = get_json(&service, "/api/v1/alerts?limit=100", &admin).await;
+        alerts = page["alerts"].as_array().cloned().unwrap_or_default();
+        if !alerts.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Give a wrongly unfiltered second match time to show, then check there is none.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let page = get_json(&service, "/api/v1/alerts?limit=100", &admin).await;
+    let alerts_now = page["alerts"].as_array().cloned().unwrap_or_default();
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts_now.len(), 1, "{alerts_now:?}");
+    assert_eq!(alerts_now[0]["count"], 1, "only ws2's run: {alerts_now:?}");
+    assert_eq!(
+        alerts_now[0]["entity"]["host.name"], "ws2",
+        "{alerts_now:?}"
+    );
+}
