@@ -116,7 +116,9 @@ impl HitFilter {
     }
 }
 
-fn tag_matches(want: &str, tag: &str) -> bool {
+/// Whether the `--tag` value `want` selects a rule tagged `tag`: equal or a parent
+/// (`attack.t1003` selects `attack.t1003.001`), `attack.` optional, `_` and `-` alike.
+pub fn tag_matches(want: &str, tag: &str) -> bool {
     // Sigma writes tactics with hyphens (`attack.credential-access`); people type either.
     let want = want.trim().to_ascii_lowercase().replace('_', "-");
     let tag = tag.to_ascii_lowercase().replace('_', "-");

@@ -54,7 +54,7 @@ pub use event::{EventMeta, HuntEvent};
 pub use fields::{FieldRef, Fields, ListRef};
 /// The Sigma engine this crate hunts with.
 pub use garrison_sigma;
-pub use hit::{tactic_of_tag, Hit, HitFilter, Level, UnknownLevel, TACTICS};
+pub use hit::{tactic_of_tag, tag_matches, Hit, HitFilter, Level, UnknownLevel, TACTICS};
 pub use hunt::{hunt, rule_enabled, rule_level, HuntOptions, HuntReport};
 pub use output::{
     format_time, hit_to_json, matched_object, truncate, write_csv, write_hits, write_jsonl,

@@ -160,6 +160,16 @@ pub fn hunt(args: HuntArgs) -> Result<i32> {
     if rules.set.is_empty() {
         bail!("no rule could be loaded from {:?}", args.rules);
     }
+    for want in &args.tags {
+        let selects = rules.set.rules().iter().any(|m| {
+            m.tags
+                .iter()
+                .any(|tag| garrison_hunt::tag_matches(want, tag))
+        });
+        if !selects {
+            eprintln!("warning: --tag {want} matches no loaded rule (tags look like attack.credential-access or attack.t1003)");
+        }
+    }
     let opts = HuntOptions {
         paths: args.paths,
         filter: HitFilter {
@@ -192,11 +202,10 @@ pub fn hunt(args: HuntArgs) -> Result<i32> {
         bail!("no rule passes the --min-level, --tag and --rule filters (tags look like attack.credential-access or attack.t1003; the summary above lists what was loaded)");
     }
     if report.summary.files_read == 0 && !report.summary.files_failed.is_empty() {
-        eprintln!(
-            "error: none of the {} inputs could be read",
+        bail!(
+            "none of the {} inputs could be read (the summary above says why)",
             report.summary.files_failed.len()
         );
-        return Ok(2);
     }
     match args.fail_on {
         Some(level) if report.fails_on(level) => Ok(FAIL_ON_EXIT_CODE),

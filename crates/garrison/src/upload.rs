@@ -33,20 +33,11 @@ pub struct IngestArgs {
     quiet: bool,
 }
 
-/// A stable id per event, so uploading the same files again stores nothing twice: the EVTX
-/// record's own identity where there is one, else the file and the event's place in it.
-fn sender_id(event: &HuntEvent, index: usize) -> String {
-    match (event.computer(), event.channel(), event.record_id()) {
-        (Some(computer), Some(channel), Some(record)) => format!("{computer}/{channel}/{record}"),
-        _ => format!("{}#{index}", event.file),
-    }
-}
-
-fn to_json_line(event: &HuntEvent, index: usize, out: &mut String) -> Result<()> {
+/// One event as the JSON line sent. Nothing is added to make it idempotent: the service
+/// derives each record's id from its bytes, so uploading the same files again (from any path)
+/// stores nothing twice. Only the time the reader found is added where the event has none.
+fn to_json_line(event: &HuntEvent, out: &mut String) -> Result<()> {
     let mut map = event.fields.to_map();
-    if !map.contains_key("_id") {
-        map.insert("_id".into(), sender_id(event, index).into());
-    }
     if !map.contains_key("@timestamp") {
         if let Some(time) = event.timestamp() {
             map.insert("@timestamp".into(), time.to_string().into());
@@ -136,10 +127,10 @@ pub async fn run(args: IngestArgs) -> Result<()> {
             }
         };
         totals.files += 1;
-        for (chunk_index, chunk) in events.chunks(args.batch.max(1)).enumerate() {
+        for chunk in events.chunks(args.batch.max(1)) {
             let mut body = String::with_capacity(chunk.len() * 2048);
-            for (i, event) in chunk.iter().enumerate() {
-                to_json_line(event, chunk_index * args.batch.max(1) + i, &mut body)?;
+            for event in chunk {
+                to_json_line(event, &mut body)?;
             }
             send(&client, &args, bytes::Bytes::from(body), &mut totals).await?;
             totals.events += chunk.len() as u64;
