@@ -144,42 +144,34 @@ pub struct Event {
     pub raw: Option<String>,
 }
 
-/// Derives the stored id of an event whose sender gave its own id: the same sender id from the
-/// same tenant and source always maps to the same record, so a retried batch is stored once.
+/// Derives the stored id of an event whose source names its id field: the same id value from
+/// the same tenant and source always maps to the same record, so a retried batch is stored once.
 pub fn event_id_from_sender(tenant: TenantId, source: &str, sender_id: &str) -> String {
-    // FNV-1a 128 over the key, rendered as a ULID-length string prefixed to keep it apart from
-    // ULIDs. Collisions across 2^64 distinct sender ids are negligible for idempotency keys.
-    let mut hash: u128 = 0x6c62272e07bb014262b821756295c58d;
-    for byte in tenant
-        .0
-        .to_le_bytes()
-        .iter()
-        .chain([0u8].iter())
-        .chain(source.as_bytes())
-        .chain([0u8].iter())
-        .chain(sender_id.as_bytes())
-    {
-        hash ^= u128::from(*byte);
-        hash = hash.wrapping_mul(0x0000000001000000000000000000013B);
-    }
-    format!("s{hash:032x}")
+    format!("s{}", id_digest(tenant, source, &[sender_id.as_bytes()]))
 }
 
-/// Derives the stored id of an event whose sender gave no id it vouches for: a hash of the
-/// tenant, the source and the event's own bytes (the fields as sent and the raw line). An
-/// exact resend maps to the same record (stored once); any difference is another event.
+/// Derives the stored id of any other event: from the tenant, the source and the event's own
+/// bytes (the fields as sent and the raw line). An exact resend maps to the same record
+/// (stored once); any difference is another event.
 pub fn event_id_from_content(tenant: TenantId, source: &str, parts: &[&[u8]]) -> String {
-    // xxh3-128: fast enough for every event on the ack path (GB/s), and its output is fixed
-    // by the algorithm's specification, so ids stay stable across versions.
-    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-    hasher.update(&tenant.0.to_le_bytes());
-    hasher.update(&(source.len() as u64).to_le_bytes());
+    format!("c{}", id_digest(tenant, source, parts))
+}
+
+/// SHA-256 (hardware-accelerated where the CPU has it) cut to 128 bits, hex. A cryptographic
+/// hash because ids decide what is stored: whoever may send to one source must not be able to
+/// craft an event whose id erases another source's (`insert or ignore` on the id).
+fn id_digest(tenant: TenantId, source: &str, parts: &[&[u8]]) -> String {
+    use sha2::Digest;
+    let mut hasher = sha2::Sha256::new();
+    hasher.update(tenant.0.to_le_bytes());
+    hasher.update((source.len() as u64).to_le_bytes());
     hasher.update(source.as_bytes());
     for part in parts {
-        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    format!("c{:032x}", hasher.digest128())
+    let digest = hasher.finalize();
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -229,6 +221,16 @@ mod tests {
             event_id_from_sender(TenantId(1), "a", "bc"),
             event_id_from_sender(TenantId(1), "ab", "c")
         );
+        assert_eq!(a.len(), 33);
+    }
+
+    #[test]
+    fn content_ids_separate_their_parts_and_their_sources() {
+        let id = |source: &str, parts: &[&[u8]]| event_id_from_content(TenantId(1), source, parts);
+        assert_eq!(id("fw", &[b"{}", b""]), id("fw", &[b"{}", b""]));
+        assert_ne!(id("fw", &[b"{}", b"x"]), id("fw", &[b"{}x", b""]));
+        assert_ne!(id("fw", &[b"{}", b""]), id("edr", &[b"{}", b""]));
+        assert!(id("fw", &[b"{}"]).starts_with('c'));
     }
 
     #[test]
