@@ -33,11 +33,22 @@ pub struct Service {
     pub child: Child,
     pub http: String,
     pub syslog: String,
+    /// Where the service's log goes when the test did not ask for it: read when it fails.
+    stderr: Option<tempfile::NamedTempFile>,
 }
 
 impl Service {
+    /// On free ports. A port `free_port` found free can be taken by another test before the
+    /// service binds it: then the service is started again on other ports.
     pub fn start(data_dir: &Path) -> Service {
-        Self::start_with(data_dir, free_port(), free_port(), &[])
+        let mut last = String::new();
+        for _ in 0..3 {
+            match Self::try_start(data_dir, free_port(), free_port(), &[], None) {
+                Ok(service) => return service,
+                Err(error) => last = error,
+            }
+        }
+        panic!("{last}");
     }
 
     pub fn start_with(
@@ -57,6 +68,17 @@ impl Service {
         env: &[(&str, &str)],
         log: Option<&Path>,
     ) -> Service {
+        Self::try_start(data_dir, http_port, syslog_port, env, log)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(
+        data_dir: &Path,
+        http_port: u16,
+        syslog_port: u16,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> Result<Service, String> {
         let http = format!("127.0.0.1:{http_port}");
         let syslog = format!("127.0.0.1:{syslog_port}");
         let mut command = Command::new(BIN);
@@ -67,11 +89,18 @@ impl Service {
             .env("GARRISON_HTTP_ADDR", &http)
             .env("GARRISON_SYSLOG_ADDR", &syslog)
             .env("GARRISON_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(match log {
-                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
-                None => Stdio::null(),
-            });
+            .stdout(Stdio::null());
+        let stderr = match log {
+            Some(path) => {
+                command.stderr(Stdio::from(std::fs::File::create(path).expect("log file")));
+                None
+            }
+            None => {
+                let file = tempfile::NamedTempFile::new().expect("log file");
+                command.stderr(Stdio::from(file.reopen().expect("log file")));
+                Some(file)
+            }
+        };
         for (k, v) in env {
             command.env(k, v);
         }
@@ -80,30 +109,39 @@ impl Service {
             child,
             http,
             syslog,
+            stderr,
         };
-        service.wait_healthy();
-        service
+        service.wait_healthy()?;
+        Ok(service)
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.http)
     }
 
-    fn wait_healthy(&mut self) {
+    fn wait_healthy(&mut self) -> Result<(), String> {
         let started = Instant::now();
         // Generous: a 2-core CI machine runs many services at once.
         while started.elapsed() < Duration::from_secs(60) {
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("service on {} exited at start: {status}", self.http);
+                let log = self
+                    .stderr
+                    .as_ref()
+                    .and_then(|f| std::fs::read_to_string(f.path()).ok())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "service on {} exited at start: {status}\n{log}",
+                    self.http
+                ));
             }
             if std::net::TcpStream::connect(&self.http).is_ok()
                 && std::net::TcpStream::connect(&self.syslog).is_ok()
             {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("service on {} did not start", self.http);
+        Err(format!("service on {} did not start", self.http))
     }
 
     pub fn kill9(&mut self) {
