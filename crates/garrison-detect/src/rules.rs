@@ -51,58 +51,44 @@ pub fn parse_rule_files(sources: Vec<RuleSource>) -> ParsedRules {
         if failed.contains_key(source.path.as_str()) {
             continue;
         }
-        let Some(meta) = first.get(source.path.as_str()) else {
-            // A file of filters alone (Sigma tuning): kept like a rule, and applied to the
-            // rules it names whenever both are enabled.
-            if let Some(filter) = set.filters().iter().find(|f| f.path == source.path) {
-                let rule_id = filter.id.clone().unwrap_or_else(|| {
-                    Path::new(&source.path)
-                        .file_stem()
-                        .map(|s| s.to_string_lossy().into_owned())
-                        .unwrap_or_else(|| source.path.clone())
-                });
-                if let Some(other) = taken.get(&rule_id) {
+        // What the file is kept as: its first detection or correlation rule, else (a file of
+        // filters alone, Sigma tuning) its first filter, which applies to the rules it names
+        // whenever both are enabled and raises nothing itself (its level only sorts lists).
+        let (id, line, title, level) = match first.get(source.path.as_str()) {
+            Some(meta) => (
+                meta.id.clone().or_else(|| meta.name.clone()),
+                meta.line,
+                meta.title.clone(),
+                meta.level,
+            ),
+            None => match set.filters().iter().find(|f| f.path == source.path) {
+                Some(filter) => (
+                    filter.id.clone(),
+                    filter.line,
+                    filter.title.clone(),
+                    Some(garrison_sigma::Level::Informational),
+                ),
+                None => {
                     out.rejected.push(RuleError {
                         path: source.path.clone(),
-                        line: Some(filter.line).filter(|l| *l > 0),
-                        rule: Some(rule_id.clone()),
-                        reason: format!("rule id already used by {other}"),
+                        line: None,
+                        rule: None,
+                        reason: "no detection or correlation rule in this file".into(),
                     });
                     continue;
                 }
-                taken.insert(rule_id.clone(), source.path.clone());
-                out.rules.push(NewRule {
-                    rule_id,
-                    title: filter.title.clone(),
-                    // A filter raises nothing; its level only sorts it in lists.
-                    level: Some(garrison_sigma::Level::Informational),
-                    yaml: source.text,
-                    origin: source.path,
-                });
-                continue;
-            }
-            out.rejected.push(RuleError {
-                path: source.path.clone(),
-                line: None,
-                rule: None,
-                reason: "no detection or correlation rule in this file".into(),
-            });
-            continue;
+            },
         };
-        let rule_id = meta
-            .id
-            .clone()
-            .or_else(|| meta.name.clone())
-            .unwrap_or_else(|| {
-                Path::new(&source.path)
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| source.path.clone())
-            });
+        let rule_id = id.unwrap_or_else(|| {
+            Path::new(&source.path)
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| source.path.clone())
+        });
         if let Some(other) = taken.get(&rule_id) {
             out.rejected.push(RuleError {
                 path: source.path.clone(),
-                line: Some(meta.line).filter(|l| *l > 0),
+                line: Some(line).filter(|l| *l > 0),
                 rule: Some(rule_id.clone()),
                 reason: format!("rule id already used by {other}"),
             });
@@ -111,8 +97,8 @@ pub fn parse_rule_files(sources: Vec<RuleSource>) -> ParsedRules {
         taken.insert(rule_id.clone(), source.path.clone());
         out.rules.push(NewRule {
             rule_id,
-            title: meta.title.clone(),
-            level: meta.level,
+            title,
+            level,
             yaml: source.text,
             origin: source.path,
         });
