@@ -90,12 +90,16 @@ impl Anchors {
         self.written.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn mac(&self, tenant: i64, seq: i64, hash: &str, time: &str) -> String {
+    fn hmac(&self, tenant: i64, seq: i64, hash: &str, time: &str) -> Hmac<Sha256> {
         // A key of any length is valid for HMAC; this cannot fail.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(format!("{tenant}|{seq}|{hash}|{time}").as_bytes());
-        hex::encode(mac.finalize().into_bytes())
+        mac
+    }
+
+    fn mac(&self, tenant: i64, seq: i64, hash: &str, time: &str) -> String {
+        hex::encode(self.hmac(tenant, seq, hash, time).finalize().into_bytes())
     }
 
     pub fn sign(&self, tenant: TenantId, seq: i64, hash: &str, time: Timestamp) -> Checkpoint {
@@ -110,19 +114,18 @@ impl Anchors {
     }
 
     pub fn is_genuine(&self, checkpoint: &Checkpoint) -> bool {
-        let expected = self.mac(
+        let Ok(mac) = hex::decode(&checkpoint.mac) else {
+            return false;
+        };
+        // `verify_slice` compares in constant time.
+        self.hmac(
             checkpoint.tenant,
             checkpoint.seq,
             &checkpoint.hash,
             &checkpoint.time,
-        );
-        // Both are hex of the same length; compare without an early exit.
-        expected.len() == checkpoint.mac.len()
-            && expected
-                .bytes()
-                .zip(checkpoint.mac.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
+        )
+        .verify_slice(&mac)
+        .is_ok()
     }
 
     /// Every genuine checkpoint, in file order. Lines that do not parse or whose signature is

@@ -79,6 +79,11 @@ impl Health {
         }
     }
 
+    /// Why `component` is degraded, if it is.
+    pub fn reason(&self, component: &'static str) -> Option<String> {
+        self.map().get(component).map(|d| d.reason.clone())
+    }
+
     pub fn is_degraded(&self, component: &'static str) -> bool {
         self.map().contains_key(component)
     }

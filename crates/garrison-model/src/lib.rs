@@ -170,8 +170,7 @@ fn id_digest(tenant: TenantId, source: &str, parts: &[&[u8]]) -> String {
         hasher.update((part.len() as u64).to_le_bytes());
         hasher.update(part);
     }
-    let digest = hasher.finalize();
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    hex::encode(&hasher.finalize()[..16])
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -355,14 +355,9 @@ impl Ingestor {
         if events.is_empty() {
             return Ok(self.log.committed_end());
         }
-        if let Some(low) = self
-            .health
-            .degraded()
-            .into_iter()
-            .find(|d| d.component == DISK)
-        {
+        if let Some(reason) = self.health.reason(DISK) {
             refused("unavailable");
-            return Err(PipelineError::Unavailable { reason: low.reason });
+            return Err(PipelineError::Unavailable { reason });
         }
         let backlog = self.retained_bytes();
         if backlog > self.max_backlog_bytes {

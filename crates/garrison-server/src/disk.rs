@@ -13,7 +13,13 @@ use garrison_pipeline::{DISK, LOG};
 use tokio::sync::watch;
 
 /// Every component the service reports, for the `garrison_degraded` gauge.
-pub const COMPONENTS: &[&str] = &[DISK, LOG, "indexer", "detector", "triage"];
+pub const COMPONENTS: &[&str] = &[
+    DISK,
+    LOG,
+    garrison_pipeline::INDEXER,
+    garrison_detect::DETECTOR,
+    garrison_triage::HEALTH,
+];
 pub const DEGRADED: &str = "garrison_degraded";
 pub const DISK_FREE: &str = "garrison_disk_free_bytes";
 

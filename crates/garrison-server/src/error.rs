@@ -97,10 +97,8 @@ impl ApiError {
     }
 
     /// 503 with `Retry-After`: a storage fault the client should wait out. The reason is
-    /// generic ("the disk is full"); the error itself goes to the log.
-    pub fn unavailable(reason: impl Into<String>, error: &dyn std::fmt::Display) -> Self {
-        let reason = reason.into();
-        tracing::warn!(%error, "storage unavailable: {reason}");
+    /// generic ("the disk is full"); the caller logs the error itself.
+    pub fn unavailable(reason: impl std::fmt::Display) -> Self {
         let mut answer = Self::new(ErrorCode::Unavailable, format!("{reason}; retry later"));
         answer.retry_after = Some(UNAVAILABLE_RETRY_SECS);
         answer
@@ -125,7 +123,10 @@ impl From<StoreError> for ApiError {
                 ApiError::invalid(format!("invalid {what}: {reason}"))
             }
             other => match other.transient_reason() {
-                Some(reason) => ApiError::unavailable(reason, &other),
+                Some(reason) => {
+                    tracing::warn!(error = %other, "storage unavailable: {reason}");
+                    ApiError::unavailable(reason)
+                }
                 None => ApiError::internal(other),
             },
         }
@@ -159,12 +160,7 @@ impl From<garrison_app::AppError> for ApiError {
             AppError::Empty(detail) => ApiError::new(ErrorCode::EmptyBody, detail),
             AppError::Absent(detail) => ApiError::new(ErrorCode::NotFound, detail),
             AppError::Damaged(detail) => ApiError::new(ErrorCode::Internal, detail),
-            AppError::Unavailable(reason) => {
-                let mut answer =
-                    ApiError::new(ErrorCode::Unavailable, format!("{reason}; retry later"));
-                answer.retry_after = Some(UNAVAILABLE_RETRY_SECS);
-                answer
-            }
+            AppError::Unavailable(reason) => ApiError::unavailable(reason),
         }
     }
 }
@@ -177,10 +173,7 @@ impl From<garrison_pipeline::PipelineError> for ApiError {
                 format!("service busy ({reason}); retry later"),
             ),
             garrison_pipeline::PipelineError::Unavailable { reason } => {
-                let mut answer =
-                    ApiError::new(ErrorCode::Unavailable, format!("{reason}; retry later"));
-                answer.retry_after = Some(UNAVAILABLE_RETRY_SECS);
-                answer
+                ApiError::unavailable(reason)
             }
             garrison_pipeline::PipelineError::Store(store) => ApiError::from(store),
             other => ApiError::internal(other),

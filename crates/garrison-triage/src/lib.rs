@@ -67,6 +67,9 @@ pub async fn init_cursor(store: &SqlStore) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The triage worker's health component (degraded while its passes fail).
+pub const HEALTH: &str = "triage";
+
 /// Spawns the triage follower.
 pub fn spawn(
     store: Arc<SqlStore>,
@@ -84,7 +87,7 @@ pub fn spawn(
                 Ok(n) if n >= BATCH => Duration::ZERO,
                 _ => poll_interval,
             };
-            health.pass("triage", result.map(|_| ()));
+            health.pass(HEALTH, result.map(|_| ()));
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shutdown.changed() => return,
