@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use garrison_hunt::event::parse_object;
-use garrison_hunt::{rule_enabled, rule_level, HitFilter, HuntEvent};
+use garrison_hunt::{rule_enabled, rule_level, HitFilter, HuntEvent, Scoping};
 use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
 use garrison_sigma::{
     load_rules, CorrelationAlert, CorrelationOptions, Correlator, Event, LoadOptions, Match,
@@ -81,11 +81,36 @@ impl TenantRules {
     }
 }
 
-/// The event of a log row as the rules see it: the sender's fields, flattened as `garrison
-/// hunt` flattens them, so live detection and hunting agree.
+/// The event of a log row as the rules see it (see ARCHITECTURE.md, "Names rules see"):
+/// the sender's fields, flattened as `garrison hunt` flattens them; then the names of the
+/// normalised view the sender's do not have (the source's mapped names, ECS); then the Sigma
+/// taxonomy names of the stream's logsource. A sender's own name always wins.
 pub fn row_event(row: &EventRow) -> Option<HuntEvent> {
-    let fields = parse_object(row.fields_json.as_bytes()).ok().flatten()?;
-    Some(HuntEvent::new(fields, Arc::from(row.source.as_str())))
+    let mut fields = parse_object(row.fields_json.as_bytes()).ok().flatten()?;
+    if let Ok(Some(normalized)) = parse_object(row.normalized_json.as_bytes()) {
+        fields.add_missing_from(&normalized);
+    }
+    let mut event = HuntEvent::new(fields, Arc::from(row.source.as_str()));
+    let stream = stream_logsource(&row.logsource, &event);
+    garrison_hunt::add_taxonomy_names(&stream, &mut event.fields);
+    Some(event)
+}
+
+/// The logsource a stored event is evaluated as: its source's, else what the event says of
+/// itself (a Windows channel, a Zeek log), else none (only rules that ask for none apply).
+pub fn stream_logsource(
+    logsource: &garrison_model::LogSource,
+    event: &HuntEvent,
+) -> garrison_sigma::LogSource {
+    if *logsource == garrison_model::LogSource::default() {
+        return garrison_hunt::inferred_logsource(event);
+    }
+    garrison_sigma::LogSource {
+        product: logsource.product.clone(),
+        category: logsource.category.clone(),
+        service: logsource.service.clone(),
+        definition: None,
+    }
 }
 
 /// The id a rule's alerts carry: its Sigma id, else its name, else the stored rule's id.
@@ -292,6 +317,7 @@ fn match_events(
     let mut ioc = Vec::new();
     let mut unreadable = 0;
     let mut matches: Vec<Match<'_>> = Vec::new();
+    let mut scopes: HashMap<TenantId, Scoping<'_>> = HashMap::new();
     for &index in indexes {
         let row = &rows[index];
         if is_external_alert(row) {
@@ -311,6 +337,13 @@ fn match_events(
         };
         let set = rules.compiled.borrow_owner();
         set.matches(&event, &mut matches);
+        if !matches.is_empty() {
+            let stream = stream_logsource(&row.logsource, &event);
+            scopes
+                .entry(row.tenant_id)
+                .or_insert_with(|| Scoping::new(set, None))
+                .retain_as(&stream, &mut matches);
+        }
         if !matches.is_empty() {
             out.push(EventMatches {
                 index,
@@ -475,16 +508,26 @@ pub struct TestEvent {
     pub id: String,
     pub time: Timestamp,
     pub event: HuntEvent,
+    /// The logsource the event is evaluated as (see [`stream_logsource`]).
+    pub stream: garrison_sigma::LogSource,
 }
 
 impl TestEvent {
     /// `None` when the event's fields are not a JSON object.
     pub fn of(stored: &garrison_model::Event) -> Option<TestEvent> {
-        let fields = garrison_hunt::event::flatten_value(&stored.fields)?;
+        // The names rules see, as in live detection (see [`row_event`]).
+        let mut fields = garrison_hunt::event::flatten_value(&stored.fields)?;
+        for (key, value) in &stored.normalized {
+            fields.add_missing(key, value);
+        }
+        let mut event = HuntEvent::new(fields, Arc::from(stored.source.as_str()));
+        let stream = stream_logsource(&stored.logsource, &event);
+        garrison_hunt::add_taxonomy_names(&stream, &mut event.fields);
         Some(TestEvent {
             id: stored.id.clone(),
             time: stored.time,
-            event: HuntEvent::new(fields, Arc::from(stored.source.as_str())),
+            stream,
+            event,
         })
     }
 }
@@ -507,10 +550,12 @@ pub fn test_rule(
     let mut out = Vec::new();
     let mut matches = Vec::new();
     let mut alerts = Vec::new();
+    let scoping = Scoping::new(&set, None);
     for i in order {
         let stored = &events[i];
         let event = &stored.event;
         set.matches(event, &mut matches);
+        scoping.retain_as(&stored.stream, &mut matches);
         for m in &matches {
             if rule_enabled(m.rule, &filter) {
                 out.push(TestMatch {

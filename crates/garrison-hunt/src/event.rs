@@ -162,6 +162,14 @@ impl HuntEvent {
         self.first(COMPUTER_FIELDS).and_then(|v| v.to_text())
     }
 
+    /// The channel as stored, when it is a string (no allocation).
+    pub fn channel_ref(&self) -> Option<&str> {
+        match self.first(CHANNEL_FIELDS) {
+            Some(FieldRef::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
     pub fn channel(&self) -> Option<String> {
         self.first(CHANNEL_FIELDS).and_then(|v| v.to_text())
     }

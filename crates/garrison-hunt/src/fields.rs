@@ -311,6 +311,26 @@ impl Fields {
         f
     }
 
+    /// Adds `key` with `value` (a nested object becomes dotted names) unless the event
+    /// already has a field of that name: what the sender gave always wins.
+    pub fn add_missing(&mut self, key: &str, value: &Value) -> bool {
+        if self.contains_key(key) {
+            return false;
+        }
+        let span = self.push_text(key);
+        self.put_json(span, value, false);
+        true
+    }
+
+    /// Adds every field of `other` this event does not have (see [`Fields::add_missing`]).
+    pub fn add_missing_from(&mut self, other: &Fields) {
+        for (key, value) in other.iter() {
+            if !self.contains_key(key) {
+                self.add_missing(key, &value.to_json());
+            }
+        }
+    }
+
     // --- building ---
 
     pub(crate) fn push_text(&mut self, s: &str) -> Span {

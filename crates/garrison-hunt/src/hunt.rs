@@ -4,7 +4,9 @@ use crate::event::{EventMeta, HuntEvent};
 use crate::hit::{Hit, HitFilter, Level};
 use crate::progress::Progress;
 use crate::read::{collect_inputs, read_file};
+use crate::scope::Scoping;
 use crate::summary::Summary;
+use crate::taxonomy::add_taxonomy_names;
 use crate::HuntError;
 use garrison_sigma::{CorrelationOptions, Correlator, Match, RuleKind, RuleMeta, RuleSet};
 use rayon::prelude::*;
@@ -20,6 +22,10 @@ pub struct HuntOptions {
     pub filter: HitFilter,
     /// Worker threads; 0 uses every core.
     pub threads: usize,
+    /// The logsource every input is taken to have (`--logsource`); `None`: each event's own
+    /// (see [`crate::inferred_logsource`]). Rules apply only to events whose logsource
+    /// satisfies theirs.
+    pub logsource: Option<garrison_sigma::LogSource>,
 }
 
 /// What [`hunt`] found.
@@ -171,8 +177,12 @@ pub(crate) fn hunt_in(
             return out;
         }
         let mut matches: Vec<Match<'_>> = Vec::new();
-        for event in events {
+        let scoping = Scoping::new(rules, opts.logsource.clone());
+        for mut event in events {
+            let stream = scoping.stream_of(&event);
+            add_taxonomy_names(&stream, &mut event.fields);
             rules.matches(&event, &mut matches);
+            scoping.retain_as(&stream, &mut matches);
             if matches.is_empty() {
                 continue;
             }

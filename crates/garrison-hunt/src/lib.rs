@@ -26,6 +26,7 @@
 //!     paths: vec![log_dir],
 //!     filter: HitFilter { min_level: Some(Level::Medium), ..Default::default() },
 //!     threads: 0,
+//!     logsource: None,
 //! };
 //! let report = rules.hunt(&opts, &NoProgress)?;
 //! assert_eq!(report.hits.len(), 1);
@@ -46,7 +47,9 @@ mod output;
 mod progress;
 mod read;
 mod rules;
+mod scope;
 mod summary;
+mod taxonomy;
 
 pub use bench::{bench_hunt, peak_rss, process_cpu_time, BenchReport};
 pub use error::{HuntError, ReadError};
@@ -66,4 +69,6 @@ pub use read::{
     Inputs, KNOWN_EXTENSIONS, MAX_MEMBER_BYTES, MAX_WARNINGS_PER_FILE,
 };
 pub use rules::{load_rules, LoadedRules};
+pub use scope::{inferred_logsource, Scoping};
 pub use summary::{write_summary, Summary};
+pub use taxonomy::add_taxonomy_names;

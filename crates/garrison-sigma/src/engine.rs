@@ -88,6 +88,42 @@ impl Scope {
     }
 }
 
+/// Whether a rule with logsource `rule` applies to events of a stream with logsource `stream`.
+///
+/// A rule that asks for nothing applies everywhere; a stream that says nothing gets only such
+/// rules. Otherwise no key both set may differ (case-insensitively), and each key the rule sets
+/// and the stream leaves open must be decided another way: by the rule's event conditions
+/// (`mapped`: a pipeline maps its logsource, as Windows channels are), or by the stream naming
+/// the rule's product (a `product: linux` source gets `linux` rules of every category).
+pub fn logsource_applies(
+    rule: &crate::types::LogSource,
+    stream: &crate::types::LogSource,
+    mapped: bool,
+) -> bool {
+    let norm = |v: &Option<String>| {
+        v.as_deref()
+            .map(|s| s.trim().to_ascii_lowercase())
+            .filter(|s| !s.is_empty())
+    };
+    let keys = [
+        (norm(&rule.product), norm(&stream.product)),
+        (norm(&rule.category), norm(&stream.category)),
+        (norm(&rule.service), norm(&stream.service)),
+    ];
+    if keys.iter().all(|(r, _)| r.is_none()) {
+        return true;
+    }
+    if keys.iter().all(|(_, s)| s.is_none()) {
+        return false;
+    }
+    let same_product = keys[0].0.is_some() && keys[0].0 == keys[0].1;
+    keys.iter().all(|(r, s)| match (r, s) {
+        (None, _) => true,
+        (Some(r), Some(s)) => r == s,
+        (Some(_), None) => mapped || same_product,
+    })
+}
+
 /// A byte trie walked from one end of a value: reports the patterns that are a prefix (or, for
 /// a trie of reversed patterns walked backwards, a suffix) of the value. Walks stop as soon as
 /// the value leaves the trie, so they cost the length of the longest matching pattern.
@@ -714,6 +750,25 @@ impl RuleSet {
         );
         set.filters = self.filters.clone();
         set
+    }
+
+    /// Per rule (indexed like [`RuleSet::rules`]): whether it applies to events of `stream`,
+    /// the logsource of where the events come from (a source's configured logsource, or what
+    /// an event says of itself; see [`logsource_applies`]). Matches of other rules are dropped.
+    pub fn applicable(&self, stream: &crate::types::LogSource) -> Vec<bool> {
+        // A rule whose logsource a pipeline maps to event conditions (Channel, EventID, ...)
+        // lets the events decide what its logsource leaves open.
+        let mut mapped = vec![false; self.metas.len()];
+        for inst in &self.insts {
+            if inst.scope == Scope::Any {
+                mapped[inst.rule as usize] = true;
+            }
+        }
+        self.metas
+            .iter()
+            .zip(mapped)
+            .map(|(m, mapped)| logsource_applies(&m.logsource, stream, mapped))
+            .collect()
     }
 
     /// Per rule (indexed like [`RuleSet::rules`]): whether it is a detection rule that some

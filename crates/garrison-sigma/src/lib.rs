@@ -73,7 +73,7 @@ mod types;
 mod yaml;
 
 pub use correlation::{CorrelationAlert, CorrelationOptions, Correlator};
-pub use engine::{RuleSet, Scratch};
+pub use engine::{logsource_applies, RuleSet, Scratch};
 pub use event::{json_lookup, Event, FieldValue};
 pub use pipeline::{Branch, LogsourceMapping, Pipeline, WINDOWS_PIPELINE_YAML};
 pub use types::{

@@ -13,6 +13,32 @@ use garrison_hunt::{
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// `product=zeek,service=conn` → a logsource (keys product, category, service).
+fn parse_logsource(text: &str) -> Result<garrison_hunt::garrison_sigma::LogSource, String> {
+    let mut ls = garrison_hunt::garrison_sigma::LogSource::default();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = part
+            .split_once('=')
+            .or_else(|| part.split_once(':'))
+            .ok_or_else(|| format!("{part:?} is not KEY=VALUE"))?;
+        let value = Some(value.trim().to_string()).filter(|v| !v.is_empty());
+        match key.trim() {
+            "product" => ls.product = value,
+            "category" => ls.category = value,
+            "service" => ls.service = value,
+            other => {
+                return Err(format!(
+                    "unknown logsource key {other:?} (product, category or service)"
+                ))
+            }
+        }
+    }
+    if ls == garrison_hunt::garrison_sigma::LogSource::default() {
+        return Err("a logsource needs at least one of product, category, service".into());
+    }
+    Ok(ls)
+}
+
 /// Exit code when `--fail-on` finds a hit at or above its level (1 is an error, 2 a usage error).
 pub const FAIL_ON_EXIT_CODE: i32 = 3;
 
@@ -45,6 +71,12 @@ pub struct HuntArgs {
     /// Values for Sigma placeholders (%name%): NAME=VALUE, repeatable.
     #[arg(long = "placeholder", value_name = "NAME=VALUE")]
     placeholders: Vec<String>,
+    /// The logsource of every input, as `product=zeek,service=conn` (keys: product, category,
+    /// service). Without it each event's own decides: Windows event log records are
+    /// `product=windows`, Zeek records `product=zeek` with their log as service, anything else
+    /// gets only rules that name no logsource.
+    #[arg(long, value_name = "KEY=VALUE,...", value_parser = parse_logsource)]
+    logsource: Option<garrison_hunt::garrison_sigma::LogSource>,
     /// Worker threads (0: all cores).
     #[arg(long, default_value_t = 0)]
     threads: usize,
@@ -178,6 +210,7 @@ pub fn hunt(args: HuntArgs) -> Result<i32> {
             rule_ids: args.rule_ids,
         },
         threads: args.threads,
+        logsource: args.logsource,
     };
     let bar = Bar::new(args.quiet);
     let report = rules.hunt(&opts, &bar)?;
@@ -264,6 +297,7 @@ pub fn bench(args: HuntBench) -> Result<()> {
         paths,
         filter: HitFilter::default(),
         threads: args.threads,
+        logsource: None,
     };
     let report = garrison_hunt::bench_hunt(&opts, &rules.set, args.passes.max(1))?;
     println!("{report}");

@@ -85,6 +85,7 @@ fn run(rules: &Path, logs: &Path, filter: HitFilter) -> HuntReport {
         paths: vec![logs.to_path_buf()],
         filter,
         threads: 2,
+        logsource: None,
     };
     hunt(&opts, &loaded.set, &NoProgress).expect("hunt")
 }

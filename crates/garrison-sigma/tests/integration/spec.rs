@@ -134,3 +134,62 @@ fn keywords_match_ascii_and_unicode_strings_case_insensitively() {
     assert!(titles(&set, &ev("Ünïcode sekurlsa:")).is_empty());
     assert!(titles(&set, &ev("nothing here")).is_empty());
 }
+
+#[test]
+fn rules_apply_only_to_streams_that_satisfy_their_logsource() {
+    use garrison_sigma::{logsource_applies, LogSource};
+    let ls = |p: Option<&str>, c: Option<&str>, s: Option<&str>| LogSource {
+        product: p.map(Into::into),
+        category: c.map(Into::into),
+        service: s.map(Into::into),
+        definition: None,
+    };
+    let none = ls(None, None, None);
+    let zeek_conn = ls(Some("zeek"), None, Some("conn"));
+    let linux = ls(Some("linux"), None, None);
+    // A rule that asks for nothing applies everywhere; a stream that says nothing gets only those.
+    assert!(logsource_applies(&none, &none, false));
+    assert!(logsource_applies(&none, &zeek_conn, false));
+    assert!(!logsource_applies(
+        &ls(Some("zeek"), None, Some("conn")),
+        &none,
+        false
+    ));
+    assert!(!logsource_applies(
+        &ls(Some("windows"), Some("process_creation"), None),
+        &none,
+        true
+    ));
+    // Keys both set must agree, case-insensitively.
+    assert!(logsource_applies(
+        &ls(Some("Zeek"), None, Some("conn")),
+        &zeek_conn,
+        false
+    ));
+    assert!(!logsource_applies(
+        &ls(Some("zeek"), None, Some("dns")),
+        &zeek_conn,
+        false
+    ));
+    assert!(!logsource_applies(
+        &ls(Some("cisco"), None, Some("aaa")),
+        &linux,
+        false
+    ));
+    // Keys the stream leaves open: decided by the product or the rule's event conditions.
+    assert!(logsource_applies(
+        &ls(Some("linux"), None, Some("sshd")),
+        &linux,
+        false
+    ));
+    assert!(logsource_applies(
+        &ls(Some("windows"), Some("process_creation"), None),
+        &ls(None, Some("process_creation"), None),
+        true
+    ));
+    assert!(!logsource_applies(
+        &ls(Some("fortigate"), Some("firewall"), None),
+        &ls(None, Some("firewall"), None),
+        false
+    ));
+}

@@ -284,3 +284,155 @@ async fn a_standalone_sigma_filter_imports_and_tunes_the_rule_it_names() {
         "{alerts_now:?}"
     );
 }
+
+/// Runs the binary (no data dir: `hunt` needs none) and returns what it did.
+fn run_garrison(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run garrison")
+}
+
+/// Rules of a test: (file name, YAML).
+const SCOPED_RULES: &[(&str, &str)] = &[
+    // As SigmaHQ's zeek DNS rules: `not selection` on a field other events lack.
+    (
+        "zeek_dns.yml",
+        "title: Zeek DNS not local\nid: 3a1c0000-0000-4000-8000-000000000001\nlevel: medium\nlogsource:\n    product: zeek\n    service: dns\ndetection:\n    selection:\n        query|endswith: '.local'\n    condition: not selection\n",
+    ),
+    // As SigmaHQ's Cisco AAA keyword rules.
+    (
+        "cisco_aaa.yml",
+        "title: Cisco informational keyword\nid: 3a1c0000-0000-4000-8000-000000000002\nlevel: medium\nlogsource:\n    product: cisco\n    service: aaa\ndetection:\n    keywords:\n        - 'informational'\n    condition: keywords\n",
+    ),
+    // A firewall rule on the Sigma taxonomy name.
+    (
+        "fw_port.yml",
+        "title: Connection to 4444\nid: 3a1c0000-0000-4000-8000-000000000003\nlevel: high\nlogsource:\n    category: firewall\ndetection:\n    selection:\n        dst_port: 4444\n    condition: selection\n",
+    ),
+    // No logsource: applies to every event.
+    (
+        "marker.yml",
+        "title: Marker anywhere\nid: 3a1c0000-0000-4000-8000-000000000004\nlevel: low\nlogsource: {}\ndetection:\n    keywords:\n        - 'evil-marker'\n    condition: keywords\n",
+    ),
+];
+
+async fn wait_alert_rules(service: &Service, token: &str, want: usize) -> Vec<String> {
+    let started = std::time::Instant::now();
+    let mut rules = Vec::new();
+    while started.elapsed() < Duration::from_secs(30) {
+        let page = get_json(service, "/api/v1/alerts?limit=200", token).await;
+        rules = page["alerts"]
+            .as_array()
+            .map(|alerts| {
+                alerts
+                    .iter()
+                    .map(|a| format!("{}@{}", a["title"].as_str().unwrap_or_default(), a["count"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if rules.len() >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // A wrong extra alert would come with the same detector pass: give it one more second.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    rules.sort();
+    rules
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_fire_only_where_their_logsource_fits_and_see_mapped_and_taxonomy_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    for (name, yaml) in SCOPED_RULES {
+        std::fs::write(rules.join(name), yaml).expect("rule");
+    }
+    let rules_arg = rules.to_str().expect("path");
+    cli(dir.path(), &["rules", "import", rules_arg, "--enable"]);
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    // A Linux syslog source with no logsource, and a firewall that names its port `dstport`.
+    let linux = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "linux"],
+    );
+    cli(
+        dir.path(),
+        &[
+            "source",
+            "set",
+            "fw",
+            "--category",
+            "firewall",
+            "--map",
+            "dstport=dst_port",
+        ],
+    );
+    let fw = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "fw"],
+    );
+    let service = Service::start(dir.path());
+    let syslog = [
+        r#"{"message":"sshd[311]: informational: session opened for user ana","host":"web1"}"#,
+        r#"{"message":"sudo: evil-marker ran by bob","host":"web1"}"#,
+    ]
+    .join("\n");
+    post_events(&service, &linux, &syslog).await;
+    // One connection by the mapped name, one by the ECS name the taxonomy gives `dst_port`.
+    let firewall = [
+        r#"{"srcip":"10.0.0.9","dstport":4444}"#,
+        r#"{"source":{"ip":"10.0.0.8"},"destination":{"port":4444}}"#,
+    ]
+    .join("\n");
+    post_events(&service, &fw, &firewall).await;
+    let alerts = wait_alert_rules(&service, &admin, 2).await;
+    assert_eq!(
+        alerts,
+        ["Connection to 4444@2", "Marker anywhere@1"],
+        "no zeek or cisco rule on syslog; the firewall rule sees mapped and ECS ports"
+    );
+
+    // The same scoping in `garrison hunt`: the syslog lines as a file hit only the marker rule.
+    let file = dir.path().join("syslog.jsonl");
+    std::fs::write(&file, &syslog).expect("file");
+    let hunt = |extra: &[&str]| {
+        let mut args = vec!["hunt", file.to_str().expect("path"), "--rules", rules_arg];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--format", "jsonl", "--quiet"]);
+        let out = run_garrison(&args);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .map(|h| h["rule_title"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(hunt(&[]), ["Marker anywhere"]);
+    // Told the file is Zeek DNS, the zeek rule applies (and finds no `query`).
+    let mut zeek = hunt(&["--logsource", "product=zeek,service=dns"]);
+    zeek.sort();
+    assert_eq!(
+        zeek,
+        [
+            "Marker anywhere",
+            "Zeek DNS not local",
+            "Zeek DNS not local"
+        ]
+    );
+    let bad = run_garrison(&[
+        "hunt",
+        file.to_str().expect("path"),
+        "--rules",
+        rules_arg,
+        "--logsource",
+        "vendor=x",
+    ]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "a bad --logsource is a usage error"
+    );
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown logsource key"));
+}

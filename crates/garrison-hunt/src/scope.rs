@@ -1,0 +1,150 @@
+//! Logsource scoping: which rules apply to an event, by the logsource of its stream.
+//!
+//! The stream's logsource is the source's configured one (live detection), the one given with
+//! `garrison hunt --logsource`, or else what the event says of itself ([`inferred_logsource`]).
+//! A rule applies when its logsource is satisfied ([`garrison_sigma::logsource_applies`]);
+//! matches of other rules are dropped before they are reported or correlated, so a Zeek rule
+//! never fires on a syslog line and a `not selection` rule cannot fire on events it was not
+//! written for.
+
+use crate::event::HuntEvent;
+use crate::fields::FieldRef;
+use garrison_sigma::{LogSource, Match, RuleSet};
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// What an event says of its own logsource: a Windows event log channel is `product: windows`
+/// (`linux` for Sysmon for Linux's `Linux-Sysmon/...`), a Zeek log record (`_path`, or
+/// `@stream` with `@proc: zeek`) is `product: zeek` with its log as the service. Anything else
+/// says nothing.
+pub fn inferred_logsource(event: &HuntEvent) -> LogSource {
+    match infer(event) {
+        Inferred::Windows => product("windows"),
+        Inferred::Linux => product("linux"),
+        Inferred::Zeek(service) => LogSource {
+            service: Some(service),
+            ..product("zeek")
+        },
+        Inferred::Nothing => LogSource::default(),
+    }
+}
+
+fn product(name: &str) -> LogSource {
+    LogSource {
+        product: Some(name.into()),
+        ..LogSource::default()
+    }
+}
+
+enum Inferred {
+    Windows,
+    Linux,
+    Zeek(String),
+    Nothing,
+}
+
+/// [`inferred_logsource`] without allocating for the common cases (it runs per event).
+fn infer(event: &HuntEvent) -> Inferred {
+    if let Some(channel) = event.channel_ref() {
+        let linux = channel
+            .get(..6)
+            .is_some_and(|p| p.eq_ignore_ascii_case("linux-"));
+        return if linux {
+            Inferred::Linux
+        } else {
+            Inferred::Windows
+        };
+    }
+    let text = |name: &str| event.fields.get(name).and_then(|v| v.to_text());
+    let zeek_stream = match event.fields.get("@proc") {
+        Some(FieldRef::Str(proc))
+            if proc.eq_ignore_ascii_case("zeek") || proc.eq_ignore_ascii_case("bro") =>
+        {
+            text("@stream")
+        }
+        _ if event.fields.contains_key("_path")
+            && (event.fields.contains_key("uid") || event.fields.contains_key("ts")) =>
+        {
+            text("_path")
+        }
+        _ => None,
+    };
+    zeek_stream.map_or(Inferred::Nothing, Inferred::Zeek)
+}
+
+/// Which rules apply per stream logsource, computed once per distinct logsource.
+pub struct Scoping<'r> {
+    rules: &'r RuleSet,
+    windows: LogSource,
+    linux: LogSource,
+    nothing: LogSource,
+    /// The logsource every event is taken to have (a source's, `--logsource`), if any.
+    fixed: Option<LogSource>,
+    cache: RefCell<HashMap<LogSource, Rc<[bool]>>>,
+}
+
+impl<'r> Scoping<'r> {
+    /// Scoping over `rules`; `fixed` is the logsource all events share, if known (an empty
+    /// one counts as unknown: each event's own then decides).
+    pub fn new(rules: &'r RuleSet, fixed: Option<LogSource>) -> Self {
+        Scoping {
+            rules,
+            windows: product("windows"),
+            linux: product("linux"),
+            nothing: LogSource::default(),
+            fixed: fixed.filter(|ls| *ls != LogSource::default()),
+            cache: RefCell::new(HashMap::new()),
+        }
+    }
+
+    /// The logsource `event` is evaluated as.
+    pub fn stream_of(&self, event: &HuntEvent) -> Cow<'_, LogSource> {
+        if let Some(ls) = &self.fixed {
+            return Cow::Borrowed(ls);
+        }
+        match infer(event) {
+            Inferred::Windows => Cow::Borrowed(&self.windows),
+            Inferred::Linux => Cow::Borrowed(&self.linux),
+            Inferred::Nothing => Cow::Borrowed(&self.nothing),
+            Inferred::Zeek(service) => Cow::Owned(LogSource {
+                service: Some(service),
+                ..product("zeek")
+            }),
+        }
+    }
+
+    /// Whether rule `index` applies to events of `stream`.
+    pub fn applies(&self, stream: &LogSource, index: usize) -> bool {
+        self.table(stream).get(index).copied().unwrap_or(false)
+    }
+
+    fn table(&self, stream: &LogSource) -> Rc<[bool]> {
+        if let Some(table) = self.cache.borrow().get(stream) {
+            return Rc::clone(table);
+        }
+        let table: Rc<[bool]> = self.rules.applicable(stream).into();
+        self.cache
+            .borrow_mut()
+            .insert(stream.clone(), Rc::clone(&table));
+        table
+    }
+
+    /// Drops the matches of rules that do not apply to `event`'s stream.
+    pub fn retain(&self, event: &HuntEvent, matches: &mut Vec<Match<'_>>) {
+        if matches.is_empty() {
+            return;
+        }
+        self.retain_as(&self.stream_of(event), matches);
+    }
+
+    /// Drops the matches of rules that do not apply to events of `stream`.
+    pub fn retain_as(&self, stream: &LogSource, matches: &mut Vec<Match<'_>>) {
+        if matches.is_empty() {
+            return;
+        }
+        let table = self.table(stream);
+        matches.retain(|m| table.get(m.rule_index).copied().unwrap_or(false));
+    }
+}
