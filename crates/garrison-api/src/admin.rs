@@ -154,6 +154,8 @@ pub struct SourceView {
     pub alert_mapping: Option<garrison_store::AlertMapping>,
     /// The field holding the sender's own unique event id, if the source names one.
     pub id_field: Option<String>,
+    /// Which syslog messages go to this source, if any.
+    pub syslog: Option<garrison_store::SyslogMatch>,
     pub created: String,
 }
 
@@ -184,6 +186,7 @@ impl From<Source> for SourceView {
             field_mapping: s.field_mapping,
             alert_mapping: s.alert_mapping,
             id_field: s.id_field,
+            syslog: s.syslog,
             created: s.created.to_string(),
         }
     }
@@ -327,4 +330,10 @@ pub struct PutSource {
     /// derives from its bytes (only an exact resend is one event).
     #[serde(default)]
     pub id_field: Option<String>,
+    /// Which syslog messages go to this source (sender networks, hostnames, app names,
+    /// CEF/LEEF vendors and products; all given must hold). The most specific matching
+    /// source wins; unmatched messages go to the listener's default source. Running
+    /// listeners pick changes up within seconds.
+    #[serde(default)]
+    pub syslog: Option<garrison_store::SyslogMatch>,
 }

@@ -330,6 +330,9 @@ impl App {
                 "id_field: a field path like `event.id` (dotted, no empty part)",
             ));
         }
+        if let Some(syslog) = &source.syslog {
+            garrison_pipeline::SyslogRule::compile(syslog).map_err(AppError::invalid)?;
+        }
         let source = self.store().upsert_source(actor.tenant, source).await?;
         self.record(
             actor,
@@ -338,7 +341,7 @@ impl App {
             serde_json::json!({
                 "product": source.product, "service": source.service, "category": source.category,
                 "field_mapping": source.field_mapping.len(), "alerts": source.alert_mapping.is_some(),
-                "id_field": source.id_field,
+                "id_field": source.id_field, "syslog": source.syslog,
             }),
         )
         .await;

@@ -11,7 +11,9 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod codec;
+mod route;
 pub mod telemetry;
+pub use route::{SyslogRouter, SyslogRule};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -694,6 +696,7 @@ mod alert_source_tests {
             field_mapping: Vec::new(),
             alert_mapping: alerts,
             id_field: None,
+            syslog: None,
             created: Timestamp::now(),
         }
     }

@@ -688,6 +688,9 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
     let syslog_context =
         syslog::SyslogContext::new(state.clone(), &config.syslog_tenant, &config.syslog_source)
             .await?;
+    if config.syslog_addr.is_some() || config.syslog_tls_addr.is_some() {
+        tasks.push(syslog_context.spawn_refresh(shutdown_rx.clone()));
+    }
     let syslog_addr = match config.syslog_addr {
         Some(addr) => Some(
             syslog::spawn_plain(

@@ -4,15 +4,17 @@
 //! while the log refuses (busy), the connection is not read, so the sender feels backpressure.
 //! UDP cannot push back: what the service cannot take is dropped and counted.
 
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use garrison_ingest::syslog::{is_http_request_line, parse, Framer};
+use garrison_model::TenantId;
 use garrison_model::Timestamp;
-use garrison_pipeline::{PipelineError, SourceContext};
+use garrison_pipeline::{PipelineError, SourceContext, SyslogRouter, SyslogRule};
 use garrison_store::EventRow;
 use garrison_store::{SourceRepo, TenantRepo};
+
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{watch, Semaphore};
@@ -23,26 +25,64 @@ const MAX_BATCH: usize = 1000;
 /// How long a partial batch may wait for more lines before it is appended.
 const QUIET_FLUSH: Duration = Duration::from_millis(10);
 
+/// How often a listener reloads its tenant's sources (routes, logsources, mappings): a
+/// `garrison source set` applies to running listeners within this time.
+const ROUTES_REFRESH: Duration = Duration::from_secs(2);
+
 #[derive(Clone)]
 pub struct SyslogContext {
     state: AppState,
-    source: SourceContext,
+    tenant: TenantId,
+    default_source: Arc<str>,
+    router: Arc<RwLock<SyslogRouter>>,
 }
 
 impl SyslogContext {
     pub async fn new(state: AppState, tenant: &str, source: &str) -> Result<Self, ServerError> {
         let tenant = state.store().ensure_tenant(tenant).await?;
-        let source = match state.store().source(tenant.id, source).await? {
-            Some(stored) => SourceContext::from_source(&stored),
-            None => SourceContext::unconfigured(tenant.id, source),
-        };
-        Ok(SyslogContext { state, source })
+        let router = load_router(&state, tenant.id, source).await?;
+        Ok(SyslogContext {
+            state,
+            tenant: tenant.id,
+            default_source: Arc::from(source),
+            router: Arc::new(RwLock::new(router)),
+        })
     }
 
-    fn row(&self, frame: &[u8]) -> Option<EventRow> {
+    /// Reloads the sources until shutdown, so source changes apply to running listeners.
+    pub fn spawn_refresh(
+        &self,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let context = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(ROUTES_REFRESH) => {}
+                    _ = shutdown.changed() => return,
+                }
+                match load_router(&context.state, context.tenant, &context.default_source).await {
+                    Ok(router) => {
+                        if let Ok(mut current) = context.router.write() {
+                            *current = router;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "syslog sources could not be reloaded; the previous ones stay")
+                    }
+                }
+            }
+        })
+    }
+
+    fn row(&self, frame: &[u8], peer: Option<IpAddr>) -> Option<EventRow> {
         let received = Timestamp::now();
         match parse(frame, received, self.state.limits()) {
-            Ok(record) => Some(self.source.row(record, received)),
+            Ok(record) => {
+                let router = self.router.read().ok()?;
+                let source = router.route(peer, &record.fields);
+                Some(source.row(record, received))
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "syslog message rejected");
                 garrison_pipeline::telemetry::events_rejected("syslog", "invalid", 1);
@@ -50,6 +90,31 @@ impl SyslogContext {
             }
         }
     }
+}
+
+/// The listener's sources: every source of the tenant with a syslog match, and the default.
+async fn load_router(
+    state: &AppState,
+    tenant: TenantId,
+    default_source: &str,
+) -> Result<SyslogRouter, ServerError> {
+    let sources = state.store().list_sources(tenant).await?;
+    let mut default = SourceContext::unconfigured(tenant, default_source);
+    let mut routes = Vec::new();
+    for source in &sources {
+        if source.name == default_source {
+            default = SourceContext::from_source(source);
+        }
+        if let Some(m) = &source.syslog {
+            match SyslogRule::compile(m) {
+                Ok(rule) => routes.push((rule, SourceContext::from_source(source))),
+                Err(e) => {
+                    tracing::warn!(source = %source.name, error = %e, "syslog route ignored")
+                }
+            }
+        }
+    }
+    Ok(SyslogRouter::new(default, routes))
 }
 
 async fn bind_tcp(addr: SocketAddr) -> Result<(TcpListener, SocketAddr), ServerError> {
@@ -117,9 +182,12 @@ async fn run_udp(context: SyslogContext, socket: UdpSocket, mut shutdown: watch:
             }
         };
         match received {
-            Some(Ok((len, _peer))) => {
+            Some(Ok((len, peer))) => {
                 garrison_pipeline::telemetry::events_received("syslog_udp", 1);
-                if let Some(event) = buffer.get(..len).and_then(|frame| context.row(frame)) {
+                if let Some(event) = buffer
+                    .get(..len)
+                    .and_then(|frame| context.row(frame, Some(peer.ip())))
+                {
                     batch.push(event);
                 }
                 if batch.len() < MAX_BATCH {
@@ -184,12 +252,14 @@ async fn run_tcp(
                     match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(stream))
                         .await
                     {
-                        Ok(Ok(tls)) => read_connection(&context, tls, protocol, shutdown).await,
+                        Ok(Ok(tls)) => {
+                            read_connection(&context, tls, peer, protocol, shutdown).await
+                        }
                         Ok(Err(e)) => Err(e),
                         Err(_) => Err(std::io::Error::other("TLS handshake timed out")),
                     }
                 }
-                None => read_connection(&context, stream, protocol, shutdown).await,
+                None => read_connection(&context, stream, peer, protocol, shutdown).await,
             };
             if let Err(e) = result {
                 tracing::debug!(%peer, error = %e, "syslog connection ended with an error");
@@ -202,9 +272,11 @@ async fn run_tcp(
 async fn read_connection<S: AsyncRead + Unpin>(
     context: &SyslogContext,
     mut stream: S,
+    peer: SocketAddr,
     protocol: &'static str,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
+    let peer = Some(peer.ip());
     let mut framer = Framer::new(context.state.limits().max_line_bytes);
     let mut buffer = vec![0u8; 64 * 1024];
     let mut batch: Vec<EventRow> = Vec::new();
@@ -251,7 +323,7 @@ async fn read_connection<S: AsyncRead + Unpin>(
                 return Ok(());
             }
             match frame {
-                Ok(frame) => push_frame(context, &frame, protocol, &mut batch),
+                Ok(frame) => push_frame(context, &frame, peer, protocol, &mut batch),
                 Err(e) => {
                     tracing::debug!(error = %e, "syslog frame rejected");
                     garrison_pipeline::telemetry::events_rejected(protocol, "frame", 1);
@@ -263,7 +335,7 @@ async fn read_connection<S: AsyncRead + Unpin>(
         }
         if at_eof {
             if let Some(tail) = framer.finish() {
-                push_frame(context, &tail, protocol, &mut batch);
+                push_frame(context, &tail, peer, protocol, &mut batch);
             }
         }
         // Quiet socket, full batch or end of stream: make what we have durable.
@@ -279,11 +351,12 @@ async fn read_connection<S: AsyncRead + Unpin>(
 fn push_frame(
     context: &SyslogContext,
     frame: &[u8],
+    peer: Option<IpAddr>,
     protocol: &'static str,
     batch: &mut Vec<EventRow>,
 ) {
     garrison_pipeline::telemetry::events_received(protocol, 1);
-    if let Some(event) = context.row(frame) {
+    if let Some(event) = context.row(frame, peer) {
         batch.push(event);
     }
 }

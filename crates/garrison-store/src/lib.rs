@@ -248,7 +248,54 @@ pub struct Source {
     /// event's id derives from its content, so only an exact resend is one event.
     #[serde(default)]
     pub id_field: Option<String>,
+    /// Which syslog messages belong to this source (see [`SyslogMatch`]); unset, only the
+    /// listener's default source gets syslog.
+    #[serde(default)]
+    pub syslog: Option<SyslogMatch>,
     pub created: Timestamp,
+}
+
+/// Which syslog messages a source receives. Every condition given must hold (a list holds
+/// when any of its entries does); the most specific matching source wins (most conditions,
+/// then name), and a message no source matches goes to the listener's default source.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SyslogMatch {
+    /// Sender addresses or networks (`10.0.0.5`, `10.0.0.0/24`, `2001:db8::/32`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// Syslog hostnames, `*` and `?` as wildcards, case-insensitive (`fw-*`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hostname: Vec<String>,
+    /// Syslog app names (APP-NAME / TAG), case-insensitive (`sshd`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app: Vec<String>,
+    /// CEF or LEEF device vendors, case-insensitive (`Fortinet`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vendor: Vec<String>,
+    /// CEF or LEEF device products, case-insensitive (`FortiGate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub product: Vec<String>,
+}
+
+impl SyslogMatch {
+    /// How many conditions it sets (0: it matches nothing, see [`SyslogMatch::is_empty`]).
+    pub fn conditions(&self) -> usize {
+        [
+            &self.from,
+            &self.hostname,
+            &self.app,
+            &self.vendor,
+            &self.product,
+        ]
+        .iter()
+        .filter(|l| !l.is_empty())
+        .count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conditions() == 0
+    }
 }
 
 /// Which fields of an alert source's events (paths as sent, dotted into nested objects) give
@@ -271,6 +318,7 @@ pub struct NewSource {
     pub field_mapping: Vec<(String, String)>,
     pub alert_mapping: Option<AlertMapping>,
     pub id_field: Option<String>,
+    pub syslog: Option<SyslogMatch>,
 }
 
 /// An event in the shape the store writes it: JSON already rendered to text and the words for

@@ -478,40 +478,40 @@ struct SourceMappings {
     alerts: Option<crate::AlertMapping>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     id_field: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    syslog: Option<crate::SyslogMatch>,
 }
 
 fn encode_source_mappings(source: &NewSource) -> serde_json::Result<String> {
-    match (&source.alert_mapping, &source.id_field) {
-        (None, None) => serde_json::to_string(&source.field_mapping),
-        (alerts, id_field) => serde_json::to_string(&SourceMappings {
-            fields: source.field_mapping.clone(),
-            alerts: alerts.clone(),
-            id_field: id_field.clone(),
-        }),
+    if source.alert_mapping.is_none() && source.id_field.is_none() && source.syslog.is_none() {
+        return serde_json::to_string(&source.field_mapping);
     }
+    serde_json::to_string(&SourceMappings {
+        fields: source.field_mapping.clone(),
+        alerts: source.alert_mapping.clone(),
+        id_field: source.id_field.clone(),
+        syslog: source.syslog.clone(),
+    })
 }
 
-type DecodedMappings = (
-    Vec<(String, String)>,
-    Option<crate::AlertMapping>,
-    Option<String>,
-);
-
-fn decode_source_mappings(text: &str) -> serde_json::Result<DecodedMappings> {
+fn decode_source_mappings(text: &str) -> serde_json::Result<SourceMappings> {
     if text.trim_start().starts_with('[') {
-        return Ok((serde_json::from_str(text)?, None, None));
+        return Ok(SourceMappings {
+            fields: serde_json::from_str(text)?,
+            alerts: None,
+            id_field: None,
+            syslog: None,
+        });
     }
-    let both: SourceMappings = serde_json::from_str(text)?;
-    Ok((both.fields, both.alerts, both.id_field))
+    serde_json::from_str(text)
 }
 
 fn source_from_row(row: &AnyRow) -> Result<Source> {
     let mapping: String = row.try_get("field_mapping")?;
-    let (field_mapping, alert_mapping, id_field) =
-        decode_source_mappings(&mapping).map_err(|e| StoreError::Corrupt {
-            column: "sources.field_mapping",
-            reason: e.to_string(),
-        })?;
+    let mappings = decode_source_mappings(&mapping).map_err(|e| StoreError::Corrupt {
+        column: "sources.field_mapping",
+        reason: e.to_string(),
+    })?;
     Ok(Source {
         id: row.try_get("id")?,
         tenant_id: TenantId(row.try_get("tenant_id")?),
@@ -519,9 +519,10 @@ fn source_from_row(row: &AnyRow) -> Result<Source> {
         product: row.try_get("product")?,
         service: row.try_get("service")?,
         category: row.try_get("category")?,
-        field_mapping,
-        alert_mapping,
-        id_field,
+        field_mapping: mappings.fields,
+        alert_mapping: mappings.alerts,
+        id_field: mappings.id_field,
+        syslog: mappings.syslog,
         created: from_micros(row.try_get("created_us")?),
     })
 }

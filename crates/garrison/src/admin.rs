@@ -136,6 +136,23 @@ pub enum SourceCommand {
         /// bytes, so only an exact resend is one event.
         #[arg(long, value_name = "FIELD")]
         id_field: Option<String>,
+        /// Syslog from these senders goes to this source: an address or network
+        /// (`10.0.0.0/24`). Repeatable; the syslog options combine (all must hold), and the
+        /// most specific matching source wins. Applies to running listeners within seconds.
+        #[arg(long = "syslog-from", value_name = "CIDR")]
+        syslog_from: Vec<String>,
+        /// Syslog with this hostname (`*`, `?` wildcards) goes to this source. Repeatable.
+        #[arg(long = "syslog-host", value_name = "GLOB")]
+        syslog_host: Vec<String>,
+        /// Syslog with this app name (APP-NAME / TAG, e.g. `sshd`) goes to this source.
+        #[arg(long = "syslog-app", value_name = "NAME")]
+        syslog_app: Vec<String>,
+        /// CEF/LEEF messages of this device vendor (e.g. `Fortinet`) go to this source.
+        #[arg(long = "syslog-vendor", value_name = "VENDOR")]
+        syslog_vendor: Vec<String>,
+        /// CEF/LEEF messages of this device product (e.g. `FortiGate`) go to this source.
+        #[arg(long = "syslog-product", value_name = "PRODUCT")]
+        syslog_product: Vec<String>,
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
@@ -381,9 +398,21 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             alert_title,
             alert_severity,
             id_field,
+            syslog_from,
+            syslog_host,
+            syslog_app,
+            syslog_vendor,
+            syslog_product,
             tenant,
         } => {
             let actor = local_actor(&app, &tenant).await?;
+            let syslog = garrison_store::SyslogMatch {
+                from: syslog_from,
+                hostname: syslog_host,
+                app: syslog_app,
+                vendor: syslog_vendor,
+                product: syslog_product,
+            };
             let field_mapping = mappings
                 .iter()
                 .map(|m| {
@@ -408,6 +437,7 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
                             severity: alert_severity,
                         }),
                         id_field,
+                        syslog: (!syslog.is_empty()).then_some(syslog),
                     },
                 )
                 .await?;

@@ -343,6 +343,7 @@ pub async fn put_source(
                 field_mapping: request.field_mapping,
                 alert_mapping: request.alert_mapping,
                 id_field: request.id_field,
+                syslog: request.syslog.filter(|m| !m.is_empty()),
             },
         )
         .await?;

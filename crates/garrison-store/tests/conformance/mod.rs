@@ -385,6 +385,26 @@ pub async fn sources_upsert_and_stay_in_their_tenant(store: &SqlStore) {
     assert_eq!(fourth.field_mapping, second.field_mapping);
     assert!(store.source(bravo.id, "edr").await.expect("get").is_none());
     assert_eq!(store.list_sources(alpha.id).await.expect("list").len(), 2);
+    let routed = garrison_store::SyslogMatch {
+        from: vec!["10.0.0.0/24".into()],
+        vendor: vec!["Fortinet".into()],
+        ..Default::default()
+    };
+    let fw = store
+        .upsert_source(
+            alpha.id,
+            NewSource {
+                name: "fw".into(),
+                syslog: Some(routed.clone()),
+                ..NewSource::default()
+            },
+        )
+        .await
+        .expect("syslog route");
+    assert_eq!(fw.syslog.as_ref(), Some(&routed));
+    let again = store.source(alpha.id, "fw").await.expect("get").expect("fw");
+    assert_eq!(again.syslog, Some(routed));
+    assert_eq!(again.id_field, None, "a replaced source keeps only what it was given");
 }
 
 pub async fn stored_events_are_idempotent_and_move_the_position(store: &SqlStore) {

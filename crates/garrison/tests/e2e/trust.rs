@@ -436,3 +436,107 @@ async fn rules_fire_only_where_their_logsource_fits_and_see_mapped_and_taxonomy_
     );
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown logsource key"));
 }
+
+/// Sends syslog lines over TCP (newline framed) and closes the connection.
+fn send_syslog(service: &Service, lines: &[&str]) {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(&service.syslog).expect("tcp");
+    for line in lines {
+        tcp.write_all(line.as_bytes()).expect("send");
+        tcp.write_all(b"\n").expect("send");
+    }
+}
+
+async fn wait_events(service: &Service, token: &str, source: &str, want: usize) -> Vec<Value> {
+    let started = std::time::Instant::now();
+    loop {
+        wait_indexed(service).await;
+        let events = all_events(service, token, source).await;
+        if events.len() >= want || started.elapsed() > Duration::from_secs(20) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn syslog_senders_are_routed_to_their_sources_and_source_changes_apply_live() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let service = Service::start(dir.path());
+    let fortigate = "<134>1 2026-12-07T10:00:00Z fw-paris-1 CEF - - - CEF:0|Fortinet|FortiGate|7.4|13|traffic deny|5|src=10.0.0.5 dst=203.0.113.9 dpt=4444 act=deny";
+    let sshd = "<38>Dec  7 10:00:01 web1 sshd[311]: Failed password for root from 198.51.100.7 port 52211 ssh2";
+    let other = "<13>Dec  7 10:00:02 printer1 lpd[9]: queue restarted";
+    send_syslog(&service, &[fortigate, sshd, other]);
+    let before = wait_events(&service, &admin, "syslog", 3).await;
+    assert_eq!(before.len(), 3, "no routes yet: all to the default source");
+
+    // Routes and the default source's logsource, set while the listener runs.
+    cli(
+        dir.path(),
+        &[
+            "source",
+            "set",
+            "fortigate",
+            "--product",
+            "fortinet",
+            "--category",
+            "firewall",
+            "--syslog-from",
+            "127.0.0.0/8",
+            "--syslog-vendor",
+            "Fortinet",
+        ],
+    );
+    cli(
+        dir.path(),
+        &[
+            "source",
+            "set",
+            "linux-auth",
+            "--product",
+            "linux",
+            "--service",
+            "sshd",
+            "--syslog-app",
+            "sshd",
+        ],
+    );
+    cli(
+        dir.path(),
+        &["source", "set", "syslog", "--product", "unix"],
+    );
+    let bad = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["source", "set", "x", "--syslog-from", "10.0.0.0/33"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("10.0.0.0/33"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    // Listeners reload their sources every 2 s.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let later = |s: &str| s.replace("10:00:0", "11:00:0");
+    send_syslog(&service, &[&later(fortigate), &later(sshd), &later(other)]);
+    let fw = wait_events(&service, &admin, "fortigate", 1).await;
+    let auth = wait_events(&service, &admin, "linux-auth", 1).await;
+    let rest = wait_events(&service, &admin, "syslog", 4).await;
+    assert_eq!(fw.len(), 1, "{fw:?}");
+    assert_eq!(fw[0]["logsource"]["product"], "fortinet");
+    assert_eq!(fw[0]["normalized"]["destination.port"], 4444);
+    assert_eq!(auth.len(), 1, "{auth:?}");
+    assert_eq!(auth[0]["logsource"]["service"], "sshd");
+    assert_eq!(rest.len(), 4, "{rest:?}");
+    let newest = rest
+        .iter()
+        .find(|e| e["raw"].as_str().is_some_and(|r| r.contains("11:00:02")))
+        .expect("the printer's second line");
+    assert_eq!(
+        newest["logsource"]["product"], "unix",
+        "the default source's change applies without a restart"
+    );
+}
