@@ -156,6 +156,8 @@ pub struct SourceView {
     pub id_field: Option<String>,
     /// Which syslog messages go to this source, if any.
     pub syslog: Option<garrison_store::SyslogMatch>,
+    /// Seconds of silence after which the source raises an alert, if watched.
+    pub silent_after_secs: Option<u64>,
     pub created: String,
 }
 
@@ -187,6 +189,7 @@ impl From<Source> for SourceView {
             alert_mapping: s.alert_mapping,
             id_field: s.id_field,
             syslog: s.syslog,
+            silent_after_secs: s.silent_after_secs,
             created: s.created.to_string(),
         }
     }
@@ -336,4 +339,51 @@ pub struct PutSource {
     /// listeners pick changes up within seconds.
     #[serde(default)]
     pub syslog: Option<garrison_store::SyslogMatch>,
+    /// Raise an alert (`garrison-source-silent`) when the source sends nothing for this many
+    /// seconds (checked every `silent_check_interval`, 1 minute by default). Unset: silence
+    /// is not watched.
+    #[serde(default)]
+    pub silent_after_secs: Option<u64>,
+}
+
+/// The health of one source: is it sending, at what rate, how much of it is understood, and
+/// which rules watch it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SourceHealthView {
+    pub source: String,
+    /// Whether the source is configured (`source set`), or only named by tokens or syslog.
+    pub configured: bool,
+    pub product: Option<String>,
+    pub service: Option<String>,
+    pub category: Option<String>,
+    /// When an event of the source was last stored (RFC 3339), if in the last 8 days.
+    pub last_event_received: Option<String>,
+    /// Seconds since then.
+    pub silent_for_secs: Option<u64>,
+    /// The configured silence limit, if watched.
+    pub silent_after_secs: Option<u64>,
+    /// Silent for longer than its limit (an alert `garrison-source-silent` is raised).
+    pub silent: bool,
+    /// Events stored per second over the last minute and the last hour.
+    pub events_per_second_1m: f64,
+    pub events_per_second_1h: f64,
+    /// Over the last 24 hours: events stored, records dropped as duplicates (resends), events
+    /// a decoder did not understand (kept, flagged `garrison.unparsed`), and their share.
+    pub events_24h: u64,
+    pub duplicates_24h: u64,
+    pub unparsed_24h: u64,
+    pub unparsed_share_24h: f64,
+    /// Enabled rules, and how many of them apply to the source's logsource.
+    pub rules_enabled: u64,
+    pub rules_applicable: u64,
+    /// Rules that fired on the source's events in the last 24 hours, most hits first.
+    pub rules_fired_24h: Vec<RuleHitsView>,
+    /// What an operator should know (no logsource set, unparsed lines, silence).
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RuleHitsView {
+    pub rule_id: String,
+    pub hits: u64,
 }

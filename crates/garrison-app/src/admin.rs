@@ -330,6 +330,15 @@ impl App {
                 "id_field: a field path like `event.id` (dotted, no empty part)",
             ));
         }
+        if source
+            .silent_after_secs
+            .is_some_and(|s| s < crate::source_health::MIN_SILENT_AFTER_SECS)
+        {
+            return Err(AppError::invalid(format!(
+                "silent_after_secs: at least {} second",
+                crate::source_health::MIN_SILENT_AFTER_SECS
+            )));
+        }
         if let Some(syslog) = &source.syslog {
             garrison_pipeline::SyslogRule::compile(syslog).map_err(AppError::invalid)?;
         }
@@ -342,6 +351,7 @@ impl App {
                 "product": source.product, "service": source.service, "category": source.category,
                 "field_mapping": source.field_mapping.len(), "alerts": source.alert_mapping.is_some(),
                 "id_field": source.id_field, "syslog": source.syslog,
+                "silent_after_secs": source.silent_after_secs,
             }),
         )
         .await;

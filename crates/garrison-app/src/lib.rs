@@ -23,6 +23,7 @@ pub mod reads;
 pub mod rules;
 pub mod settings;
 pub mod sign_in;
+pub mod source_health;
 
 pub use actor::{Actor, ActorKind};
 pub use error::{AppError, Result};
@@ -43,6 +44,8 @@ pub struct App {
     sign_in: std::sync::Arc<sign_in::SignInGuard>,
     /// Signed audit checkpoints outside the database (the data directory's).
     anchors: Option<std::sync::Arc<anchor::Anchors>>,
+    /// Enabled rules compiled for source health's logsource questions.
+    rule_scopes: std::sync::Arc<source_health::RuleScopes>,
 }
 
 impl App {
@@ -54,7 +57,12 @@ impl App {
             attachments: None,
             sign_in: std::sync::Arc::default(),
             anchors: None,
+            rule_scopes: std::sync::Arc::default(),
         }
+    }
+
+    pub(crate) fn rule_scopes(&self) -> &source_health::RuleScopes {
+        &self.rule_scopes
     }
 
     /// With the first lockout of an account or address after repeated failed sign-ins

@@ -342,6 +342,7 @@ pub fn decode_raw_at(
             time,
             raw: Some(text),
             source_json: None,
+            unparsed: None,
         });
         out.total += 1;
     }

@@ -60,6 +60,9 @@ pub struct Record {
     /// The JSON object exactly as it was sent, when the record is one (JSON ingest). Equal in
     /// meaning to `fields`; lets the store keep the sender's bytes without re-rendering.
     pub source_json: Option<String>,
+    /// Why the decoder did not understand the record, when it did not (it is kept as text,
+    /// flagged and counted rather than stored as if parsed).
+    pub unparsed: Option<String>,
 }
 
 impl Record {
@@ -86,6 +89,7 @@ impl Record {
             time,
             raw: None,
             source_json: None,
+            unparsed: None,
         }
     }
 }

@@ -141,12 +141,22 @@ pub fn parse(frame: &[u8], received: Timestamp, limits: &Limits) -> Result<Recor
         host.insert("hostname".into(), Value::String(h.clone()));
         fields.insert("host".into(), Value::Object(host));
     }
-    add_cef_leef(&parsed.message, &mut fields, limits);
+    let mut unparsed = add_cef_leef(&parsed.message, &mut fields, limits);
+    let decoded = fields.contains_key("cef") || fields.contains_key("leef");
+    if unparsed.is_none()
+        && !decoded
+        && parsed.pri.is_none()
+        && parsed.time.is_none()
+        && parsed.hostname.is_none()
+    {
+        unparsed = Some("no syslog header (no <PRI>, time or hostname)".to_string());
+    }
     Ok(Record {
         fields,
         time: parsed.time,
         raw: Some(line.to_owned()),
         source_json: None,
+        unparsed,
     })
 }
 
@@ -160,26 +170,48 @@ fn code_name(code: u8, name: Option<&str>) -> Value {
 }
 
 /// Adds `cef` / `leef` objects when the message carries one (at its start or after a space,
-/// as devices that prepend their own header do).
-fn add_cef_leef(msg: &str, fields: &mut Map<String, Value>, limits: &Limits) {
+/// as devices that prepend their own header do). Returns why a CEF or LEEF message could not
+/// be decoded, when it could not.
+fn add_cef_leef(msg: &str, fields: &mut Map<String, Value>, limits: &Limits) -> Option<String> {
     let within = |m: &Map<String, Value>, attrs: &str| {
         m.get(attrs)
             .and_then(Value::as_object)
             .is_none_or(|a| a.len() <= limits.max_fields)
     };
+    let too_many = || format!("more than {} extension fields", limits.max_fields);
     if let Some(at) = find_marker(msg, "CEF:") {
-        if let Some(m) = msg.get(at..).and_then(|s| crate::cef::parse(s).ok()) {
-            if within(&m, "extensions") {
+        match msg.get(at..).map(crate::cef::parse) {
+            Some(Ok(m)) if within(&m, "extensions") => {
                 fields.insert("cef".into(), Value::Object(m));
             }
+            Some(Ok(_)) => return Some(format!("CEF: {}", too_many())),
+            // Only what claims to be CEF (`CEF:0|`) counts as undecoded CEF.
+            Some(Err(e)) if versioned(msg, at + 4) => return Some(format!("CEF: {e}")),
+            Some(Err(_)) => {}
+            None => {}
         }
     } else if let Some(at) = find_marker(msg, "LEEF:") {
-        if let Some(m) = msg.get(at..).and_then(|s| crate::leef::parse(s).ok()) {
-            if within(&m, "attributes") {
+        match msg.get(at..).map(crate::leef::parse) {
+            Some(Ok(m)) if within(&m, "attributes") => {
                 fields.insert("leef".into(), Value::Object(m));
             }
+            Some(Ok(_)) => return Some(format!("LEEF: {}", too_many())),
+            Some(Err(e)) if versioned(msg, at + 5) => return Some(format!("LEEF: {e}")),
+            Some(Err(_)) => {}
+            None => {}
         }
     }
+    None
+}
+
+/// Whether a version number and `|` follow the marker ending at `at` (`CEF:0|`).
+fn versioned(msg: &str, at: usize) -> bool {
+    let rest = msg.get(at..).unwrap_or("").as_bytes();
+    let digits = rest
+        .iter()
+        .take_while(|b| b.is_ascii_digit() || **b == b'.')
+        .count();
+    digits > 0 && rest.get(digits) == Some(&b'|')
 }
 
 fn find_marker(msg: &str, marker: &str) -> Option<usize> {
@@ -429,6 +461,8 @@ fn parse_3164(rest: &str, received: Timestamp) -> Parsed {
             p.procid = pid.map(str::to_owned);
             rest = rest.get(used..).unwrap_or("");
         }
+    } else if rest.starts_with("CEF:") || rest.starts_with("LEEF:") {
+        // Bare CEF/LEEF (no syslog header): the marker is not a TAG.
     } else if let Some((app, pid, used)) = parse_tag(rest) {
         p.appname = Some(app.to_owned());
         p.procid = pid.map(str::to_owned);
@@ -714,6 +748,32 @@ fn octet_header(b: &[u8]) -> Header {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn lines_the_decoder_does_not_understand_are_flagged_not_passed_as_parsed() {
+        let now = Timestamp::now();
+        let limits = Limits::default();
+        let flagged = |line: &str| parse(line.as_bytes(), now, &limits).expect("kept").unparsed;
+        assert!(flagged("just some text without any header").is_some());
+        // Bare CEF (no syslog header) is understood.
+        assert_eq!(flagged("CEF:0|Acme|FW|1|100|blocked|5|src=10.0.0.1"), None);
+        assert!(flagged("CEF:0|Acme|FW|1|100")
+            .unwrap_or_default()
+            .starts_with("CEF:"));
+        assert_eq!(
+            flagged("<13>Dec  7 10:00:02 printer1 lpd[9]: queue restarted"),
+            None
+        );
+        assert_eq!(
+            flagged("<134>1 2026-12-07T10:00:00Z fw CEF - - - CEF:0|A|B|1|2|n|5|src=1.2.3.4"),
+            None
+        );
+        // Prose that mentions CEF is not a broken CEF message.
+        assert_eq!(
+            flagged("<13>Dec  7 10:00:02 h app: parsing CEF: done"),
+            None
+        );
+    }
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("valid test timestamp")

@@ -144,6 +144,12 @@ pub struct Event {
     pub raw: Option<String>,
 }
 
+/// The key of the normalised view under which an event a decoder did not understand carries
+/// why (e.g. a line with no syslog header): such events are kept, flagged and counted per
+/// source (`garrison source health`), never stored as if parsed. Only the ingest pipeline
+/// writes it.
+pub const UNPARSED_FIELD: &str = "garrison.unparsed";
+
 /// Derives the stored id of an event whose source names its id field: the same id value from
 /// the same tenant and source always maps to the same record, so a retried batch is stored once.
 pub fn event_id_from_sender(tenant: TenantId, source: &str, sender_id: &str) -> String {

@@ -188,6 +188,13 @@ impl SourceContext {
     pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
         let mut normalized = self.normalizer.normalize(&record.fields);
         normalized.remove(ALERT_FIELD);
+        normalized.remove(garrison_model::UNPARSED_FIELD);
+        if let Some(reason) = &record.unparsed {
+            normalized.insert(
+                garrison_model::UNPARSED_FIELD.to_string(),
+                serde_json::Value::String(reason.clone()),
+            );
+        }
         if let Some(mapping) = &self.alerts {
             normalized.insert(
                 ALERT_FIELD.to_string(),
@@ -682,6 +689,7 @@ mod alert_source_tests {
             time: None,
             raw: None,
             source_json: None,
+            unparsed: None,
         }
     }
 
@@ -697,6 +705,7 @@ mod alert_source_tests {
             alert_mapping: alerts,
             id_field: None,
             syslog: None,
+            silent_after_secs: None,
             created: Timestamp::now(),
         }
     }

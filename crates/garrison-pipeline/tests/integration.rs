@@ -32,6 +32,7 @@ fn record(fields: serde_json::Value) -> Record {
         time: None,
         raw: None,
         source_json: None,
+        unparsed: None,
     }
 }
 

@@ -103,6 +103,8 @@ pub struct ServerConfig {
     pub listen: listen::ListenLimits,
     /// How often each tenant's audit chain head is signed into the checkpoint file.
     pub audit_checkpoint_interval: Duration,
+    /// How often sources are checked for silence past their `silent_after_secs`.
+    pub silent_check_interval: Duration,
     /// Where each new audit entry and checkpoint is sent as CEF over syslog, if anywhere.
     pub audit_forward: Option<audit_forward::ForwardTarget>,
     /// The first lockout after repeated failed sign-ins (doubling up to 15 minutes).
@@ -134,6 +136,7 @@ impl ServerConfig {
             min_free_disk_bytes: 256 * 1024 * 1024,
             listen: listen::ListenLimits::default(),
             audit_checkpoint_interval: Duration::from_secs(60),
+            silent_check_interval: Duration::from_secs(60),
             audit_forward: None,
             sign_in_lockout: garrison_app::sign_in::FIRST_LOCKOUT,
         }
@@ -409,6 +412,29 @@ pub fn metrics_handle() -> PrometheusHandle {
 }
 
 /// Serves `GET /metrics` without a token on its own address, per-tenant series left out.
+/// Every `interval`: raises `garrison-source-silent` for sources silent past their limit
+/// (see [`garrison_app::App::check_silent_sources`]).
+async fn watch_silent_sources(
+    app: garrison_app::App,
+    interval: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = shutdown.changed() => return,
+        }
+        match app
+            .check_silent_sources(garrison_model::Timestamp::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(silent) => tracing::info!(silent, "sources silent past their limit"),
+            Err(e) => tracing::warn!(error = %e, "silent-source check failed"),
+        }
+    }
+}
+
 async fn spawn_metrics_listener(
     state: AppState,
     addr: SocketAddr,
@@ -586,6 +612,11 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
         )),
         tokio::spawn(indexer.run(shutdown_rx.clone())),
         tokio::spawn(detector.run(shutdown_rx.clone())),
+        tokio::spawn(watch_silent_sources(
+            state.app().clone(),
+            config.silent_check_interval,
+            shutdown_rx.clone(),
+        )),
     ];
     // Playbooks: resume what a killed process left, fire due timers, start schedules.
     tasks.extend(state.soar().spawn_background(shutdown_rx.clone()));

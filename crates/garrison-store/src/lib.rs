@@ -252,6 +252,10 @@ pub struct Source {
     /// listener's default source gets syslog.
     #[serde(default)]
     pub syslog: Option<SyslogMatch>,
+    /// A source silent for longer than this (seconds since its last stored event) raises
+    /// an alert (`garrison-source-silent`); unset, silence is not watched.
+    #[serde(default)]
+    pub silent_after_secs: Option<u64>,
     pub created: Timestamp,
 }
 
@@ -319,6 +323,7 @@ pub struct NewSource {
     pub alert_mapping: Option<AlertMapping>,
     pub id_field: Option<String>,
     pub syslog: Option<SyslogMatch>,
+    pub silent_after_secs: Option<u64>,
 }
 
 /// An event in the shape the store writes it: JSON already rendered to text and the words for
@@ -580,6 +585,43 @@ pub trait SourceRepo: Send + Sync {
     async fn upsert_source(&self, tenant: TenantId, source: NewSource) -> Result<Source>;
     async fn source(&self, tenant: TenantId, name: &str) -> Result<Option<Source>>;
     async fn list_sources(&self, tenant: TenantId) -> Result<Vec<Source>>;
+    /// The per-minute counts of `source` since `since` (oldest first).
+    async fn source_minutes(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        since: Timestamp,
+    ) -> Result<Vec<SourceMinute>>;
+    /// When each source of the tenant last had an event stored (as far as kept counts go).
+    async fn sources_last_received(&self, tenant: TenantId) -> Result<Vec<(String, Timestamp)>>;
+    /// Counts records dropped as duplicates before they reached the log (the same record
+    /// twice in one batch).
+    async fn add_source_duplicates(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        at: Timestamp,
+        count: u64,
+    ) -> Result<()>;
+    /// Alert hits per rule on events of `source` whose time is at or after `since`.
+    async fn source_rule_hits(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(String, u64)>>;
+    /// Drops per-minute counts older than `before` (all tenants: housekeeping).
+    async fn purge_source_minutes(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// One minute of a source's ingest (see [`SourceRepo::source_minutes`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceMinute {
+    pub minute: Timestamp,
+    pub events: u64,
+    pub duplicates: u64,
+    pub unparsed: u64,
+    pub last_received: Timestamp,
 }
 
 #[async_trait]

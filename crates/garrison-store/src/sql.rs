@@ -48,6 +48,10 @@ impl Dialect {
                 (3, include_str!("../migrations/sqlite/0003_detection.sql")),
                 (4, include_str!("../migrations/sqlite/0004_incidents.sql")),
                 (5, include_str!("../migrations/sqlite/0005_indicators.sql")),
+                (
+                    6,
+                    include_str!("../migrations/sqlite/0006_source_stats.sql"),
+                ),
             ],
             Dialect::Postgres => &[
                 (
@@ -60,6 +64,10 @@ impl Dialect {
                 (
                     5,
                     include_str!("../migrations/postgres/0005_indicators.sql"),
+                ),
+                (
+                    6,
+                    include_str!("../migrations/postgres/0006_source_stats.sql"),
                 ),
             ],
         }
@@ -480,10 +488,16 @@ struct SourceMappings {
     id_field: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     syslog: Option<crate::SyslogMatch>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    silent_after_secs: Option<u64>,
 }
 
 fn encode_source_mappings(source: &NewSource) -> serde_json::Result<String> {
-    if source.alert_mapping.is_none() && source.id_field.is_none() && source.syslog.is_none() {
+    if source.alert_mapping.is_none()
+        && source.id_field.is_none()
+        && source.syslog.is_none()
+        && source.silent_after_secs.is_none()
+    {
         return serde_json::to_string(&source.field_mapping);
     }
     serde_json::to_string(&SourceMappings {
@@ -491,6 +505,7 @@ fn encode_source_mappings(source: &NewSource) -> serde_json::Result<String> {
         alerts: source.alert_mapping.clone(),
         id_field: source.id_field.clone(),
         syslog: source.syslog.clone(),
+        silent_after_secs: source.silent_after_secs,
     })
 }
 
@@ -501,6 +516,7 @@ fn decode_source_mappings(text: &str) -> serde_json::Result<SourceMappings> {
             alerts: None,
             id_field: None,
             syslog: None,
+            silent_after_secs: None,
         });
     }
     serde_json::from_str(text)
@@ -523,6 +539,7 @@ fn source_from_row(row: &AnyRow) -> Result<Source> {
         alert_mapping: mappings.alerts,
         id_field: mappings.id_field,
         syslog: mappings.syslog,
+        silent_after_secs: mappings.silent_after_secs,
         created: from_micros(row.try_get("created_us")?),
     })
 }
@@ -902,6 +919,188 @@ impl SourceRepo for SqlStore {
         .await?;
         rows.iter().map(source_from_row).collect()
     }
+
+    async fn source_minutes(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        since: Timestamp,
+    ) -> Result<Vec<crate::SourceMinute>> {
+        let since = to_micros(since);
+        let rows = sqlx::query(
+            "SELECT minute_us, events, duplicates, unparsed, last_received_us FROM source_stats \
+             WHERE tenant_id = $1 AND source = $2 AND minute_us >= $3 ORDER BY minute_us",
+        )
+        .bind(tenant.0)
+        .bind(source)
+        .bind(since - since.rem_euclid(MINUTE_US))
+        .fetch_all(&self.pool)
+        .await?;
+        let count = |row: &AnyRow, column: &str| -> Result<u64> {
+            Ok(u64::try_from(row.try_get::<i64, _>(column)?).unwrap_or(0))
+        };
+        rows.iter()
+            .map(|row| {
+                Ok(crate::SourceMinute {
+                    minute: from_micros(row.try_get("minute_us")?),
+                    events: count(row, "events")?,
+                    duplicates: count(row, "duplicates")?,
+                    unparsed: count(row, "unparsed")?,
+                    last_received: from_micros(row.try_get("last_received_us")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn sources_last_received(&self, tenant: TenantId) -> Result<Vec<(String, Timestamp)>> {
+        let rows = sqlx::query(
+            "SELECT source, MAX(last_received_us) AS last_us FROM source_stats \
+             WHERE tenant_id = $1 AND events > 0 GROUP BY source ORDER BY source",
+        )
+        .bind(tenant.0)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("source")?, from_micros(row.try_get("last_us")?))))
+            .collect()
+    }
+
+    async fn add_source_duplicates(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        at: Timestamp,
+        count: u64,
+    ) -> Result<()> {
+        let at = to_micros(at);
+        let mut tx = self.begin_write().await?;
+        add_source_minute(
+            &mut tx,
+            tenant.0,
+            source,
+            at - at.rem_euclid(MINUTE_US),
+            [0, i64::try_from(count).unwrap_or(i64::MAX), 0],
+            // A minute of duplicates alone says nothing of when an event was last stored.
+            i64::MIN,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn source_rule_hits(
+        &self,
+        tenant: TenantId,
+        source: &str,
+        since: Timestamp,
+    ) -> Result<Vec<(String, u64)>> {
+        let rows = sqlx::query(
+            "SELECT a.rule_id AS rule_id, COUNT(*) AS hits FROM alert_events ae \
+             JOIN events e ON e.tenant_id = ae.tenant_id AND e.id = ae.event_id \
+             JOIN alerts a ON a.tenant_id = ae.tenant_id AND a.alert_id = ae.alert_id \
+             WHERE ae.tenant_id = $1 AND e.source = $2 AND ae.time_us >= $3 \
+             GROUP BY a.rule_id ORDER BY hits DESC, a.rule_id",
+        )
+        .bind(tenant.0)
+        .bind(source)
+        .bind(to_micros(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("rule_id")?,
+                    u64::try_from(row.try_get::<i64, _>("hits")?).unwrap_or(0),
+                ))
+            })
+            .collect()
+    }
+
+    async fn purge_source_minutes(&self, before: Timestamp) -> Result<u64> {
+        let result = sqlx::query("DELETE FROM source_stats WHERE minute_us < $1")
+            .bind(to_micros(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+}
+
+/// Per (tenant, source, minute of receipt): events stored, duplicates, unparsed, newest
+/// receipt; added to `source_stats` in the transaction that stores the events.
+#[derive(Default)]
+struct SourceMinutes {
+    counts: HashMap<(i64, String, i64), [i64; 4]>,
+}
+
+const MINUTE_US: i64 = 60_000_000;
+
+impl SourceMinutes {
+    fn count(&mut self, rows: &[EventRow], new_ids: &std::collections::HashSet<String>) {
+        let unparsed_key = format!("\"{}\"", garrison_model::UNPARSED_FIELD);
+        for row in rows {
+            let received = to_micros(row.received);
+            let key = (
+                row.tenant_id.0,
+                row.source.clone(),
+                received - received.rem_euclid(MINUTE_US),
+            );
+            let entry = self.counts.entry(key).or_insert([0, 0, 0, i64::MIN]);
+            if new_ids.contains(&row.id) {
+                entry[0] += 1;
+                if row.normalized_json.contains(&unparsed_key) {
+                    entry[2] += 1;
+                }
+            } else {
+                entry[1] += 1;
+            }
+            entry[3] = entry[3].max(received);
+        }
+    }
+
+    async fn write(self, tx: &mut sqlx::Transaction<'_, sqlx::Any>) -> Result<()> {
+        for ((tenant, source, minute), [events, duplicates, unparsed, last]) in self.counts {
+            add_source_minute(
+                tx,
+                tenant,
+                &source,
+                minute,
+                [events, duplicates, unparsed],
+                last,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+async fn add_source_minute(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: i64,
+    source: &str,
+    minute: i64,
+    [events, duplicates, unparsed]: [i64; 3],
+    last: i64,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO source_stats (tenant_id, source, minute_us, events, duplicates, unparsed, last_received_us) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, source, minute_us) DO UPDATE SET \
+         events = source_stats.events + excluded.events, \
+         duplicates = source_stats.duplicates + excluded.duplicates, \
+         unparsed = source_stats.unparsed + excluded.unparsed, \
+         last_received_us = CASE WHEN excluded.last_received_us > source_stats.last_received_us \
+             THEN excluded.last_received_us ELSE source_stats.last_received_us END",
+    )
+    .bind(tenant)
+    .bind(source)
+    .bind(minute)
+    .bind(events)
+    .bind(duplicates)
+    .bind(unparsed)
+    .bind(last)
+    .execute(&mut **tx)
+    .await
+    .map_err(StoreError::from_write)?;
+    Ok(())
 }
 
 #[async_trait]
@@ -915,6 +1114,7 @@ impl EventRepo for SqlStore {
         let mut turn = self.bulk_write_turn().await;
         let mut tx = self.begin_write().await?;
         let mut inserted = 0u64;
+        let mut stats = SourceMinutes::default();
         for (index, chunk) in events.chunks(EVENT_ROWS_PER_STATEMENT).enumerate() {
             if index > 0
                 && turn.is_some()
@@ -989,6 +1189,11 @@ impl EventRepo for SqlStore {
                 .await
                 .map_err(StoreError::from_write)?;
             inserted += rows.len() as u64;
+            let new_ids: std::collections::HashSet<String> = rows
+                .iter()
+                .map(|row| row.try_get::<String, _>("id"))
+                .collect::<std::result::Result<_, _>>()?;
+            stats.count(chunk, &new_ids);
             if self.dialect == Dialect::Sqlite && !rows.is_empty() {
                 // The ids of the rows really inserted (replays insert nothing) get indexed.
                 let by_id: HashMap<&str, &EventRow> =
@@ -1013,6 +1218,7 @@ impl EventRepo for SqlStore {
                     .map_err(StoreError::from_write)?;
             }
         }
+        stats.write(&mut tx).await?;
         sqlx::query(
             "INSERT INTO consumer_positions (consumer, position) VALUES ($1, $2) \
              ON CONFLICT (consumer) DO UPDATE SET position = excluded.position",

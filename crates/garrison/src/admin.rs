@@ -153,11 +153,25 @@ pub enum SourceCommand {
         /// CEF/LEEF messages of this device product (e.g. `FortiGate`) go to this source.
         #[arg(long = "syslog-product", value_name = "PRODUCT")]
         syslog_product: Vec<String>,
+        /// Raise an alert (`garrison-source-silent`) when the source sends nothing for this
+        /// long (e.g. `15m`, `2h`); checked every minute.
+        #[arg(long = "silent-after", value_name = "DURATION")]
+        silent_after: Option<garrison_playbook::Duration>,
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
     /// List a tenant's sources.
     List {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// A source's health: last event, rates, duplicates and unparsed events in 24 h, the rules
+    /// that apply to its logsource and those that fired on it, silence.
+    Health {
+        name: String,
+        /// Print the JSON document (as `GET /api/v1/sources/{name}/health` answers).
+        #[arg(long)]
+        json: bool,
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
@@ -384,6 +398,68 @@ pub async fn tenant(command: TenantCommand, config: &ServerConfig) -> Result<()>
     Ok(())
 }
 
+fn print_source_health(h: &garrison_api::admin::SourceHealthView) {
+    let logsource: Vec<String> = [
+        ("product", &h.product),
+        ("service", &h.service),
+        ("category", &h.category),
+    ]
+    .iter()
+    .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}")))
+    .collect();
+    println!(
+        "source        {}{}",
+        h.source,
+        if h.configured {
+            ""
+        } else {
+            " (not configured)"
+        }
+    );
+    println!(
+        "logsource     {}",
+        if logsource.is_empty() {
+            "none".to_string()
+        } else {
+            logsource.join(", ")
+        }
+    );
+    println!(
+        "last event    {}{}",
+        h.last_event_received.as_deref().unwrap_or("none in 8 days"),
+        h.silent_for_secs
+            .map(|s| format!(" ({s} s ago)"))
+            .unwrap_or_default()
+    );
+    if let Some(limit) = h.silent_after_secs {
+        println!(
+            "silence       limit {limit} s: {}",
+            if h.silent { "SILENT" } else { "ok" }
+        );
+    }
+    println!(
+        "rate          {:.3}/s over 1 min, {:.3}/s over 1 h",
+        h.events_per_second_1m, h.events_per_second_1h
+    );
+    println!(
+        "24 h          {} events, {} duplicates dropped, {} unparsed ({:.2} %)",
+        h.events_24h,
+        h.duplicates_24h,
+        h.unparsed_24h,
+        h.unparsed_share_24h * 100.0
+    );
+    println!(
+        "rules         {} of {} enabled apply to its logsource",
+        h.rules_applicable, h.rules_enabled
+    );
+    for rule in &h.rules_fired_24h {
+        println!("  fired       {:>6}  {}", rule.hits, rule.rule_id);
+    }
+    for note in &h.notes {
+        println!("note          {note}");
+    }
+}
+
 pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()> {
     let app = local_app(config).await?;
     match command {
@@ -403,6 +479,7 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             syslog_app,
             syslog_vendor,
             syslog_product,
+            silent_after,
             tenant,
         } => {
             let actor = local_actor(&app, &tenant).await?;
@@ -438,6 +515,7 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
                         }),
                         id_field,
                         syslog: (!syslog.is_empty()).then_some(syslog),
+                        silent_after_secs: silent_after.map(|d| d.as_millis() / 1000),
                     },
                 )
                 .await?;
@@ -446,6 +524,15 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
         SourceCommand::List { tenant } => {
             let actor = local_actor(&app, &tenant).await?;
             print_json(&app.list_sources(&actor).await?)?;
+        }
+        SourceCommand::Health { name, json, tenant } => {
+            let actor = local_actor(&app, &tenant).await?;
+            let health = app.source_health(&actor, &name).await?;
+            if json {
+                print_json(&health)?;
+            } else {
+                print_source_health(&health);
+            }
         }
     }
     Ok(())

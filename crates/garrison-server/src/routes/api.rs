@@ -315,6 +315,26 @@ pub async fn list_sources(
     Ok(Json(sources.into_iter().map(SourceView::from).collect()))
 }
 
+/// The health of a source: last event, rates, duplicates, unparsed events, the rules that
+/// apply to its logsource and those that fired on it in 24 h, and whether it is silent.
+#[utoipa::path(
+    get,
+    path = "/api/v1/sources/{name}/health",
+    tag = "sources",
+    params(("name" = String, Path, description = "Source name")),
+    responses((status = 200, body = SourceHealthView), (status = 401, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn source_health(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<SourceHealthView>, ApiError> {
+    Ok(Json(
+        state.app().source_health(&principal.actor, &name).await?,
+    ))
+}
+
 /// Create or replace a source's logsource and field mapping (admins).
 #[utoipa::path(
     put,
@@ -344,6 +364,7 @@ pub async fn put_source(
                 alert_mapping: request.alert_mapping,
                 id_field: request.id_field,
                 syslog: request.syslog.filter(|m| !m.is_empty()),
+                silent_after_secs: request.silent_after_secs,
             },
         )
         .await?;

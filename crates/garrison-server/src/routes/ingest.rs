@@ -214,6 +214,23 @@ pub async fn ingest_events(
     }
     let log_position = state.ingestor().accept(&events, "http").await?;
     tracing::debug!(tenant = %events[0].tenant_id, events = events.len(), log_position, first_event = %events[0].id, "events acknowledged");
+    if duplicates > 0 {
+        // Counted in the source's health beside the resends the store drops.
+        use garrison_store::SourceRepo;
+        let first = &events[0];
+        if let Err(e) = state
+            .store()
+            .add_source_duplicates(
+                first.tenant_id,
+                &first.source,
+                first.received,
+                duplicates as u64,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "duplicates not counted in source health");
+        }
+    }
     Ok(Json(IngestResponse {
         accepted: events.len(),
         rejected: errors.len(),

@@ -50,6 +50,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(api::revoke_token))
         .routes(routes!(api::list_sources))
         .routes(routes!(api::put_source))
+        .routes(routes!(api::source_health))
         .routes(routes!(detection::import_rules))
         .routes(routes!(detection::list_rules))
         .routes(routes!(detection::get_rule))

@@ -402,9 +402,16 @@ pub async fn sources_upsert_and_stay_in_their_tenant(store: &SqlStore) {
         .await
         .expect("syslog route");
     assert_eq!(fw.syslog.as_ref(), Some(&routed));
-    let again = store.source(alpha.id, "fw").await.expect("get").expect("fw");
+    let again = store
+        .source(alpha.id, "fw")
+        .await
+        .expect("get")
+        .expect("fw");
     assert_eq!(again.syslog, Some(routed));
-    assert_eq!(again.id_field, None, "a replaced source keeps only what it was given");
+    assert_eq!(
+        again.id_field, None,
+        "a replaced source keeps only what it was given"
+    );
 }
 
 pub async fn stored_events_are_idempotent_and_move_the_position(store: &SqlStore) {

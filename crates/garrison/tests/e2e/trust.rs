@@ -540,3 +540,160 @@ async fn syslog_senders_are_routed_to_their_sources_and_source_changes_apply_liv
         "the default source's change applies without a restart"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn source_health_shows_rates_duplicates_unparsed_lines_rules_and_silence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("linux.yml"),
+        "title: Root login failed\nid: 5b0c0000-0000-4000-8000-000000000001\nlevel: medium\nlogsource:\n    product: linux\n    service: sshd\ndetection:\n    keywords:\n        - 'Failed password for root'\n    condition: keywords\n",
+    )
+    .expect("rule");
+    std::fs::write(
+        rules.join("whoami.yml"),
+        whoami_rule("5b0c0000-0000-4000-8000-000000000002", "high"),
+    )
+    .expect("rule");
+    cli(
+        dir.path(),
+        &["rules", "import", rules.to_str().expect("path"), "--enable"],
+    );
+    cli(
+        dir.path(),
+        &[
+            "source",
+            "set",
+            "linux",
+            "--product",
+            "linux",
+            "--service",
+            "sshd",
+            "--silent-after",
+            "3s",
+        ],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let linux = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "linux"],
+    );
+    let service = Service::start_with(
+        dir.path(),
+        free_port(),
+        free_port(),
+        &[("GARRISON_SILENT_CHECK_INTERVAL", "500ms")],
+    );
+    let failed =
+        r#"{"message":"sshd[1]: Failed password for root from 198.51.100.7","host":"web1"}"#;
+    let opened = r#"{"message":"sshd[2]: session opened for user ana","host":"web1"}"#;
+    // One record twice in the batch, then a resend of one already stored.
+    post_events(&service, &linux, &format!("{failed}\n{failed}\n{opened}")).await;
+    post_events(&service, &linux, opened).await;
+    // Over syslog (default source, no logsource): one line no decoder understands.
+    send_syslog(
+        &service,
+        &[
+            "<13>Dec  7 10:00:02 printer1 lpd[9]: queue restarted",
+            "\u{1}\u{2} binary junk without a header",
+        ],
+    );
+    let started = std::time::Instant::now();
+    let health = loop {
+        let h = get_json(&service, "/api/v1/sources/linux/health", &admin).await;
+        if h["events_24h"] == 2
+            && h["duplicates_24h"] == 2
+            && h["rules_fired_24h"]
+                .as_array()
+                .is_some_and(|r| !r.is_empty())
+        {
+            break h;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{h}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(health["rules_enabled"], 2, "{health}");
+    assert_eq!(
+        health["rules_applicable"], 1,
+        "the Windows rule does not apply: {health}"
+    );
+    assert_eq!(
+        health["rules_fired_24h"][0]["rule_id"],
+        "5b0c0000-0000-4000-8000-000000000001"
+    );
+    assert!(health["last_event_received"].is_string(), "{health}");
+    assert!(
+        health["events_per_second_1m"]
+            .as_f64()
+            .is_some_and(|r| r > 0.0),
+        "{health}"
+    );
+    let syslog = loop {
+        let h = get_json(&service, "/api/v1/sources/syslog/health", &admin).await;
+        if h["events_24h"] == 2 {
+            break h;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{h}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(syslog["unparsed_24h"], 1, "{syslog}");
+    assert_eq!(syslog["unparsed_share_24h"], 0.5, "{syslog}");
+    assert!(
+        syslog["notes"].to_string().contains("no logsource set"),
+        "{syslog}"
+    );
+    let flagged = get_json(&service, "/api/v1/events?source=syslog&limit=10", &admin).await;
+    let flagged: Vec<&Value> = flagged["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["normalized"]["garrison.unparsed"].is_string())
+        .collect();
+    assert_eq!(flagged.len(), 1, "the junk line is kept and flagged");
+    let missing = client()
+        .get(service.url("/api/v1/sources/nope/health"))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(missing.status().as_u16(), 404);
+
+    // Silent past its 3 s limit: health says so and an alert is raised once per hour.
+    let silent = loop {
+        let page = get_json(
+            &service,
+            "/api/v1/alerts?rule_id=garrison-source-silent",
+            &admin,
+        )
+        .await;
+        if let Some(alert) = page["alerts"].as_array().and_then(|a| a.first()).cloned() {
+            break alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(40),
+            "no silent alert: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(silent["entity"]["event.dataset"], "linux", "{silent}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let page = get_json(
+        &service,
+        "/api/v1/alerts?rule_id=garrison-source-silent",
+        &admin,
+    )
+    .await;
+    assert_eq!(page["alerts"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        page["alerts"][0]["count"], 1,
+        "repeated checks fold without counting: {page}"
+    );
+    let health = get_json(&service, "/api/v1/sources/linux/health", &admin).await;
+    assert_eq!(health["silent"], true, "{health}");
+    let text = cli(dir.path(), &["source", "health", "linux"]);
+    assert!(
+        text.contains("SILENT") && text.contains("1 of 2 enabled"),
+        "{text}"
+    );
+}
