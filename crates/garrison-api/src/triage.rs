@@ -105,3 +105,13 @@ pub struct WorkflowView {
     pub workflow: Workflow,
     pub created_by: String,
 }
+
+/// What applying a suppression to the open alerts did.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct SuppressionApplied {
+    pub suppression_id: String,
+    /// Open (`new`) alerts looked at.
+    pub examined: u64,
+    /// Of those, how many it covered and so are now suppressed.
+    pub suppressed: u64,
+}

@@ -79,6 +79,67 @@ impl App {
         Ok(stored)
     }
 
+    /// Applies an active suppression to the tenant's open alerts now (triage applies it only
+    /// to alerts that arrive or take new events after it): those it covers, by any stored
+    /// field of their first event too, are marked suppressed and counted against it.
+    pub async fn apply_suppression(
+        &self,
+        actor: &Actor,
+        id: &str,
+    ) -> Result<garrison_api::triage::SuppressionApplied> {
+        actor.require_any(EDITORS)?;
+        let now = Timestamp::now();
+        let suppression = self
+            .store()
+            .list_suppressions(actor.tenant, None)
+            .await?
+            .into_iter()
+            .map(|s| s.suppression)
+            .find(|s| s.id == id)
+            .ok_or_else(|| AppError::NotFound(format!("suppression {id:?}")))?;
+        if !suppression.is_active(now) {
+            return Err(AppError::invalid(format!(
+                "suppression {id:?} has expired; an expired suppression is not applied"
+            )));
+        }
+        let only = std::slice::from_ref(&suppression);
+        let (mut examined, mut covered) = (0u64, Vec::new());
+        let mut after = 0;
+        loop {
+            let page = self.store().open_alerts(actor.tenant, after, 500).await?;
+            let Some((last, _)) = page.last() else {
+                break;
+            };
+            after = *last;
+            for (_, alert) in &page {
+                examined += 1;
+                let input = garrison_triage::suppression_input(self.store(), alert, only).await?;
+                if suppression.is_suppressed(&input, now) {
+                    covered.push(alert.alert_id.clone());
+                }
+            }
+        }
+        let suppressed = if covered.is_empty() {
+            0
+        } else {
+            self.store()
+                .suppress_alerts(actor.tenant, id, &covered, now)
+                .await?
+        };
+        self.record(
+            actor,
+            "suppression.apply",
+            id,
+            json!({"examined": examined, "suppressed": suppressed}),
+        )
+        .await;
+        Ok(garrison_api::triage::SuppressionApplied {
+            suppression_id: id.to_string(),
+            examined,
+            suppressed,
+        })
+    }
+
     /// Ends a suppression now; it is kept with its counts.
     pub async fn expire_suppression(&self, actor: &Actor, id: &str) -> Result<StoredSuppression> {
         actor.require_any(EDITORS)?;

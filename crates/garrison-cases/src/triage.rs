@@ -282,6 +282,14 @@ impl Suppression {
         })
     }
 
+    /// Whether some field matcher names a field `fields` lacks (then the alert's event
+    /// should be looked at: a suppression may name any stored field).
+    pub fn names_fields_beyond(&self, fields: &Json) -> bool {
+        self.fields
+            .keys()
+            .any(|name| field_text(fields, name).is_none())
+    }
+
     /// The first of `suppressions` that covers `alert` at `now`.
     pub fn first_match<'a>(
         suppressions: &'a [Suppression],

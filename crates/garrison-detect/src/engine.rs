@@ -470,7 +470,7 @@ pub fn evaluate(
                 })
                 .collect();
             let mut alerts: Vec<CorrelationAlert<'_>> = Vec::new();
-            correlator.process(&matches, row.time, &em.event, &mut alerts);
+            correlator.process_event(&matches, row.time, &em.event, Some(&row.id), &mut alerts);
             for alert in alerts {
                 if !alerting.get(alert.rule_index).copied().unwrap_or(false) {
                     continue;
@@ -482,9 +482,16 @@ pub fn evaluate(
                 let mut fields = alert.group.clone();
                 fields.push(("value".into(), alert.value.to_string()));
                 fields.push(("events".into(), alert.events.to_string()));
-                hits.push(make_hit(
-                    row, alert.rule, &fields, entity, alert.last, config,
-                ));
+                let hit = make_hit(row, alert.rule, &fields, entity, alert.last, config);
+                // Every event in the window made the correlation fire: each is folded into
+                // the alert (and reachable from it), not only the one that tipped it over.
+                for id in alert.event_ids.iter().filter(|id| **id != row.id) {
+                    hits.push(AlertHit {
+                        event_id: id.clone(),
+                        ..hit.clone()
+                    });
+                }
+                hits.push(hit);
             }
         });
     }

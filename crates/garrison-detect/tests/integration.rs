@@ -173,10 +173,11 @@ async fn matches_fold_into_alerts_once_and_a_replay_changes_nothing() {
             .collect();
         assert_eq!(burst.len(), 1, "{alerts:?}");
         assert_eq!(burst[0].level, garrison_model::Level::Critical);
-        assert_eq!(burst[0].count, 1);
-        ws1.alert_id.clone()
+        // Every event that made it fire is folded into it, not only the third.
+        assert_eq!(burst[0].count, 3);
+        (ws1.alert_id.clone(), burst[0].alert_id.clone())
     };
-    let ws1 = check(alerts(&s.store, s.alpha).await);
+    let (ws1, burst) = check(alerts(&s.store, s.alpha).await);
     assert!(alerts(&s.store, s.bravo).await.is_empty());
     assert_eq!(
         s.store
@@ -185,6 +186,13 @@ async fn matches_fold_into_alerts_once_and_a_replay_changes_nothing() {
             .expect("ids"),
         vec!["e1", "e2", "e5"]
     );
+    let mut contributing = s
+        .store
+        .alert_event_ids(s.alpha, &burst, 10)
+        .await
+        .expect("ids");
+    contributing.sort();
+    assert_eq!(contributing, vec!["e1", "e2", "e5"]);
 
     // A crash before the position was kept: the whole log is read again. Same alerts, same
     // counts, same ids.
@@ -196,7 +204,7 @@ async fn matches_fold_into_alerts_once_and_a_replay_changes_nothing() {
         .await
         .expect("detector");
     assert_eq!(again.run_once().await.expect("run"), 8);
-    assert_eq!(check(alerts(&s.store, s.alpha).await), ws1);
+    assert_eq!(check(alerts(&s.store, s.alpha).await), (ws1, burst));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

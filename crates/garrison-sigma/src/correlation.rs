@@ -62,12 +62,16 @@ pub struct CorrelationAlert<'r> {
     pub last: Timestamp,
     /// How many events were in the window.
     pub events: usize,
+    /// The ids of the window's events that were fed with one ([`Correlator::process_event`]),
+    /// in time order: every event that made the correlation fire.
+    pub event_ids: Vec<String>,
 }
 
 struct Entry {
     ts: i64,
     ref_ix: u32,
     value: Option<String>,
+    id: Option<Box<str>>,
 }
 
 struct GroupState {
@@ -139,6 +143,19 @@ impl<'r> Correlator<'r> {
         event: &E,
         out: &mut Vec<CorrelationAlert<'r>>,
     ) {
+        self.process_event(matches, time, event, None, out)
+    }
+
+    /// [`Correlator::process`] for an event with an id: a correlation that fires lists the
+    /// ids of every event in its window ([`CorrelationAlert::event_ids`]).
+    pub fn process_event<E: Event + ?Sized>(
+        &mut self,
+        matches: &[Match<'_>],
+        time: Timestamp,
+        event: &E,
+        id: Option<&str>,
+        out: &mut Vec<CorrelationAlert<'r>>,
+    ) {
         let ts = time.as_millisecond();
         let mut pending: Vec<u32> = matches.iter().map(|m| m.rule_index as u32).collect();
         pending.sort_unstable();
@@ -153,7 +170,7 @@ impl<'r> Correlator<'r> {
                 continue;
             };
             for (ci, pos) in users {
-                if let Some(alert) = self.feed(ci, pos, ts, event) {
+                if let Some(alert) = self.feed(ci, pos, ts, event, id) {
                     pending.push(alert.rule_index as u32);
                     out.push(alert);
                 }
@@ -170,6 +187,7 @@ impl<'r> Correlator<'r> {
         pos: u32,
         ts: i64,
         event: &E,
+        id: Option<&str>,
     ) -> Option<CorrelationAlert<'r>> {
         let set = self.set;
         let c = &set.corrs[ci];
@@ -198,6 +216,13 @@ impl<'r> Correlator<'r> {
                 last_seen: 0,
             });
         st.last_seen = tick;
+        // The same event fed again (a sender's retry read from the log once more) is one
+        // event: counting it twice would fire on fewer events than the rule asks for.
+        if let Some(id) = id {
+            if st.entries.iter().any(|e| e.id.as_deref() == Some(id)) {
+                return None;
+            }
+        }
         // keep the window sorted by time; drop what fell out of it
         let idx = st.entries.partition_point(|e| e.ts <= ts);
         st.entries.insert(
@@ -206,6 +231,7 @@ impl<'r> Correlator<'r> {
                 ts,
                 ref_ix: pos,
                 value: value.clone(),
+                id: id.map(Box::from),
             },
         );
         self.entries += 1;
@@ -299,6 +325,10 @@ impl<'r> Correlator<'r> {
         let first = window.first().map(|e| e.ts).unwrap_or(ts);
         let last = window.last().map(|e| e.ts).unwrap_or(ts);
         let events = window.len();
+        let event_ids = window
+            .iter()
+            .filter_map(|e| e.id.as_deref().map(str::to_string))
+            .collect();
         self.entries -= st.entries.len();
         st.entries.clear();
         Some(CorrelationAlert {
@@ -314,6 +344,7 @@ impl<'r> Correlator<'r> {
             first: Timestamp::from_millisecond(first).unwrap_or(Timestamp::UNIX_EPOCH),
             last: Timestamp::from_millisecond(last).unwrap_or(Timestamp::UNIX_EPOCH),
             events,
+            event_ids,
         })
     }
 

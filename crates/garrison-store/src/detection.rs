@@ -697,6 +697,47 @@ impl SqlStore {
             .collect()
     }
 
+    /// Alerts still `new` (not suppressed) that took events after `after_us` (their
+    /// `updated`), oldest update first, at most `limit` (1..=1000): for re-checking folds
+    /// against suppressions created since. Unscoped like [`SqlStore::alerts_created_after`].
+    pub async fn open_alerts_updated_after(
+        &self,
+        after_us: i64,
+        limit: usize,
+    ) -> Result<Vec<Alert>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE updated_us > $1 AND status = 'new' \
+             ORDER BY updated_us, seq LIMIT $2"
+        )))
+        .bind(after_us)
+        .bind(limit.clamp(1, 1000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(alert_from_row).collect()
+    }
+
+    /// One tenant's alerts still `new` with a sequence number above `after_seq`, by sequence,
+    /// at most `limit` (1..=1000), with their sequence numbers.
+    pub async fn open_alerts(
+        &self,
+        tenant: TenantId,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Alert)>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE tenant_id = $1 AND seq > $2 AND status = 'new' \
+             ORDER BY seq LIMIT $3"
+        )))
+        .bind(tenant.0)
+        .bind(after_seq)
+        .bind(limit.clamp(1, 1000) as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, alert_from_row(row)?)))
+            .collect()
+    }
+
     /// The highest alert sequence number (0: no alerts).
     pub async fn max_alert_seq(&self) -> Result<i64> {
         let max: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM alerts")

@@ -82,7 +82,12 @@ pub fn spawn(
             if *shutdown.borrow() {
                 return;
             }
-            let result = pass(&store).await;
+            let mut result = pass(&store).await;
+            if result.is_ok() {
+                if let Err(e) = recheck_folds(&store, Timestamp::now()).await {
+                    result = Err(e);
+                }
+            }
             let wait = match result {
                 Ok(n) if n >= BATCH => Duration::ZERO,
                 _ => poll_interval,
@@ -151,6 +156,98 @@ async fn pass(store: &SqlStore) -> Result<usize, TriageError> {
         store.set_consumer_cursor(CURSOR, done).await?;
     }
     result
+}
+
+/// What suppressions see of an alert: its matched fields and entity, then, when some
+/// suppression names a field those lack, the fields of the alert's first event (its
+/// normalised view, then the fields as sent) under names not already there. A suppression
+/// may so match any stored field (`log.syslog.hostname`, `process.command_line`, ...).
+pub async fn suppression_input(
+    store: &SqlStore,
+    alert: &Alert,
+    suppressions: &[Suppression],
+) -> Result<AlertInput, StoreError> {
+    use garrison_store::EventRepo;
+    let mut fields = alert_fields(alert);
+    if suppressions.iter().any(|s| s.names_fields_beyond(&fields)) {
+        let first = store
+            .alert_event_ids(alert.tenant_id, &alert.alert_id, 1)
+            .await?;
+        if let Some(id) = first.first() {
+            if let Some(event) = store.event(alert.tenant_id, id).await? {
+                if let Json::Object(map) = &mut fields {
+                    let sent = event.fields.as_object().cloned().unwrap_or_default();
+                    for (key, value) in event.normalized.into_iter().chain(sent) {
+                        map.entry(key).or_insert(value);
+                    }
+                }
+            }
+        }
+    }
+    Ok(AlertInput {
+        alert_id: alert.alert_id.clone(),
+        rule_id: alert.rule_id.clone(),
+        level: alert.level,
+        time: alert.first_seen,
+        count: u64::try_from(alert.count).unwrap_or(1),
+        fields,
+    })
+}
+
+/// Where the fold re-check stands: the `updated` time (µs) of the last open alert looked at.
+const FOLD_CURSOR: &str = "triage.folds";
+
+/// Alerts already triaged that took new events after a suppression covering them was
+/// created are suppressed too (the new matches are not raised): one pass over the open alerts
+/// updated since the last. Returns how many were suppressed.
+async fn recheck_folds(store: &SqlStore, now: Timestamp) -> Result<usize, TriageError> {
+    let from = match store.consumer_cursor(FOLD_CURSOR).await? {
+        Some(at) => at,
+        None => {
+            // First run: folds from now on.
+            let start = garrison_model::to_micros(now);
+            store.set_consumer_cursor(FOLD_CURSOR, start).await?;
+            start
+        }
+    };
+    let alerts = store.open_alerts_updated_after(from, BATCH).await?;
+    let mut tenants: HashMap<TenantId, TenantView> = HashMap::new();
+    let mut done = from;
+    let mut suppressed = 0;
+    for alert in alerts {
+        done = done.max(garrison_model::to_micros(alert.updated));
+        // Not triaged yet: the creation follower decides (and sees every suppression).
+        if alert.incident_id.is_none() {
+            continue;
+        }
+        let view = tenant_view(store, &mut tenants, alert.tenant_id, now).await?;
+        let recent: Vec<Suppression> = view
+            .suppressions
+            .iter()
+            .filter(|s| s.created < alert.updated)
+            .cloned()
+            .collect();
+        if recent.is_empty() {
+            continue;
+        }
+        let input = suppression_input(store, &alert, &recent).await?;
+        if let Some(suppression) = Suppression::first_match(&recent, &input, now) {
+            store
+                .suppress_alerts(
+                    alert.tenant_id,
+                    &suppression.id,
+                    std::slice::from_ref(&alert.alert_id),
+                    now,
+                )
+                .await?;
+            triaged("suppressed");
+            suppressed += 1;
+        }
+    }
+    if done > from {
+        store.set_consumer_cursor(FOLD_CURSOR, done).await?;
+    }
+    Ok(suppressed)
 }
 
 /// The alert's entity and matched fields as one object (entity wins on equal names).
@@ -273,15 +370,8 @@ async fn triage_one(
         return Ok("already");
     }
     let level = current.level;
-    let input = AlertInput {
-        alert_id: current.alert_id.clone(),
-        rule_id: current.rule_id.clone(),
-        level,
-        time: current.first_seen,
-        count: u64::try_from(current.count).unwrap_or(1),
-        fields: alert_fields(&current),
-    };
     let view = tenant_view(store, tenants, tenant, now).await?;
+    let input = suppression_input(store, &current, &view.suppressions).await?;
     if let Some(suppression) = Suppression::first_match(&view.suppressions, &input, now) {
         store
             .suppress_alerts(

@@ -112,6 +112,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
             triage::create_suppression
         ))
         .routes(routes!(triage::expire_suppression))
+        .routes(routes!(triage::apply_suppression))
         .routes(routes!(triage::list_grouping_rules))
         .routes(routes!(triage::put_grouping_rule))
         .routes(routes!(triage::import_assets))

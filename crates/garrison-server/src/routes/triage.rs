@@ -64,6 +64,26 @@ pub async fn create_suppression(
     Ok((axum::http::StatusCode::CREATED, Json(stored)))
 }
 
+/// Apply a suppression to the open alerts now (triage applies it to alerts that arrive or
+/// take new events after it): those it covers are marked suppressed. Admins and analysts.
+#[utoipa::path(
+    post,
+    path = "/api/v1/suppressions/{id}/apply",
+    tag = "triage",
+    params(("id" = String, Path, description = "Suppression id")),
+    responses((status = 200, body = SuppressionApplied), (status = 400, body = Problem), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn apply_suppression(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<SuppressionApplied>, ApiError> {
+    Ok(Json(
+        state.app().apply_suppression(&principal.actor, &id).await?,
+    ))
+}
+
 /// End a suppression now; it is kept with its counts. Admins and analysts.
 #[utoipa::path(
     post,

@@ -144,6 +144,8 @@ async fn the_service_runs_on_postgresql() {
         cli(dir.path(), &full)
     };
     let ingest = with_db(&["token", "create", "--ingest", "--source", "pg-app"]);
+    // The rule below asks for `product: test`: the source says it is that.
+    with_db(&["source", "set", "pg-app", "--product", "test"]);
     let admin = with_db(&["token", "create", "--role", "admin"]);
     // Live detection and triage on PostgreSQL too: one rule that every event matches.
     let rules = dir.path().join("rules");

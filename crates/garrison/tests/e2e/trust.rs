@@ -697,3 +697,163 @@ async fn source_health_shows_rates_duplicates_unparsed_lines_rules_and_silence()
         "{text}"
     );
 }
+
+async fn post_json(service: &Service, path: &str, token: &str, body: Value) -> (u16, Value) {
+    let response = client()
+        .post(service.url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .expect("post");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// The alert of `host` once triage has handled it (linked to an incident, or suppressed).
+async fn triaged_alert(service: &Service, token: &str, host: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let page = get_json(service, "/api/v1/alerts?limit=100", token).await;
+        let alert = page["alerts"].as_array().and_then(|alerts| {
+            alerts
+                .iter()
+                .find(|a| a["entity"]["host.name"] == host)
+                .cloned()
+        });
+        if let Some(alert) =
+            alert.filter(|a| a["incident_id"].is_string() || a["status"] == "suppressed")
+        {
+            return alert;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{host}: {page}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn suppressions_match_any_stored_field_later_folds_and_open_alerts_on_demand() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    let rule_id = "7e110000-0000-4000-8000-000000000001";
+    std::fs::write(rules.join("whoami.yml"), whoami_rule(rule_id, "high")).expect("rule");
+    cli(
+        dir.path(),
+        &["rules", "import", rules.to_str().expect("path"), "--enable"],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "sysmon"],
+    );
+    let service = Service::start_with(
+        dir.path(),
+        free_port(),
+        free_port(),
+        &[("GARRISON_TRIGGER_POLL_INTERVAL", "100ms")],
+    );
+    let whoami = |host: &str, parent: &str, n: u32| {
+        serde_json::json!({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+            "Computer": host, "Image": "C:\\Windows\\System32\\whoami.exe",
+            "ParentImage": parent, "ProcessId": n})
+        .to_string()
+    };
+    // (a) A field neither the alert's entity nor its matched fields hold: the parent process.
+    let (status, body) = post_json(
+        &service,
+        "/api/v1/suppressions",
+        &admin,
+        serde_json::json!({"rule_id": rule_id, "fields": {"ParentImage": "*\\inventory-agent.exe"}, "reason": "the inventory agent runs whoami hourly"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    post_events(
+        &service,
+        &ingest,
+        &whoami("ws1", "C:\\Program Files\\Inv\\inventory-agent.exe", 1),
+    )
+    .await;
+    post_events(
+        &service,
+        &ingest,
+        &whoami("ws2", "C:\\Windows\\explorer.exe", 2),
+    )
+    .await;
+    post_events(
+        &service,
+        &ingest,
+        &whoami("ws3", "C:\\Windows\\explorer.exe", 3),
+    )
+    .await;
+    let ws1 = triaged_alert(&service, &admin, "ws1").await;
+    assert_eq!(ws1["status"], "suppressed", "{ws1}");
+    let ws2 = triaged_alert(&service, &admin, "ws2").await;
+    assert_eq!(ws2["status"], "new", "{ws2}");
+    let ws3 = triaged_alert(&service, &admin, "ws3").await;
+    assert_eq!(ws3["status"], "new", "{ws3}");
+
+    // (b) ws2 is triaged; a suppression created now covers what folds into it later.
+    let (status, body) = post_json(
+        &service,
+        "/api/v1/suppressions",
+        &admin,
+        serde_json::json!({"fields": {"Computer": "ws2"}, "reason": "ws2 is the admins' jump host"}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    post_events(
+        &service,
+        &ingest,
+        &whoami("ws2", "C:\\Windows\\explorer.exe", 4),
+    )
+    .await;
+    let started = std::time::Instant::now();
+    loop {
+        let alert = get_json(
+            &service,
+            &format!("/api/v1/alerts/{}", ws2["id"].as_str().expect("id")),
+            &admin,
+        )
+        .await;
+        if alert["status"] == "suppressed" {
+            assert_eq!(alert["count"], 2, "{alert}");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the fold was not suppressed: {alert}"
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+
+    // (c) ws3 is open and takes nothing new: applying a suppression on demand covers it.
+    let (_, created) = post_json(
+        &service,
+        "/api/v1/suppressions",
+        &admin,
+        serde_json::json!({"fields": {"Computer": "ws3"}, "reason": "lab machine"}),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id");
+    let (status, applied) = post_json(
+        &service,
+        &format!("/api/v1/suppressions/{id}/apply"),
+        &admin,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200, "{applied}");
+    assert_eq!(applied["suppressed"], 1, "{applied}");
+    let alert = get_json(
+        &service,
+        &format!("/api/v1/alerts/{}", ws3["id"].as_str().expect("id")),
+        &admin,
+    )
+    .await;
+    assert_eq!(alert["status"], "suppressed", "{alert}");
+}
