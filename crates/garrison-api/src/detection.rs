@@ -98,6 +98,26 @@ pub struct ImportResult {
     pub enabled: u64,
     /// Files that could not be imported, with the reason.
     pub rejected: Vec<RejectedRule>,
+    /// Rules imported that use placeholders without values yet: they load live once the
+    /// values are set (`PUT /api/v1/placeholders/{name}`).
+    #[serde(default)]
+    pub waiting: Vec<WaitingRule>,
+}
+
+/// A rule waiting for placeholder values.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct WaitingRule {
+    pub rule_id: String,
+    /// Placeholder names (without `%`) that have no values.
+    pub placeholders: Vec<String>,
+}
+
+/// New values of a placeholder.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PutPlaceholder {
+    /// The values `%name%` expands to (each a Sigma string: `*` and `?` are wildcards).
+    pub values: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

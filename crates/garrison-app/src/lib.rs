@@ -18,6 +18,7 @@ pub mod error;
 pub mod incidents;
 pub mod intel;
 pub mod metrics;
+pub mod placeholders;
 pub mod playbooks;
 pub mod reads;
 pub mod rules;

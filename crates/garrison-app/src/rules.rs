@@ -19,6 +19,8 @@ pub const MAX_TEST_RANGE_DAYS: i64 = 31;
 pub struct ImportOutcome {
     pub summary: ImportSummary,
     pub rejected: Vec<RuleError>,
+    /// Rules kept that wait for placeholder values (rule id, the names without values).
+    pub waiting: Vec<(String, Vec<String>)>,
 }
 
 /// The bounds of a rule test; every field optional.
@@ -61,10 +63,12 @@ impl App {
         if sources.is_empty() && rejected.is_empty() {
             return Err(AppError::invalid("no .yml or .yaml rule file was given"));
         }
-        let parsed =
-            tokio::task::spawn_blocking(move || garrison_detect::rules::parse_rule_files(sources))
-                .await
-                .map_err(AppError::internal)?;
+        let placeholders = self.placeholder_values(actor.tenant).await?;
+        let parsed = tokio::task::spawn_blocking(move || {
+            garrison_detect::rules::parse_rule_files(sources, &placeholders)
+        })
+        .await
+        .map_err(AppError::internal)?;
         rejected.extend(parsed.rejected);
         let summary = self
             .store()
@@ -78,11 +82,16 @@ impl App {
                 "created": summary.created, "updated": summary.updated,
                 "unchanged": summary.unchanged, "enabled": summary.enabled,
                 "rejected": rejected.len(),
+                "waiting_for_placeholders": parsed.waiting.len(),
                 "rules": parsed.rules.iter().map(|r| r.rule_id.as_str()).take(10_000).collect::<Vec<_>>(),
             }),
         )
         .await;
-        Ok(ImportOutcome { summary, rejected })
+        Ok(ImportOutcome {
+            summary,
+            rejected,
+            waiting: parsed.waiting,
+        })
     }
 
     pub async fn list_rules(&self, actor: &Actor, enabled_only: bool) -> Result<Vec<StoredRule>> {
@@ -175,8 +184,12 @@ impl App {
         }
         let count = events.len();
         let (rule_id, yaml) = (rule.rule_id.clone(), rule.yaml.clone());
+        let options = garrison_sigma::LoadOptions {
+            placeholders: self.placeholder_values(actor.tenant).await?,
+            ..garrison_sigma::LoadOptions::default()
+        };
         let outcome = tokio::task::spawn_blocking(move || {
-            garrison_detect::test_rule(&rule_id, &yaml, &events)
+            garrison_detect::test_rule(&rule_id, &yaml, &events, &options)
         })
         .await
         .map_err(AppError::internal)?;

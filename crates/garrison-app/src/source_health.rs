@@ -40,7 +40,11 @@ impl App {
         let sources = rules
             .iter()
             .map(|r| RuleSource::new(r.rule_id.clone(), r.yaml.clone()));
-        let (set, _) = garrison_sigma::load_rules(sources, &LoadOptions::default());
+        let options = LoadOptions {
+            placeholders: self.placeholder_values(tenant).await?,
+            ..LoadOptions::default()
+        };
+        let (set, _) = garrison_sigma::load_rules(sources, &options);
         let set = Arc::new(set);
         if let Ok(mut sets) = self.rule_scopes().sets.lock() {
             sets.insert(tenant, (revision, Arc::clone(&set)));

@@ -8,7 +8,9 @@ use garrison_bus::EventLog;
 use garrison_model::{TenantId, Timestamp};
 use garrison_pipeline::codec;
 use garrison_sigma::LoadOptions;
-use garrison_store::{DetectionOutcome, DetectionRepo, EventRepo, EventRow, IndicatorRepo};
+use garrison_store::{
+    DetectionOutcome, DetectionRepo, EventRepo, EventRow, IndicatorRepo, PlaceholderRepo,
+};
 use tokio::sync::watch;
 
 use crate::engine::{evaluate, Evaluated, TenantRules};
@@ -47,7 +49,7 @@ pub struct Detector<S> {
     pub health: garrison_model::health::Health,
 }
 
-impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
+impl<S: DetectionRepo + EventRepo + IndicatorRepo + PlaceholderRepo + 'static> Detector<S> {
     /// Starts from the detector's committed position (or the oldest position still in the log,
     /// if the log was trimmed past it). The receiver tracks the position: the indexer keeps the
     /// segments the detector has not read yet.
@@ -183,7 +185,13 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + 'static> Detector<S> {
                 telemetry::rules_loaded(tenant, 0);
                 continue;
             }
-            let options = self.options.clone();
+            // The tenant's placeholder values (a change bumps the revision: rebuilt here).
+            let mut options = self.options.clone();
+            for placeholder in self.store.placeholders(tenant).await? {
+                if let Some(values) = placeholder.values {
+                    options.placeholders.insert(placeholder.name, values);
+                }
+            }
             let started = Instant::now();
             let built =
                 tokio::task::spawn_blocking(move || TenantRules::build(revision, &rules, &options))

@@ -545,8 +545,9 @@ pub fn test_rule(
     rule_id: &str,
     yaml: &str,
     events: &[TestEvent],
+    options: &LoadOptions,
 ) -> Result<Vec<TestMatch>, Vec<RuleError>> {
-    let (set, errors) = load_rules([RuleSource::new(rule_id, yaml)], &LoadOptions::default());
+    let (set, errors) = load_rules([RuleSource::new(rule_id, yaml)], options);
     if !errors.is_empty() {
         return Err(errors);
     }

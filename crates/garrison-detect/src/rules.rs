@@ -20,6 +20,41 @@ pub const MAX_ARCHIVE_FILES: usize = 50_000;
 pub struct ParsedRules {
     pub rules: Vec<NewRule>,
     pub rejected: Vec<RuleError>,
+    /// Rules kept that use placeholders the tenant has not defined yet, with those names:
+    /// they load live once the values exist (`garrison placeholder set`).
+    pub waiting: Vec<(String, Vec<String>)>,
+}
+
+/// The `%name%` placeholders a rule text uses with the `expand` modifier.
+pub fn expanded_placeholders(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    if !text.contains("|expand") {
+        return names;
+    }
+    for line in text
+        .lines()
+        .filter(|l| l.contains("expand") || l.trim_start().starts_with('-'))
+    {
+        let mut rest = line;
+        while let Some(start) = rest.find('%') {
+            let after = &rest[start + 1..];
+            let Some(end) = after.find('%') else { break };
+            let name = &after[..end];
+            if !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                if !names.iter().any(|n: &String| n.eq_ignore_ascii_case(name)) {
+                    names.push(name.to_string());
+                }
+                rest = &after[end + 1..];
+            } else {
+                rest = after;
+            }
+        }
+    }
+    names
 }
 
 fn is_rule_name(name: &str) -> bool {
@@ -30,8 +65,35 @@ fn is_rule_name(name: &str) -> bool {
 /// Compiles the files together (so correlations may name rules of other files) and keeps
 /// each file that gave at least one rule and no error, named by its first rule's id (or name;
 /// else its file name). A later file with an id already taken is rejected.
-pub fn parse_rule_files(sources: Vec<RuleSource>) -> ParsedRules {
-    let (set, errors) = load_rules(sources.iter().cloned(), &LoadOptions::default());
+///
+/// Rules are compiled with the tenant's `placeholders`; a placeholder they use that has no
+/// values yet does not refuse the file: it is kept and listed in [`ParsedRules::waiting`].
+pub fn parse_rule_files(
+    sources: Vec<RuleSource>,
+    placeholders: &HashMap<String, Vec<String>>,
+) -> ParsedRules {
+    let mut options = LoadOptions {
+        placeholders: placeholders.clone(),
+        ..LoadOptions::default()
+    };
+    let mut waiting: HashMap<String, Vec<String>> = HashMap::new();
+    for source in &sources {
+        let missing: Vec<String> = expanded_placeholders(&source.text)
+            .into_iter()
+            .filter(|name| !placeholders.keys().any(|k| k.eq_ignore_ascii_case(name)))
+            .collect();
+        for name in &missing {
+            // Compiles for checking only; the stored rule waits for real values.
+            options
+                .placeholders
+                .entry(name.clone())
+                .or_insert_with(|| vec!["\u{1}garrison-undefined-placeholder".into()]);
+        }
+        if !missing.is_empty() {
+            waiting.insert(source.path.clone(), missing);
+        }
+    }
+    let (set, errors) = load_rules(sources.iter().cloned(), &options);
     let mut out = ParsedRules::default();
     let mut failed: HashMap<&str, ()> = HashMap::new();
     for error in &errors {
@@ -95,6 +157,9 @@ pub fn parse_rule_files(sources: Vec<RuleSource>) -> ParsedRules {
             continue;
         }
         taken.insert(rule_id.clone(), source.path.clone());
+        if let Some(names) = waiting.remove(&source.path) {
+            out.waiting.push((rule_id.clone(), names));
+        }
         out.rules.push(NewRule {
             rule_id,
             title,
@@ -222,11 +287,14 @@ mod tests {
 
     #[test]
     fn files_are_named_by_their_first_rule_and_bad_ones_are_reported() {
-        let parsed = parse_rule_files(vec![
-            RuleSource::new("a/whoami.yml", WHOAMI),
-            RuleSource::new("b/broken.yml", "title: x\ndetection: {condition: nope}\n"),
-            RuleSource::new("c/again.yml", WHOAMI),
-        ]);
+        let parsed = parse_rule_files(
+            vec![
+                RuleSource::new("a/whoami.yml", WHOAMI),
+                RuleSource::new("b/broken.yml", "title: x\ndetection: {condition: nope}\n"),
+                RuleSource::new("c/again.yml", WHOAMI),
+            ],
+            &Default::default(),
+        );
         assert_eq!(parsed.rules.len(), 1);
         let rule = &parsed.rules[0];
         assert_eq!(rule.rule_id, "11111111-0000-4000-8000-000000000001");

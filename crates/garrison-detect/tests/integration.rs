@@ -51,10 +51,13 @@ async fn setup() -> Setup {
     let log = EventLog::open(LogConfig::new(dir.path().join("log"))).expect("log");
     let alpha = store.ensure_tenant("alpha").await.expect("alpha").id;
     let bravo = store.ensure_tenant("bravo").await.expect("bravo").id;
-    let parsed = garrison_detect::rules::parse_rule_files(vec![
-        garrison_sigma::RuleSource::new("whoami.yml", WHOAMI),
-        garrison_sigma::RuleSource::new("burst.yml", BURST),
-    ]);
+    let parsed = garrison_detect::rules::parse_rule_files(
+        vec![
+            garrison_sigma::RuleSource::new("whoami.yml", WHOAMI),
+            garrison_sigma::RuleSource::new("burst.yml", BURST),
+        ],
+        &Default::default(),
+    );
     assert!(parsed.rejected.is_empty(), "{:?}", parsed.rejected);
     store
         .import_rules(alpha, &parsed.rules, true)
@@ -233,10 +236,10 @@ async fn disabled_rules_stop_alerting_and_enabled_ones_start() {
     detector.run_once().await.expect("run");
     assert!(alerts(&s.store, s.alpha).await.is_empty());
     // Bravo imports and enables the rule: its events alert, alpha's still do not.
-    let parsed = garrison_detect::rules::parse_rule_files(vec![garrison_sigma::RuleSource::new(
-        "whoami.yml",
-        WHOAMI,
-    )]);
+    let parsed = garrison_detect::rules::parse_rule_files(
+        vec![garrison_sigma::RuleSource::new("whoami.yml", WHOAMI)],
+        &Default::default(),
+    );
     s.store
         .import_rules(s.bravo, &parsed.rules, true)
         .await
@@ -277,12 +280,16 @@ fn a_rule_test_reports_what_it_would_have_matched() {
             .iter()
             .filter_map(garrison_detect::TestEvent::of)
             .collect::<Vec<_>>(),
+        &Default::default(),
     )
     .expect("compiles");
     assert_eq!(matches.len(), 1);
     assert_eq!(matches[0].event_id, "a");
     assert_eq!(matches[0].matched["Image"], "C:\\whoami.exe");
-    assert!(garrison_detect::test_rule("x", "title: x\ndetection: {}\n", &[]).is_err());
+    assert!(
+        garrison_detect::test_rule("x", "title: x\ndetection: {}\n", &[], &Default::default())
+            .is_err()
+    );
 }
 
 fn net_row(tenant: TenantId, id: &str, seconds: i64, normalized: serde_json::Value) -> EventRow {

@@ -263,7 +263,10 @@ fn check_rule(rule: &NewRule) -> Result<()> {
     Ok(())
 }
 
-async fn bump_revision(tx: &mut sqlx::Transaction<'_, sqlx::Any>, tenant: TenantId) -> Result<()> {
+pub(crate) async fn bump_revision(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant: TenantId,
+) -> Result<()> {
     sqlx::query(
         "INSERT INTO rule_revisions (tenant_id, revision) VALUES ($1, 1) \
          ON CONFLICT (tenant_id) DO UPDATE SET revision = rule_revisions.revision + 1",

@@ -19,6 +19,7 @@ mod detection;
 mod incidents;
 mod indicators;
 mod page;
+mod placeholders;
 mod playbooks;
 mod sql;
 
@@ -43,6 +44,7 @@ pub use indicators::{
     NewIndicator, StoredIndicator,
 };
 pub use page::Page;
+pub use placeholders::{PlaceholderRepo, PlaceholderVersion};
 pub use playbooks::{
     ApprovalLink, PlaybookRepo, PlaybookSummary, PlaybookVersion, RunFilter, RunRecord, RunWrite,
     TimerRecord, WriteOutcome,

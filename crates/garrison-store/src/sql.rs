@@ -52,6 +52,10 @@ impl Dialect {
                     6,
                     include_str!("../migrations/sqlite/0006_source_stats.sql"),
                 ),
+                (
+                    7,
+                    include_str!("../migrations/sqlite/0007_placeholders.sql"),
+                ),
             ],
             Dialect::Postgres => &[
                 (
@@ -68,6 +72,10 @@ impl Dialect {
                 (
                     6,
                     include_str!("../migrations/postgres/0006_source_stats.sql"),
+                ),
+                (
+                    7,
+                    include_str!("../migrations/postgres/0007_placeholders.sql"),
                 ),
             ],
         }

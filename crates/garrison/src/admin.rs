@@ -103,6 +103,79 @@ pub enum TenantCommand {
     },
 }
 
+/// Sigma placeholders of a tenant (`%name%` in rules with the `expand` modifier).
+#[derive(Debug, Subcommand)]
+pub enum PlaceholderCommand {
+    /// Set a placeholder's values (a new version); rules using it load live within seconds.
+    Set {
+        /// The name without `%` (e.g. Admins_Workstations).
+        name: String,
+        /// The values (each a Sigma string: `*` and `?` are wildcards).
+        #[arg(value_name = "VALUE")]
+        values: Vec<String>,
+        /// Read the values from a file, one per line (blank lines and `#` comments skipped).
+        #[arg(long, value_name = "FILE")]
+        file: Option<std::path::PathBuf>,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// List the tenant's placeholders and their values.
+    List {
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// Delete a placeholder (its history stays; rules using it stop loading).
+    Delete {
+        name: String,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+    /// Every version of a placeholder, newest first.
+    History {
+        name: String,
+        #[arg(long, default_value = DEFAULT_TENANT)]
+        tenant: String,
+    },
+}
+
+pub async fn placeholder(command: PlaceholderCommand, config: &ServerConfig) -> Result<()> {
+    let app = local_app(config).await?;
+    match command {
+        PlaceholderCommand::Set {
+            name,
+            mut values,
+            file,
+            tenant,
+        } => {
+            if let Some(file) = file {
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                values.extend(
+                    text.lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_string),
+                );
+            }
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.set_placeholder(&actor, &name, values).await?)?;
+        }
+        PlaceholderCommand::List { tenant } => {
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.list_placeholders(&actor).await?)?;
+        }
+        PlaceholderCommand::Delete { name, tenant } => {
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.delete_placeholder(&actor, &name).await?)?;
+        }
+        PlaceholderCommand::History { name, tenant } => {
+            let actor = local_actor(&app, &tenant).await?;
+            print_json(&app.placeholder_history(&actor, &name).await?)?;
+        }
+    }
+    Ok(())
+}
+
 // Parsed once per process from the command line: the size of a variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]

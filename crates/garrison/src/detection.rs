@@ -291,6 +291,13 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
             api.import_rules(&ImportRequest { files, enable }).await?
         };
         print_rejected(&answer.rejected);
+        for waiting in &answer.waiting {
+            eprintln!(
+                "waiting {}: needs values for {} (garrison placeholder set NAME VALUE...)",
+                waiting.rule_id,
+                waiting.placeholders.join(", ")
+            );
+        }
         println!(
             "{} created, {} updated, {} unchanged, {} enabled, {} rejected",
             answer.created,
@@ -310,6 +317,12 @@ async fn import(path: PathBuf, enable: bool, target: &Target, config: &ServerCon
         .await?;
     for r in &outcome.rejected {
         eprintln!("rejected {r}");
+    }
+    for (rule, names) in &outcome.waiting {
+        eprintln!(
+            "waiting {rule}: needs values for {} (garrison placeholder set NAME VALUE...)",
+            names.join(", ")
+        );
     }
     let summary = outcome.summary;
     println!(

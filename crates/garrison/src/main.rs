@@ -110,6 +110,9 @@ enum Command {
     /// Configure ingest sources: logsource and field mapping.
     #[command(subcommand)]
     Source(admin::SourceCommand),
+    /// Sigma placeholder values per tenant (%Admins_Workstations% and the like), versioned.
+    #[command(subcommand)]
+    Placeholder(admin::PlaceholderCommand),
     /// Search stored events.
     #[command(subcommand)]
     Events(search::EventsCommand),
@@ -284,6 +287,7 @@ async fn run(cli: Cli, settings: config::Settings) -> Result<()> {
         Command::Token(command) => admin::token(command, &store_config()).await,
         Command::Tenant(command) => admin::tenant(command, &store_config()).await,
         Command::Source(command) => admin::source(command, &store_config()).await,
+        Command::Placeholder(command) => admin::placeholder(command, &store_config()).await,
         Command::Events(command) => search::run(command, &store_config()).await,
         Command::Bench(command) => bench::run(command).await,
         Command::Playbook(command) => playbook::run(command).await,

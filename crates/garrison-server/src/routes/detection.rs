@@ -9,7 +9,7 @@ use axum::Json;
 
 use crate::auth::Principal;
 use crate::error::{ApiError, Problem};
-use crate::routes::extract::ApiPath;
+use crate::routes::extract::{ApiJson, ApiPath};
 use crate::AppState;
 pub use garrison_api::detection::*;
 
@@ -188,7 +188,101 @@ async fn import_sources(
             .into_iter()
             .map(RejectedRule::from)
             .collect(),
+        waiting: outcome
+            .waiting
+            .into_iter()
+            .map(|(rule_id, placeholders)| WaitingRule {
+                rule_id,
+                placeholders,
+            })
+            .collect(),
     }))
+}
+
+// ---------------------------------------------------------------- placeholders
+
+/// The tenant's Sigma placeholders (`%name%` with the `expand` modifier) and their values.
+#[utoipa::path(
+    get,
+    path = "/api/v1/placeholders",
+    tag = "rules",
+    responses((status = 200, body = Vec<garrison_store::PlaceholderVersion>), (status = 401, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn list_placeholders(
+    State(state): State<AppState>,
+    principal: Principal,
+) -> Result<Json<Vec<garrison_store::PlaceholderVersion>>, ApiError> {
+    Ok(Json(state.app().list_placeholders(&principal.actor).await?))
+}
+
+/// Set a placeholder's values (a new version; admins and analysts). Rules using it are
+/// recompiled live.
+#[utoipa::path(
+    put,
+    path = "/api/v1/placeholders/{name}",
+    tag = "rules",
+    params(("name" = String, Path, description = "Placeholder name, without %")),
+    request_body = PutPlaceholder,
+    responses((status = 200, body = garrison_store::PlaceholderVersion), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn put_placeholder(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<PutPlaceholder>,
+) -> Result<Json<garrison_store::PlaceholderVersion>, ApiError> {
+    Ok(Json(
+        state
+            .app()
+            .set_placeholder(&principal.actor, &name, body.values)
+            .await?,
+    ))
+}
+
+/// Delete a placeholder (its history stays; rules using it stop loading).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/placeholders/{name}",
+    tag = "rules",
+    params(("name" = String, Path, description = "Placeholder name, without %")),
+    responses((status = 200, body = garrison_store::PlaceholderVersion), (status = 403, body = Problem), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn delete_placeholder(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<garrison_store::PlaceholderVersion>, ApiError> {
+    Ok(Json(
+        state
+            .app()
+            .delete_placeholder(&principal.actor, &name)
+            .await?,
+    ))
+}
+
+/// Every version of a placeholder, newest first.
+#[utoipa::path(
+    get,
+    path = "/api/v1/placeholders/{name}/versions",
+    tag = "rules",
+    params(("name" = String, Path, description = "Placeholder name, without %")),
+    responses((status = 200, body = Vec<garrison_store::PlaceholderVersion>), (status = 404, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn placeholder_versions(
+    State(state): State<AppState>,
+    principal: Principal,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<Vec<garrison_store::PlaceholderVersion>>, ApiError> {
+    Ok(Json(
+        state
+            .app()
+            .placeholder_history(&principal.actor, &name)
+            .await?,
+    ))
 }
 
 /// List the tenant's rules (without their text).

@@ -52,6 +52,12 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(api::put_source))
         .routes(routes!(api::source_health))
         .routes(routes!(detection::import_rules))
+        .routes(routes!(detection::list_placeholders))
+        .routes(routes!(
+            detection::put_placeholder,
+            detection::delete_placeholder
+        ))
+        .routes(routes!(detection::placeholder_versions))
         .routes(routes!(detection::list_rules))
         .routes(routes!(detection::get_rule))
         .routes(routes!(detection::enable_rule))

@@ -857,3 +857,121 @@ async fn suppressions_match_any_stored_field_later_folds_and_open_alerts_on_dema
     .await;
     assert_eq!(alert["status"], "suppressed", "{alert}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholder_rules_import_waiting_and_load_live_once_the_tenant_sets_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // SigmaHQ's placeholder rules import (none refused) and wait for their values.
+    if let Some(corpus) = crate::detection::corpus() {
+        let out = std::process::Command::new(BIN)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .args(["rules", "import"])
+            .arg(corpus.join("sigma/rules-placeholder"))
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        assert!(!stderr.contains("rejected"), "{stderr}");
+        let waiting = stderr.lines().filter(|l| l.starts_with("waiting ")).count();
+        assert!(waiting >= 20, "{waiting} waiting: {stderr}");
+    }
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    std::fs::write(
+        rules.join("admin_logon.yml"),
+        "title: Logon from an admin workstation\nid: 9a1d0000-0000-4000-8000-000000000001\nlevel: medium\nlogsource:\n    product: windows\n    service: security\ndetection:\n    selection:\n        EventID: 4624\n        IpAddress|expand: '%Admins_Workstations%'\n    condition: selection\n",
+    )
+    .expect("rule");
+    let import = std::process::Command::new(BIN)
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["rules", "import", rules.to_str().expect("path"), "--enable"])
+        .output()
+        .expect("run");
+    assert!(import.status.success());
+    assert!(
+        String::from_utf8_lossy(&import.stderr).contains("Admins_Workstations"),
+        "{}",
+        String::from_utf8_lossy(&import.stderr)
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "dc"],
+    );
+    let service = Service::start(dir.path());
+    let logon = |n: u32| {
+        serde_json::json!({"EventID": 4624, "Channel": "Security", "Computer": "dc1",
+            "IpAddress": "10.1.1.5", "TargetLogonId": n})
+        .to_string()
+    };
+    post_events(&service, &ingest, &logon(1)).await;
+    wait_indexed(&service).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let page = get_json(&service, "/api/v1/alerts", &admin).await;
+    assert_eq!(
+        page["alerts"].as_array().map(Vec::len),
+        Some(0),
+        "no values yet: {page}"
+    );
+
+    // Values through the API: a new version, the rule loads live.
+    let response = client()
+        .put(service.url("/api/v1/placeholders/Admins_Workstations"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"values": ["10.1.1.5", "10.1.1.6"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(response.status().as_u16(), 200);
+    let bad = client()
+        .put(service.url("/api/v1/placeholders/bad%20name"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"values": ["x"]}))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(bad.status().as_u16(), 400);
+    let started = std::time::Instant::now();
+    let mut n = 2;
+    loop {
+        post_events(&service, &ingest, &logon(n)).await;
+        n += 1;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let page = get_json(&service, "/api/v1/alerts", &admin).await;
+        if page["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+            assert_eq!(
+                page["alerts"][0]["rule_id"],
+                "9a1d0000-0000-4000-8000-000000000001"
+            );
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "rule never loaded: {page}"
+        );
+    }
+    // Versioned, through the CLI too.
+    cli(
+        dir.path(),
+        &["placeholder", "set", "Admins_Workstations", "10.1.1.7"],
+    );
+    let history = get_json(
+        &service,
+        "/api/v1/placeholders/Admins_Workstations/versions",
+        &admin,
+    )
+    .await;
+    assert_eq!(history.as_array().map(Vec::len), Some(2), "{history}");
+    assert_eq!(history[0]["version"], 2);
+    assert_eq!(
+        history[1]["values"],
+        serde_json::json!(["10.1.1.5", "10.1.1.6"])
+    );
+    let listed = cli(dir.path(), &["placeholder", "list"]);
+    assert!(
+        listed.contains("10.1.1.7") && !listed.contains("10.1.1.6"),
+        "{listed}"
+    );
+}
