@@ -221,13 +221,13 @@ pub struct ListRulesParams {
 #[derive(Debug, Serialize, Deserialize, Default, ToSchema)]
 pub struct TestRequest {
     /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 24 hours before `to`.
-    /// The range is at most 31 days.
     #[schema(value_type = Option<String>)]
     pub from: Option<TimeBound>,
     /// Event time to (exclusive). Default: now.
     #[schema(value_type = Option<String>)]
     pub to: Option<TimeBound>,
-    /// Most events read, the newest first (default and maximum 50,000).
+    /// Stop after this many events, oldest first. Default: every event of the range (read a
+    /// page at a time; closing the connection cancels the test).
     pub max_events: Option<usize>,
 }
 
@@ -244,15 +244,17 @@ pub struct TestMatchView {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct TestResult {
-    /// The range read (RFC 3339): at most 31 days.
+    /// The range read (RFC 3339).
     pub from: String,
     pub to: String,
-    /// The cap on events read in this test (at most 50,000, on every door).
-    pub max_events: usize,
-    /// Stored events read.
+    /// The cap on events asked for, if any.
+    pub max_events: Option<usize>,
+    /// Stored events read, oldest first.
     pub events: usize,
-    /// True when the range held more than `max_events` events (the newest were read).
+    /// True when the test stopped at `max_events` before the end of the range.
     pub truncated: bool,
+    /// Matches found; at most 10,000 are listed in `matches`.
+    pub matches_total: usize,
     pub matches: Vec<TestMatchView>,
 }
 

@@ -178,3 +178,31 @@ pub fn to_intel(stored: &StoredIndicator) -> Option<Indicator> {
     };
     Indicator::try_from(record).ok()
 }
+
+/// A retro-hunt: the tenant's active indicators matched against stored events of a range.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetroHuntRequest {
+    /// Event time from (inclusive): RFC 3339 or Unix seconds. Default: 7 days before `to`.
+    #[schema(value_type = Option<String>)]
+    pub from: Option<garrison_model::TimeBound>,
+    /// Event time to (exclusive). Default: now.
+    #[schema(value_type = Option<String>)]
+    pub to: Option<garrison_model::TimeBound>,
+}
+
+/// What a retro-hunt found. Matches become `ioc:<kind>` alerts, folded like live ones (an
+/// event already alerted on is not counted again; a second retro-hunt adds nothing).
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RetroHuntResult {
+    pub from: String,
+    pub to: String,
+    /// Active indicators matched.
+    pub indicators: usize,
+    /// Stored events read, oldest first.
+    pub events: u64,
+    /// Indicator matches found.
+    pub matches: u64,
+    /// Alerts the matches created (the others folded into existing alerts).
+    pub alerts_created: u64,
+}

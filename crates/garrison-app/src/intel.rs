@@ -208,3 +208,108 @@ impl App {
         Ok(DeletedFeed { deleted })
     }
 }
+
+/// How far a retro-hunt is.
+#[derive(Clone, Debug)]
+pub struct RetroHuntProgress {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Time of the last event read.
+    pub position: Timestamp,
+    pub events: u64,
+    pub matches: u64,
+}
+
+impl App {
+    /// Matches the tenant's active indicators against every stored event of a range, oldest
+    /// first, a page at a time (admins, analysts, responders): new indicators find what
+    /// already happened. Matches become `ioc:<kind>` alerts exactly as live ones (same ids,
+    /// folded; an event already alerted on is not counted again), scored as the indicators
+    /// stand now. Dropping the future cancels it; what was found so far stays recorded.
+    pub async fn retro_hunt(
+        &self,
+        actor: &Actor,
+        request: garrison_api::indicators::RetroHuntRequest,
+        progress: Option<&(dyn Fn(&RetroHuntProgress) + Send + Sync)>,
+    ) -> Result<garrison_api::indicators::RetroHuntResult> {
+        use garrison_store::{DetectionRepo, EventQuery, EventRepo, EventRow};
+        actor.require_any(INTEL_AUTHORS)?;
+        let now = Timestamp::now();
+        let to = request.to.map(|t| t.0).unwrap_or(now);
+        let from = match request.from {
+            Some(from) => from.0,
+            None => to
+                .checked_sub(garrison_model::SignedDuration::from_hours(24 * 7))
+                .map_err(AppError::internal)?,
+        };
+        if from >= to {
+            return Err(AppError::invalid("from must be before to"));
+        }
+        let stored = self.store().active_indicators(actor.tenant, now).await?;
+        let intel = garrison_detect::intel::TenantIntel::build(0, &stored);
+        let config = garrison_detect::DetectConfig::default();
+        let mut query = EventQuery {
+            from: Some(from),
+            to: Some(to),
+            limit: 1000,
+            oldest_first: true,
+            ..EventQuery::default()
+        };
+        let (mut events, mut matches, mut alerts_created) = (0u64, 0u64, 0u64);
+        while !intel.is_empty() {
+            let page = self.store().search_events(actor.tenant, &query).await?;
+            let mut hits = Vec::new();
+            let mut position = None;
+            for event in &page.items {
+                events += 1;
+                position = Some(event.time);
+                let row = EventRow::from_event(event);
+                garrison_detect::intel::ioc_hits_scored_at(&row, &intel, &config, now, &mut hits);
+            }
+            matches += hits.len() as u64;
+            if !hits.is_empty() {
+                let outcome = self
+                    .store()
+                    .record_detections(
+                        &hits,
+                        "indicators.retro_hunt",
+                        u64::try_from(garrison_model::to_micros(now)).unwrap_or(0),
+                    )
+                    .await?;
+                alerts_created += outcome.alerts_created;
+            }
+            if let (Some(report), Some(position)) = (progress, position) {
+                report(&RetroHuntProgress {
+                    from,
+                    to,
+                    position,
+                    events,
+                    matches,
+                });
+            }
+            match page.next_cursor {
+                Some(next) => query.cursor = Some(next),
+                None => break,
+            }
+            tokio::task::yield_now().await;
+        }
+        self.record(
+            actor,
+            "indicators.retro_hunt",
+            "indicators",
+            serde_json::json!({
+                "from": from.to_string(), "to": to.to_string(), "indicators": intel.len(),
+                "events": events, "matches": matches, "alerts_created": alerts_created,
+            }),
+        )
+        .await;
+        Ok(garrison_api::indicators::RetroHuntResult {
+            from: from.to_string(),
+            to: to.to_string(),
+            indicators: intel.len(),
+            events,
+            matches,
+            alerts_created,
+        })
+    }
+}

@@ -37,6 +37,7 @@ impl App {
             cursor: params.cursor,
             limit: PageLimit::or(params.limit, 100),
             fields,
+            oldest_first: false,
         };
         let page = self.store().search_events(actor.tenant, &search).await?;
         Ok(EventsPage {

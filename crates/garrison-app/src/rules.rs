@@ -9,10 +9,8 @@ use crate::{Actor, App, AppError, Result};
 
 /// Roles that may change rules.
 pub const RULE_AUTHORS: &[Role] = &[Role::Admin, Role::Analyst];
-/// Most stored events one rule test reads, on every door.
-pub const MAX_TEST_EVENTS: usize = 50_000;
-/// Longest time range one rule test reads, on every door.
-pub const MAX_TEST_RANGE_DAYS: i64 = 31;
+/// Most matches one rule test lists (all are counted).
+pub const MAX_TEST_MATCHES: usize = 10_000;
 
 /// What an import did, with every file or rule it refused and why.
 #[derive(Debug)]
@@ -30,8 +28,18 @@ pub struct TestBounds {
     pub from: Option<Timestamp>,
     /// Default: now.
     pub to: Option<Timestamp>,
-    /// Default and maximum [`MAX_TEST_EVENTS`].
+    /// Stop after this many events (oldest first); default: the whole range.
     pub max_events: Option<usize>,
+}
+
+/// How far a rule test is.
+#[derive(Clone, Debug)]
+pub struct TestProgress {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    /// Time of the last event read.
+    pub position: Timestamp,
+    pub events: usize,
 }
 
 /// What a rule would have matched, and what was read to find out.
@@ -39,12 +47,14 @@ pub struct TestBounds {
 pub struct TestOutcome {
     pub from: Timestamp,
     pub to: Timestamp,
-    /// The cap applied to this test.
-    pub max_events: usize,
+    /// The cap asked for, if any.
+    pub max_events: Option<usize>,
     /// Stored events read.
     pub events: usize,
-    /// True when the range held more than `max_events` events (the newest were read).
+    /// True when the test stopped at `max_events` before the end of the range.
     pub truncated: bool,
+    /// Matches found; at most [`MAX_TEST_MATCHES`] are listed in `matches`.
+    pub matches_total: usize,
     pub matches: Vec<TestMatch>,
 }
 
@@ -131,13 +141,16 @@ impl App {
         Ok(rule)
     }
 
-    /// Runs a rule over the stored events of a bounded range: at most
-    /// [`MAX_TEST_RANGE_DAYS`] days and [`MAX_TEST_EVENTS`] events (the newest), whoever asks.
+    /// Runs a rule over every stored event of a time range, oldest first, a page at a time
+    /// (memory holds one page whatever the range holds), as live detection would have:
+    /// detection matches and correlations. `progress` is told after each page; dropping the
+    /// future (a client that hangs up, Ctrl-C) cancels the test.
     pub async fn test_rule(
         &self,
         actor: &Actor,
         id: &str,
         bounds: TestBounds,
+        progress: Option<&(dyn Fn(&TestProgress) + Send + Sync)>,
     ) -> Result<TestOutcome> {
         let rule = self.rule(actor, id).await?;
         let to = bounds.to.unwrap_or_else(Timestamp::now);
@@ -150,62 +163,70 @@ impl App {
         if from >= to {
             return Err(AppError::invalid("from must be before to"));
         }
-        if to.duration_since(from) > SignedDuration::from_hours(24 * MAX_TEST_RANGE_DAYS) {
-            return Err(AppError::invalid(format!(
-                "a rule test reads at most {MAX_TEST_RANGE_DAYS} days of events; narrow from/to"
-            )));
+        if bounds.max_events == Some(0) {
+            return Err(AppError::invalid("max_events must be at least 1"));
         }
-        let max = match bounds.max_events {
-            Some(0) => return Err(AppError::invalid("max_events must be at least 1")),
-            Some(n) => n.min(MAX_TEST_EVENTS),
-            None => MAX_TEST_EVENTS,
-        };
-        let mut query = EventQuery {
-            from: Some(from),
-            to: Some(to),
-            limit: 1000,
-            ..EventQuery::default()
-        };
-        let mut events = Vec::new();
-        let mut truncated = false;
-        loop {
-            let page = self.store().search_events(actor.tenant, &query).await?;
-            // Flattened page by page: the JSON trees are not all held at once.
-            events.extend(page.items.iter().filter_map(TestEvent::of));
-            if events.len() >= max {
-                truncated = page.next_cursor.is_some() || events.len() > max;
-                events.truncate(max);
-                break;
-            }
-            match page.next_cursor {
-                Some(next) => query.cursor = Some(next),
-                None => break,
-            }
-        }
-        let count = events.len();
-        let (rule_id, yaml) = (rule.rule_id.clone(), rule.yaml.clone());
         let options = garrison_sigma::LoadOptions {
             placeholders: self.placeholder_values(actor.tenant).await?,
             ..garrison_sigma::LoadOptions::default()
         };
-        let outcome = tokio::task::spawn_blocking(move || {
-            garrison_detect::test_rule(&rule_id, &yaml, &events, &options)
-        })
-        .await
-        .map_err(AppError::internal)?;
-        let matches = outcome.map_err(|errors| AppError::InvalidWithErrors {
+        let mut tester =
+            garrison_detect::RuleTester::new(&rule.rule_id, &rule.yaml, &options, MAX_TEST_MATCHES)
+                .map_err(|errors| {
+                    AppError::InvalidWithErrors {
             message: format!("rule {id:?} does not compile"),
             errors: errors
                 .into_iter()
                 .map(|e| serde_json::json!({"line": e.line, "rule": e.rule, "reason": e.reason}))
                 .collect(),
-        })?;
+        }
+                })?;
+        let mut query = EventQuery {
+            from: Some(from),
+            to: Some(to),
+            limit: 1000,
+            oldest_first: true,
+            ..EventQuery::default()
+        };
+        let mut events = 0usize;
+        let mut truncated = false;
+        'pages: loop {
+            let page = self.store().search_events(actor.tenant, &query).await?;
+            let mut position = None;
+            for stored in &page.items {
+                if bounds.max_events.is_some_and(|max| events >= max) {
+                    truncated = true;
+                    break 'pages;
+                }
+                events += 1;
+                position = Some(stored.time);
+                if let Some(event) = TestEvent::of(stored) {
+                    tester.feed(&event);
+                }
+            }
+            if let (Some(report), Some(position)) = (progress, position) {
+                report(&TestProgress {
+                    from,
+                    to,
+                    position,
+                    events,
+                });
+            }
+            match page.next_cursor {
+                Some(next) => query.cursor = Some(next),
+                None => break,
+            }
+            // Other tasks (the client hanging up, shutdown) get their turn between pages.
+            tokio::task::yield_now().await;
+        }
+        let (matches, matches_total) = tester.finish();
         Ok(TestOutcome {
             from,
             to,
-            max_events: max,
-            events: count,
+            max_events: bounds.max_events,
+            events,
             truncated,
+            matches_total,
             matches,
         })
     }

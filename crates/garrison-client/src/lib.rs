@@ -430,6 +430,13 @@ impl Client {
         .await
     }
 
+    pub async fn retro_hunt(
+        &self,
+        request: &garrison_api::indicators::RetroHuntRequest,
+    ) -> Result<garrison_api::indicators::RetroHuntResult> {
+        self.post("/indicators/retro-hunt", request).await
+    }
+
     pub async fn indicators(&self, params: &ListParams) -> Result<IndicatorsPage> {
         self.get("/indicators", params).await
     }

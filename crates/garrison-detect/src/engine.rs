@@ -96,21 +96,35 @@ pub fn row_event(row: &EventRow) -> Option<HuntEvent> {
     Some(event)
 }
 
-/// The logsource a stored event is evaluated as: its source's, else what the event says of
-/// itself (a Windows channel, a Zeek log), else none (only rules that ask for none apply).
+/// The logsource a stored event is evaluated as: its source's, with what the event says of
+/// itself (a Windows channel, a Zeek log) filling the keys the source leaves open when the
+/// products agree; with no source logsource, the event's own; else none (only rules that ask
+/// for none apply).
 pub fn stream_logsource(
     logsource: &garrison_model::LogSource,
     event: &HuntEvent,
 ) -> garrison_sigma::LogSource {
+    let inferred = garrison_hunt::inferred_logsource(event);
     if *logsource == garrison_model::LogSource::default() {
-        return garrison_hunt::inferred_logsource(event);
+        return inferred;
     }
-    garrison_sigma::LogSource {
+    let mut stream = garrison_sigma::LogSource {
         product: logsource.product.clone(),
         category: logsource.category.clone(),
         service: logsource.service.clone(),
         definition: None,
+    };
+    let agree = match (&stream.product, &inferred.product) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        (None, _) => true,
+        (Some(_), None) => false,
+    };
+    if agree {
+        stream.product = stream.product.or(inferred.product);
+        stream.service = stream.service.or(inferred.service);
+        stream.category = stream.category.or(inferred.category);
     }
+    stream
 }
 
 /// The id a rule's alerts carry: its Sigma id, else its name, else the stored rule's id.
@@ -547,51 +561,112 @@ pub fn test_rule(
     events: &[TestEvent],
     options: &LoadOptions,
 ) -> Result<Vec<TestMatch>, Vec<RuleError>> {
-    let (set, errors) = load_rules([RuleSource::new(rule_id, yaml)], options);
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let filter = HitFilter::default();
+    let mut tester = RuleTester::new(rule_id, yaml, options, usize::MAX)?;
     let mut order: Vec<usize> = (0..events.len()).collect();
     order.sort_by_key(|i| (events[*i].time, *i));
-    let mut correlator = Correlator::new(&set, CorrelationOptions::default());
-    let mut out = Vec::new();
-    let mut matches = Vec::new();
-    let mut alerts = Vec::new();
-    let scoping = Scoping::new(&set, None);
     for i in order {
-        let stored = &events[i];
-        let event = &stored.event;
-        set.matches(event, &mut matches);
-        scoping.retain_as(&stored.stream, &mut matches);
-        for m in &matches {
-            if rule_enabled(m.rule, &filter) {
-                out.push(TestMatch {
+        tester.feed(&events[i]);
+    }
+    Ok(tester.finish().0)
+}
+
+/// One rule run over a stream of events in time order, a page at a time (a back-test over
+/// any range reads as many events as the range holds, holding one page): detection matches
+/// and correlations, with at most `max_matches` kept (all counted).
+pub struct RuleTester {
+    compiled: Compiled,
+    scoping_cache: std::collections::HashMap<garrison_sigma::LogSource, Vec<bool>>,
+    out: Vec<TestMatch>,
+    total: usize,
+    max_matches: usize,
+}
+
+impl RuleTester {
+    pub fn new(
+        rule_id: &str,
+        yaml: &str,
+        options: &LoadOptions,
+        max_matches: usize,
+    ) -> Result<RuleTester, Vec<RuleError>> {
+        let (set, errors) = load_rules([RuleSource::new(rule_id, yaml)], options);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(RuleTester {
+            compiled: Compiled::new(set, |set| {
+                Correlator::new(set, CorrelationOptions::default())
+            }),
+            scoping_cache: std::collections::HashMap::new(),
+            out: Vec::new(),
+            total: 0,
+            max_matches,
+        })
+    }
+
+    fn push(&mut self, m: TestMatch) {
+        self.total += 1;
+        if self.out.len() < self.max_matches {
+            self.out.push(m);
+        }
+    }
+
+    /// Evaluates the next event (events must come in time order for correlations).
+    pub fn feed(&mut self, stored: &TestEvent) {
+        let filter = HitFilter::default();
+        let mut found: Vec<TestMatch> = Vec::new();
+        let cache = &mut self.scoping_cache;
+        self.compiled.with_dependent_mut(|set, correlator| {
+            let mut matches = Vec::new();
+            set.matches(&stored.event, &mut matches);
+            if !matches.is_empty() {
+                let table = cache
+                    .entry(stored.stream.clone())
+                    .or_insert_with(|| set.applicable(&stored.stream));
+                matches.retain(|m| table.get(m.rule_index).copied().unwrap_or(false));
+            }
+            for m in &matches {
+                if rule_enabled(m.rule, &filter) {
+                    found.push(TestMatch {
+                        event_id: stored.id.clone(),
+                        time: stored.time,
+                        rule_id: alert_rule_id(m.rule),
+                        title: m.rule.title.clone(),
+                        level: rule_level(m.rule),
+                        matched: serde_json::from_str(&matched_json(&m.matched))
+                            .unwrap_or(serde_json::Value::Null),
+                    });
+                }
+            }
+            let mut alerts = Vec::new();
+            correlator.process_event(
+                &matches,
+                stored.time,
+                &stored.event,
+                Some(&stored.id),
+                &mut alerts,
+            );
+            for alert in alerts {
+                let mut fields = alert.group.clone();
+                fields.push(("value".into(), alert.value.to_string()));
+                fields.push(("events".into(), alert.event_ids.len().to_string()));
+                found.push(TestMatch {
                     event_id: stored.id.clone(),
-                    time: stored.time,
-                    rule_id: alert_rule_id(m.rule),
-                    title: m.rule.title.clone(),
-                    level: rule_level(m.rule),
-                    matched: serde_json::from_str(&matched_json(&m.matched))
+                    time: alert.last,
+                    rule_id: alert_rule_id(alert.rule),
+                    title: alert.rule.title.clone(),
+                    level: rule_level(alert.rule),
+                    matched: serde_json::from_str(&matched_json(&fields))
                         .unwrap_or(serde_json::Value::Null),
                 });
             }
+        });
+        for m in found {
+            self.push(m);
         }
-        correlator.process(&matches, stored.time, event, &mut alerts);
-        for alert in alerts.drain(..) {
-            let mut fields = alert.group.clone();
-            fields.push(("value".into(), alert.value.to_string()));
-            out.push(TestMatch {
-                event_id: stored.id.clone(),
-                time: alert.last,
-                rule_id: alert_rule_id(alert.rule),
-                title: alert.rule.title.clone(),
-                level: rule_level(alert.rule),
-                matched: serde_json::from_str(&matched_json(&fields))
-                    .unwrap_or(serde_json::Value::Null),
-            });
-        }
-        matches.clear();
     }
-    Ok(out)
+
+    /// The matches kept (at most `max_matches`) and how many there were in all.
+    pub fn finish(self) -> (Vec<TestMatch>, usize) {
+        (self.out, self.total)
+    }
 }

@@ -96,6 +96,19 @@ pub(crate) fn ioc_hits(
     config: &DetectConfig,
     out: &mut Vec<AlertHit>,
 ) -> bool {
+    ioc_hits_scored_at(row, intel, config, row.received, out)
+}
+
+/// [`ioc_hits`] with the indicators scored at `scored_at` instead of the event's receipt: a
+/// retro-hunt matches today's indicators against past events, scored as they stand today.
+/// Returns false when the event's normalised view cannot be read.
+pub fn ioc_hits_scored_at(
+    row: &EventRow,
+    intel: &TenantIntel,
+    config: &DetectConfig,
+    scored_at: garrison_model::Timestamp,
+    out: &mut Vec<AlertHit>,
+) -> bool {
     if intel.is_empty() {
         return true;
     }
@@ -111,7 +124,7 @@ pub(crate) fn ioc_hits(
     }
     let mut by_value: BTreeMap<(IndicatorKind, String), IocMatch<'_>> = BTreeMap::new();
     for m in &matches {
-        let score = decayed_score(m.indicator, row.received);
+        let score = decayed_score(m.indicator, scored_at);
         if score_level(score).is_none() {
             continue;
         }

@@ -26,7 +26,7 @@ pub mod telemetry;
 pub use detector::{Detector, DETECTOR};
 pub use engine::{
     alert_id, alert_rule_id, evaluate, fingerprint, row_event, test_rule, window_start, Evaluated,
-    TenantRules, TestEvent, TestMatch,
+    RuleTester, TenantRules, TestEvent, TestMatch,
 };
 
 use std::time::Duration;

@@ -74,7 +74,14 @@ const COMPUTER_FIELDS: &[&str] = &[
     "ComputerName",
 ];
 const CHANNEL_FIELDS: &[&str] = &["System_Channel", "Channel", "winlog.channel", "log_name"];
-const EVENT_ID_FIELDS: &[&str] = &["System_EventID", "EventID", "winlog.event_id", "event.code"];
+const EVENT_ID_FIELDS: &[&str] = &[
+    "System_EventID",
+    "EventID",
+    "winlog.event_id",
+    "event.code",
+    // Winlogbeat 6.
+    "event_id",
+];
 const PROVIDER_FIELDS: &[&str] = &[
     "System_Provider_Name",
     "Provider_Name",

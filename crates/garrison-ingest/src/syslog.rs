@@ -448,10 +448,10 @@ fn parse_3164(rest: &str, received: Timestamp) -> Parsed {
         rest = rest.get(n..).unwrap_or("").trim_start_matches(' ');
         // RFC 3164 4.1.2: HOSTNAME follows the TIMESTAMP, unless the next token is the TAG.
         let (tok, after) = token(rest);
-        if !tok.is_empty() && !tok.ends_with(':') && !tok.contains('[') && after.is_some() {
+        if looks_like_host(tok) && !tok.ends_with(':') && after.is_some() {
             p.hostname = Some(tok.to_owned());
             rest = after.unwrap_or("");
-        } else if !tok.is_empty() && after.is_none() && parse_tag(tok).is_none() {
+        } else if looks_like_host(tok) && after.is_none() && parse_tag(tok).is_none() {
             // "<13>Feb  5 17:32:18 host" with nothing after: still a hostname.
             p.hostname = Some(tok.to_owned());
             rest = "";
@@ -470,6 +470,19 @@ fn parse_3164(rest: &str, received: Timestamp) -> Parsed {
     }
     p.message = rest.to_owned();
     p
+}
+
+/// Whether an RFC 3164 token can be a HOSTNAME (a name, an IPv4 or IPv6 address): a URL
+/// (`https://evil.example/x`), a CEF header (`CEF:0|...`) or `key=value` text is message, not
+/// the sender's host.
+fn looks_like_host(tok: &str) -> bool {
+    !tok.is_empty()
+        && tok.len() <= 255
+        && tok
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':' | b'%'))
+        && !tok.starts_with("CEF:")
+        && !tok.starts_with("LEEF:")
 }
 
 /// RFC 3164 TAG: `name[pid]: ` or `name: ` at the start. Returns the name, pid and bytes up to
@@ -748,6 +761,34 @@ fn octet_header(b: &[u8]) -> Header {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_url_or_cef_header_after_the_time_is_not_the_senders_hostname() {
+        let now = Timestamp::now();
+        let limits = Limits::default();
+        let url = parse(
+            b"<14>Dec  7 10:00:00 https://evil.example/x GET 200",
+            now,
+            &limits,
+        )
+        .expect("kept");
+        assert!(url.fields.get("host").is_none(), "{:?}", url.fields);
+        let cef = parse(
+            b"<134>Dec  7 10:00:00 CEF:0|Fortinet|FortiGate|7.4|13|traffic deny|5|src=10.0.0.5 dst=203.0.113.9",
+            now,
+            &limits,
+        )
+        .expect("kept");
+        assert!(cef.fields.get("host").is_none(), "{:?}", cef.fields);
+        assert_eq!(cef.fields["cef"]["device_vendor"], "Fortinet");
+        let ipv6 = parse(
+            b"<14>Dec  7 10:00:00 2001:db8::7 sshd[1]: hello",
+            now,
+            &limits,
+        )
+        .expect("kept");
+        assert_eq!(ipv6.fields["host"]["hostname"], "2001:db8::7");
+    }
 
     #[test]
     fn lines_the_decoder_does_not_understand_are_flagged_not_passed_as_parsed() {

@@ -526,9 +526,12 @@ pub struct EventQuery {
     pub limit: usize,
     /// Opaque cursor from a previous page's `next_cursor`.
     pub cursor: Option<String>,
+    /// Oldest first (event time, then arrival) instead of newest first: for replays in time
+    /// order (rule back-tests, retro-hunts). A cursor holds its order.
+    pub oldest_first: bool,
 }
 
-/// A page of events, newest first.
+/// A page of events, newest first (or oldest first, see [`EventQuery::oldest_first`]).
 pub type EventPage = Page<Event>;
 
 #[async_trait]

@@ -593,6 +593,8 @@ fn fts5_query(text: &str) -> Option<String> {
 
 /// The tag of event cursors (newest first, by event time then `seq`).
 const EVENT_CURSOR: &str = "e";
+/// The tag of oldest-first event cursors.
+const EVENT_CURSOR_ASC: &str = "o";
 
 #[async_trait]
 impl TenantRepo for SqlStore {
@@ -1314,18 +1316,24 @@ impl EventRepo for SqlStore {
                 }
             }
         }
+        // Each order has its own cursor tag: a cursor of one cannot page the other.
+        let (tag, cmp, order) = if query.oldest_first {
+            (EVENT_CURSOR_ASC, ">", "ASC")
+        } else {
+            (EVENT_CURSOR, "<", "DESC")
+        };
         if let Some(cursor) = &query.cursor {
-            let [time_us, seq] = decode_cursor(EVENT_CURSOR, cursor)?;
+            let [time_us, seq] = decode_cursor(tag, cursor)?;
             let t = filter.bind(time_us);
             let s = filter.bind(seq);
             filter.and(format!(
-                "(e.time_us < {t} OR (e.time_us = {t} AND e.seq < {s}))"
+                "(e.time_us {cmp} {t} OR (e.time_us = {t} AND e.seq {cmp} {s}))"
             ));
         }
         let l = filter.bind(limit as i64 + 1);
         let sql = format!(
             "SELECT e.seq, e.tenant_id, e.id, e.time_us, e.received_us, e.source, e.product, e.service, e.category, {fields} AS fields, {normalized} AS normalized, e.raw \
-             FROM events e WHERE {where_clause} ORDER BY e.time_us DESC, e.seq DESC LIMIT {l}",
+             FROM events e WHERE {where_clause} ORDER BY e.time_us {order}, e.seq {order} LIMIT {l}",
             fields = self.dialect.json_text("e.fields"),
             normalized = self.dialect.json_text("e.normalized"),
             where_clause = filter.where_sql(),
@@ -1333,7 +1341,7 @@ impl EventRepo for SqlStore {
         let rows = filter.query(sql).fetch_all(&self.pool).await?;
         Page::from_rows(&rows, limit, event_from_row, |row| {
             Ok(encode_cursor(
-                EVENT_CURSOR,
+                tag,
                 &[row.try_get("time_us")?, row.try_get("seq")?],
             ))
         })

@@ -383,12 +383,7 @@ async fn test(
             )
             .await?;
         print_lines(&answer.matches)?;
-        print_test_summary(
-            answer.events,
-            answer.matches.len(),
-            answer.truncated,
-            answer.max_events,
-        );
+        print_test_summary(answer.events, answer.matches_total, answer.matches.len());
         return Ok(());
     }
     require_database(config)?;
@@ -398,7 +393,27 @@ async fn test(
         to: to.map(|t| t.0),
         max_events: None,
     };
-    let outcome = match app.test_rule(&actor, id, bounds).await {
+    // A progress bar over the time range (the test reads it oldest first); Ctrl-C cancels.
+    let bar = indicatif::ProgressBar::new(1000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{bar:30}] {percent}% of the range, {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let report = {
+        let bar = bar.clone();
+        move |p: &garrison_app::rules::TestProgress| {
+            let span = (p.to.as_microsecond() - p.from.as_microsecond()).max(1) as f64;
+            let done = (p.position.as_microsecond() - p.from.as_microsecond()) as f64 / span;
+            bar.set_position((done.clamp(0.0, 1.0) * 1000.0) as u64);
+            bar.set_message(format!("{} events read", p.events));
+        }
+    };
+    let result = app.test_rule(&actor, id, bounds, Some(&report)).await;
+    bar.finish_and_clear();
+    let outcome = match result {
         Ok(outcome) => outcome,
         Err(garrison_app::AppError::InvalidWithErrors { message, errors }) => {
             for e in &errors {
@@ -411,21 +426,14 @@ async fn test(
     for m in &outcome.matches {
         println!("{}", serde_json::to_string(m)?);
     }
-    print_test_summary(
-        outcome.events,
-        outcome.matches.len(),
-        outcome.truncated,
-        outcome.max_events,
-    );
+    print_test_summary(outcome.events, outcome.matches_total, outcome.matches.len());
     Ok(())
 }
 
 /// One line on what a rule test read, the same for both doors.
-fn print_test_summary(events: usize, matches: usize, truncated: bool, max_events: usize) {
-    if truncated {
-        eprintln!(
-            "{events} events read (the newest; the range holds more than the cap of {max_events}), {matches} matches"
-        );
+fn print_test_summary(events: usize, matches: usize, listed: usize) {
+    if listed < matches {
+        eprintln!("{events} events read, {matches} matches ({listed} listed)");
     } else {
         eprintln!("{events} events read, {matches} matches");
     }

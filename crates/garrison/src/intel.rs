@@ -1,4 +1,4 @@
-//! `garrison intel import|check|list`: threat-intel feeds. `import` and `list` go through a
+//! `garrison intel import|check|list|retro-hunt`: threat-intel feeds. `import` and `list` go through a
 //! running service's API (`--url`, `--token`); `check` parses a file locally and prints what
 //! would be refused, without storing anything.
 
@@ -44,6 +44,18 @@ pub enum IntelCommand {
         /// MISP: also import attributes with to_ids false.
         #[arg(long)]
         include_non_ids: bool,
+        #[command(flatten)]
+        api: Api,
+    },
+    /// Retro-hunt: match the tenant's active indicators against stored events of a range
+    /// (default: the last 7 days); matches become `ioc:<kind>` alerts as live ones do.
+    RetroHunt {
+        /// From (inclusive): RFC 3339 or Unix seconds.
+        #[arg(long)]
+        from: Option<String>,
+        /// To (exclusive): RFC 3339 or Unix seconds; default now.
+        #[arg(long)]
+        to: Option<String>,
         #[command(flatten)]
         api: Api,
     },
@@ -146,6 +158,37 @@ pub async fn run(command: IntelCommand) -> Result<i32> {
                 body.skipped_count
             );
             Ok(if body.errors.is_empty() { 0 } else { 2 })
+        }
+        IntelCommand::RetroHunt { from, to, api } => {
+            let bound = |name: &str, value: Option<String>| {
+                value
+                    .map(|v| {
+                        garrison_model::parse_time_bound(&v)
+                            .map(garrison_model::TimeBound)
+                            .with_context(|| format!("--{name}"))
+                    })
+                    .transpose()
+            };
+            let request = garrison_api::indicators::RetroHuntRequest {
+                from: bound("from", from)?,
+                to: bound("to", to)?,
+            };
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message("matching indicators against stored events");
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            let answer = connect(&api.url, &api.token)?.retro_hunt(&request).await;
+            spinner.finish_and_clear();
+            let answer = answer?;
+            println!(
+                "{} indicators against {} events from {} to {}: {} matches, {} new alerts",
+                answer.indicators,
+                answer.events,
+                answer.from,
+                answer.to,
+                answer.matches,
+                answer.alerts_created
+            );
+            Ok(0)
         }
         IntelCommand::Check { file, format } => {
             let (bytes, format) = read(&file, format)?;

@@ -376,7 +376,9 @@ pub async fn disable_rule(
     set_enabled(state, principal, id, false).await
 }
 
-/// Run a rule over the stored events of a time range: what it would have matched.
+/// Run a rule over every stored event of a time range, oldest first, as live detection would
+/// have: what it matches (correlations included). Read a page at a time whatever the range
+/// holds; closing the connection cancels it.
 #[utoipa::path(
     post,
     path = "/api/v1/rules/{id}/test",
@@ -402,13 +404,17 @@ pub async fn test_rule(
         to: request.to.map(|t| t.0),
         max_events: request.max_events,
     };
-    let outcome = state.app().test_rule(&principal.actor, &id, bounds).await?;
+    let outcome = state
+        .app()
+        .test_rule(&principal.actor, &id, bounds, None)
+        .await?;
     Ok(Json(TestResult {
         from: outcome.from.to_string(),
         to: outcome.to.to_string(),
         max_events: outcome.max_events,
         events: outcome.events,
         truncated: outcome.truncated,
+        matches_total: outcome.matches_total,
         matches: outcome
             .matches
             .into_iter()

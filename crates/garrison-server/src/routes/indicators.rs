@@ -49,6 +49,38 @@ pub async fn import_indicators(
     ))
 }
 
+// ---------------------------------------------------------------- retro-hunt
+
+/// Retro-hunt: match the tenant's active indicators against every stored event of a range
+/// (default: the last 7 days), oldest first, a page at a time. Matches become `ioc:<kind>`
+/// alerts as live ones do (folded; an event already alerted on counts once). Admins,
+/// analysts and responders; closing the connection stops it.
+#[utoipa::path(
+    post,
+    path = "/api/v1/indicators/retro-hunt",
+    tag = "indicators",
+    request_body = RetroHuntRequest,
+    responses((status = 200, body = RetroHuntResult), (status = 400, body = Problem), (status = 403, body = Problem)),
+    security(("bearer" = []))
+)]
+pub async fn retro_hunt(
+    State(state): State<AppState>,
+    principal: Principal,
+    body: Bytes,
+) -> Result<Json<RetroHuntResult>, ApiError> {
+    let request: RetroHuntRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RetroHuntRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid(format!("body: {e}")))?
+    };
+    Ok(Json(
+        state
+            .app()
+            .retro_hunt(&principal.actor, request, None)
+            .await?,
+    ))
+}
+
 // ---------------------------------------------------------------- list
 
 /// List the tenant's indicators, oldest first, with filters and a cursor.

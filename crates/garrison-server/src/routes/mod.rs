@@ -126,6 +126,7 @@ pub fn documented() -> OpenApiRouter<AppState> {
         .routes(routes!(triage::get_sla_policy, triage::put_sla_policy))
         .routes(routes!(triage::get_workflow, triage::put_workflow))
         .routes(routes!(indicators::import_indicators))
+        .routes(routes!(indicators::retro_hunt))
         .routes(routes!(indicators::list_indicators))
         .routes(routes!(indicators::list_feeds))
         .routes(routes!(indicators::delete_indicator))

@@ -512,6 +512,22 @@ pub async fn search_filters_by_time_source_field_and_text(store: &SqlStore) {
         .await
         .expect("all");
     assert_eq!(ids(all.clone()), vec!["c", "b", "a"], "newest first");
+    // Oldest first, page by page, for replays in time order.
+    let mut replay = Vec::new();
+    let mut query = q(&|q| {
+        q.oldest_first = true;
+        q.limit = 2;
+    });
+    loop {
+        let page = store.search_events(alpha.id, &query).await.expect("replay");
+        let next = page.next_cursor.clone();
+        replay.extend(ids(page));
+        match next {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(replay, vec!["a", "b", "c"], "oldest first, paged");
     assert_eq!(
         all.items[0].fields["msg"], "powershell encoded",
         "fields kept as sent"

@@ -975,3 +975,119 @@ async fn placeholder_rules_import_waiting_and_load_live_once_the_tenant_sets_val
         "{listed}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn back_tests_read_the_whole_range_and_new_indicators_hunt_the_past() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    let rule_id = "b4c70000-0000-4000-8000-000000000001";
+    std::fs::write(
+        rules.join("marker.yml"),
+        format!("title: Marker\nid: {rule_id}\nlevel: low\nlogsource: {{}}\ndetection:\n    selection:\n        msg|endswith: '7'\n    condition: selection\n"),
+    )
+    .expect("rule");
+    // Imported but not enabled: the back-test alone reads the events.
+    cli(
+        dir.path(),
+        &["rules", "import", rules.to_str().expect("path")],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let ingest = cli(
+        dir.path(),
+        &["token", "create", "--ingest", "--source", "app"],
+    );
+    let service = Service::start(dir.path());
+    // More events than the old 50,000 cap, over one day; every tenth ends in 7.
+    const EVENTS: usize = 52_000;
+    let base = 1_796_000_000i64;
+    let mut body = String::with_capacity(EVENTS * 80);
+    for i in 0..EVENTS {
+        let at = garrison_model::Timestamp::from_second(base + i as i64).expect("time");
+        body.push_str(&format!(
+            "{{\"@timestamp\":\"{at}\",\"msg\":\"event {i}\",\"n\":{i}}}\n"
+        ));
+    }
+    for chunk in body.lines().collect::<Vec<_>>().chunks(13_000) {
+        post_events(&service, &ingest, &chunk.join("\n")).await;
+    }
+    wait_indexed(&service).await;
+    let response = client()
+        .post(service.url(&format!("/api/v1/rules/{rule_id}/test")))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"from": base.to_string(), "to": (base + EVENTS as i64).to_string()}))
+        .send()
+        .await
+        .expect("test");
+    assert_eq!(response.status().as_u16(), 200);
+    let result: Value = response.json().await.expect("json");
+    assert_eq!(result["events"], EVENTS, "every event of the range is read");
+    assert_eq!(result["truncated"], false);
+    assert_eq!(
+        result["matches_total"],
+        EVENTS / 10,
+        "{}",
+        result["matches_total"]
+    );
+    assert_eq!(
+        result["matches"].as_array().map(Vec::len),
+        Some(EVENTS / 10)
+    );
+    // Oldest first, as live detection saw them.
+    assert_eq!(result["matches"][0]["matched"]["msg"], "event 7");
+
+    // An indicator learnt today finds what already happened, once.
+    let response = client()
+        .post(service.url("/api/v1/indicators/import?format=csv&source=today"))
+        .bearer_auth(&admin)
+        .body("type,value,confidence\nip,198.51.100.99,90\n")
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 200);
+    post_events(
+        &service,
+        &ingest,
+        &format!(
+            "{{\"@timestamp\":\"{}\",\"msg\":\"beacon\",\"destination\":{{\"ip\":\"198.51.100.99\"}}}}",
+            garrison_model::Timestamp::from_second(base).expect("time")
+        ),
+    )
+    .await;
+    wait_indexed(&service).await;
+    let hunt = |body: Value| {
+        let service = &service;
+        let admin = &admin;
+        async move {
+            let response = client()
+                .post(service.url("/api/v1/indicators/retro-hunt"))
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .expect("retro-hunt");
+            assert_eq!(response.status().as_u16(), 200);
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    let range = serde_json::json!({"from": (base - 10).to_string(), "to": (base + 10).to_string()});
+    let first = hunt(range.clone()).await;
+    assert_eq!(first["matches"], 1, "{first}");
+    let started = std::time::Instant::now();
+    let alerts = loop {
+        let page = get_json(&service, "/api/v1/alerts?rule_id=ioc:ip", &admin).await;
+        if page["alerts"].as_array().is_some_and(|a| !a.is_empty()) {
+            break page;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{page}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(alerts["alerts"][0]["count"], 1);
+    let again = hunt(range).await;
+    assert_eq!(again["alerts_created"], 0, "{again}");
+    let alerts = get_json(&service, "/api/v1/alerts?rule_id=ioc:ip", &admin).await;
+    assert_eq!(
+        alerts["alerts"][0]["count"], 1,
+        "a second retro-hunt counts nothing twice"
+    );
+}
