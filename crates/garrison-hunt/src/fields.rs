@@ -342,7 +342,7 @@ impl Fields {
         }
     }
 
-    /// Whether some name was made from a nested object (`{"a": {"b": 1}}` → `a.b`).
+    /// Whether some name is dotted (made from a nested object, `{"a": {"b": 1}}` → `a.b`, or sent so).
     pub fn has_dotted_names(&self) -> bool {
         self.dotted
     }
@@ -394,6 +394,11 @@ impl Fields {
     }
 
     fn put_one(&mut self, key: Span, value: Slot, data: bool) {
+        // A name sent already dotted (`winlog.event_data.Image`, as `garrison ingest` and
+        // ECS shippers send) is looked up like one made from nested objects.
+        if !self.dotted && memchr::memchr(b'.', self.text_of(key).as_bytes()).is_some() {
+            self.dotted = true;
+        }
         let hash = hash_key(self.text_of(key).as_bytes());
         let found = self.find_hashed(self.text_of(key), hash);
         match found {

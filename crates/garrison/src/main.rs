@@ -118,8 +118,8 @@ enum Command {
     Events(search::EventsCommand),
     /// Send log files (EVTX, JSON, JSONL, gz, zip) to a running service through its ingest API.
     ///
-    /// Events get a stable `_id` (EVTX: computer/channel/record id), so sending the same files
-    /// again stores nothing twice.
+    /// An event's id derives from its content (or the source's `--id-field`), so sending the
+    /// same files again, from any path, stores nothing twice.
     Ingest(upload::IngestArgs),
     /// Hunt with Sigma rules over log files (EVTX, JSON, JSONL, gz, zip): a timeline of hits.
     ///

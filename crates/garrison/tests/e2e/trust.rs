@@ -1091,3 +1091,280 @@ async fn back_tests_read_the_whole_range_and_new_indicators_hunt_the_past() {
         "a second retro-hunt counts nothing twice"
     );
 }
+
+/// Rules of the mixed replay: (file, YAML, the sources it may fire on).
+const MIXED_RULES: &[(&str, &str, &[&str])] = &[
+    (
+        "whoami.yml",
+        "title: Whoami\nid: 3e5d0000-0000-4000-8000-000000000001\nlevel: high\nlogsource:\n    product: windows\n    category: process_creation\ndetection:\n    selection:\n        Image|endswith: '\\whoami.exe'\n    condition: selection\n",
+        &["winlogbeat"],
+    ),
+    (
+        "sshd_root.yml",
+        "title: Root password failure\nid: 3e5d0000-0000-4000-8000-000000000002\nlevel: medium\nlogsource:\n    product: linux\n    service: sshd\ndetection:\n    keywords:\n        - 'Failed password for root'\n    condition: keywords\n",
+        &["syslog"],
+    ),
+    (
+        "zeek_dns.yml",
+        "title: Zeek DNS not local\nid: 3e5d0000-0000-4000-8000-000000000003\nlevel: medium\nlogsource:\n    product: zeek\n    service: dns\ndetection:\n    selection:\n        query|endswith: '.local'\n    condition: not selection\n",
+        &["zeek"],
+    ),
+    (
+        "cisco_aaa.yml",
+        "title: Cisco keyword\nid: 3e5d0000-0000-4000-8000-000000000004\nlevel: medium\nlogsource:\n    product: cisco\n    service: aaa\ndetection:\n    keywords:\n        - 'informational'\n    condition: keywords\n",
+        &[],
+    ),
+    (
+        "fw_4444.yml",
+        "title: Connection to 4444\nid: 3e5d0000-0000-4000-8000-000000000005\nlevel: high\nlogsource:\n    category: firewall\ndetection:\n    selection:\n        dst_port: 4444\n    condition: selection\n",
+        &["fw"],
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_replay_is_stored_once_scoped_by_logsource_and_agrees_with_hunt() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("rules");
+    std::fs::create_dir_all(&rules).expect("rules dir");
+    for (name, yaml, _) in MIXED_RULES {
+        std::fs::write(rules.join(name), yaml).expect("rule");
+    }
+    let rules_arg = rules.to_str().expect("path").to_string();
+    cli(dir.path(), &["rules", "import", &rules_arg, "--enable"]);
+    // The syslog listener's default source is a Linux host's; a FortiGate is routed apart.
+    cli(
+        dir.path(),
+        &["source", "set", "syslog", "--product", "linux"],
+    );
+    cli(
+        dir.path(),
+        &[
+            "source",
+            "set",
+            "fw",
+            "--category",
+            "firewall",
+            "--syslog-vendor",
+            "Fortinet",
+        ],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let token = |source: &str| {
+        cli(
+            dir.path(),
+            &["token", "create", "--ingest", "--source", source],
+        )
+    };
+    let (winlogbeat, zeek, ecs) = (token("winlogbeat"), token("zeek"), token("ecs"));
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("files");
+    let sysmon = |image: &str, n: u32| {
+        serde_json::json!({"@timestamp": format!("2026-12-07T10:00:0{n}Z"), "event_id": 1,
+            "log_name": "Microsoft-Windows-Sysmon/Operational", "computer_name": "ws1",
+            "event_data": {"Image": image, "ProcessId": n}})
+        .to_string()
+    };
+    // Winlogbeat 6: every record has `event_id: 1` (the event code), each is its own event.
+    std::fs::write(
+        files.join("winlogbeat6.jsonl"),
+        [
+            sysmon("C:\\Windows\\System32\\whoami.exe", 1),
+            sysmon("C:\\Windows\\System32\\whoami.exe", 2),
+            sysmon("C:\\Windows\\notepad.exe", 3),
+        ]
+        .join("\n"),
+    )
+    .expect("wb6");
+    let wb8 = |image: &str, n: u32| {
+        serde_json::json!({"@timestamp": format!("2026-12-07T10:01:0{n}Z"), "event": {"code": "1"},
+            "winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": 1,
+            "computer_name": "ws2", "event_data": {"Image": image, "ProcessId": n}},
+            "host": {"name": "ws2"}})
+        .to_string()
+    };
+    std::fs::write(
+        files.join("winlogbeat8.jsonl"),
+        [
+            wb8("C:\\Windows\\System32\\whoami.exe", 4),
+            wb8("C:\\Windows\\explorer.exe", 5),
+        ]
+        .join("\n"),
+    )
+    .expect("wb8");
+    let zeek_dns = |query: &str, n: u32| {
+        serde_json::json!({"@stream": "dns", "@system": "sensor1", "@proc": "zeek",
+            "ts": 1_796_000_000 + n, "uid": format!("C{n}"), "id_orig_h": "10.0.1.6",
+            "id_resp_h": "10.0.0.4", "query": query})
+        .to_string()
+    };
+    std::fs::write(
+        files.join("zeek.jsonl"),
+        [
+            zeek_dns("dc1.corp.local", 1),
+            zeek_dns("evil.example.net", 2),
+            serde_json::json!({"@stream": "conn", "@proc": "zeek", "ts": 1_796_000_003,
+                "uid": "C3", "id_orig_h": "10.0.1.6", "id_resp_h": "203.0.113.9", "proto": "tcp"})
+            .to_string(),
+        ]
+        .join("\n"),
+    )
+    .expect("zeek");
+    std::fs::write(
+        files.join("ecs.jsonl"),
+        r#"{"source":{"ip":"198.51.100.23"},"event":{"action":"login"}}"#,
+    )
+    .expect("ecs");
+
+    let service = Service::start(dir.path());
+    let response = client()
+        .post(service.url("/api/v1/indicators/import?format=csv&source=intel"))
+        .bearer_auth(&admin)
+        .body("type,value,confidence\nip,198.51.100.23,95\n")
+        .send()
+        .await
+        .expect("import");
+    assert_eq!(response.status().as_u16(), 200);
+    // Indicators reach the detector on its next refresh.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let ingest = |file: &str, token: &str| {
+        let out = std::process::Command::new(BIN)
+            .args([
+                "ingest",
+                "--quiet",
+                "--url",
+                &service.url(""),
+                "--token",
+                token,
+            ])
+            .arg(files.join(file))
+            .env("GARRISON_LOG", "warn")
+            .output()
+            .expect("ingest");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Each file twice: the resend stores nothing again.
+    for _ in 0..2 {
+        ingest("winlogbeat6.jsonl", &winlogbeat);
+        ingest("winlogbeat8.jsonl", &winlogbeat);
+        ingest("zeek.jsonl", &zeek);
+        ingest("ecs.jsonl", &ecs);
+    }
+    send_syslog(
+        &service,
+        &[
+            "<38>Dec  7 10:02:01 web1 sshd[311]: Failed password for root from 198.51.100.7 port 52211 ssh2",
+            "<38>Dec  7 10:02:02 web1 sshd[311]: Failed password for root from 198.51.100.7 port 52212 ssh2",
+            "<38>Dec  7 10:02:03 web1 sshd[311]: Failed password for root from 198.51.100.7 port 52213 ssh2",
+            "<14>Dec  7 10:02:04 web1 rsyslogd: informational: rsyslogd was HUPed",
+            "<134>1 2026-12-07T10:02:05Z fw-paris-1 CEF - - - CEF:0|Fortinet|FortiGate|7.4|13|traffic deny|5|src=10.0.0.5 dst=203.0.113.9 dpt=4444 act=deny",
+            "<134>1 2026-12-07T10:02:06Z fw-paris-1 CEF - - - CEF:0|Fortinet|FortiGate|7.4|13|traffic allow|3|src=10.0.0.5 dst=203.0.113.10 dpt=443 act=accept",
+        ],
+    );
+    // Every record stored once, per source.
+    for (source, want) in [
+        ("winlogbeat", 5),
+        ("zeek", 3),
+        ("ecs", 1),
+        ("syslog", 4),
+        ("fw", 2),
+    ] {
+        let events = wait_events(&service, &admin, source, want).await;
+        assert_eq!(events.len(), want, "{source}: {events:?}");
+    }
+    // Alerts: per rule, the events counted and the sources they came from.
+    let expected: [(&str, u64); 5] = [
+        ("3e5d0000-0000-4000-8000-000000000001", 3),
+        ("3e5d0000-0000-4000-8000-000000000002", 3),
+        ("3e5d0000-0000-4000-8000-000000000003", 1),
+        ("3e5d0000-0000-4000-8000-000000000005", 1),
+        ("ioc:ip", 1),
+    ];
+    let started = std::time::Instant::now();
+    let counts = loop {
+        let page = get_json(&service, "/api/v1/alerts?limit=200", &admin).await;
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for alert in page["alerts"].as_array().into_iter().flatten() {
+            *counts
+                .entry(alert["rule_id"].as_str().unwrap_or_default().to_string())
+                .or_default() += alert["count"].as_u64().unwrap_or(0);
+        }
+        let done = expected
+            .iter()
+            .all(|(rule, n)| counts.get(*rule) == Some(n));
+        if done || started.elapsed() > Duration::from_secs(30) {
+            break counts;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let page = get_json(&service, "/api/v1/alerts?limit=200", &admin).await;
+    let alerts = page["alerts"].as_array().cloned().unwrap_or_default();
+    let expected_map: std::collections::BTreeMap<String, u64> =
+        expected.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+    assert_eq!(counts, expected_map, "{alerts:#?}");
+    // No rule fired on an event of a source outside its logsource.
+    for alert in &alerts {
+        let rule = alert["rule_id"].as_str().unwrap_or_default();
+        let Some((_, _, allowed)) = MIXED_RULES.iter().find(|(_, yaml, _)| yaml.contains(rule))
+        else {
+            continue;
+        };
+        let detail = get_json(
+            &service,
+            &format!(
+                "/api/v1/alerts/{}",
+                alert["id"].as_str().unwrap_or_default()
+            ),
+            &admin,
+        )
+        .await;
+        for id in detail["event_ids"].as_array().into_iter().flatten() {
+            let event = get_json(
+                &service,
+                &format!("/api/v1/events/{}", id.as_str().unwrap_or_default()),
+                &admin,
+            )
+            .await;
+            let source = event["source"].as_str().unwrap_or_default();
+            assert!(
+                allowed.contains(&source),
+                "{rule} fired on {source}: {event}"
+            );
+        }
+    }
+    // Live alerts equal `garrison hunt` on the same files.
+    let out = std::process::Command::new(BIN)
+        .args([
+            "hunt", "--quiet", "--format", "jsonl", "--rules", &rules_arg,
+        ])
+        .arg(&files)
+        .output()
+        .expect("hunt");
+    let mut hunted: std::collections::BTreeMap<String, u64> = Default::default();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let hit: Value = serde_json::from_str(line).expect("jsonl");
+        *hunted
+            .entry(hit["rule_id"].as_str().unwrap_or_default().to_string())
+            .or_default() += 1;
+    }
+    let live_on_files: std::collections::BTreeMap<String, u64> = counts
+        .iter()
+        .filter(|(rule, _)| {
+            MIXED_RULES.iter().any(|(_, yaml, allowed)| {
+                yaml.contains(rule.as_str())
+                    && allowed.iter().any(|s| ["winlogbeat", "zeek"].contains(s))
+            })
+        })
+        .map(|(r, n)| (r.clone(), *n))
+        .collect();
+    assert_eq!(
+        hunted,
+        live_on_files,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
