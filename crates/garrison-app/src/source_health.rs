@@ -181,13 +181,14 @@ impl App {
                     continue;
                 };
                 // A source never heard from is silent since it was configured.
-                let since = last.get(&source.name).copied().unwrap_or(source.created);
+                let heard = last.get(&source.name).copied();
+                let since = heard.unwrap_or(source.created);
                 let quiet = (to_micros(now) - to_micros(since)) / 1_000_000;
                 if quiet <= i64::try_from(limit).unwrap_or(i64::MAX) {
                     continue;
                 }
                 silent += 1;
-                self.raise_silent(tenant.id, &source.name, since, quiet, limit, now)
+                self.raise_silent(tenant.id, &source.name, heard, quiet, limit, now)
                     .await;
             }
         }
@@ -200,7 +201,7 @@ impl App {
         &self,
         tenant: TenantId,
         source: &str,
-        since: Timestamp,
+        heard: Option<Timestamp>,
         quiet: i64,
         limit: u64,
         now: Timestamp,
@@ -224,7 +225,8 @@ impl App {
             event_time: now,
             matched_json: json!({
                 "source": source,
-                "last_event_received": since.to_string(),
+                // null: nothing was ever stored from it (silent since it was configured).
+                "last_event_received": heard.map(|t| t.to_string()),
                 "silent_after_secs": limit,
             })
             .to_string(),

@@ -197,7 +197,16 @@ impl<S: DetectionRepo + EventRepo + IndicatorRepo + PlaceholderRepo + 'static> D
                 tokio::task::spawn_blocking(move || TenantRules::build(revision, &rules, &options))
                     .await
                     .map_err(|e| DetectError::Worker(e.to_string()))?;
-            for error in built.rejected.iter().take(20) {
+            // Rules waiting for placeholder values are expected (they load once the tenant
+            // sets them): one line for all of them, a warning for each other failure.
+            let (waiting, failed): (Vec<_>, Vec<_>) = built
+                .rejected
+                .iter()
+                .partition(|e| e.reason.contains("unresolved placeholder"));
+            if !waiting.is_empty() {
+                tracing::info!(tenant = %tenant, rules = waiting.len(), "enabled rules wait for placeholder values (garrison placeholder set)");
+            }
+            for error in failed.iter().take(20) {
                 tracing::warn!(tenant = %tenant, %error, "enabled rule does not compile; skipped");
             }
             tracing::info!(

@@ -170,6 +170,24 @@ pub(crate) fn entity_from(
     event: Option<&HuntEvent>,
     fields: &[String],
 ) -> serde_json::Map<String, serde_json::Value> {
+    let mut entity = entity_of_fields(normalized, event, fields);
+    if entity.is_empty() {
+        // No configured field (a syslog line has a host.hostname, not a host.name; a Zeek
+        // record has addresses only): fall back, so alerts of different hosts stay apart.
+        let fallback: Vec<String> = ENTITY_FALLBACK.iter().map(|f| f.to_string()).collect();
+        entity = entity_of_fields(normalized, event, &fallback);
+    }
+    entity
+}
+
+/// Entity fields used when none of the configured ones is in an event.
+const ENTITY_FALLBACK: &[&str] = &["host.hostname", "source.ip", "destination.ip"];
+
+fn entity_of_fields(
+    normalized: Option<&serde_json::Map<String, serde_json::Value>>,
+    event: Option<&HuntEvent>,
+    fields: &[String],
+) -> serde_json::Map<String, serde_json::Value> {
     let mut entity = serde_json::Map::new();
     for name in fields {
         let from_normalized = normalized.and_then(|n| n.get(name)).and_then(|v| match v {

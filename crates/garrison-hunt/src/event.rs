@@ -62,6 +62,8 @@ const TIME_FIELDS: &[&str] = &[
     "UtcTime",
     "event.created",
     "winlog.time_created",
+    // Zeek: epoch seconds with a fraction.
+    "ts",
 ];
 const COMPUTER_FIELDS: &[&str] = &[
     "System_Computer",
@@ -130,7 +132,7 @@ impl HuntEvent {
         if let Some(v) = self.fields.get(name) {
             return Some(v);
         }
-        if self.fields.has_dotted_names() && !name.contains('.') {
+        if self.fields.has_event_data_names() && !name.contains('.') {
             for prefix in ["winlog.event_data.", "event_data."] {
                 let mut key = String::with_capacity(prefix.len() + name.len());
                 key.push_str(prefix);
@@ -161,7 +163,18 @@ impl HuntEvent {
         TIME_FIELDS
             .iter()
             .filter_map(|n| self.fields.get(n))
-            .filter_map(|v| v.as_str().and_then(parse_time))
+            .filter_map(|v| match v {
+                FieldRef::Str(s) => parse_time(s),
+                // Epoch seconds (Zeek's `ts`), within years a log can be from.
+                FieldRef::Float(f) if (1e8..1e10).contains(&f) => {
+                    Timestamp::from_microsecond((f * 1e6) as i64).ok()
+                }
+                FieldRef::Int(_) | FieldRef::UInt(_) => v
+                    .as_u64()
+                    .filter(|s| (100_000_000..10_000_000_000).contains(s))
+                    .and_then(|s| Timestamp::from_second(s as i64).ok()),
+                _ => None,
+            })
             .next()
     }
 

@@ -42,6 +42,8 @@ pub struct Fields {
     index: Vec<u32>,
     /// Some name was made from a nested object (`a.b`).
     dotted: bool,
+    /// Some name is under Winlogbeat's `winlog.event_data.` or `event_data.`.
+    event_data: bool,
 }
 
 /// Below this many fields a linear scan is as fast as the index.
@@ -168,6 +170,7 @@ impl Fields {
             items: Vec::new(),
             index: Vec::new(),
             dotted: false,
+            event_data: false,
         }
     }
 
@@ -342,9 +345,14 @@ impl Fields {
         }
     }
 
-    /// Whether some name is dotted (made from a nested object, `{"a": {"b": 1}}` → `a.b`, or sent so).
+    /// Whether some name was made from a nested object (`{"a": {"b": 1}}` → `a.b`).
     pub fn has_dotted_names(&self) -> bool {
         self.dotted
+    }
+
+    /// Whether some name is under Winlogbeat's `winlog.event_data.` or `event_data.`.
+    pub fn has_event_data_names(&self) -> bool {
+        self.event_data
     }
 
     /// `a` + `sep` + `b` as a new key.
@@ -394,10 +402,13 @@ impl Fields {
     }
 
     fn put_one(&mut self, key: Span, value: Slot, data: bool) {
-        // A name sent already dotted (`winlog.event_data.Image`, as `garrison ingest` and
-        // ECS shippers send) is looked up like one made from nested objects.
-        if !self.dotted && memchr::memchr(b'.', self.text_of(key).as_bytes()).is_some() {
-            self.dotted = true;
+        // Winlogbeat's data names, nested or sent already dotted (`winlog.event_data.Image`,
+        // as `garrison ingest` sends them): the short Sigma name finds them (see
+        // `HuntEvent::get`). Checked per name, so events without them pay no fallback lookups.
+        if !self.event_data {
+            let name = self.text_of(key).as_bytes();
+            self.event_data =
+                name.starts_with(b"winlog.event_data.") || name.starts_with(b"event_data.");
         }
         let hash = hash_key(self.text_of(key).as_bytes());
         let found = self.find_hashed(self.text_of(key), hash);

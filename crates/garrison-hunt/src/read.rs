@@ -5,7 +5,7 @@
 //!   skipped, counted and reported as a warning, and the rest is read. A file cut short in the
 //!   middle of a chunk gives the records that are whole.
 //! * JSON: one object, an array of objects, a stream of concatenated objects, or JSON lines
-//!   (`.json`, `.jsonl`, `.ndjson`). A bad line of a JSON-lines file is skipped and counted.
+//!   (`.json`, `.jsonl`, `.ndjson`, and `.log` files of JSON lines such as Zeek's). A bad line of a JSON-lines file is skipped and counted.
 //!   A plain JSON file is read into memory whole (EVTX files are read chunk by chunk); JSON
 //!   lines inside gzip streams and archive members are parsed while they are decompressed, a
 //!   few chunks at a time, so memory stays bounded whatever their size.
@@ -37,9 +37,12 @@ const JSON_BATCH: usize = 1024;
 /// Stop reading a chunk after this many bad records in it (it is garbage).
 const MAX_BAD_RECORDS_PER_CHUNK: u64 = 1000;
 
-/// File name endings read when walking a directory.
-pub const KNOWN_EXTENSIONS: &[&str] =
-    &["evtx", "json", "jsonl", "ndjson", "gz", "zip", "tar", "tgz"];
+/// File name endings read when walking a directory. `.log` files are read when they hold
+/// JSON lines (Zeek's JSON logs are `conn.log`, `dns.log`, ...); another `.log` is reported
+/// as a file of unknown format.
+pub const KNOWN_EXTENSIONS: &[&str] = &[
+    "evtx", "json", "jsonl", "ndjson", "log", "gz", "zip", "tar", "tgz",
+];
 
 /// An input file found by [`collect_inputs`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -136,6 +139,31 @@ fn has_known_extension(name: &str) -> bool {
         .any(|ext| lower.rsplit_once('.').is_some_and(|(_, e)| e == *ext))
 }
 
+fn is_log_name(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".log")
+}
+
+/// Whether `head` starts like JSON (after a byte-order mark and blanks).
+fn starts_like_json(head: &[u8]) -> bool {
+    let body = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head);
+    matches!(
+        body.iter().find(|b| !b.is_ascii_whitespace()),
+        Some(b'{') | Some(b'[')
+    )
+}
+
+/// A `.log` found in a folder is read only when it holds JSON (Zeek's logs); a text log
+/// (an IIS or syslog file) is left alone, as files of other names are.
+fn file_holds_json(path: &Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    match std::fs::File::open(path).and_then(|mut f| f.read(&mut head)) {
+        Ok(n) => starts_like_json(&head[..n]),
+        // Unreadable: listed, so the read reports why.
+        Err(_) => true,
+    }
+}
+
 fn walk_dir(dir: &Path, inputs: &mut Inputs, seen: &mut std::collections::HashSet<PathBuf>) {
     // Symbolic links are followed; each real folder is walked once, so a loop ends.
     match std::fs::canonicalize(dir) {
@@ -172,7 +200,7 @@ fn walk_dir(dir: &Path, inputs: &mut Inputs, seen: &mut std::collections::HashSe
                     .file_name()
                     .map(|n| n.to_string_lossy())
                     .unwrap_or_default();
-                if has_known_extension(&name) {
+                if has_known_extension(&name) && (!is_log_name(&name) || file_holds_json(&child)) {
                     inputs.files.push(InputFile {
                         path: child,
                         size: m.len(),
@@ -1033,7 +1061,12 @@ where
         .strip_suffix(".gz")
         .or_else(|| name.strip_suffix(".GZ"))
         .unwrap_or(name);
-    let format = sniff(&head[..head.len().min(512)], inner_name).unwrap_or(Format::Json);
+    let sniffed = sniff(&head[..head.len().min(512)], inner_name);
+    if sniffed.is_none() && is_log_name(inner_name) && error.is_none() {
+        // A text `.log` member (not JSON): not an event file, left alone.
+        return Ok(());
+    }
+    let format = sniffed.unwrap_or(Format::Json);
     if error.is_none() && format == Format::Json && depth <= MAX_DEPTH {
         let body = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
         let start = body.iter().position(|b| !b.is_ascii_whitespace());

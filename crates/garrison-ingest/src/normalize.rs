@@ -150,6 +150,20 @@ const LEEF: &[(&str, &str)] = &[
     ("leef.device_version", "observer.version"),
 ];
 
+/// Zeek connection ids (`id.orig_h` as Zeek writes them, `id_orig_h` as some exporters do)
+/// and the DNS query of a `dns` log.
+const ZEEK: &[(&str, &str)] = &[
+    ("id.orig_h", "source.ip"),
+    ("id_orig_h", "source.ip"),
+    ("id.orig_p", "source.port"),
+    ("id_orig_p", "source.port"),
+    ("id.resp_h", "destination.ip"),
+    ("id_resp_h", "destination.ip"),
+    ("id.resp_p", "destination.port"),
+    ("id_resp_p", "destination.port"),
+    ("uid", "zeek.session_id"),
+];
+
 /// Common generic names, last so vendor-specific names win.
 const GENERIC: &[(&str, &str)] = &[
     ("src_ip", "source.ip"),
@@ -306,6 +320,9 @@ impl FieldMapping {
         // The CEF Name is the action only when the event has no `act` of its own.
         add("cef.name", "event.action");
         for (s, t) in LEEF {
+            add(s, t);
+        }
+        for (s, t) in ZEEK {
             add(s, t);
         }
         for (s, t) in GENERIC {

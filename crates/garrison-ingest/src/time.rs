@@ -10,7 +10,7 @@ use jiff::{SignedDuration, Timestamp};
 use serde_json::{Map, Value};
 
 /// Keys searched by [`find_in_record`], in order.
-pub const TIME_KEYS: [&str; 9] = [
+pub const TIME_KEYS: [&str; 10] = [
     "@timestamp",
     "timestamp",
     "time",
@@ -20,6 +20,8 @@ pub const TIME_KEYS: [&str; 9] = [
     "UtcTime",
     "datetime",
     "date",
+    // Zeek (and other loggers): epoch seconds with a fraction.
+    "ts",
 ];
 
 /// The event time of a JSON record: the first of [`TIME_KEYS`] that parses (`event.created`

@@ -91,10 +91,11 @@ impl Scope {
 /// Whether a rule with logsource `rule` applies to events of a stream with logsource `stream`.
 ///
 /// A rule that asks for nothing applies everywhere; a stream that says nothing gets only such
-/// rules. Otherwise no key both set may differ (case-insensitively), and each key the rule sets
-/// and the stream leaves open must be decided another way: by the rule's event conditions
-/// (`mapped`: a pipeline maps its logsource, as Windows channels are), or by the stream naming
-/// the rule's product (a `product: linux` source gets `linux` rules of every category).
+/// rules. Otherwise no key both set may differ (case-insensitively), a product the rule names
+/// must be the stream's, and each other key the rule sets and the stream leaves open must be
+/// decided another way: by the rule's event conditions (`mapped`: a pipeline maps its
+/// logsource, as Windows channels are), or by the stream naming the rule's product (a
+/// `product: linux` source gets `linux` rules of every category).
 pub fn logsource_applies(
     rule: &crate::types::LogSource,
     stream: &crate::types::LogSource,
@@ -117,9 +118,12 @@ pub fn logsource_applies(
         return false;
     }
     let same_product = keys[0].0.is_some() && keys[0].0 == keys[0].1;
-    keys.iter().all(|(r, s)| match (r, s) {
+    keys.iter().enumerate().all(|(i, (r, s))| match (r, s) {
         (None, _) => true,
         (Some(r), Some(s)) => r == s,
+        // A product the stream does not name is never assumed (a `category: firewall` source
+        // gets no `product: windows` rule); Windows records name theirs by their channel.
+        (Some(_), None) if i == 0 => false,
         (Some(_), None) => mapped || same_product,
     })
 }

@@ -608,7 +608,8 @@ pub trait SourceRepo: Send + Sync {
         at: Timestamp,
         count: u64,
     ) -> Result<()>;
-    /// Alert hits per rule on events of `source` whose time is at or after `since`.
+    /// Alert hits per rule on events of `source`, in alerts that took an event at or after
+    /// `since` (by when they fired, not the events' own time: backfilled logs count too).
     async fn source_rule_hits(
         &self,
         tenant: TenantId,

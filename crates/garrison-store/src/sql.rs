@@ -1008,7 +1008,7 @@ impl SourceRepo for SqlStore {
             "SELECT a.rule_id AS rule_id, COUNT(*) AS hits FROM alert_events ae \
              JOIN events e ON e.tenant_id = ae.tenant_id AND e.id = ae.event_id \
              JOIN alerts a ON a.tenant_id = ae.tenant_id AND a.alert_id = ae.alert_id \
-             WHERE ae.tenant_id = $1 AND e.source = $2 AND ae.time_us >= $3 \
+             WHERE ae.tenant_id = $1 AND e.source = $2 AND a.updated_us >= $3 \
              GROUP BY a.rule_id ORDER BY hits DESC, a.rule_id",
         )
         .bind(tenant.0)
@@ -1045,7 +1045,7 @@ struct SourceMinutes {
 const MINUTE_US: i64 = 60_000_000;
 
 impl SourceMinutes {
-    fn count(&mut self, rows: &[EventRow], new_ids: &std::collections::HashSet<String>) {
+    fn count(&mut self, rows: &[EventRow], new_ids: &mut std::collections::HashSet<String>) {
         let unparsed_key = format!("\"{}\"", garrison_model::UNPARSED_FIELD);
         for row in rows {
             let received = to_micros(row.received);
@@ -1055,7 +1055,9 @@ impl SourceMinutes {
                 received - received.rem_euclid(MINUTE_US),
             );
             let entry = self.counts.entry(key).or_insert([0, 0, 0, i64::MIN]);
-            if new_ids.contains(&row.id) {
+            // An id inserted counts once: the same record twice in one batch (syslog does not
+            // drop in-batch repeats) is one event and one duplicate.
+            if new_ids.remove(&row.id) {
                 entry[0] += 1;
                 if row.normalized_json.contains(&unparsed_key) {
                     entry[2] += 1;
@@ -1199,11 +1201,11 @@ impl EventRepo for SqlStore {
                 .await
                 .map_err(StoreError::from_write)?;
             inserted += rows.len() as u64;
-            let new_ids: std::collections::HashSet<String> = rows
+            let mut new_ids: std::collections::HashSet<String> = rows
                 .iter()
                 .map(|row| row.try_get::<String, _>("id"))
                 .collect::<std::result::Result<_, _>>()?;
-            stats.count(chunk, &new_ids);
+            stats.count(chunk, &mut new_ids);
             if self.dialect == Dialect::Sqlite && !rows.is_empty() {
                 // The ids of the rows really inserted (replays insert nothing) get indexed.
                 let by_id: HashMap<&str, &EventRow> =

@@ -180,7 +180,8 @@ pub async fn placeholder(command: PlaceholderCommand, config: &ServerConfig) -> 
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum SourceCommand {
-    /// Create or update a source: its Sigma logsource and extra field mapping.
+    /// Create or update a source: its Sigma logsource, field mapping, syslog routing, silence
+    /// limit. Settings not given keep their values (`--reset` starts from nothing).
     Set {
         name: String,
         #[arg(long)]
@@ -230,6 +231,10 @@ pub enum SourceCommand {
         /// long (e.g. `15m`, `2h`); checked every minute.
         #[arg(long = "silent-after", value_name = "DURATION")]
         silent_after: Option<garrison_playbook::Duration>,
+        /// Start from an empty source: without it, settings not given keep their values (a
+        /// `--map` or any `--syslog-*` option replaces that whole list).
+        #[arg(long)]
+        reset: bool,
         #[arg(long, default_value = DEFAULT_TENANT)]
         tenant: String,
     },
@@ -553,9 +558,18 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
             syslog_vendor,
             syslog_product,
             silent_after,
+            reset,
             tenant,
         } => {
             let actor = local_actor(&app, &tenant).await?;
+            let current = if reset {
+                None
+            } else {
+                app.list_sources(&actor)
+                    .await?
+                    .into_iter()
+                    .find(|s| s.name == name)
+            };
             let syslog = garrison_store::SyslogMatch {
                 from: syslog_from,
                 hostname: syslog_host,
@@ -572,23 +586,42 @@ pub async fn source(command: SourceCommand, config: &ServerConfig) -> Result<()>
                         .with_context(|| format!("--map {m:?}: expected FIELD=ECS.NAME"))
                 })
                 .collect::<Result<Vec<_>>>()?;
+            // What is not given keeps its value (unless --reset).
+            let keep = |given: Option<String>, old: Option<&Option<String>>| {
+                given.or_else(|| old.cloned().flatten())
+            };
+            let c = current.as_ref();
             let source = app
                 .put_source(
                     &actor,
                     NewSource {
+                        product: keep(product, c.map(|c| &c.product)),
+                        service: keep(service, c.map(|c| &c.service)),
+                        category: keep(category, c.map(|c| &c.category)),
+                        field_mapping: if field_mapping.is_empty() {
+                            c.map(|c| c.field_mapping.clone()).unwrap_or_default()
+                        } else {
+                            field_mapping
+                        },
+                        alert_mapping: if alerts {
+                            Some(garrison_store::AlertMapping {
+                                rule: alert_rule,
+                                title: alert_title,
+                                severity: alert_severity,
+                            })
+                        } else {
+                            c.and_then(|c| c.alert_mapping.clone())
+                        },
+                        id_field: keep(id_field, c.map(|c| &c.id_field)),
+                        syslog: if syslog.is_empty() {
+                            c.and_then(|c| c.syslog.clone())
+                        } else {
+                            Some(syslog)
+                        },
+                        silent_after_secs: silent_after
+                            .map(|d| d.as_millis() / 1000)
+                            .or_else(|| c.and_then(|c| c.silent_after_secs)),
                         name,
-                        product,
-                        service,
-                        category,
-                        field_mapping,
-                        alert_mapping: alerts.then_some(garrison_store::AlertMapping {
-                            rule: alert_rule,
-                            title: alert_title,
-                            severity: alert_severity,
-                        }),
-                        id_field,
-                        syslog: (!syslog.is_empty()).then_some(syslog),
-                        silent_after_secs: silent_after.map(|d| d.as_millis() / 1000),
                     },
                 )
                 .await?;

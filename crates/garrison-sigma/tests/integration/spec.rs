@@ -184,7 +184,12 @@ fn rules_apply_only_to_streams_that_satisfy_their_logsource() {
     ));
     assert!(logsource_applies(
         &ls(Some("windows"), Some("process_creation"), None),
-        &ls(None, Some("process_creation"), None),
+        &ls(Some("windows"), None, None),
+        true
+    ));
+    assert!(!logsource_applies(
+        &ls(Some("windows"), None, Some("security")),
+        &ls(None, Some("firewall"), None),
         true
     ));
     assert!(!logsource_applies(
