@@ -392,7 +392,11 @@ async fn rules_fire_only_where_their_logsource_fits_and_see_mapped_and_taxonomy_
     // Two firewall alerts: events without a host fold by their source address.
     assert_eq!(
         alerts,
-        ["Connection to 4444@1", "Connection to 4444@1", "Marker anywhere@1"],
+        [
+            "Connection to 4444@1",
+            "Connection to 4444@1",
+            "Marker anywhere@1"
+        ],
         "no zeek or cisco rule on syslog; the firewall rule sees mapped and ECS ports"
     );
 
