@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use garrison_hunt::event::parse_object;
-use garrison_hunt::{rule_enabled, rule_level, HitFilter, HuntEvent, Scoping};
+use garrison_hunt::{rule_enabled, rule_level, HitFilter, HuntEvent, ScopeCache};
 use garrison_model::{from_micros, to_micros, TenantId, Timestamp};
 use garrison_sigma::{
     load_rules, CorrelationAlert, CorrelationOptions, Correlator, Event, LoadOptions, Match,
@@ -39,6 +39,8 @@ pub struct TenantRules {
     has_correlations: bool,
     /// Rules that did not compile (they are skipped, not fatal).
     pub rejected: Vec<RuleError>,
+    /// Which rules apply per stream logsource (see `garrison_hunt::ScopeCache`).
+    scopes: ScopeCache,
 }
 
 impl TenantRules {
@@ -69,6 +71,7 @@ impl TenantRules {
             feeders,
             has_correlations,
             rejected,
+            scopes: ScopeCache::default(),
         }
     }
 
@@ -349,7 +352,6 @@ fn match_events(
     let mut ioc = Vec::new();
     let mut unreadable = 0;
     let mut matches: Vec<Match<'_>> = Vec::new();
-    let mut scopes: HashMap<TenantId, Scoping<'_>> = HashMap::new();
     for &index in indexes {
         let row = &rows[index];
         if is_external_alert(row) {
@@ -371,10 +373,7 @@ fn match_events(
         set.matches(&event, &mut matches);
         if !matches.is_empty() {
             let stream = stream_logsource(&row.logsource, &event);
-            scopes
-                .entry(row.tenant_id)
-                .or_insert_with(|| Scoping::new(set, None))
-                .retain_as(&stream, &mut matches);
+            rules.scopes.retain(set, &stream, &mut matches);
         }
         if !matches.is_empty() {
             out.push(EventMatches {

@@ -168,6 +168,9 @@ pub(crate) fn hunt_in(
     progress.started(inputs.files.len(), inputs.total_bytes());
 
     let any_rules = !metas.is_empty() && (has_correlations || enabled.iter().any(|e| *e));
+    // Which rules apply per stream: computed once per distinct logsource, for every worker.
+    let scoping = Scoping::new(rules, opts.logsource.clone());
+    let scoping = &scoping;
     let sink = |events: Vec<HuntEvent>| -> BatchOut<'_> {
         let mut out = BatchOut {
             hits: Vec::new(),
@@ -177,7 +180,6 @@ pub(crate) fn hunt_in(
             return out;
         }
         let mut matches: Vec<Match<'_>> = Vec::new();
-        let scoping = Scoping::new(rules, opts.logsource.clone());
         for mut event in events {
             let stream = scoping.stream_of(&event);
             add_taxonomy_names(&stream, &mut event.fields);

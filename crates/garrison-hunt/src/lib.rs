@@ -69,6 +69,6 @@ pub use read::{
     Inputs, KNOWN_EXTENSIONS, MAX_MEMBER_BYTES, MAX_WARNINGS_PER_FILE,
 };
 pub use rules::{load_rules, LoadedRules};
-pub use scope::{inferred_logsource, Scoping};
+pub use scope::{inferred_logsource, ScopeCache, Scoping};
 pub use summary::{write_summary, Summary};
 pub use taxonomy::add_taxonomy_names;

@@ -11,9 +11,8 @@ use crate::event::HuntEvent;
 use crate::fields::FieldRef;
 use garrison_sigma::{LogSource, Match, RuleSet};
 use std::borrow::Cow;
-use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
+use std::sync::{Arc, RwLock};
 
 /// What an event says of its own logsource: a Windows event log channel is `product: windows`
 /// (`linux` for Sysmon for Linux's `Linux-Sysmon/...`), a Zeek log record (`_path`, or
@@ -74,6 +73,38 @@ fn infer(event: &HuntEvent) -> Inferred {
     zeek_stream.map_or(Inferred::Nothing, Inferred::Zeek)
 }
 
+/// Which rules of one rule set apply per stream logsource, computed once per distinct
+/// logsource and shared by threads (live detection keeps one per tenant rule set).
+#[derive(Default)]
+pub struct ScopeCache {
+    tables: RwLock<HashMap<LogSource, Arc<[bool]>>>,
+}
+
+impl ScopeCache {
+    /// The applicability table of `rules` (the set this cache belongs to) for `stream`.
+    pub fn table(&self, rules: &RuleSet, stream: &LogSource) -> Arc<[bool]> {
+        if let Ok(tables) = self.tables.read() {
+            if let Some(table) = tables.get(stream) {
+                return Arc::clone(table);
+            }
+        }
+        let table: Arc<[bool]> = rules.applicable(stream).into();
+        if let Ok(mut tables) = self.tables.write() {
+            tables.insert(stream.clone(), Arc::clone(&table));
+        }
+        table
+    }
+
+    /// Drops the matches of rules that do not apply to events of `stream`.
+    pub fn retain(&self, rules: &RuleSet, stream: &LogSource, matches: &mut Vec<Match<'_>>) {
+        if matches.is_empty() {
+            return;
+        }
+        let table = self.table(rules, stream);
+        matches.retain(|m| table.get(m.rule_index).copied().unwrap_or(false));
+    }
+}
+
 /// Which rules apply per stream logsource, computed once per distinct logsource.
 pub struct Scoping<'r> {
     rules: &'r RuleSet,
@@ -82,7 +113,7 @@ pub struct Scoping<'r> {
     nothing: LogSource,
     /// The logsource every event is taken to have (a source's, `--logsource`), if any.
     fixed: Option<LogSource>,
-    cache: RefCell<HashMap<LogSource, Rc<[bool]>>>,
+    cache: ScopeCache,
 }
 
 impl<'r> Scoping<'r> {
@@ -95,7 +126,7 @@ impl<'r> Scoping<'r> {
             linux: product("linux"),
             nothing: LogSource::default(),
             fixed: fixed.filter(|ls| *ls != LogSource::default()),
-            cache: RefCell::new(HashMap::new()),
+            cache: ScopeCache::default(),
         }
     }
 
@@ -120,15 +151,9 @@ impl<'r> Scoping<'r> {
         self.table(stream).get(index).copied().unwrap_or(false)
     }
 
-    fn table(&self, stream: &LogSource) -> Rc<[bool]> {
-        if let Some(table) = self.cache.borrow().get(stream) {
-            return Rc::clone(table);
-        }
-        let table: Rc<[bool]> = self.rules.applicable(stream).into();
-        self.cache
-            .borrow_mut()
-            .insert(stream.clone(), Rc::clone(&table));
-        table
+    /// Computed once per distinct stream for the whole run (shared by every worker).
+    fn table(&self, stream: &LogSource) -> Arc<[bool]> {
+        self.cache.table(self.rules, stream)
     }
 
     /// Drops the matches of rules that do not apply to `event`'s stream.

@@ -101,11 +101,10 @@ pub fn logsource_applies(
     stream: &crate::types::LogSource,
     mapped: bool,
 ) -> bool {
-    let norm = |v: &Option<String>| {
-        v.as_deref()
-            .map(|s| s.trim().to_ascii_lowercase())
-            .filter(|s| !s.is_empty())
-    };
+    // No allocation: this runs once per rule and distinct stream.
+    fn norm(v: &Option<String>) -> Option<&str> {
+        v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    }
     let keys = [
         (norm(&rule.product), norm(&stream.product)),
         (norm(&rule.category), norm(&stream.category)),
@@ -117,10 +116,11 @@ pub fn logsource_applies(
     if keys.iter().all(|(_, s)| s.is_none()) {
         return false;
     }
-    let same_product = keys[0].0.is_some() && keys[0].0 == keys[0].1;
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    let same_product = matches!(keys[0], (Some(r), Some(s)) if same(r, s));
     keys.iter().enumerate().all(|(i, (r, s))| match (r, s) {
         (None, _) => true,
-        (Some(r), Some(s)) => r == s,
+        (Some(r), Some(s)) => same(r, s),
         // A product the stream does not name is never assumed (a `category: firewall` source
         // gets no `product: windows` rule); Windows records name theirs by their channel.
         (Some(_), None) if i == 0 => false,
