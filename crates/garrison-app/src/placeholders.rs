@@ -91,6 +91,20 @@ impl App {
                 values.len()
             )));
         }
+        // Sigma resolves %name% case-insensitively: two names differing only in case would
+        // make which values a rule gets a matter of chance.
+        if let Some(other) = self
+            .store()
+            .placeholders(actor.tenant)
+            .await?
+            .into_iter()
+            .find(|p| p.name != name && p.name.eq_ignore_ascii_case(name))
+        {
+            return Err(AppError::invalid(format!(
+                "placeholder {name:?}: {:?} exists (names are case-insensitive in rules); set that one",
+                other.name
+            )));
+        }
         let author = actor.audit_name();
         let stored = self
             .store()

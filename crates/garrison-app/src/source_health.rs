@@ -37,15 +37,19 @@ impl App {
             }
         }
         let rules = self.store().list_rules(tenant, true).await?;
-        let sources = rules
-            .iter()
-            .map(|r| RuleSource::new(r.rule_id.clone(), r.yaml.clone()));
         let options = LoadOptions {
             placeholders: self.placeholder_values(tenant).await?,
             ..LoadOptions::default()
         };
-        let (set, _) = garrison_sigma::load_rules(sources, &options);
-        let set = Arc::new(set);
+        // Compiling thousands of rules takes a while: off the async workers.
+        let set = tokio::task::spawn_blocking(move || {
+            let sources = rules
+                .iter()
+                .map(|r| RuleSource::new(r.rule_id.clone(), r.yaml.clone()));
+            Arc::new(garrison_sigma::load_rules(sources, &options).0)
+        })
+        .await
+        .map_err(AppError::internal)?;
         if let Ok(mut sets) = self.rule_scopes().sets.lock() {
             sets.insert(tenant, (revision, Arc::clone(&set)));
         }

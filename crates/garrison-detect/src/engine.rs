@@ -516,9 +516,10 @@ pub fn evaluate(
                 let hit = make_hit(row, alert.rule, &fields, entity, alert.last, config);
                 // Every event in the window made the correlation fire: each is folded into
                 // the alert (and reachable from it), not only the one that tipped it over.
-                for id in alert.event_ids.iter().filter(|id| **id != row.id) {
+                for (id, at) in alert.event_ids.iter().filter(|(id, _)| *id != row.id) {
                     hits.push(AlertHit {
                         event_id: id.clone(),
+                        event_time: *at,
                         ..hit.clone()
                     });
                 }

@@ -73,6 +73,9 @@ fn infer(event: &HuntEvent) -> Inferred {
     zeek_stream.map_or(Inferred::Nothing, Inferred::Zeek)
 }
 
+/// Most distinct streams whose tables a [`ScopeCache`] keeps.
+const MAX_CACHED_STREAMS: usize = 256;
+
 /// Which rules of one rule set apply per stream logsource, computed once per distinct
 /// logsource and shared by threads (live detection keeps one per tenant rule set).
 #[derive(Default)]
@@ -90,7 +93,11 @@ impl ScopeCache {
         }
         let table: Arc<[bool]> = rules.applicable(stream).into();
         if let Ok(mut tables) = self.tables.write() {
-            tables.insert(stream.clone(), Arc::clone(&table));
+            // Streams partly come from events (a Zeek log's name): past a bound, tables are
+            // computed without being kept, so no sender can grow the cache without end.
+            if tables.len() < MAX_CACHED_STREAMS {
+                tables.insert(stream.clone(), Arc::clone(&table));
+            }
         }
         table
     }

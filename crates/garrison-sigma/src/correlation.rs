@@ -63,8 +63,8 @@ pub struct CorrelationAlert<'r> {
     /// How many events were in the window.
     pub events: usize,
     /// The ids of the window's events that were fed with one ([`Correlator::process_event`]),
-    /// in time order: every event that made the correlation fire.
-    pub event_ids: Vec<String>,
+    /// with their times, in time order: every event that made the correlation fire.
+    pub event_ids: Vec<(String, Timestamp)>,
 }
 
 struct Entry {
@@ -219,7 +219,14 @@ impl<'r> Correlator<'r> {
         // The same event fed again (a sender's retry read from the log once more) is one
         // event: counting it twice would fire on fewer events than the rule asks for.
         if let Some(id) = id {
-            if st.entries.iter().any(|e| e.id.as_deref() == Some(id)) {
+            // A retry carries the same time: only entries of that time can be it.
+            let start = st.entries.partition_point(|e| e.ts < ts);
+            let end = st.entries.partition_point(|e| e.ts <= ts);
+            if st
+                .entries
+                .range(start..end)
+                .any(|e| e.id.as_deref() == Some(id))
+            {
                 return None;
             }
         }
@@ -327,7 +334,10 @@ impl<'r> Correlator<'r> {
         let events = window.len();
         let event_ids = window
             .iter()
-            .filter_map(|e| e.id.as_deref().map(str::to_string))
+            .filter_map(|e| {
+                let at = Timestamp::from_millisecond(e.ts).unwrap_or(Timestamp::UNIX_EPOCH);
+                e.id.as_deref().map(|id| (id.to_string(), at))
+            })
             .collect();
         self.entries -= st.entries.len();
         st.entries.clear();

@@ -700,23 +700,31 @@ impl SqlStore {
             .collect()
     }
 
-    /// Alerts still `new` (not suppressed) that took events after `after_us` (their
-    /// `updated`), oldest update first, at most `limit` (1..=1000): for re-checking folds
-    /// against suppressions created since. Unscoped like [`SqlStore::alerts_created_after`].
+    /// Alerts still `new` (not suppressed) updated after `after` (their `updated`, then
+    /// `seq`) and before `before_us`, oldest update first, at most `limit` (1..=1000), with
+    /// their sequence numbers: for re-checking folds against suppressions created since.
+    /// Unscoped like [`SqlStore::alerts_created_after`].
     pub async fn open_alerts_updated_after(
         &self,
-        after_us: i64,
+        after: (i64, i64),
+        before_us: i64,
         limit: usize,
-    ) -> Result<Vec<Alert>> {
+    ) -> Result<Vec<(i64, Alert)>> {
+        // Keyset on (updated, seq): one detector batch stamps many alerts with one time.
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {ALERT_COLUMNS} FROM alerts WHERE updated_us > $1 AND status = 'new' \
-             ORDER BY updated_us, seq LIMIT $2"
+            "SELECT {ALERT_COLUMNS} FROM alerts WHERE status = 'new' \
+             AND (updated_us > $1 OR (updated_us = $1 AND seq > $2)) AND updated_us < $3 \
+             ORDER BY updated_us, seq LIMIT $4"
         )))
-        .bind(after_us)
+        .bind(after.0)
+        .bind(after.1)
+        .bind(before_us)
         .bind(limit.clamp(1, 1000) as i64)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(alert_from_row).collect()
+        rows.iter()
+            .map(|row| Ok((row.try_get("seq")?, alert_from_row(row)?)))
+            .collect()
     }
 
     /// One tenant's alerts still `new` with a sequence number above `after_seq`, by sequence,

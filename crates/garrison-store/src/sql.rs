@@ -56,6 +56,10 @@ impl Dialect {
                     7,
                     include_str!("../migrations/sqlite/0007_placeholders.sql"),
                 ),
+                (
+                    8,
+                    include_str!("../migrations/sqlite/0008_alert_updates.sql"),
+                ),
             ],
             Dialect::Postgres => &[
                 (
@@ -76,6 +80,10 @@ impl Dialect {
                 (
                     7,
                     include_str!("../migrations/postgres/0007_placeholders.sql"),
+                ),
+                (
+                    8,
+                    include_str!("../migrations/postgres/0008_alert_updates.sql"),
                 ),
             ],
         }

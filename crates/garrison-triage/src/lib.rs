@@ -194,28 +194,39 @@ pub async fn suppression_input(
     })
 }
 
-/// Where the fold re-check stands: the `updated` time (µs) of the last open alert looked at.
+/// Where the fold re-check stands: the `updated` time (µs) and the sequence number of the
+/// last open alert looked at.
 const FOLD_CURSOR: &str = "triage.folds";
+const FOLD_CURSOR_SEQ: &str = "triage.folds.seq";
+/// Folds younger than this are left for the next pass: a transaction stamped earlier may
+/// still be committing (PostgreSQL), and must not land behind the cursor.
+const FOLD_SETTLE_US: i64 = 2_000_000;
 
 /// Alerts already triaged that took new events after a suppression covering them was
 /// created are suppressed too (the new matches are not raised): one pass over the open alerts
 /// updated since the last. Returns how many were suppressed.
 async fn recheck_folds(store: &SqlStore, now: Timestamp) -> Result<usize, TriageError> {
     let from = match store.consumer_cursor(FOLD_CURSOR).await? {
-        Some(at) => at,
+        Some(at) => (
+            at,
+            store.consumer_cursor(FOLD_CURSOR_SEQ).await?.unwrap_or(0),
+        ),
         None => {
             // First run: folds from now on.
             let start = garrison_model::to_micros(now);
             store.set_consumer_cursor(FOLD_CURSOR, start).await?;
-            start
+            (start, 0)
         }
     };
-    let alerts = store.open_alerts_updated_after(from, BATCH).await?;
+    let settled = garrison_model::to_micros(now) - FOLD_SETTLE_US;
+    let alerts = store
+        .open_alerts_updated_after(from, settled, BATCH)
+        .await?;
     let mut tenants: HashMap<TenantId, TenantView> = HashMap::new();
     let mut done = from;
     let mut suppressed = 0;
-    for alert in alerts {
-        done = done.max(garrison_model::to_micros(alert.updated));
+    for (seq, alert) in alerts {
+        done = (garrison_model::to_micros(alert.updated), seq);
         // Not triaged yet: the creation follower decides (and sees every suppression).
         if alert.incident_id.is_none() {
             continue;
@@ -245,7 +256,8 @@ async fn recheck_folds(store: &SqlStore, now: Timestamp) -> Result<usize, Triage
         }
     }
     if done > from {
-        store.set_consumer_cursor(FOLD_CURSOR, done).await?;
+        store.set_consumer_cursor(FOLD_CURSOR_SEQ, done.1).await?;
+        store.set_consumer_cursor(FOLD_CURSOR, done.0).await?;
     }
     Ok(suppressed)
 }
