@@ -116,3 +116,50 @@ impl App {
         }
     }
 }
+
+/// An alert the service raises itself (an account lockout, a silent source): folded like a
+/// rule's, one per (rule, entity, hour), so it reaches the queue, triage and playbooks.
+pub(crate) struct InternalAlert {
+    pub tenant: TenantId,
+    pub rule: &'static str,
+    pub title: String,
+    pub level: garrison_model::Level,
+    pub entity: serde_json::Map<String, serde_json::Value>,
+    /// The "event" folded: a fresh id counts again, a repeated one does not.
+    pub event_id: String,
+    pub matched: serde_json::Value,
+    /// When it happened (the alert's time and window).
+    pub at: garrison_model::Timestamp,
+    /// Consumer name under which the store records the detection.
+    pub consumer: &'static str,
+}
+
+impl App {
+    pub(crate) async fn raise_internal_alert(&self, alert: InternalAlert) {
+        use garrison_store::DetectionRepo;
+        let now = alert.at;
+        let fingerprint = garrison_detect::fingerprint(alert.rule, &alert.entity);
+        let window = garrison_detect::window_start(now, 3_600_000_000);
+        let hit = garrison_store::AlertHit {
+            tenant_id: alert.tenant,
+            alert_id: garrison_detect::alert_id(alert.tenant, alert.rule, &fingerprint, window),
+            rule_id: alert.rule.into(),
+            title: alert.title,
+            level: alert.level,
+            fingerprint,
+            entity_json: serde_json::Value::Object(alert.entity).to_string(),
+            window_start: window,
+            event_id: alert.event_id,
+            event_time: now,
+            matched_json: alert.matched.to_string(),
+        };
+        let position = u64::try_from(garrison_model::to_micros(now)).unwrap_or(0);
+        if let Err(e) = self
+            .store()
+            .record_detections(&[hit], alert.consumer, position)
+            .await
+        {
+            tracing::warn!(error = %e, tenant = %alert.tenant, rule = alert.rule, "internal alert not recorded");
+        }
+    }
+}

@@ -135,40 +135,26 @@ impl App {
         client: Option<std::net::IpAddr>,
         lockout: std::time::Duration,
     ) {
-        use garrison_store::DetectionRepo;
         const RULE: &str = "garrison-sign-in-lockout";
-        let now = Timestamp::now();
         let mut entity = serde_json::Map::new();
         entity.insert("user.name".into(), json!(username));
-        let fingerprint = garrison_detect::fingerprint(RULE, &entity);
-        let window = garrison_detect::window_start(now, 3_600_000_000);
-        let matched = json!({
-            "user.name": username,
-            "source.ip": client.map(|ip| ip.to_string()),
-            "lockout.seconds": lockout.as_secs(),
-        });
-        let hit = garrison_store::AlertHit {
-            tenant_id: tenant,
-            alert_id: garrison_detect::alert_id(tenant, RULE, &fingerprint, window),
-            rule_id: RULE.into(),
+        self.raise_internal_alert(crate::InternalAlert {
+            tenant,
+            rule: RULE,
             title: format!("Account {username} locked after repeated failed sign-ins"),
             level: garrison_model::Level::High,
-            fingerprint,
-            entity_json: serde_json::Value::Object(entity).to_string(),
-            window_start: window,
+            entity,
             // One "event" per lockout, so each is counted in the alert.
             event_id: format!("sign-in-lockout-{}", garrison_model::new_ulid()),
-            event_time: now,
-            matched_json: matched.to_string(),
-        };
-        let position = u64::try_from(garrison_model::to_micros(now)).unwrap_or(0);
-        if let Err(e) = self
-            .store()
-            .record_detections(&[hit], "sign_in.lockouts", position)
-            .await
-        {
-            tracing::warn!(error = %e, tenant = %tenant, "lockout alert not recorded");
-        }
+            matched: json!({
+                "user.name": username,
+                "source.ip": client.map(|ip| ip.to_string()),
+                "lockout.seconds": lockout.as_secs(),
+            }),
+            at: Timestamp::now(),
+            consumer: "sign_in.lockouts",
+        })
+        .await;
     }
 
     /// When the service keeps checkpoints, the chain must also still hold every entry each one

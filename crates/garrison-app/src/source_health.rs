@@ -212,36 +212,25 @@ impl App {
     ) {
         let mut entity = serde_json::Map::new();
         entity.insert("event.dataset".into(), json!(source));
-        let fingerprint = garrison_detect::fingerprint(SILENT_RULE, &entity);
         let window = garrison_detect::window_start(now, 3_600_000_000);
-        let hit = garrison_store::AlertHit {
-            tenant_id: tenant,
-            alert_id: garrison_detect::alert_id(tenant, SILENT_RULE, &fingerprint, window),
-            rule_id: SILENT_RULE.into(),
+        self.raise_internal_alert(crate::InternalAlert {
+            tenant,
+            rule: SILENT_RULE,
             title: format!("Source {source} has sent nothing for {quiet} s"),
             level: garrison_model::Level::Medium,
-            fingerprint,
-            entity_json: serde_json::Value::Object(entity).to_string(),
-            window_start: window,
+            entity,
             // One per source and window: later checks in the hour fold into the same alert
             // without counting again.
             event_id: format!("source-silent-{source}-{}", to_micros(window)),
-            event_time: now,
-            matched_json: json!({
+            matched: json!({
                 "source": source,
                 // null: nothing was ever stored from it (silent since it was configured).
                 "last_event_received": heard.map(|t| t.to_string()),
                 "silent_after_secs": limit,
-            })
-            .to_string(),
-        };
-        let position = u64::try_from(to_micros(now)).unwrap_or(0);
-        if let Err(e) = self
-            .store()
-            .record_detections(&[hit], "sources.silent", position)
-            .await
-        {
-            tracing::warn!(error = %e, %tenant, source, "silent-source alert not recorded");
-        }
+            }),
+            at: now,
+            consumer: "sources.silent",
+        })
+        .await;
     }
 }

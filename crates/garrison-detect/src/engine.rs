@@ -593,7 +593,7 @@ pub fn test_rule(
 /// and correlations, with at most `max_matches` kept (all counted).
 pub struct RuleTester {
     compiled: Compiled,
-    scoping_cache: std::collections::HashMap<garrison_sigma::LogSource, Vec<bool>>,
+    scopes: ScopeCache,
     out: Vec<TestMatch>,
     total: usize,
     max_matches: usize,
@@ -614,7 +614,7 @@ impl RuleTester {
             compiled: Compiled::new(set, |set| {
                 Correlator::new(set, CorrelationOptions::default())
             }),
-            scoping_cache: std::collections::HashMap::new(),
+            scopes: ScopeCache::default(),
             out: Vec::new(),
             total: 0,
             max_matches,
@@ -632,16 +632,11 @@ impl RuleTester {
     pub fn feed(&mut self, stored: &TestEvent) {
         let filter = HitFilter::default();
         let mut found: Vec<TestMatch> = Vec::new();
-        let cache = &mut self.scoping_cache;
+        let scopes = &self.scopes;
         self.compiled.with_dependent_mut(|set, correlator| {
             let mut matches = Vec::new();
             set.matches(&stored.event, &mut matches);
-            if !matches.is_empty() {
-                let table = cache
-                    .entry(stored.stream.clone())
-                    .or_insert_with(|| set.applicable(&stored.stream));
-                matches.retain(|m| table.get(m.rule_index).copied().unwrap_or(false));
-            }
+            scopes.retain(set, &stored.stream, &mut matches);
             for m in &matches {
                 if rule_enabled(m.rule, &filter) {
                     found.push(TestMatch {
