@@ -99,6 +99,12 @@ pub struct DecoderSet {
     others: Vec<usize>,
 }
 
+impl std::fmt::Debug for DecoderSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DecoderSet({} decoders)", self.decoders.len())
+    }
+}
+
 /// The facts a record offers for recognition.
 struct Facts<'a> {
     message: Option<&'a str>,
@@ -636,6 +642,53 @@ impl DecoderSet {
 
     pub fn decoders(&self) -> &[Decoder] {
         &self.decoders
+    }
+
+    /// The decoders, to build another set from (a file tried beside the loaded ones).
+    pub fn into_decoders(self) -> Vec<Decoder> {
+        self.decoders
+    }
+
+    /// The coverage table of `docs/decoder-coverage.md`: one row per decoder, by name.
+    pub fn coverage_markdown(&self) -> String {
+        let mut rows: Vec<&Decoder> = self.decoders.iter().collect();
+        rows.sort_by(|a, b| a.name.cmp(&b.name));
+        let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+        let mut out = String::from(
+            "# Decoder coverage\n\nGenerated from `decoders/*.yml` by `garrison decoders coverage`; a test fails when\nthis file and the decoders differ (`GARRISON_WRITE_DOCS=1 cargo test -p garrison-decoders`\nrewrites it).\n\n",
+        );
+        let samples: usize = rows.iter().map(|d| d.sample_count()).sum();
+        out.push_str(&format!(
+            "{} decoders, {samples} sample tests.\n\n| decoder | source | logsource | reads | normalised fields | samples | samples from |\n|---|---|---|---|---|---|---|\n",
+            rows.len()
+        ));
+        for d in rows {
+            let ls = [
+                &d.logsource.product,
+                &d.logsource.service,
+                &d.logsource.category,
+            ]
+            .iter()
+            .filter_map(|v| v.as_deref())
+            .collect::<Vec<_>>()
+            .join(" / ");
+            let reads = if d.reads_text() {
+                "lines"
+            } else {
+                "JSON records"
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {} | {} | {} | {} | {} |\n",
+                d.name,
+                cell(&d.title),
+                cell(&ls),
+                reads,
+                cell(&d.output_fields().join(", ")),
+                d.sample_count(),
+                cell(&d.origin)
+            ));
+        }
+        out
     }
 
     pub fn get(&self, name: &str) -> Option<&Decoder> {

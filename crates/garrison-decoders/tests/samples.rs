@@ -94,3 +94,20 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn the_coverage_table_is_current() {
+    let set = DecoderSet::builtin().expect("shipped decoders load");
+    let want = set.coverage_markdown();
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/decoder-coverage.md");
+    if std::env::var_os("GARRISON_WRITE_DOCS").is_some() {
+        std::fs::write(&path, &want).expect("docs/ is writable");
+        return;
+    }
+    let have = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        have == want,
+        "docs/decoder-coverage.md is stale: run GARRISON_WRITE_DOCS=1 cargo test -p garrison-decoders --test samples"
+    );
+}

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use garrison_bus::{EventLog, LogError};
+use garrison_decoders::DecoderSet;
 use garrison_ingest::normalize::{FieldMapping, Normalizer};
 use garrison_ingest::Record;
 use garrison_model::health::Health;
@@ -59,6 +60,30 @@ pub struct SourceContext {
     alerts: Option<Arc<AlertMapping>>,
     /// The field the source names as its events' own unique id, if any.
     id_field: Option<Arc<str>>,
+    /// The decoders that read the source's lines and records (none: only the built-in mapping).
+    decoders: Option<Arc<DecoderSet>>,
+    parse: ParseCounters,
+}
+
+/// `garrison_source_events_total{tenant, source, parse}` handles, made once per context so
+/// counting a record is one atomic add: `decoded` (a decoder read it), `unparsed` (kept but
+/// not understood) or `plain` (structured input no decoder claimed).
+#[derive(Clone, Debug)]
+struct ParseCounters {
+    decoded: metrics::Counter,
+    unparsed: metrics::Counter,
+    plain: metrics::Counter,
+}
+
+impl ParseCounters {
+    fn new(tenant: TenantId, source: &str) -> ParseCounters {
+        let counter = |parse: &'static str| metrics::counter!(telemetry::SOURCE_EVENTS, "tenant" => tenant.to_string(), "source" => source.to_string(), "parse" => parse);
+        ParseCounters {
+            decoded: counter("decoded"),
+            unparsed: counter("unparsed"),
+            plain: counter("plain"),
+        }
+    }
 }
 
 /// The key of the normalised view under which an alert source's events carry their alert:
@@ -144,7 +169,15 @@ impl SourceContext {
             normalizer: Arc::new(Normalizer::new(&mapping)),
             alerts: source.alert_mapping.clone().map(Arc::new),
             id_field: source.id_field.as_deref().map(Arc::from),
+            decoders: None,
+            parse: ParseCounters::new(source.tenant_id, &source.name),
         }
+    }
+
+    /// Reads lines and records with these decoders too (see [`garrison_decoders`]).
+    pub fn decoding(mut self, decoders: Arc<DecoderSet>) -> SourceContext {
+        self.decoders = (!decoders.is_empty()).then_some(decoders);
+        self
     }
 
     /// A source that has no stored configuration: built-in mapping, no logsource.
@@ -156,6 +189,8 @@ impl SourceContext {
             normalizer: Arc::new(Normalizer::new(&FieldMapping::builtin())),
             alerts: None,
             id_field: None,
+            decoders: None,
+            parse: ParseCounters::new(tenant, source),
         }
     }
 
@@ -185,8 +220,35 @@ impl SourceContext {
     /// Turns a decoded record into the row the log and the store keep: id (stable when the
     /// sender gave one), time, normalised view, search words. The sender's fields are kept as
     /// they were (their original bytes when the decoder kept them).
-    pub fn row(&self, record: Record, received: Timestamp) -> EventRow {
+    pub fn row(&self, mut record: Record, received: Timestamp) -> EventRow {
         let mut normalized = self.normalizer.normalize(&record.fields);
+        let mut logsource = self.logsource.clone();
+        let applied = self
+            .decoders
+            .as_ref()
+            .and_then(|set| set.apply(&record.fields, &mut normalized));
+        match &applied {
+            Some(a) if a.failed => {
+                record.unparsed.get_or_insert_with(|| {
+                    format!("decoder {}: no pattern matched the message", a.decoder)
+                });
+            }
+            Some(a) => {
+                // A decoder understood what the syslog parser could not (a line with no
+                // header is still a good nginx line); its own time is the device's.
+                record.unparsed = None;
+                record.time = a.time.or(record.time);
+            }
+            None => {}
+        }
+        if let Some(a) = &applied {
+            fill_logsource(&mut logsource, &a.logsource);
+        }
+        match (&applied, &record.unparsed) {
+            (_, Some(_)) => self.parse.unparsed.increment(1),
+            (Some(_), None) => self.parse.decoded.increment(1),
+            (None, None) => self.parse.plain.increment(1),
+        }
         normalized.remove(ALERT_FIELD);
         normalized.remove(garrison_model::UNPARSED_FIELD);
         if let Some(reason) = &record.unparsed {
@@ -213,13 +275,33 @@ impl SourceContext {
             time: record.time.unwrap_or(received),
             received,
             source: self.source.clone(),
-            logsource: self.logsource.clone(),
+            logsource,
             fields_json,
             normalized_json: serde_json::Value::Object(normalized).to_string(),
             raw: record.raw,
             // Derived from `fields_json` when the row is read back from the log (see `codec`).
             search_text: String::new(),
         }
+    }
+}
+
+/// Completes the source's logsource with a decoder's: only where the source leaves a part
+/// open, and not at all when the source names another product (a FortiGate line arriving on a
+/// source configured as `linux` must not become a "linux firewall").
+fn fill_logsource(logsource: &mut LogSource, decoder: &LogSource) {
+    let agree = match (&logsource.product, &decoder.product) {
+        (Some(a), Some(b)) => a.eq_ignore_ascii_case(b),
+        _ => true,
+    };
+    if agree {
+        let fill = |mine: &mut Option<String>, theirs: &Option<String>| {
+            if mine.is_none() {
+                mine.clone_from(theirs);
+            }
+        };
+        fill(&mut logsource.product, &decoder.product);
+        fill(&mut logsource.service, &decoder.service);
+        fill(&mut logsource.category, &decoder.category);
     }
 }
 

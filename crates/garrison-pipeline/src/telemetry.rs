@@ -15,6 +15,9 @@ pub const EVENTS_EXPIRED: &str = "garrison_events_expired_total";
 pub const INDEX_LAG_BYTES: &str = "garrison_index_lag_bytes";
 pub const INDEX_LAG_SECONDS: &str = "garrison_index_lag_seconds";
 pub const INDEX_ERRORS: &str = "garrison_index_errors_total";
+/// Records per tenant, source and how they were read (`decoded`, `unparsed`, `plain`): the
+/// parse-failure rate of a source is its `unparsed` share.
+pub const SOURCE_EVENTS: &str = "garrison_source_events_total";
 
 /// Records a door received (decoded or not), by protocol (`http`, `hec`, `syslog_udp`, ...).
 pub fn events_received(protocol: &'static str, count: u64) {

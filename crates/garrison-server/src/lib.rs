@@ -109,6 +109,9 @@ pub struct ServerConfig {
     pub audit_forward: Option<audit_forward::ForwardTarget>,
     /// The first lockout after repeated failed sign-ins (doubling up to 15 minutes).
     pub sign_in_lockout: Duration,
+    /// Folders of the operator's own decoders, read after the shipped ones (a file with a
+    /// shipped decoder's name replaces it). `<data dir>/decoders` is always read when present.
+    pub decoders_dirs: Vec<PathBuf>,
 }
 
 impl ServerConfig {
@@ -139,6 +142,7 @@ impl ServerConfig {
             silent_check_interval: Duration::from_secs(60),
             audit_forward: None,
             sign_in_lockout: garrison_app::sign_in::FIRST_LOCKOUT,
+            decoders_dirs: Vec::new(),
         }
     }
 
@@ -238,6 +242,8 @@ struct StateInner {
     /// Open connections over every listener, and the limits they are held to.
     gate: listen::Gate,
     listen: listen::ListenLimits,
+    /// The shipped decoders and the operator's, given to every source context.
+    decoders: Arc<garrison_decoders::DecoderSet>,
 }
 
 const SOURCE_CACHE_TTL: Duration = Duration::from_secs(5);
@@ -293,6 +299,9 @@ impl AppState {
     pub fn limits(&self) -> &Limits {
         &self.inner.limits
     }
+    pub fn decoders(&self) -> Arc<garrison_decoders::DecoderSet> {
+        self.inner.decoders.clone()
+    }
     /// How events of `source` in `tenant` are attributed and normalised.
     pub async fn source_context(
         &self,
@@ -310,7 +319,8 @@ impl AppState {
         let context = match self.store().source(tenant, source).await? {
             Some(stored) => SourceContext::from_source(&stored),
             None => SourceContext::unconfigured(tenant, source),
-        };
+        }
+        .decoding(self.decoders());
         if let Ok(mut cache) = self.inner.sources.lock() {
             if cache.len() > 10_000 {
                 cache.clear();
@@ -514,6 +524,23 @@ impl RunningServer {
 pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Starts everything: store, event log, indexer, retention, HTTP(S), syslog.
+/// The decoders the service reads with. A file that does not load is logged and left out
+/// (the others still load): `garrison decoders list` shows the same errors.
+fn load_decoders(config: &ServerConfig) -> Arc<garrison_decoders::DecoderSet> {
+    let own = config.data_dir.join("decoders");
+    let mut dirs: Vec<&std::path::Path> = Vec::new();
+    if own.is_dir() {
+        dirs.push(&own);
+    }
+    dirs.extend(config.decoders_dirs.iter().map(PathBuf::as_path));
+    let (set, errors) = garrison_decoders::DecoderSet::load(&dirs);
+    for e in &errors {
+        tracing::error!(file = %e.path, error = %e.message, "decoder not loaded");
+    }
+    tracing::info!(decoders = set.decoders().len(), "decoders loaded");
+    Arc::new(set)
+}
+
 pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServer, ServerError> {
     // Before the log is opened: a second service on this directory must not touch it.
     let instance = instance::InstanceLock::acquire(&config.data_dir)?;
@@ -587,6 +614,7 @@ pub async fn start(config: ServerConfig, store: SqlStore) -> Result<RunningServe
             health: health.clone(),
             gate: gate.clone(),
             listen: config.listen,
+            decoders: load_decoders(&config),
         }),
     };
 

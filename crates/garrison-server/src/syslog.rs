@@ -99,15 +99,20 @@ async fn load_router(
     default_source: &str,
 ) -> Result<SyslogRouter, ServerError> {
     let sources = state.store().list_sources(tenant).await?;
-    let mut default = SourceContext::unconfigured(tenant, default_source);
+    let decoders = state.decoders();
+    let mut default =
+        SourceContext::unconfigured(tenant, default_source).decoding(decoders.clone());
     let mut routes = Vec::new();
     for source in &sources {
         if source.name == default_source {
-            default = SourceContext::from_source(source);
+            default = SourceContext::from_source(source).decoding(decoders.clone());
         }
         if let Some(m) = &source.syslog {
             match SyslogRule::compile(m) {
-                Ok(rule) => routes.push((rule, SourceContext::from_source(source))),
+                Ok(rule) => routes.push((
+                    rule,
+                    SourceContext::from_source(source).decoding(decoders.clone()),
+                )),
                 Err(e) => {
                     tracing::warn!(source = %source.name, error = %e, "syslog route ignored")
                 }

@@ -60,6 +60,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("header_timeout", Some("15s"), "An HTTP request's head must arrive within this, counted from the connection's start or the previous answer (so it also closes idle keep-alive connections)."),
     setting("body_timeout", Some("30s"), "Longest pause while an HTTP request body is being read."),
     setting("idle_timeout", Some("10m"), "A TCP or TLS syslog connection that sends nothing for this long is closed."),
+    setting("decoders_dir", None, "A folder of your own decoder files (YAML), read after the shipped ones and DATA_DIR/decoders; a file with a shipped decoder's name replaces it. See `garrison decoders`."),
     setting("silent_check_interval", Some("1m"), "How often sources with `--silent-after` are checked for silence (a silent one raises `garrison-source-silent`)."),
     setting("audit_checkpoint_interval", Some("1m"), "How often each tenant's audit chain head is signed into DATA_DIR/audit-checkpoints.jsonl (so deleted entries are caught by `audit verify`)."),
     setting("audit_forward", None, "Send every audit entry and checkpoint as CEF over syslog to udp://HOST:PORT or tcp://HOST:PORT."),
@@ -333,6 +334,9 @@ impl Settings {
         }
         if let Some(first) = self.duration("sign_in_lockout")? {
             config.sign_in_lockout = first.max(Duration::from_millis(100));
+        }
+        if let Some(dir) = self.get("decoders_dir").filter(|d| !d.trim().is_empty()) {
+            config.decoders_dirs.push(PathBuf::from(dir.trim()));
         }
         if let Some(every) = self.duration("silent_check_interval")? {
             config.silent_check_interval = every.max(Duration::from_millis(100));

@@ -44,6 +44,7 @@ mod bench;
 mod bench_playbook;
 mod client;
 mod config;
+mod decoders;
 mod detection;
 mod hunt;
 mod incidents;
@@ -113,6 +114,12 @@ enum Command {
     /// Sigma placeholder values per tenant (%Admins_Workstations% and the like), versioned.
     #[command(subcommand)]
     Placeholder(admin::PlaceholderCommand),
+    /// Decoders (YAML data) that parse device lines and records into fields: list them, try
+    /// a line, run a file's sample tests, print the coverage table.
+    ///
+    /// Exit codes: 0 done, 1 a file did not load, a sample failed or a line was not parsed.
+    #[command(subcommand)]
+    Decoders(decoders::DecodersCommand),
     /// Search stored events.
     #[command(subcommand)]
     Events(search::EventsCommand),
@@ -289,6 +296,10 @@ async fn run(cli: Cli, settings: config::Settings) -> Result<()> {
         Command::Source(command) => admin::source(command, &store_config()).await,
         Command::Placeholder(command) => admin::placeholder(command, &store_config()).await,
         Command::Events(command) => search::run(command, &store_config()).await,
+        Command::Decoders(command) => {
+            let code = decoders::run(command, &settings)?;
+            exit_with(code)
+        }
         Command::Bench(command) => bench::run(command).await,
         Command::Playbook(command) => playbook::run(command).await,
         Command::Intel(command) => {

@@ -4,6 +4,7 @@
 mod app_layer;
 mod attachments;
 mod contract;
+mod decoders;
 mod detection;
 mod docs;
 mod durability;
