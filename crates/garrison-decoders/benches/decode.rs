@@ -6,7 +6,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use garrison_decoders::{record_of_line, DecoderSet};
 use serde_json::Map;
 
-fn samples(set: &DecoderSet, name: &str) -> Vec<Map<String, serde_json::Value>> {
+fn samples(set: &DecoderSet, name: &str) -> Vec<garrison_ingest::Record> {
     set.get(name)
         .map(|d| {
             d.spec()
@@ -14,7 +14,9 @@ fn samples(set: &DecoderSet, name: &str) -> Vec<Map<String, serde_json::Value>> 
                 .iter()
                 .filter_map(|t| match (&t.line, &t.record) {
                     (Some(l), _) => Some(record_of_line(l)),
-                    (None, Some(serde_json::Value::Object(r))) => Some(r.clone()),
+                    (None, Some(serde_json::Value::Object(r))) => {
+                        Some(garrison_ingest::Record::from_fields(r.clone()))
+                    }
                     _ => None,
                 })
                 .collect()
@@ -42,7 +44,7 @@ fn decode(c: &mut Criterion) {
             b.iter(|| {
                 for r in &records {
                     let mut normalized = Map::new();
-                    std::hint::black_box(set.apply(r, &mut normalized));
+                    std::hint::black_box(set.apply(&r.fields, r.raw.as_deref(), &mut normalized));
                 }
             })
         });

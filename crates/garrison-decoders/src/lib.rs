@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use garrison_ingest::normalize::resolve;
+use garrison_ingest::Record;
 use garrison_model::{LogSource, Timestamp};
 use regex::Regex;
 use serde_json::{Map, Value};
@@ -51,7 +52,7 @@ pub struct Decoder {
     recognise: Recognise,
     alternatives: Vec<Alternative>,
     convert: BTreeMap<String, Conversion>,
-    fields: Vec<(String, String)>,
+    fields: Vec<(String, Vec<String>)>,
     lookup: BTreeMap<String, BTreeMap<String, Value>>,
     set: Map<String, Value>,
     time: Option<TimeSpec>,
@@ -108,6 +109,8 @@ impl std::fmt::Debug for DecoderSet {
 /// The facts a record offers for recognition.
 struct Facts<'a> {
     message: Option<&'a str>,
+    /// A second pass over the raw line: record decoders were tried already.
+    text_only: bool,
     program: Option<String>,
     vendor: Option<&'a str>,
     product: Option<&'a str>,
@@ -129,6 +132,7 @@ impl<'a> Facts<'a> {
         };
         Facts {
             message: fields.get("message").and_then(Value::as_str),
+            text_only: false,
             program: text(fields, "log.syslog.appname")
                 .or_else(|| fields.get("sourcetype").and_then(Value::as_str))
                 .map(str::to_ascii_lowercase),
@@ -394,7 +398,7 @@ impl Decoder {
             fields: spec
                 .fields
                 .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
+                .map(|(k, v)| (k.clone(), v.paths().to_vec()))
                 .collect(),
             lookup: spec.lookup.clone(),
             set: spec.set.clone(),
@@ -702,15 +706,46 @@ impl DecoderSet {
     /// Finds the decoder for a record and adds what it extracts to `normalized` (the flat
     /// normalised view): the extracted names where the view has none yet, then the mapped
     /// names, constants and [`DECODER_FIELD`], which win. `None`: no decoder recognised it.
+    ///
+    /// `raw` is the line as received, when the record came from one: a text decoder that does
+    /// not recognise or parse the message tries it too, because a line without a syslog
+    /// header (an IIS or nginx error line) may have had its date or address taken for one.
     pub fn apply(
         &self,
         fields: &Map<String, Value>,
+        raw: Option<&str>,
         normalized: &mut Map<String, Value>,
     ) -> Option<Applied> {
         if self.decoders.is_empty() {
             return None;
         }
-        let facts = Facts::of(fields);
+        let mut facts = Facts::of(fields);
+        let first = self.apply_with(&facts, fields, normalized);
+        if first.as_ref().is_some_and(|a| !a.failed) {
+            return first;
+        }
+        let raw = raw.filter(|r| Some(*r) != facts.message);
+        if let Some(raw) = raw {
+            facts.message = Some(raw);
+            facts.text_only = true;
+            if let Some(found) = self.apply_with(&facts, fields, normalized) {
+                if !found.failed {
+                    return Some(found);
+                }
+            }
+        }
+        if let Some(a) = &first {
+            normalized.insert(DECODER_FIELD.into(), Value::String(a.decoder.clone()));
+        }
+        first
+    }
+
+    fn apply_with(
+        &self,
+        facts: &Facts<'_>,
+        fields: &Map<String, Value>,
+        normalized: &mut Map<String, Value>,
+    ) -> Option<Applied> {
         let mut candidates: Vec<usize> = Vec::new();
         if let Some(p) = &facts.program {
             candidates.extend(self.by_program.get(p.as_str()).into_iter().flatten());
@@ -728,7 +763,7 @@ impl DecoderSet {
             let Some(d) = self.decoders.get(i) else {
                 continue;
             };
-            if !d.recognise.holds(&facts, fields) {
+            if (facts.text_only && !d.reads_text()) || !d.recognise.holds(facts, fields) {
                 continue;
             }
             if !d.reads_text() {
@@ -746,14 +781,11 @@ impl DecoderSet {
                 }
             }
         }
-        first_failed.map(|d| {
-            normalized.insert(DECODER_FIELD.into(), Value::String(d.name.clone()));
-            Applied {
-                decoder: d.name.clone(),
-                logsource: d.logsource.clone(),
-                time: None,
-                failed: true,
-            }
+        first_failed.map(|d| Applied {
+            decoder: d.name.clone(),
+            logsource: d.logsource.clone(),
+            time: None,
+            failed: true,
         })
     }
 
@@ -778,11 +810,14 @@ impl DecoderSet {
                 }
             }
         }
-        for (target, path) in &d.fields {
-            if let Some(v) = d.value_of(source, path) {
-                if !v.is_null() && v != Value::String(String::new()) {
-                    normalized.insert(target.clone(), v);
-                }
+        for (target, paths) in &d.fields {
+            // The first path with a value wins (`user.name: [userName, arn]`).
+            if let Some(v) = paths
+                .iter()
+                .filter_map(|p| d.value_of(source, p))
+                .find(|v| !v.is_null() && *v != Value::String(String::new()))
+            {
+                normalized.insert(target.clone(), v);
             }
         }
         for (k, v) in d.set.iter().chain(set.iter()) {
@@ -821,29 +856,28 @@ impl std::fmt::Display for SampleFailure {
 }
 
 /// How a sample line arrives: as the syslog listener reads it (header parsed, CEF/LEEF
-/// decoded). A line with no syslog header is its own message.
-pub fn record_of_line(line: &str) -> Map<String, Value> {
+/// decoded, the line kept as `raw`).
+pub fn record_of_line(line: &str) -> Record {
     let received = Timestamp::UNIX_EPOCH;
     match garrison_ingest::syslog::parse(line.as_bytes(), received, &Default::default()) {
-        Ok(record) if record.unparsed.is_none() => record.fields,
-        _ => {
+        Ok(record) => record,
+        Err(_) => {
             let mut m = Map::new();
             m.insert("message".into(), Value::String(line.to_string()));
-            m
+            let mut record = Record::from_fields(m);
+            record.raw = Some(line.to_string());
+            record
         }
     }
 }
 
 /// What the pipeline makes of one record: the built-in normalised view plus the decoder's.
-pub fn decode_record(
-    set: &DecoderSet,
-    fields: &Map<String, Value>,
-) -> (Map<String, Value>, Option<Applied>) {
+pub fn decode_record(set: &DecoderSet, record: &Record) -> (Map<String, Value>, Option<Applied>) {
     let normalizer = garrison_ingest::normalize::Normalizer::new(
         &garrison_ingest::normalize::FieldMapping::builtin(),
     );
-    let mut normalized = normalizer.normalize(fields);
-    let applied = set.apply(fields, &mut normalized);
+    let mut normalized = normalizer.normalize(&record.fields);
+    let applied = set.apply(&record.fields, record.raw.as_deref(), &mut normalized);
     (normalized, applied)
 }
 
@@ -860,11 +894,12 @@ impl DecoderSet {
             }
             for (index, test) in d.tests.iter().enumerate() {
                 ran += 1;
-                let (fields, input) = match (&test.line, &test.record) {
+                let (record, input) = match (&test.line, &test.record) {
                     (Some(line), _) => (record_of_line(line), line.clone()),
-                    (None, Some(Value::Object(record))) => {
-                        (record.clone(), Value::Object(record.clone()).to_string())
-                    }
+                    (None, Some(Value::Object(record))) => (
+                        Record::from_fields(record.clone()),
+                        Value::Object(record.clone()).to_string(),
+                    ),
                     _ => {
                         failures.push(SampleFailure {
                             decoder: d.name.clone(),
@@ -875,7 +910,7 @@ impl DecoderSet {
                         continue;
                     }
                 };
-                let (normalized, applied) = decode_record(self, &fields);
+                let (normalized, applied) = decode_record(self, &record);
                 let mut problems = Vec::new();
                 match &applied {
                     None => problems.push("no decoder recognised it".to_string()),

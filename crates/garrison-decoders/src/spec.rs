@@ -31,10 +31,12 @@ pub struct DecoderSpec {
     /// Type conversions of extracted fields: `int`, `float`, `bool`, `lower`, `upper`.
     #[serde(default)]
     pub convert: BTreeMap<String, Conversion>,
-    /// ECS (or other normalised) name → the extracted field (dotted into JSON) it takes.
+    /// ECS (or other normalised) name → the extracted field (dotted into JSON) it takes, or
+    /// a list of them: the first with a value wins.
     #[serde(default)]
-    pub fields: BTreeMap<String, String>,
-    /// Values to translate, per extracted field: `{action: {deny: denied}}` (before `fields`).
+    pub fields: BTreeMap<String, Paths>,
+    /// Values to translate, per extracted field: `{action: {deny: denied, _: other}}` (`_`:
+    /// every value not named), before `fields`.
     #[serde(default)]
     pub lookup: BTreeMap<String, BTreeMap<String, Value>>,
     /// Constant normalised fields every decoded event gets.
@@ -221,4 +223,21 @@ fn auto() -> String {
 }
 fn yes() -> bool {
     true
+}
+
+/// One path or several, tried in order.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Paths {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Paths {
+    pub fn paths(&self) -> &[String] {
+        match self {
+            Paths::One(p) => std::slice::from_ref(p),
+            Paths::Many(list) => list,
+        }
+    }
 }

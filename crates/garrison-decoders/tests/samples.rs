@@ -47,8 +47,8 @@ fn every_sample_decodes_as_its_file_says() {
 #[test]
 fn a_line_no_decoder_knows_is_left_alone() {
     let set = DecoderSet::builtin().expect("shipped decoders load");
-    let fields = record_of_line("<13>Jan 12 10:00:00 host1 myapp[1]: hello there");
-    let (normalized, applied) = garrison_decoders::decode_record(&set, &fields);
+    let record = record_of_line("<13>Jan 12 10:00:00 host1 myapp[1]: hello there");
+    let (normalized, applied) = garrison_decoders::decode_record(&set, &record);
     assert!(applied.is_none(), "{applied:?}");
     assert!(!normalized.contains_key(garrison_decoders::DECODER_FIELD));
 }
@@ -73,8 +73,7 @@ mod properties {
             body in ".{0,300}",
         ) {
             let line = format!("<38>Jan 12 10:01:02 h1 {program}[1]: {body}");
-            let fields = record_of_line(&line);
-            let _ = decode_record(set(), &fields);
+            let _ = decode_record(set(), &record_of_line(&line));
         }
 
         /// Mangled copies of real samples never panic either.
@@ -89,8 +88,7 @@ mod properties {
             let line = &samples[(seed as usize) % samples.len()];
             let cut = line.char_indices().map(|(i, _)| i).nth(cut).unwrap_or(line.len());
             let mangled = format!("{}{junk}{}", &line[..cut], &line[cut..].chars().rev().collect::<String>());
-            let fields = record_of_line(&mangled);
-            let _ = decode_record(set(), &fields);
+            let _ = decode_record(set(), &record_of_line(&mangled));
         }
     }
 }

@@ -226,7 +226,7 @@ impl SourceContext {
         let applied = self
             .decoders
             .as_ref()
-            .and_then(|set| set.apply(&record.fields, &mut normalized));
+            .and_then(|set| set.apply(&record.fields, record.raw.as_deref(), &mut normalized));
         match &applied {
             Some(a) if a.failed => {
                 record.unparsed.get_or_insert_with(|| {

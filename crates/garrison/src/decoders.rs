@@ -204,14 +204,16 @@ fn test(
     }
     for (i, text) in records.iter().enumerate() {
         match serde_json::from_str::<Value>(text) {
-            Ok(Value::Object(map)) => inputs.push((text.clone(), map)),
+            Ok(Value::Object(map)) => {
+                inputs.push((text.clone(), garrison_ingest::Record::from_fields(map)))
+            }
             Ok(_) => bail!("--record {}: not a JSON object", i + 1),
             Err(e) => bail!("--record {}: {e}", i + 1),
         }
     }
     let mut missed = false;
-    for (input, fields) in inputs {
-        let (normalized, applied) = decode_record(&set, &fields);
+    for (input, record) in inputs {
+        let (normalized, applied) = decode_record(&set, &record);
         missed |= applied.as_ref().is_none_or(|a| a.failed);
         if json {
             println!(
