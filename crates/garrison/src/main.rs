@@ -52,6 +52,7 @@ mod intel;
 mod playbook;
 mod search;
 mod upload;
+mod web;
 
 use std::path::PathBuf;
 
@@ -154,6 +155,12 @@ enum Command {
     /// Playbooks (SOAR): validate files, import, sync, run, list, inspect and replay runs, approve, cancel.
     #[command(subcommand)]
     Playbook(playbook::PlaybookCommand),
+    /// Web-compromise analysis of access logs: attacks, likely successes, webshells, a report
+    /// per site (table, JSON lines or HTML).
+    ///
+    /// Exit codes: 0 done, 1 error, 3 an attack likely succeeded.
+    #[command(subcommand)]
+    Web(web::WebCommand),
     /// Threat-intel indicators: import feeds (CSV, STIX 2.1, MISP), check files, list.
     ///
     /// Exit codes: 0 done, 1 error, 2 some records were refused (each printed with its place).
@@ -307,6 +314,10 @@ async fn run(cli: Cli, settings: config::Settings) -> Result<()> {
             exit_with(code)
         }
         Command::Ingest(args) => upload::run(args).await,
+        Command::Web(command) => {
+            let code = web::run(command, &store_config()).await?;
+            exit_with(code)
+        }
         Command::Hunt(args) => {
             let code = tokio::task::spawn_blocking(move || hunt::hunt(args)).await??;
             exit_with(code)

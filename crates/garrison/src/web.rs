@@ -1,0 +1,202 @@
+//! `garrison web analyze`: web-compromise analysis of access logs (see `garrison_web`).
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::{Subcommand, ValueEnum};
+use garrison_server::ServerConfig;
+use garrison_web::{analyze, report, Options, Verdict};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Debug, Subcommand)]
+pub enum WebCommand {
+    /// Find the attacks in access logs and which likely succeeded; a report per site.
+    ///
+    /// Reads nginx/Apache common and combined logs (with or without a virtual host), IIS W3C
+    /// logs (their #Fields line) and JSON access logs; plain or .gz; folders are read
+    /// recursively. Classes: SQL injection, XSS, traversal, command injection, SSRF,
+    /// Log4Shell, known exploit paths (with the CVE), sensitive files, webshells, scanners.
+    /// An attack likely succeeded when it was answered 2xx with a size unlike the page's
+    /// normal answers, or a new script answered 2xx after the same address uploaded. Attacking
+    /// addresses get the verdict of the tenant's active indicators (`garrison intel`).
+    ///
+    /// Exit codes: 0 nothing likely succeeded, 1 error, 3 an attack likely succeeded.
+    Analyze(AnalyzeArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Jsonl,
+    Html,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Access log files or folders.
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Report every input as one site of this name (else by virtual host, else per file).
+    #[arg(long)]
+    site: Option<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Write the report here instead of standard output.
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// Worker threads (0: every core).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Failed attack lines kept as evidence per address and class.
+    #[arg(long, default_value_t = 5)]
+    evidence: usize,
+    /// The tenant whose indicators give attacking addresses a verdict.
+    #[arg(long, default_value = garrison_server::DEFAULT_TENANT)]
+    tenant: String,
+    /// Do not look attacking addresses up in the local indicator store.
+    #[arg(long)]
+    no_intel: bool,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn collect(path: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    if path.is_dir() {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        entries.sort();
+        for e in entries {
+            collect(&e, out)?;
+        }
+    } else if path.exists() {
+        out.push(path.to_path_buf());
+    } else {
+        bail!("{}: no such file or folder", path.display());
+    }
+    Ok(())
+}
+
+fn read(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::MultiGzDecoder::new(&bytes[..])
+            .read_to_end(&mut out)
+            .with_context(|| format!("{}: not a readable gzip file", path.display()))?;
+        out
+    } else {
+        bytes
+    };
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+pub async fn run(command: WebCommand, config: &ServerConfig) -> Result<i32> {
+    let WebCommand::Analyze(args) = command;
+    let mut files = Vec::new();
+    for p in &args.paths {
+        collect(p, &mut files)?;
+    }
+    let mut inputs = Vec::new();
+    for f in &files {
+        inputs.push((f.display().to_string(), read(f)?));
+    }
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {pos} lines read ({per_sec})")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar
+    };
+    let options = Options {
+        site: args.site.clone(),
+        threads: args.threads,
+        evidence_per_client: args.evidence,
+    };
+    let started = std::time::Instant::now();
+    let progress_bar = bar.clone();
+    let mut report = tokio::task::spawn_blocking(move || {
+        analyze(&inputs, &options, &|n| progress_bar.inc(n), &|_| None)
+    })
+    .await?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    if !args.no_intel {
+        add_verdicts(&mut report, config, &args.tenant).await;
+    }
+    let text = match args.format {
+        Format::Table => report::table(&report),
+        Format::Jsonl => report::jsonl(&report),
+        Format::Html => report::html(&report),
+    };
+    match &args.output {
+        Some(path) => std::fs::write(path, text)
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    let succeeded: usize = report
+        .sites
+        .iter()
+        .flat_map(|s| &s.findings)
+        .filter(|f| matches!(f.assessment, garrison_web::Assessment::LikelySucceeded(_)))
+        .count();
+    let attacks: u64 = report.sites.iter().map(|s| s.attack_requests).sum();
+    eprintln!(
+        "{} lines in {:.2} s ({:.0} lines/s): {} attack requests, {succeeded} likely succeeded, {} webshell candidate(s)",
+        report.lines,
+        elapsed.as_secs_f64(),
+        report.lines as f64 / elapsed.as_secs_f64().max(1e-9),
+        attacks,
+        report.sites.iter().map(|s| s.webshells.len()).sum::<usize>()
+    );
+    Ok(if succeeded > 0 { 3 } else { 0 })
+}
+
+/// Verdicts for the attacking addresses from the tenant's active indicators, when the data
+/// directory has a store (a missing one is not an error: the report goes without).
+async fn add_verdicts(report: &mut garrison_web::Report, config: &ServerConfig, tenant: &str) {
+    if !config.data_dir.exists() && config.database_url.is_none() {
+        return;
+    }
+    let Ok(app) = crate::admin::local_app(config).await else {
+        return;
+    };
+    let Ok(actor) = crate::admin::local_actor(&app, tenant).await else {
+        return;
+    };
+    for site in &mut report.sites {
+        for a in &mut site.attackers {
+            let params = garrison_api::indicators::ListParams {
+                kind: Some("ip".into()),
+                source: None,
+                value: Some(a.client.clone()),
+                active: Some(true),
+                min_confidence: None,
+                limit: None,
+                cursor: None,
+            };
+            if let Ok(page) = app.list_indicators(&actor, params).await {
+                a.verdict = page
+                    .indicators
+                    .into_iter()
+                    .max_by(|x, y| x.score.total_cmp(&y.score))
+                    .map(|i| Verdict {
+                        verdict: if i.score >= 70.0 {
+                            "malicious"
+                        } else {
+                            "suspicious"
+                        }
+                        .into(),
+                        score: Some(i.score),
+                        source: i.source,
+                    });
+            }
+        }
+    }
+}
