@@ -277,6 +277,51 @@ pub fn analyze(
             total_lines += n;
         }
     }
+    finish(
+        lines,
+        inputs.iter().map(|(n, _)| n.clone()).collect(),
+        total_lines,
+        unreadable,
+        options,
+        verdicts,
+    )
+}
+
+/// The same analysis on requests already read (stored events of web sources): per source
+/// name, its requests with their evidence text.
+pub fn analyze_requests(
+    sources: Vec<(String, Vec<(Request, String)>)>,
+    options: &Options,
+    verdicts: &dyn Fn(&str) -> Option<Verdict>,
+) -> Report {
+    let mut names = Vec::new();
+    let mut lines = Vec::new();
+    for (file, (name, requests)) in sources.into_iter().enumerate() {
+        names.push(name);
+        for (i, (req, evidence)) in requests.into_iter().enumerate() {
+            let classes = classify(&req);
+            lines.push(Line {
+                file,
+                line: i + 1,
+                req,
+                classes,
+                site: 0,
+                raw: Some(evidence.into_boxed_str()),
+            });
+        }
+    }
+    let total = lines.len() as u64;
+    finish(lines, names, total, 0, options, verdicts)
+}
+
+fn finish(
+    mut lines: Vec<Line>,
+    files: Vec<String>,
+    total_lines: u64,
+    unreadable: u64,
+    options: &Options,
+    verdicts: &dyn Fn(&str) -> Option<Verdict>,
+) -> Report {
     // Sites: the option, else the virtual host, else the file.
     let mut site_names: Vec<String> = Vec::new();
     let mut site_index: HashMap<String, usize> = HashMap::new();
@@ -285,7 +330,7 @@ pub fn analyze(
             .site
             .clone()
             .or_else(|| l.req.host.clone())
-            .unwrap_or_else(|| inputs[l.file].0.clone());
+            .unwrap_or_else(|| files.get(l.file).cloned().unwrap_or_default());
         let next = site_index.len();
         l.site = *site_index.entry(name.clone()).or_insert_with(|| {
             site_names.push(name);
@@ -302,11 +347,11 @@ pub fn analyze(
         .zip(site_names)
         .map(|(mut lines, name)| {
             lines.sort_by_key(|l| (l.req.time.map(|t| t.as_microsecond()), l.file, l.line));
-            site_report(name, &lines, options, verdicts, inputs)
+            site_report(name, &lines, options, verdicts, &files)
         })
         .collect();
     Report {
-        files: inputs.len(),
+        files: files.len(),
         lines: total_lines,
         requests,
         unreadable,
@@ -336,7 +381,7 @@ fn site_report(
     lines: &[Line],
     options: &Options,
     verdicts: &dyn Fn(&str) -> Option<Verdict>,
-    inputs: &[(String, String)],
+    files: &[String],
 ) -> SiteReport {
     // Normal answers per path: sizes of 2xx answers to requests that carry no attack.
     let mut normal: HashMap<&str, Vec<u64>> = HashMap::new();
@@ -524,10 +569,7 @@ fn site_report(
             status: r.status,
             bytes: r.bytes,
             assessment,
-            file: inputs
-                .get(l.file)
-                .map(|(n, _)| n.clone())
-                .unwrap_or_default(),
+            file: files.get(l.file).cloned().unwrap_or_default(),
             line: l.line,
             evidence: evidence(l),
         });

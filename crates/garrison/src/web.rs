@@ -35,8 +35,21 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct AnalyzeArgs {
     /// Access log files or folders.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "events")]
     paths: Vec<PathBuf>,
+    /// Analyse the web server events stored in the local data directory instead of files
+    /// (the ones a webserver decoder read: nginx, Apache, IIS, JSON access logs).
+    #[arg(long, conflicts_with = "paths")]
+    events: bool,
+    /// With --events: only this source.
+    #[arg(long, requires = "events")]
+    source: Option<String>,
+    /// With --events: event time from (RFC 3339 or Unix seconds).
+    #[arg(long, requires = "events")]
+    from: Option<String>,
+    /// With --events: event time to (exclusive).
+    #[arg(long, requires = "events")]
+    to: Option<String>,
     /// Report every input as one site of this name (else by virtual host, else per file).
     #[arg(long)]
     site: Option<String>,
@@ -96,6 +109,20 @@ fn read(path: &Path) -> Result<String> {
 
 pub async fn run(command: WebCommand, config: &ServerConfig) -> Result<i32> {
     let WebCommand::Analyze(args) = command;
+    if args.events {
+        let started = std::time::Instant::now();
+        let sources = stored_requests(config, &args).await?;
+        let options = Options {
+            site: args.site.clone(),
+            threads: args.threads,
+            evidence_per_client: args.evidence,
+        };
+        let mut report = garrison_web::analyze_requests(sources, &options, &|_| None);
+        if !args.no_intel {
+            add_verdicts(&mut report, config, &args.tenant).await;
+        }
+        return finish(&args, &report, started.elapsed());
+    }
     let mut files = Vec::new();
     for p in &args.paths {
         collect(p, &mut files)?;
@@ -130,10 +157,18 @@ pub async fn run(command: WebCommand, config: &ServerConfig) -> Result<i32> {
     if !args.no_intel {
         add_verdicts(&mut report, config, &args.tenant).await;
     }
+    finish(&args, &report, elapsed)
+}
+
+fn finish(
+    args: &AnalyzeArgs,
+    report: &garrison_web::Report,
+    elapsed: std::time::Duration,
+) -> Result<i32> {
     let text = match args.format {
-        Format::Table => report::table(&report),
-        Format::Jsonl => report::jsonl(&report),
-        Format::Html => report::html(&report),
+        Format::Table => report::table(report),
+        Format::Jsonl => report::jsonl(report),
+        Format::Html => report::html(report),
     };
     match &args.output {
         Some(path) => std::fs::write(path, text)
@@ -199,4 +234,98 @@ async fn add_verdicts(report: &mut garrison_web::Report, config: &ServerConfig, 
             }
         }
     }
+}
+
+/// The tenant's stored web server requests, per source, as the analysis reads them.
+async fn stored_requests(
+    config: &ServerConfig,
+    args: &AnalyzeArgs,
+) -> Result<Vec<(String, Vec<(garrison_web::Request, String)>)>> {
+    let app = crate::admin::local_app(config).await?;
+    let actor = crate::admin::local_actor(&app, &args.tenant).await?;
+    let bound = |v: &Option<String>, what: &str| -> Result<Option<garrison_model::TimeBound>> {
+        v.as_deref()
+            .map(|t| {
+                garrison_model::parse_time_bound(t)
+                    .map(garrison_model::TimeBound)
+                    .map_err(|e| anyhow::anyhow!("--{what} {t:?}: {e}"))
+            })
+            .transpose()
+    };
+    let (from, to) = (bound(&args.from, "from")?, bound(&args.to, "to")?);
+    let mut by_source: std::collections::BTreeMap<String, Vec<(garrison_web::Request, String)>> =
+        Default::default();
+    let mut cursor = None;
+    loop {
+        let params = garrison_api::admin::EventSearchParams {
+            from,
+            to,
+            source: args.source.clone(),
+            q: None,
+            limit: Some(garrison_model::PageLimit(garrison_model::PageLimit::MAX)),
+            cursor: cursor.take(),
+        };
+        let page = app
+            .search_events(&actor, params, Vec::new())
+            .await
+            .context("reading stored events")?;
+        for e in page.events {
+            if let Some(req) = request_of(&e.normalized, &e.time) {
+                let evidence = e
+                    .raw
+                    .clone()
+                    .or_else(|| {
+                        e.normalized
+                            .get("message")
+                            .and_then(|m| m.as_str())
+                            .map(str::to_string)
+                    })
+                    .unwrap_or_else(|| format!("event {}", e.id));
+                by_source
+                    .entry(e.source.clone())
+                    .or_default()
+                    .push((req, evidence));
+            }
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(by_source.into_iter().collect())
+}
+
+/// A stored event's normalised view as a request, when it is one (a webserver decoder's).
+fn request_of(
+    n: &serde_json::Map<String, serde_json::Value>,
+    time: &str,
+) -> Option<garrison_web::Request> {
+    let text = |k: &str| -> Option<String> {
+        match n.get(k)? {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Number(v) => Some(v.to_string()),
+            _ => None,
+        }
+    };
+    let status: u16 = text("http.response.status_code")?.parse().ok()?;
+    let target = text("url.original").or_else(|| {
+        let path = text("url.path")?;
+        Some(match text("url.query") {
+            Some(q) if !q.is_empty() => format!("{path}?{q}"),
+            _ => path,
+        })
+    })?;
+    Some(garrison_web::Request {
+        time: time.parse().ok(),
+        client: text("source.ip").or_else(|| text("client.ip"))?,
+        method: text("http.request.method").unwrap_or_default(),
+        target,
+        status,
+        bytes: text("http.response.body.bytes")
+            .and_then(|b| b.parse().ok())
+            .unwrap_or(0),
+        user_agent: text("user_agent.original").unwrap_or_default(),
+        referrer: text("http.request.referrer").unwrap_or_default(),
+        host: text("url.domain"),
+    })
 }
