@@ -146,31 +146,51 @@ impl Kv {
     fn pairs(&self, text: &str) -> Map<String, Value> {
         let mut out = Map::new();
         let mut rest = text;
+        let sep = self.separator.as_str();
+        // One-byte separators (the usual space, `,`, `;`, `=`) are found with memchr instead of
+        // a substring searcher built per call.
+        let find = |hay: &str, pat: &str| -> Option<usize> {
+            match pat.as_bytes() {
+                [b] => memchr::memchr(*b, hay.as_bytes()),
+                _ => hay.find(pat),
+            }
+        };
+        let rfind = |hay: &str, pat: &str| -> Option<usize> {
+            match pat.as_bytes() {
+                [b] => memchr::memrchr(*b, hay.as_bytes()),
+                _ => hay.rfind(pat),
+            }
+        };
         loop {
-            rest = rest.trim_start_matches(self.separator.as_str());
+            rest = rest.trim_start_matches(sep);
             if rest.is_empty() {
                 break;
             }
-            let Some(at) = rest.find(self.assign.as_str()) else {
+            let Some(at) = find(rest, &self.assign) else {
                 break;
             };
             // A key never holds the separator: text before it is a word without a value.
             let key_part = &rest[..at];
-            let key = match key_part.rfind(self.separator.as_str()) {
-                Some(s) => &key_part[s + self.separator.len()..],
+            let key = match rfind(key_part, sep) {
+                Some(s) => &key_part[s + sep.len()..],
                 None => key_part,
             };
             let after = &rest[at + self.assign.len()..];
             let (value, next) = match after.chars().next() {
                 Some(q) if self.quotes.contains(&q) => quoted(&after[q.len_utf8()..], q),
-                _ => match after.find(self.separator.as_str()) {
+                _ => match find(after, sep) {
                     Some(end) => (after[..end].to_string(), &after[end..]),
                     None => (after.to_string(), ""),
                 },
             };
             let key = key.trim();
             if !key.is_empty() && key.len() <= 128 {
-                out.insert(format!("{}{key}", self.key_prefix), Value::String(value));
+                let key = if self.key_prefix.is_empty() {
+                    key.to_string()
+                } else {
+                    format!("{}{key}", self.key_prefix)
+                };
+                out.insert(key, Value::String(value));
             }
             rest = next;
         }

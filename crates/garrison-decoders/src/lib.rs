@@ -530,26 +530,6 @@ fn run_alternative(
     Some((fields, set))
 }
 
-/// Flattens nested objects into dotted keys (the normalised view is flat).
-fn flatten_into(
-    prefix: &str,
-    map: &Map<String, Value>,
-    out: &mut Vec<(String, Value)>,
-    depth: usize,
-) {
-    for (k, v) in map {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Object(inner) if depth < 8 => flatten_into(&key, inner, out, depth + 1),
-            other => out.push((key, other.clone())),
-        }
-    }
-}
-
 impl DecoderSet {
     /// The shipped decoders only.
     pub fn builtin() -> Result<DecoderSet, Vec<LoadError>> {
@@ -767,14 +747,14 @@ impl DecoderSet {
                 continue;
             }
             if !d.reads_text() {
-                return Some(self.write(d, fields, None, Map::new(), normalized));
+                return Some(self.write(d, Source::Record(fields), Map::new(), normalized));
             }
             let Some(message) = facts.message else {
                 continue;
             };
             match d.extract(message) {
                 Some((extracted, set)) => {
-                    return Some(self.write(d, &extracted, Some(&extracted), set, normalized))
+                    return Some(self.write(d, Source::Extracted(extracted), set, normalized))
                 }
                 None => {
                     first_failed.get_or_insert(d);
@@ -792,33 +772,33 @@ impl DecoderSet {
     fn write(
         &self,
         d: &Decoder,
-        source: &Map<String, Value>,
-        extracted: Option<&Map<String, Value>>,
+        source: Source<'_>,
         set: Map<String, Value>,
         normalized: &mut Map<String, Value>,
     ) -> Applied {
-        if let Some(extracted) = extracted {
-            let mut flat = Vec::with_capacity(extracted.len());
-            flatten_into("", extracted, &mut flat, 0);
-            for (k, v) in flat {
-                if !normalized.contains_key(&k) {
-                    let v = match d.convert.get(&k) {
-                        Some(c) => convert(&v, *c),
-                        None => v,
-                    };
-                    normalized.insert(k, v);
-                }
-            }
+        let from = match &source {
+            Source::Record(m) => *m,
+            Source::Extracted(m) => m,
+        };
+        // The first path with a value wins (`user.name: [userName, arn]`).
+        let mapped: Vec<(&String, Value)> = d
+            .fields
+            .iter()
+            .filter_map(|(target, paths)| {
+                paths
+                    .iter()
+                    .filter_map(|p| d.value_of(from, p))
+                    .find(|v| !v.is_null() && *v != Value::String(String::new()))
+                    .map(|v| (target, v))
+            })
+            .collect();
+        let time = d.time_of(from);
+        if let Source::Extracted(extracted) = source {
+            // Moved, not copied: a key=value line has dozens of fields.
+            flatten_owned("", extracted, d, normalized, 0);
         }
-        for (target, paths) in &d.fields {
-            // The first path with a value wins (`user.name: [userName, arn]`).
-            if let Some(v) = paths
-                .iter()
-                .filter_map(|p| d.value_of(source, p))
-                .find(|v| !v.is_null() && *v != Value::String(String::new()))
-            {
-                normalized.insert(target.clone(), v);
-            }
+        for (target, v) in mapped {
+            normalized.insert(target.clone(), v);
         }
         for (k, v) in d.set.iter().chain(set.iter()) {
             normalized.insert(k.clone(), v.clone());
@@ -827,8 +807,46 @@ impl DecoderSet {
         Applied {
             decoder: d.name.clone(),
             logsource: d.logsource.clone(),
-            time: d.time_of(source),
+            time,
             failed: false,
+        }
+    }
+}
+
+/// What a decoder maps from: the record itself, or the fields it extracted from the text.
+enum Source<'a> {
+    Record(&'a Map<String, Value>),
+    Extracted(Map<String, Value>),
+}
+
+/// Adds extracted fields to the flat normalised view under dotted keys, where it has no such
+/// key yet, converting those `convert` names.
+fn flatten_owned(
+    prefix: &str,
+    map: Map<String, Value>,
+    d: &Decoder,
+    normalized: &mut Map<String, Value>,
+    depth: usize,
+) {
+    for (k, v) in map {
+        let key = if prefix.is_empty() {
+            k
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Object(inner) if depth < 8 => {
+                flatten_owned(&key, inner, d, normalized, depth + 1)
+            }
+            other => {
+                if !normalized.contains_key(&key) {
+                    let other = match d.convert.get(&key) {
+                        Some(c) => convert(&other, *c),
+                        None => other,
+                    };
+                    normalized.insert(key, other);
+                }
+            }
         }
     }
 }

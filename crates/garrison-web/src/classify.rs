@@ -332,7 +332,11 @@ pub fn decoded(target: &str) -> String {
             .decode_utf8_lossy()
             .into_owned();
     }
-    let mut s = s.replace('+', " ").to_lowercase();
+    if s.contains('+') {
+        s = s.replace('+', " ");
+    }
+    // The patterns are ASCII: lower-casing ASCII in place is enough, and allocates nothing.
+    s.make_ascii_lowercase();
     s.push(' ');
     s
 }
@@ -374,12 +378,13 @@ pub fn classify(r: &Request) -> Classes {
 
 /// A script the server runs (where a webshell would live).
 pub fn is_script(path: &str) -> bool {
-    let lower = path.to_ascii_lowercase();
-    [
+    const EXTENSIONS: [&str; 9] = [
         ".php", ".jsp", ".jspx", ".asp", ".aspx", ".ashx", ".cfm", ".cgi", ".pl",
-    ]
-    .iter()
-    .any(|ext| lower.ends_with(ext))
+    ];
+    let b = path.as_bytes();
+    EXTENSIONS.iter().any(|ext| {
+        b.len() >= ext.len() && b[b.len() - ext.len()..].eq_ignore_ascii_case(ext.as_bytes())
+    })
 }
 
 #[cfg(test)]

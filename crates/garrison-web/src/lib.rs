@@ -255,7 +255,8 @@ pub fn analyze(
     } else {
         options.threads
     };
-    let mut lines: Vec<Line> = Vec::new();
+    let mut lines: Vec<Line> =
+        Vec::with_capacity(inputs.iter().map(|(_, t)| t.len() / 160).sum::<usize>());
     let (mut unreadable, mut total_lines) = (0u64, 0u64);
     for (file, (_, text)) in inputs.iter().enumerate() {
         let pieces = split(text, threads);
@@ -338,18 +339,26 @@ fn finish(
         });
     }
     let requests = lines.len() as u64;
-    let mut by_site: Vec<Vec<Line>> = (0..site_names.len()).map(|_| Vec::new()).collect();
-    for l in lines {
-        by_site[l.site].push(l);
+    // One sort groups the sites and orders each in time; each site reads its own slice.
+    lines.sort_by_key(|l| {
+        (
+            l.site,
+            l.req.time.map(|t| t.as_microsecond()),
+            l.file,
+            l.line,
+        )
+    });
+    let mut sites = Vec::with_capacity(site_names.len());
+    let mut rest: &[Line] = &lines;
+    for (index, name) in site_names.into_iter().enumerate() {
+        let end = rest
+            .iter()
+            .position(|l| l.site != index)
+            .unwrap_or(rest.len());
+        let (mine, others) = rest.split_at(end);
+        sites.push(site_report(name, mine, options, verdicts, &files));
+        rest = others;
     }
-    let sites = by_site
-        .into_iter()
-        .zip(site_names)
-        .map(|(mut lines, name)| {
-            lines.sort_by_key(|l| (l.req.time.map(|t| t.as_microsecond()), l.file, l.line));
-            site_report(name, &lines, options, verdicts, &files)
-        })
-        .collect();
     Report {
         files: files.len(),
         lines: total_lines,
@@ -450,7 +459,7 @@ fn site_report(
     let mut findings: Vec<Finding> = Vec::new();
     let mut kept_per: HashMap<(&str, Class), usize> = HashMap::new();
     let mut findings_total = 0u64;
-    let mut attackers: BTreeMap<&str, Attacker> = BTreeMap::new();
+    let mut attackers: HashMap<&str, Attacker> = HashMap::new();
     let mut urls: BTreeMap<&str, AffectedUrl> = BTreeMap::new();
     let mut timeline: BTreeMap<String, u64> = BTreeMap::new();
     let (mut first_attack, mut last_attack) = (None, None);
@@ -593,12 +602,14 @@ fn site_report(
         b.likely_succeeded
             .cmp(&a.likely_succeeded)
             .then(b.attack_requests.cmp(&a.attack_requests))
+            .then_with(|| a.client.cmp(&b.client))
     });
     let mut affected_urls: Vec<AffectedUrl> = urls.into_values().collect();
     affected_urls.sort_by(|a, b| {
         b.likely_succeeded
             .cmp(&a.likely_succeeded)
             .then(b.attack_requests.cmp(&a.attack_requests))
+            .then_with(|| a.path.cmp(&b.path))
     });
     let mut webshells: Vec<WebshellCandidate> = scripts
         .into_iter()

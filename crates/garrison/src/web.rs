@@ -104,7 +104,9 @@ fn read(path: &Path) -> Result<String> {
     } else {
         bytes
     };
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    // Valid UTF-8 (the usual case) is taken as it is, without a copy.
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 pub async fn run(command: WebCommand, config: &ServerConfig) -> Result<i32> {
