@@ -313,7 +313,14 @@ impl Decoder {
             path: path.to_string(),
             message,
         };
-        let spec: DecoderSpec = serde_saphyr::from_str(text).map_err(|e| err(e.to_string()))?;
+        let spec: DecoderSpec = serde_saphyr::from_str(text).map_err(|e| {
+            // The YAML reader's message names no file and starts with its own "error:".
+            let message = e.to_string().replace("<input>", path);
+            err(message
+                .strip_prefix("error: ")
+                .unwrap_or(&message)
+                .to_string())
+        })?;
         Decoder::compile(spec, path).map_err(|m| err(m))
     }
 

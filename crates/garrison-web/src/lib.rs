@@ -680,6 +680,17 @@ fn assess(r: &Request, classes: Classes, normal: Option<u64>, follow_ups: usize)
         s if (500..600).contains(&s) => Assessment::Investigate(format!(
             "the server failed ({s}): the payload reached the application{follow}"
         )),
+        // A webshell's command answered: it ran, whatever the size (IIS logs no size by default).
+        s if (200..300).contains(&s) && classes.contains(Class::Webshell) => {
+            Assessment::LikelySucceeded(format!(
+                "a webshell command was answered {s} ({}){follow}",
+                if r.bytes == 0 {
+                    "size not logged or empty".to_string()
+                } else {
+                    format!("{} bytes", r.bytes)
+                }
+            ))
+        }
         s if (200..300).contains(&s) => match normal {
             Some(m) if r.bytes > m.saturating_mul(2) + 200 || r.bytes * 2 < m => {
                 Assessment::LikelySucceeded(format!(

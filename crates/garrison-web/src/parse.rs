@@ -183,8 +183,24 @@ fn json_line(line: &str) -> Option<Request> {
         })
     };
     let (mut method, mut target) = (
-        get(&["request_method", "method", "http.request.method"]).unwrap_or_default(),
-        get(&["request_uri", "uri", "url.original", "url"]).unwrap_or_default(),
+        get(&[
+            "request_method",
+            "method",
+            "http.request.method",
+            "request.method",
+            "RequestMethod",
+        ])
+        .unwrap_or_default(),
+        get(&[
+            "request_uri",
+            "uri",
+            "url.original",
+            "url",
+            "request.uri",
+            "RequestPath",
+            "path",
+        ])
+        .unwrap_or_default(),
     );
     if target.is_empty() {
         if let Some(request) = get(&["request"]) {

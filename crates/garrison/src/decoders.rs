@@ -29,7 +29,7 @@ pub enum DecodersCommand {
     /// `decoders test FILE --sample LINE` decodes LINE with every decoder plus FILE (FILE
     /// replaces a decoder of the same name) and prints the normalised view, the decoder,
     /// logsource and time. Without --sample or --record, runs FILE's `tests:` and exits 1
-    /// when one fails. Without FILE, tries the samples on the loaded decoders.
+    /// when one fails. `decoders test --sample LINE` (no FILE) tries the loaded decoders.
     Test {
         /// A decoder file (YAML).
         file: Option<PathBuf>,
@@ -189,6 +189,9 @@ fn test(
             bail!("give a decoder FILE to run its tests, or --sample LINE / --record JSON to try");
         };
         let (ran, failures) = set.run_samples(Some(&name));
+        if ran == 0 {
+            bail!("{name}: the file has no `tests:`; add sample lines with what they must give");
+        }
         for f in &failures {
             println!("FAIL {f}");
         }

@@ -177,6 +177,12 @@ fn finish(
             .with_context(|| format!("cannot write {}", path.display()))?,
         None => print!("{text}"),
     }
+    if report.requests == 0 {
+        bail!(
+            "no request could be read from {} line(s): not an access log of a known format (combined, common, vhost, IIS W3C, JSON with a request target)",
+            report.lines
+        );
+    }
     let succeeded: usize = report
         .sites
         .iter()

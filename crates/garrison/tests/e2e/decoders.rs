@@ -178,7 +178,9 @@ async fn device_lines_land_parsed_scoped_and_detected_and_operators_add_decoders
     // The web analysis reads the same stored requests as it reads files.
     let analysis = cli(
         dir.path(),
-        &["web", "analyze", "--events", "--source", "syslog", "--format", "jsonl", "--quiet"],
+        &[
+            "web", "analyze", "--events", "--source", "syslog", "--format", "jsonl", "--quiet",
+        ],
     );
     let attacker = analysis
         .lines()
@@ -187,7 +189,10 @@ async fn device_lines_land_parsed_scoped_and_detected_and_operators_add_decoders
         .unwrap_or_else(|| panic!("no attacker in\n{analysis}"));
     assert_eq!(attacker["client"], "192.0.2.10", "{attacker}");
     let classes = attacker["classes"].to_string();
-    assert!(classes.contains("sql_injection") && classes.contains("scanner"), "{classes}");
+    assert!(
+        classes.contains("sql_injection") && classes.contains("scanner"),
+        "{classes}"
+    );
 
     // The parse outcome per source is a metric: the parse-failure rate is the unparsed share.
     let metrics = metrics_text(&service, &admin).await;
