@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 const KINDS: &[&str] = &[
     "  - kv: {separator: ' ', quotes: \"\\\"'\"}",
     "  - kv: {separator: ';', assign: ':', key_prefix: 'x.'}",
-    "  - csv: {separator: ',', columns: [a, b, -, d], allow_short: false}",
+    "  - csv: {separator: ',', columns: [a, b, '-', d], allow_short: false}",
     "  - csv: {separator: ' ', quote: '', columns: [a, b]}",
     "  - regex: '^(?P<a>\\S+) (?P<b>\\d+)'",
     "  - grok: '%{COMBINEDAPACHELOG}'",

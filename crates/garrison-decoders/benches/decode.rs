@@ -1,6 +1,10 @@
 //! Decoding throughput per decoder kind, one line at a time as the pipeline calls it:
 //! key=value (FortiGate), regex (sshd) and JSON records. The normalised view starts empty so
-//! the figure is the decoder's own cost (recognition, extraction, mapping).
+//! the figure is the decoder's own cost (recognition, extraction, mapping). The binary's
+//! allocator (mimalloc) is used: most of a key=value line's cost is allocation.
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use garrison_decoders::{record_of_line, DecoderSet};

@@ -898,9 +898,14 @@ pub fn record_of_line(line: &str) -> Record {
 
 /// What the pipeline makes of one record: the built-in normalised view plus the decoder's.
 pub fn decode_record(set: &DecoderSet, record: &Record) -> (Map<String, Value>, Option<Applied>) {
-    let normalizer = garrison_ingest::normalize::Normalizer::new(
-        &garrison_ingest::normalize::FieldMapping::builtin(),
-    );
+    // Built once: the built-in mapping compiles to a sizeable table.
+    static NORMALIZER: std::sync::OnceLock<garrison_ingest::normalize::Normalizer> =
+        std::sync::OnceLock::new();
+    let normalizer = NORMALIZER.get_or_init(|| {
+        garrison_ingest::normalize::Normalizer::new(
+            &garrison_ingest::normalize::FieldMapping::builtin(),
+        )
+    });
     let mut normalized = normalizer.normalize(&record.fields);
     let applied = set.apply(&record.fields, record.raw.as_deref(), &mut normalized);
     (normalized, applied)
