@@ -321,7 +321,7 @@ impl Decoder {
                 .unwrap_or(&message)
                 .to_string())
         })?;
-        Decoder::compile(spec, path).map_err(|m| err(m))
+        Decoder::compile(spec, path).map_err(err)
     }
 
     fn compile(spec: DecoderSpec, path: &str) -> Result<Decoder, String> {
