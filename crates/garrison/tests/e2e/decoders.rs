@@ -8,27 +8,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-fn send_syslog(service: &Service, lines: &[&str]) {
-    use std::io::Write;
-    let mut tcp = std::net::TcpStream::connect(&service.syslog).expect("tcp");
-    for line in lines {
-        tcp.write_all(line.as_bytes()).expect("send");
-        tcp.write_all(b"\n").expect("send");
-    }
-}
-
-async fn wait_events(service: &Service, token: &str, source: &str, want: usize) -> Vec<Value> {
-    let started = std::time::Instant::now();
-    loop {
-        wait_indexed(service).await;
-        let events = all_events(service, token, source).await;
-        if events.len() >= want || started.elapsed() > Duration::from_secs(20) {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 const SSH_RULE: &str = r#"title: Root password failure over SSH
 id: 5b0f3c1e-7d2a-4a55-9a53-0d1f7e2f0001
 status: test

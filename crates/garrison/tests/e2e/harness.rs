@@ -438,3 +438,31 @@ level: {level}
 "#
     )
 }
+
+/// Sends syslog lines over TCP (newline framed) and closes the connection.
+pub fn send_syslog(service: &Service, lines: &[&str]) {
+    use std::io::Write;
+    let mut tcp = std::net::TcpStream::connect(&service.syslog).expect("tcp");
+    for line in lines {
+        tcp.write_all(line.as_bytes()).expect("send");
+        tcp.write_all(b"\n").expect("send");
+    }
+}
+
+/// The source's stored events once at least `want` are there (or after 20 s, what there is).
+pub async fn wait_events(
+    service: &Service,
+    token: &str,
+    source: &str,
+    want: usize,
+) -> Vec<serde_json::Value> {
+    let started = Instant::now();
+    loop {
+        wait_indexed(service).await;
+        let events = all_events(service, token, source).await;
+        if events.len() >= want || started.elapsed() > Duration::from_secs(20) {
+            return events;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -442,28 +442,6 @@ async fn rules_fire_only_where_their_logsource_fits_and_see_mapped_and_taxonomy_
     assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown logsource key"));
 }
 
-/// Sends syslog lines over TCP (newline framed) and closes the connection.
-fn send_syslog(service: &Service, lines: &[&str]) {
-    use std::io::Write;
-    let mut tcp = std::net::TcpStream::connect(&service.syslog).expect("tcp");
-    for line in lines {
-        tcp.write_all(line.as_bytes()).expect("send");
-        tcp.write_all(b"\n").expect("send");
-    }
-}
-
-async fn wait_events(service: &Service, token: &str, source: &str, want: usize) -> Vec<Value> {
-    let started = std::time::Instant::now();
-    loop {
-        wait_indexed(service).await;
-        let events = all_events(service, token, source).await;
-        if events.len() >= want || started.elapsed() > Duration::from_secs(20) {
-            return events;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_senders_are_routed_to_their_sources_and_source_changes_apply_live() {
     let dir = tempfile::tempdir().expect("tempdir");
