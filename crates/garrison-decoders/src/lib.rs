@@ -711,7 +711,9 @@ impl DecoderSet {
         if first.as_ref().is_some_and(|a| !a.failed) {
             return first;
         }
-        let raw = raw.filter(|r| Some(*r) != facts.message);
+        // Only a line without `<PRI>` can have had a header guessed out of its text; a real
+        // header is never part of the message, so nothing is tried twice for those.
+        let raw = raw.filter(|r| Some(*r) != facts.message && !r.starts_with('<'));
         if let Some(raw) = raw {
             facts.message = Some(raw);
             facts.text_only = true;

@@ -115,6 +115,18 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
+    /// The folders of the operator's decoders, in the order they are read (after the shipped
+    /// ones): `DATA_DIR/decoders` when present, then `decoders_dirs`.
+    pub fn decoder_dirs(&self) -> Vec<PathBuf> {
+        let own = self.data_dir.join("decoders");
+        let mut dirs = Vec::new();
+        if own.is_dir() {
+            dirs.push(own);
+        }
+        dirs.extend(self.decoders_dirs.iter().cloned());
+        dirs
+    }
+
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         ServerConfig {
             data_dir: data_dir.into(),
@@ -527,13 +539,9 @@ pub const SHUTDOWN_LIMIT: std::time::Duration = std::time::Duration::from_secs(3
 /// The decoders the service reads with. A file that does not load is logged and left out
 /// (the others still load): `garrison decoders list` shows the same errors.
 fn load_decoders(config: &ServerConfig) -> Arc<garrison_decoders::DecoderSet> {
-    let own = config.data_dir.join("decoders");
-    let mut dirs: Vec<&std::path::Path> = Vec::new();
-    if own.is_dir() {
-        dirs.push(&own);
-    }
-    dirs.extend(config.decoders_dirs.iter().map(PathBuf::as_path));
-    let (set, errors) = garrison_decoders::DecoderSet::load(&dirs);
+    let dirs = config.decoder_dirs();
+    let refs: Vec<&std::path::Path> = dirs.iter().map(PathBuf::as_path).collect();
+    let (set, errors) = garrison_decoders::DecoderSet::load(&refs);
     for e in &errors {
         tracing::error!(file = %e.path, error = %e.message, "decoder not loaded");
     }

@@ -47,20 +47,12 @@ pub enum DecodersCommand {
     Coverage,
 }
 
-fn folders(settings: &Settings, extra: &[PathBuf]) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    let own = settings.data_dir().join("decoders");
-    if own.is_dir() {
-        dirs.push(own);
-    }
-    if let Some(dir) = settings
-        .get("decoders_dir")
-        .filter(|d| !d.trim().is_empty())
-    {
-        dirs.push(PathBuf::from(dir.trim()));
-    }
+/// The folders the service reads decoders from (the same rule: `ServerConfig::decoder_dirs`),
+/// then `extra`.
+fn folders(settings: &Settings, extra: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut dirs = settings.server_config()?.decoder_dirs();
     dirs.extend(extra.iter().cloned());
-    dirs
+    Ok(dirs)
 }
 
 fn load(dirs: &[PathBuf]) -> (DecoderSet, Vec<garrison_decoders::LoadError>) {
@@ -109,7 +101,7 @@ fn recognised_by(d: &Decoder) -> String {
 pub fn run(command: DecodersCommand, settings: &Settings) -> Result<i32> {
     match command {
         DecodersCommand::List { json, dirs } => {
-            let (set, errors) = load(&folders(settings, &dirs));
+            let (set, errors) = load(&folders(settings, &dirs)?);
             let mut decoders: Vec<&Decoder> = set.decoders().iter().collect();
             decoders.sort_by(|a, b| a.name.cmp(&b.name));
             for d in decoders {
@@ -169,7 +161,7 @@ fn test(
     records: &[String],
     json: bool,
 ) -> Result<i32> {
-    let (set, errors) = load(&folders(settings, &[]));
+    let (set, errors) = load(&folders(settings, &[])?);
     for e in &errors {
         eprintln!("warning: {e}");
     }
