@@ -86,44 +86,93 @@ impl Csv {
     }
 }
 
-impl Extractor {
-    pub(crate) fn extract(&self, text: &str) -> Option<Map<String, Value>> {
+/// The fields an extractor found: flat (name, value) pairs in the order of the text (regex,
+/// key=value, CSV, pairs), or a JSON tree. Flat fields are a list, not a map: a FortiGate line
+/// has dozens of keys and hashing each twice (here, then into the normalised view) was most
+/// of a line's cost. A name given twice keeps its first value.
+#[derive(Debug)]
+pub(crate) enum Found {
+    Flat(Vec<(String, Value)>),
+    Tree(Map<String, Value>),
+}
+
+impl Found {
+    pub(crate) fn get(&self, path: &str) -> Option<&Value> {
         match self {
-            Extractor::Regex { regex, groups } => {
-                let caps = regex.captures(text)?;
-                let mut out = Map::new();
-                for (group, field, conversion) in groups {
-                    if let Some(m) = caps.name(group) {
-                        let value = Value::String(m.as_str().to_string());
-                        let value = match conversion {
-                            Some(c) => crate::convert(&value, *c),
-                            None => value,
-                        };
-                        if !m.as_str().is_empty() {
-                            out.insert(field.clone(), value);
-                        }
+            Found::Flat(pairs) => pairs.iter().find(|(k, _)| k == path).map(|(_, v)| v),
+            Found::Tree(map) => garrison_ingest::normalize::resolve(map, path),
+        }
+    }
+
+    /// Adds a `then` step's fields: a name already present takes the new value.
+    pub(crate) fn merge(&mut self, more: Found) {
+        let more: Vec<(String, Value)> = match more {
+            Found::Flat(pairs) => pairs,
+            Found::Tree(map) => map.into_iter().collect(),
+        };
+        match self {
+            Found::Flat(pairs) => {
+                for (k, v) in more {
+                    match pairs.iter_mut().find(|(x, _)| *x == k) {
+                        Some(slot) => slot.1 = v,
+                        None => pairs.push((k, v)),
                     }
                 }
-                Some(out)
+            }
+            Found::Tree(map) => map.extend(more),
+        }
+    }
+}
+
+impl Extractor {
+    pub(crate) fn extract(&self, text: &str) -> Option<Found> {
+        match self {
+            Extractor::Regex { regex, groups } => {
+                // Most alternatives and `then` steps do not match: finding that out without
+                // the capture slots is cheaper.
+                if !regex.is_match(text) {
+                    return None;
+                }
+                let caps = regex.captures(text)?;
+                let mut out: Vec<(String, Value)> = Vec::with_capacity(groups.len());
+                for (group, field, conversion) in groups {
+                    let Some(m) = caps.name(group) else {
+                        continue;
+                    };
+                    if m.as_str().is_empty() {
+                        continue;
+                    }
+                    let value = Value::String(m.as_str().to_string());
+                    let value = match conversion {
+                        Some(c) => crate::convert(&value, *c),
+                        None => value,
+                    };
+                    // Two groups may fill one field (grok alternatives): the later wins.
+                    match out.iter_mut().find(|(k, _)| k == field) {
+                        Some(slot) => slot.1 = value,
+                        None => out.push((field.clone(), value)),
+                    }
+                }
+                Some(Found::Flat(out))
             }
             Extractor::Kv(kv) => {
                 let out = kv.pairs(text);
-                (!out.is_empty()).then_some(out)
+                (!out.is_empty()).then_some(Found::Flat(out))
             }
-            Extractor::Csv(csv) => csv.split(text),
+            Extractor::Csv(csv) => csv.split(text).map(Found::Flat),
             Extractor::Pairs(regex) => {
-                let mut out = Map::new();
+                let mut out = Vec::new();
                 for caps in regex.captures_iter(text) {
                     if let (Some(k), Some(v)) = (caps.name("key"), caps.name("value")) {
                         if !k.as_str().is_empty() && out.len() < 1000 {
-                            out.insert(
+                            out.push((
                                 k.as_str().to_string(),
                                 Value::String(unescape_xml(v.as_str())),
-                            );
+                            ));
                         }
                     }
                 }
-                (!out.is_empty()).then_some(out)
+                (!out.is_empty()).then_some(Found::Flat(out))
             }
             Extractor::Json { from_brace } => {
                 let text = if *from_brace {
@@ -132,7 +181,7 @@ impl Extractor {
                     text.trim_start()
                 };
                 match serde_json::from_str::<Value>(text.trim_end()) {
-                    Ok(Value::Object(map)) => Some(map),
+                    Ok(Value::Object(map)) => Some(Found::Tree(map)),
                     _ => None,
                 }
             }
@@ -140,29 +189,41 @@ impl Extractor {
     }
 }
 
+/// The first occurrence of a one-byte needle with memchr, else a substring search.
+fn find(hay: &str, pat: &str) -> Option<usize> {
+    match pat.as_bytes() {
+        [b] => memchr::memchr(*b, hay.as_bytes()),
+        _ => hay.find(pat),
+    }
+}
+
+fn rfind(hay: &str, pat: &str) -> Option<usize> {
+    match pat.as_bytes() {
+        [b] => memchr::memrchr(*b, hay.as_bytes()),
+        _ => hay.rfind(pat),
+    }
+}
+
+fn trim_start_sep<'t>(mut s: &'t str, sep: &str) -> &'t str {
+    while let Some(rest) = s.strip_prefix(sep) {
+        s = rest;
+    }
+    s
+}
+
 impl Kv {
     /// `k1=v1 k2="v 2" k3=` → pairs. Text without an assign sign between separators is
     /// skipped; a quoted value may hold separators and escaped quotes.
-    fn pairs(&self, text: &str) -> Map<String, Value> {
-        let mut out = Map::new();
+    fn pairs(&self, text: &str) -> Vec<(String, Value)> {
+        // Sized once: counting the assign signs is one SIMD pass, growing the list was five.
+        let mut out = match self.assign.as_bytes() {
+            [b] => Vec::with_capacity(memchr::memchr_iter(*b, text.as_bytes()).count().min(1000)),
+            _ => Vec::new(),
+        };
         let mut rest = text;
         let sep = self.separator.as_str();
-        // One-byte separators (the usual space, `,`, `;`, `=`) are found with memchr instead of
-        // a substring searcher built per call.
-        let find = |hay: &str, pat: &str| -> Option<usize> {
-            match pat.as_bytes() {
-                [b] => memchr::memchr(*b, hay.as_bytes()),
-                _ => hay.find(pat),
-            }
-        };
-        let rfind = |hay: &str, pat: &str| -> Option<usize> {
-            match pat.as_bytes() {
-                [b] => memchr::memrchr(*b, hay.as_bytes()),
-                _ => hay.rfind(pat),
-            }
-        };
         loop {
-            rest = rest.trim_start_matches(sep);
+            rest = trim_start_sep(rest, sep);
             if rest.is_empty() {
                 break;
             }
@@ -184,13 +245,13 @@ impl Kv {
                 },
             };
             let key = key.trim();
-            if !key.is_empty() && key.len() <= 128 {
+            if !key.is_empty() && key.len() <= 128 && out.len() < 1000 {
                 let key = if self.key_prefix.is_empty() {
                     key.to_string()
                 } else {
                     format!("{}{key}", self.key_prefix)
                 };
-                out.insert(key, Value::String(value));
+                out.push((key, Value::String(value)));
             }
             rest = next;
         }
@@ -212,6 +273,15 @@ fn unescape_xml(s: &str) -> String {
 
 /// The value up to the closing `quote` (backslash escapes it) and the text after it.
 fn quoted(s: &str, quote: char) -> (String, &str) {
+    // Fast path: no backslash before the closing quote (the usual case) is one slice.
+    if quote.is_ascii() {
+        let bytes = s.as_bytes();
+        match memchr::memchr2(quote as u8, b'\\', bytes) {
+            Some(i) if bytes[i] == quote as u8 => return (s[..i].to_string(), &s[i + 1..]),
+            None => return (s.to_string(), ""),
+            Some(_) => {}
+        }
+    }
     let mut value = String::new();
     let mut chars = s.char_indices();
     while let Some((i, c)) = chars.next() {
@@ -232,40 +302,68 @@ fn quoted(s: &str, quote: char) -> (String, &str) {
 }
 
 impl Csv {
-    fn split(&self, text: &str) -> Option<Map<String, Value>> {
-        let mut out = Map::new();
+    /// The named columns' non-empty cells, or `None` when the text has too few columns.
+    fn split(&self, text: &str) -> Option<Vec<(String, Value)>> {
+        let mut out = Vec::with_capacity(self.columns.len());
         let mut count = 0;
-        let mut cell = String::new();
-        let mut in_quotes = false;
-        let mut chars = text.chars().peekable();
-        let push = |cell: &mut String, count: &mut usize, out: &mut Map<String, Value>| {
-            if let Some(Some(name)) = self.columns.get(*count) {
+        let mut rest = Some(text);
+        // Cells after the last named column only count (at least two cells make a CSV line).
+        while let Some(s) = rest {
+            if count >= self.columns.len() && count >= 2 {
+                break;
+            }
+            let (cell, next) = self.cell(s);
+            if let Some(Some(name)) = self.columns.get(count) {
                 if !cell.is_empty() {
-                    out.insert(name.clone(), Value::String(std::mem::take(cell)));
+                    out.push((name.clone(), Value::String(cell.into_owned())));
                 }
             }
-            cell.clear();
-            *count += 1;
-        };
-        while let Some(c) = chars.next() {
+            count += 1;
+            rest = next;
+        }
+        if count < 2 || (!self.allow_short && count < self.columns.len()) {
+            return None;
+        }
+        Some(out)
+    }
+
+    /// One cell from the start of `s` and the text after its separator (`None`: last cell).
+    fn cell<'t>(&self, s: &'t str) -> (std::borrow::Cow<'t, str>, Option<&'t str>) {
+        use std::borrow::Cow;
+        let sep = self.separator;
+        if sep.is_ascii() && self.quote.is_none_or(|q| q.is_ascii()) {
+            let bytes = s.as_bytes();
+            let stop = match self.quote {
+                Some(q) => memchr::memchr2(sep as u8, q as u8, bytes),
+                None => memchr::memchr(sep as u8, bytes),
+            };
+            match stop {
+                None => return (Cow::Borrowed(s), None),
+                Some(i) if bytes[i] == sep as u8 => {
+                    return (Cow::Borrowed(&s[..i]), Some(&s[i + 1..]))
+                }
+                Some(_) => {}
+            }
+        }
+        // A quote in the cell: quoted text may hold separators, and a doubled quote is one.
+        let mut cell = String::new();
+        let mut in_quotes = false;
+        let mut chars = s.char_indices().peekable();
+        while let Some((i, c)) = chars.next() {
             if Some(c) == self.quote {
-                if in_quotes && chars.peek() == self.quote.as_ref() {
+                if in_quotes && chars.peek().map(|(_, n)| *n) == self.quote {
                     cell.push(c);
                     chars.next();
                 } else {
                     in_quotes = !in_quotes;
                 }
-            } else if c == self.separator && !in_quotes {
-                push(&mut cell, &mut count, &mut out);
+            } else if c == sep && !in_quotes {
+                return (Cow::Owned(cell), Some(&s[i + c.len_utf8()..]));
             } else {
                 cell.push(c);
             }
         }
-        push(&mut cell, &mut count, &mut out);
-        if count < 2 || (!self.allow_short && count < self.columns.len()) {
-            return None;
-        }
-        Some(out)
+        (Cow::Owned(cell), None)
     }
 }
 
@@ -285,7 +383,10 @@ mod tests {
 
     #[test]
     fn kv_reads_quoted_values_and_skips_bare_words() {
-        let m = kv(" ", "\"'").pairs(r#"date=2019-05-10 msg="a \"b\" c" word x= y='1 2'"#);
+        let m: Map<String, Value> = kv(" ", "\"'")
+            .pairs(r#"date=2019-05-10 msg="a \"b\" c" word x= y='1 2'"#)
+            .into_iter()
+            .collect();
         assert_eq!(m["date"], "2019-05-10");
         assert_eq!(m["msg"], r#"a "b" c"#);
         assert_eq!(m["x"], "");
@@ -302,7 +403,11 @@ mod tests {
             allow_short: true,
         })
         .expect("valid");
-        let m = csv.split(r#"1,skip,"x, ""y""",extra"#).expect("columns");
+        let m: Map<String, Value> = csv
+            .split(r#"1,skip,"x, ""y""",extra"#)
+            .expect("columns")
+            .into_iter()
+            .collect();
         assert_eq!(m["a"], "1");
         assert_eq!(m["c"], r#"x, "y""#);
         assert_eq!(m.len(), 2);

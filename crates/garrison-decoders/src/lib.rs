@@ -23,7 +23,7 @@ use garrison_model::{LogSource, Timestamp};
 use regex::Regex;
 use serde_json::{Map, Value};
 
-use extract::{Csv, Extractor, Kv};
+use extract::{Csv, Extractor, Found, Kv};
 use spec::{Conversion, DecoderSpec, ExtractSpec, TestSpec, TimeSpec};
 
 /// The normalised field naming the decoder that read an event.
@@ -51,13 +51,23 @@ pub struct Decoder {
     pub logsource: LogSource,
     recognise: Recognise,
     alternatives: Vec<Alternative>,
-    convert: BTreeMap<String, Conversion>,
     fields: Vec<(String, Vec<String>)>,
-    lookup: BTreeMap<String, BTreeMap<String, Value>>,
     set: Map<String, Value>,
     time: Option<TimeSpec>,
     tests: Vec<TestSpec>,
     spec: DecoderSpec,
+    /// What the decoder does with each name it reads (conversion, lookup table, mapped
+    /// targets), found with one fast hash: a flat line is mapped in one pass over its fields.
+    uses: HashMap<String, FieldUse, foldhash::fast::RandomState>,
+}
+
+/// What a decoder does with one extracted name: converts it, and which mapped targets read it
+/// (target index in `fields`, rank of the path in that target's list).
+#[derive(Default)]
+struct FieldUse {
+    convert: Option<Conversion>,
+    lookup: Option<BTreeMap<String, Value>>,
+    targets: Vec<(usize, usize)>,
 }
 
 struct Recognise {
@@ -68,6 +78,10 @@ struct Recognise {
     contains: Vec<String>,
     pattern: Option<Regex>,
     fields: Vec<(String, Value)>,
+    /// Per field condition, the top-level names the record must have for its path to resolve
+    /// (`a.b.c`: `a`, `a.b` or `a.b.c`): a cheap test that rules most decoders out before
+    /// the paths are resolved.
+    roots: Vec<Vec<String>>,
     conditions: usize,
 }
 
@@ -114,6 +128,8 @@ struct Facts<'a> {
     program: Option<String>,
     vendor: Option<&'a str>,
     product: Option<&'a str>,
+    /// The record's top-level names.
+    keys: std::collections::HashSet<&'a str, foldhash::fast::RandomState>,
 }
 
 fn text<'a>(fields: &'a Map<String, Value>, path: &str) -> Option<&'a str> {
@@ -138,6 +154,7 @@ impl<'a> Facts<'a> {
                 .map(str::to_ascii_lowercase),
             vendor: header("device_vendor"),
             product: header("device_product"),
+            keys: fields.keys().map(String::as_str).collect(),
         }
     }
 }
@@ -178,6 +195,10 @@ impl Recognise {
             && any_eq(&self.product, facts.product)
             && (self.prefix.is_empty() || self.prefix.iter().any(|p| message.starts_with(p)))
             && (self.contains.is_empty() || self.contains.iter().any(|c| message.contains(c)))
+            && self
+                .roots
+                .iter()
+                .all(|roots| roots.iter().any(|r| facts.keys.contains(r.as_str())))
             && self.pattern.as_ref().is_none_or(|p| p.is_match(message))
             && self
                 .fields
@@ -347,6 +368,18 @@ impl Decoder {
             contains: m.contains.clone(),
             pattern,
             fields: m.fields.clone().into_iter().collect(),
+            roots: m
+                .fields
+                .keys()
+                .map(|path| {
+                    let mut roots: Vec<String> = path
+                        .match_indices('.')
+                        .map(|(i, _)| path[..i].to_string())
+                        .collect();
+                    roots.push(path.clone());
+                    roots
+                })
+                .collect(),
             conditions: [
                 !m.program.is_empty(),
                 !m.vendor.is_empty(),
@@ -389,7 +422,23 @@ impl Decoder {
                 return Err(format!("tests[{i}]: `expect` names no field"));
             }
         }
+        let mut uses: HashMap<String, FieldUse, foldhash::fast::RandomState> = HashMap::default();
+        for (name, c) in &spec.convert {
+            uses.entry(name.clone()).or_default().convert = Some(*c);
+        }
+        for (name, table) in &spec.lookup {
+            uses.entry(name.clone()).or_default().lookup = Some(table.clone());
+        }
+        for (t, (_, paths)) in spec.fields.iter().enumerate() {
+            for (rank, path) in paths.paths().iter().enumerate() {
+                uses.entry(path.clone())
+                    .or_default()
+                    .targets
+                    .push((t, rank));
+            }
+        }
         Ok(Decoder {
+            uses,
             name: spec.name.clone(),
             title: spec.title.clone(),
             origin: spec.origin.clone(),
@@ -401,13 +450,11 @@ impl Decoder {
             },
             recognise,
             alternatives,
-            convert: spec.convert.clone(),
             fields: spec
                 .fields
                 .iter()
                 .map(|(k, v)| (k.clone(), v.paths().to_vec()))
                 .collect(),
-            lookup: spec.lookup.clone(),
             set: spec.set.clone(),
             time: spec.time.clone(),
             tests: spec.tests.clone(),
@@ -443,30 +490,51 @@ impl Decoder {
     }
 
     /// The value of a mapped path: translated by `lookup`, converted by `convert`.
-    fn value_of(&self, source: &Map<String, Value>, path: &str) -> Option<Value> {
-        let raw = resolve(source, path)?;
-        let mut value = raw.clone();
-        if let Some(table) = self.lookup.get(path) {
-            if let Some(t) = text_form(raw).and_then(|k| {
-                table.get(k.as_ref()).or_else(|| {
-                    table
-                        .iter()
-                        .find(|(key, _)| key.eq_ignore_ascii_case(&k))
-                        .map(|(_, v)| v)
-                })
-            }) {
-                value = t.clone();
-            }
-        }
-        if let Some(c) = self.convert.get(path) {
-            value = convert(&value, *c);
-        }
-        Some(value)
+    fn value_of(&self, source: &Source<'_>, path: &str) -> Option<Value> {
+        let raw = source.get(path)?;
+        Some(match self.uses.get(path) {
+            Some(used) => translate(used, raw),
+            None => raw.clone(),
+        })
     }
 
-    fn time_of(&self, source: &Map<String, Value>) -> Option<Timestamp> {
+    /// The mapped targets' values from flat fields, in one pass over them: for each target the
+    /// first of its paths (in the order listed) that gives a value. Also each field's
+    /// conversion, so the fields are looked up once.
+    fn map_flat(
+        &self,
+        pairs: &[(String, Value)],
+    ) -> (Vec<(usize, Value)>, Vec<Option<Conversion>>) {
+        // (rank, value) per target; a name given twice keeps its first value.
+        let mut best: Vec<Option<(usize, Value)>> = vec![None; self.fields.len()];
+        let mut conversions = Vec::with_capacity(pairs.len());
+        for (key, raw) in pairs {
+            let Some(used) = self.uses.get(key.as_str()) else {
+                conversions.push(None);
+                continue;
+            };
+            conversions.push(used.convert);
+            for &(t, rank) in &used.targets {
+                if best[t].as_ref().is_some_and(|(r, _)| *r <= rank) {
+                    continue;
+                }
+                let value = translate(used, raw);
+                if !is_blank(&value) {
+                    best[t] = Some((rank, value));
+                }
+            }
+        }
+        let mapped = best
+            .into_iter()
+            .enumerate()
+            .filter_map(|(t, b)| b.map(|(_, v)| (t, v)))
+            .collect();
+        (mapped, conversions)
+    }
+
+    fn time_of(&self, source: &Source<'_>) -> Option<Timestamp> {
         let spec = self.time.as_ref()?;
-        let value = resolve(source, &spec.field)?;
+        let value = source.get(&spec.field)?;
         match spec.format.as_str() {
             "auto" => garrison_ingest::time::parse_value(value),
             "unix" | "unix_ms" => {
@@ -495,8 +563,9 @@ impl Decoder {
         }
     }
 
-    /// Runs the alternatives on `text`: the fields of the first that matches, and its `set`.
-    fn extract(&self, text: &str) -> Option<(Map<String, Value>, Map<String, Value>)> {
+    /// Runs the alternatives on `text`: the fields of the first that matches, and the `set`
+    /// values of it and its `then` steps that matched, in order.
+    fn extract(&self, text: &str) -> Option<(Found, Vec<&Map<String, Value>>)> {
         for alt in &self.alternatives {
             if let Some(found) = run_alternative(alt, text) {
                 return Some(found);
@@ -506,31 +575,28 @@ impl Decoder {
     }
 }
 
-fn run_alternative(
-    alt: &Alternative,
+fn run_alternative<'a>(
+    alt: &'a Alternative,
     text: &str,
-) -> Option<(Map<String, Value>, Map<String, Value>)> {
+) -> Option<(Found, Vec<&'a Map<String, Value>>)> {
     let mut fields = alt.extractor.extract(text)?;
     if !alt
         .when
         .iter()
-        .all(|(path, wanted)| satisfies(resolve(&fields, path), wanted))
+        .all(|(path, wanted)| satisfies(fields.get(path), wanted))
     {
         return None;
     }
-    let mut set = alt.set.clone();
+    let mut set = vec![&alt.set];
     for step in &alt.then {
-        let Some(input) = step
+        let found = step
             .on
             .as_deref()
             .and_then(|f| fields.get(f))
             .and_then(Value::as_str)
-            .map(str::to_owned)
-        else {
-            continue;
-        };
-        if let Some((more, more_set)) = run_alternative(step, &input) {
-            fields.extend(more);
+            .and_then(|input| run_alternative(step, input));
+        if let Some((more, more_set)) = found {
+            fields.merge(more);
             set.extend(more_set);
         }
     }
@@ -756,14 +822,14 @@ impl DecoderSet {
                 continue;
             }
             if !d.reads_text() {
-                return Some(self.write(d, Source::Record(fields), Map::new(), normalized));
+                return Some(self.write(d, Source::Record(fields), Vec::new(), normalized));
             }
             let Some(message) = facts.message else {
                 continue;
             };
             match d.extract(message) {
                 Some((extracted, set)) => {
-                    return Some(self.write(d, Source::Extracted(extracted), set, normalized))
+                    return Some(self.write(d, Source::Found(extracted), set, normalized))
                 }
                 None => {
                     first_failed.get_or_insert(d);
@@ -782,34 +848,63 @@ impl DecoderSet {
         &self,
         d: &Decoder,
         source: Source<'_>,
-        set: Map<String, Value>,
+        set: Vec<&Map<String, Value>>,
         normalized: &mut Map<String, Value>,
     ) -> Applied {
-        let from = match &source {
-            Source::Record(m) => *m,
-            Source::Extracted(m) => m,
-        };
         // The first path with a value wins (`user.name: [userName, arn]`).
-        let mapped: Vec<(&String, Value)> = d
-            .fields
-            .iter()
-            .filter_map(|(target, paths)| {
-                paths
+        let (mapped, conversions): (Vec<(usize, Value)>, Vec<Option<Conversion>>) = match &source {
+            Source::Found(Found::Flat(pairs)) => d.map_flat(pairs),
+            _ => (
+                d.fields
                     .iter()
-                    .filter_map(|p| d.value_of(from, p))
-                    .find(|v| !v.is_null() && *v != Value::String(String::new()))
-                    .map(|v| (target, v))
-            })
-            .collect();
-        let time = d.time_of(from);
-        if let Source::Extracted(extracted) = source {
-            // Moved, not copied: a key=value line has dozens of fields.
-            flatten_owned("", extracted, d, normalized, 0);
+                    .enumerate()
+                    .filter_map(|(t, (_, paths))| {
+                        paths
+                            .iter()
+                            .filter_map(|p| d.value_of(&source, p))
+                            .find(|v| !is_blank(v))
+                            .map(|v| (t, v))
+                    })
+                    .collect(),
+                Vec::new(),
+            ),
+        };
+        let time = d.time_of(&source);
+        // The view grows by dozens of names at once: sized once here (serde_json's map has no
+        // `reserve`), not doubled four times on the way.
+        let adding = match &source {
+            Source::Found(Found::Flat(pairs)) => pairs.len(),
+            Source::Found(Found::Tree(tree)) => tree.len(),
+            Source::Record(_) => 0,
+        } + mapped.len()
+            + d.set.len()
+            + 1;
+        if adding > 8 && adding > normalized.len() {
+            let mut bigger = Map::with_capacity(normalized.len() + adding);
+            bigger.extend(std::mem::take(normalized));
+            *normalized = bigger;
         }
-        for (target, v) in mapped {
-            normalized.insert(target.clone(), v);
+        // Moved, not copied: a key=value line has dozens of fields.
+        match source {
+            Source::Found(Found::Tree(tree)) => flatten_owned("", tree, d, normalized, 0),
+            Source::Found(Found::Flat(pairs)) => {
+                for ((key, value), conversion) in pairs.into_iter().zip(conversions) {
+                    if let serde_json::map::Entry::Vacant(slot) = normalized.entry(key) {
+                        slot.insert(match conversion {
+                            Some(c) => convert(&value, c),
+                            None => value,
+                        });
+                    }
+                }
+            }
+            Source::Record(_) => {}
         }
-        for (k, v) in d.set.iter().chain(set.iter()) {
+        for (t, v) in mapped {
+            if let Some((target, _)) = d.fields.get(t) {
+                normalized.insert(target.clone(), v);
+            }
+        }
+        for (k, v) in d.set.iter().chain(set.into_iter().flatten()) {
             normalized.insert(k.clone(), v.clone());
         }
         normalized.insert(DECODER_FIELD.into(), Value::String(d.name.clone()));
@@ -825,7 +920,54 @@ impl DecoderSet {
 /// What a decoder maps from: the record itself, or the fields it extracted from the text.
 enum Source<'a> {
     Record(&'a Map<String, Value>),
-    Extracted(Map<String, Value>),
+    Found(Found),
+}
+
+impl Source<'_> {
+    fn get(&self, path: &str) -> Option<&Value> {
+        match self {
+            Source::Record(m) => resolve(m, path),
+            Source::Found(found) => found.get(path),
+        }
+    }
+}
+
+/// Adds one extracted field to the normalised view unless it has that name already,
+/// converted when `convert` names it.
+fn add_new(key: String, value: Value, d: &Decoder, normalized: &mut Map<String, Value>) {
+    if let serde_json::map::Entry::Vacant(slot) = normalized.entry(key) {
+        let value = match d.uses.get(slot.key().as_str()).and_then(|u| u.convert) {
+            Some(c) => convert(&value, c),
+            None => value,
+        };
+        slot.insert(value);
+    }
+}
+
+/// A value translated by its `lookup` table (exact, then ignoring case) and converted.
+fn translate(used: &FieldUse, raw: &Value) -> Value {
+    let mut value = match used.lookup.as_ref().zip(text_form(raw)) {
+        Some((table, k)) => table
+            .get(k.as_ref())
+            .or_else(|| {
+                table
+                    .iter()
+                    .find(|(key, _)| key.eq_ignore_ascii_case(&k))
+                    .map(|(_, v)| v)
+            })
+            .unwrap_or(raw)
+            .clone(),
+        None => raw.clone(),
+    };
+    if let Some(c) = used.convert {
+        value = convert(&value, c);
+    }
+    value
+}
+
+/// No value for a mapping: null (a lookup to `null`) or empty text.
+fn is_blank(v: &Value) -> bool {
+    v.is_null() || v.as_str().is_some_and(str::is_empty)
 }
 
 /// Adds extracted fields to the flat normalised view under dotted keys, where it has no such
@@ -847,15 +989,7 @@ fn flatten_owned(
             Value::Object(inner) if depth < 8 => {
                 flatten_owned(&key, inner, d, normalized, depth + 1)
             }
-            other => {
-                if !normalized.contains_key(&key) {
-                    let other = match d.convert.get(&key) {
-                        Some(c) => convert(&other, *c),
-                        None => other,
-                    };
-                    normalized.insert(key, other);
-                }
-            }
+            other => add_new(key, other, d, normalized),
         }
     }
 }
