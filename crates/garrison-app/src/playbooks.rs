@@ -750,8 +750,8 @@ impl App {
     // ------------------------------------------------------------ webhooks
 
     /// Starts the latest version of `playbook` in the tenant named `tenant`, when `secret` is
-    /// one of the playbook's webhook secrets. `body` is any JSON (or nothing); its `inputs`
-    /// object becomes the run's inputs. Every refusal before the secret is checked reads the
+    /// one of the playbook's webhook secrets. `body` is any JSON (or nothing); its keys fill the
+    /// declared inputs they name (or the trigger's `inputs` mapping reads it). Every refusal before the secret is checked reads the
     /// same, and the body is read only after.
     pub async fn start_run_by_webhook(
         &self,
@@ -773,35 +773,40 @@ impl App {
             Err(SoarError::UnknownPlaybook { .. }) => return Err(refused()),
             Err(e) => return Err(e.into()),
         };
-        let secret_names: Vec<&str> = pb
+        let secret_names: Vec<(usize, &str)> = pb
             .triggers
             .iter()
-            .filter_map(|t| match t {
-                garrison_playbook::Trigger::Webhook { secret } => Some(secret.as_str()),
+            .enumerate()
+            .filter_map(|(i, t)| match t {
+                garrison_playbook::Trigger::Webhook { secret, .. } => Some((i, secret.as_str())),
                 _ => None,
             })
             .collect();
         let presented_hash = garrison_soar::secret_hash(presented);
-        let mut ok = false;
-        for name in secret_names {
+        let mut matched = None;
+        for (i, name) in secret_names {
             if let Some(stored) = self.store().secret_hash(tenant.id, name).await? {
-                ok |= garrison_soar::constant_time_eq(&stored, &presented_hash);
+                if garrison_soar::constant_time_eq(&stored, &presented_hash) {
+                    matched.get_or_insert(i);
+                }
             }
         }
-        if !ok {
+        let Some(trigger_index) = matched else {
             return Err(refused());
-        }
+        };
         let body: Value = if body.is_empty() {
             json!({})
         } else {
             serde_json::from_slice(body)
                 .map_err(|e| AppError::invalid(format!("the body is not JSON: {e}")))?
         };
-        let inputs = body
-            .get("inputs")
-            .filter(|i| i.is_object())
-            .cloned()
-            .unwrap_or_else(|| json!({}));
+        // The body's keys are the inputs (`{"inputs": {...}}` is read too), unless the trigger
+        // maps them (see `garrison_playbook::payload`).
+        let payload = json!({"kind": "webhook", "body": body});
+        let trigger = pb.triggers.get(trigger_index).ok_or_else(refused)?;
+        let inputs = pb.trigger_inputs(trigger, &payload).map_err(|problems| {
+            AppError::invalid(format!("the webhook's inputs: {}", problems.join("; ")))
+        })?;
         let run = soar
             .start_run(
                 tenant.id,
@@ -809,7 +814,7 @@ impl App {
                     playbook,
                     version: Some(version),
                     inputs,
-                    trigger: json!({"kind": "webhook", "body": body}),
+                    trigger: payload,
                     ..Default::default()
                 },
             )

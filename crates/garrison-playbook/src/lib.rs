@@ -42,6 +42,7 @@
 mod actions;
 mod engine;
 mod model;
+pub mod payload;
 mod registry;
 mod validate;
 

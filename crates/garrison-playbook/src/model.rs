@@ -228,6 +228,9 @@ pub enum Trigger {
     Alert {
         /// Expression over `alert`.
         condition: Option<String>,
+        /// Inputs taken from the payload: input name → template (see [`crate::payload`]).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
     },
     /// An incident moves to a workflow state.
     IncidentState {
@@ -235,11 +238,17 @@ pub enum Trigger {
         to: Option<String>,
         /// Previous state (any when unset).
         from: Option<String>,
+        /// Inputs taken from the payload: input name → template (see [`crate::payload`]).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
     },
     /// An SLA clock is breached.
     SlaBreach {
         /// SLA stage name (any when unset).
         stage: Option<String>,
+        /// Inputs taken from the payload: input name → template (see [`crate::payload`]).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
     },
     /// A cron schedule in a time zone.
     Schedule {
@@ -247,21 +256,52 @@ pub enum Trigger {
         cron: String,
         /// IANA time zone, e.g. `Europe/Paris` (UTC when unset).
         timezone: String,
+        /// Inputs taken from the payload: input name → template (see [`crate::payload`]).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
     },
     /// An HTTP webhook; the request must carry the secret named here.
     Webhook {
         /// Name of the secret (kept encrypted elsewhere) that callers must present.
         secret: String,
+        /// Inputs taken from the payload: input name → template (see [`crate::payload`]).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        inputs: BTreeMap<String, String>,
     },
     /// Started by hand from a form derived from the typed inputs.
     Manual,
 }
 
 impl Trigger {
+    /// The kind, as written in a playbook (`alert`, `incident_state`, ...).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Trigger::Alert { .. } => "alert",
+            Trigger::IncidentState { .. } => "incident_state",
+            Trigger::SlaBreach { .. } => "sla_breach",
+            Trigger::Schedule { .. } => "schedule",
+            Trigger::Webhook { .. } => "webhook",
+            Trigger::Manual => "manual",
+        }
+    }
+
+    /// The explicit input mapping (empty: the default mapping only).
+    pub fn input_mapping(&self) -> &BTreeMap<String, String> {
+        static NONE: BTreeMap<String, String> = BTreeMap::new();
+        match self {
+            Trigger::Alert { inputs, .. }
+            | Trigger::IncidentState { inputs, .. }
+            | Trigger::SlaBreach { inputs, .. }
+            | Trigger::Schedule { inputs, .. }
+            | Trigger::Webhook { inputs, .. } => inputs,
+            Trigger::Manual => &NONE,
+        }
+    }
+
     /// The next time a schedule trigger fires strictly after `after` (None for other kinds or a
     /// pattern that never fires).
     pub fn next_fire(&self, after: jiff::Timestamp) -> Option<jiff::Timestamp> {
-        let Trigger::Schedule { cron, timezone } = self else {
+        let Trigger::Schedule { cron, timezone, .. } = self else {
             return None;
         };
         let cron: croner::Cron = cron.parse().ok()?;
@@ -617,6 +657,18 @@ impl Playbook {
     /// Checks the caller's inputs against the declared types, applies defaults and returns the
     /// `inputs` object for a run; every problem is reported.
     pub fn resolve_inputs(&self, given: &Json) -> Result<Json, Vec<String>> {
+        self.resolve_inputs_inner(given)
+    }
+
+    /// The inputs of a run started by `trigger` with `payload` (see [`crate::payload`]),
+    /// checked against the declared ones.
+    pub fn trigger_inputs(&self, trigger: &Trigger, payload: &Json) -> Result<Json, Vec<String>> {
+        let declared: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+        let mapped = crate::payload::map_inputs(&declared, trigger.input_mapping(), payload)?;
+        self.resolve_inputs(&mapped)
+    }
+
+    fn resolve_inputs_inner(&self, given: &Json) -> Result<Json, Vec<String>> {
         let empty = serde_json::Map::new();
         let given_map = match given {
             Json::Object(m) => m,

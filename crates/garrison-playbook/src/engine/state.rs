@@ -388,6 +388,44 @@ impl RunState {
         })
     }
 
+    /// A run that a trigger could not start (its inputs did not map or check): failed from
+    /// the start with the reason, every step skipped, so it is listed like any failed run.
+    pub fn not_started(
+        run_id: impl Into<String>,
+        playbook: &Playbook,
+        version: u32,
+        trigger: Json,
+        reason: String,
+        now: Timestamp,
+    ) -> Self {
+        RunState {
+            run_id: run_id.into(),
+            playbook: playbook.name.clone(),
+            version,
+            status: RunStatus::Failed,
+            inputs: Json::Object(Default::default()),
+            trigger,
+            dry_run: false,
+            created_at: now,
+            updated_at: now,
+            finished_at: Some(now),
+            error: Some(reason),
+            steps: playbook
+                .steps
+                .iter()
+                .map(|s| {
+                    let mut st = StepState::new(&s.id);
+                    st.status = StepStatus::Skipped;
+                    st
+                })
+                .collect(),
+            leases: Vec::new(),
+            reruns: 0,
+            logs: Vec::new(),
+            parent: None,
+        }
+    }
+
     /// A step's state by id.
     pub fn step(&self, id: &str) -> Option<&StepState> {
         self.steps.iter().find(|s| s.id == id)

@@ -195,11 +195,11 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
         };
         let field = |key: &str| body.get(key).and_then(Json::as_str).map(str::to_owned);
         let allowed: &[&str] = match kind.as_str() {
-            "alert" => &["condition"],
-            "incident_state" => &["to", "from"],
-            "sla_breach" => &["stage"],
-            "schedule" => &["cron", "timezone"],
-            "webhook" => &["secret"],
+            "alert" => &["condition", "inputs"],
+            "incident_state" => &["to", "from", "inputs"],
+            "sla_breach" => &["stage", "inputs"],
+            "schedule" => &["cron", "timezone", "inputs"],
+            "webhook" => &["secret", "inputs"],
             "manual" => &[],
             other => {
                 errors.push(place, &path, format!("unknown trigger `{other}` (expected alert, incident_state, sla_breach, schedule, webhook, manual)"));
@@ -222,6 +222,14 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
         } else if !body.is_null() {
             errors.push(place, &path, "trigger options must be a mapping");
         }
+        let inputs = trigger_input_mapping(
+            &kind,
+            body.get("inputs"),
+            &input_names,
+            place,
+            &path,
+            &mut errors,
+        );
         let trigger = match kind.as_str() {
             "alert" => {
                 let condition = field("condition");
@@ -232,6 +240,8 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                                 let root = p.split('.').next().unwrap_or("");
                                 if root != "alert" && !GLOBALS.contains(&root) {
                                     errors.push(place, format!("{path}.condition"), format!("undefined variable `{p}` (an alert condition can read `alert`)"));
+                                } else if let Some(e) = garrison_payload_check(p) {
+                                    errors.push(place, format!("{path}.condition"), e);
                                 }
                             }
                         }
@@ -240,14 +250,16 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                         }
                     }
                 }
-                Trigger::Alert { condition }
+                Trigger::Alert { condition, inputs }
             }
             "incident_state" => Trigger::IncidentState {
                 to: field("to"),
                 from: field("from"),
+                inputs,
             },
             "sla_breach" => Trigger::SlaBreach {
                 stage: field("stage"),
+                inputs,
             },
             "schedule" => {
                 let cron = field("cron").unwrap_or_default();
@@ -268,7 +280,11 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                 if jiff::tz::TimeZone::get(&timezone).is_err() {
                     errors.push(place, format!("{path}.timezone"), format!("unknown time zone `{timezone}` (expected an IANA name such as `Europe/Paris`)"));
                 }
-                Trigger::Schedule { cron, timezone }
+                Trigger::Schedule {
+                    cron,
+                    timezone,
+                    inputs,
+                }
             }
             "webhook" => {
                 let secret = field("secret").unwrap_or_default();
@@ -279,7 +295,7 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                         "required: the name of the secret that callers must present",
                     );
                 }
-                Trigger::Webhook { secret }
+                Trigger::Webhook { secret, inputs }
             }
             _ => Trigger::Manual,
         };
@@ -569,7 +585,12 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                             }
                         }
                     }
-                    "trigger" | "run" => {}
+                    "trigger" => {
+                        if let Some(e) = garrison_payload_check(p) {
+                            errors.push(places[i], &u.path, e);
+                        }
+                    }
+                    "run" => {}
                     "item" | "index" if u.in_for_each => {}
                     "item" | "index" => errors.push(
                         places[i],
@@ -609,4 +630,88 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
         steps,
     };
     (Some(playbook), Vec::new())
+}
+
+fn garrison_payload_check(path: &str) -> Option<String> {
+    crate::payload::check_payload_path(path)
+}
+
+/// A trigger's `inputs`: declared input name → template over the payload. Every problem is
+/// reported at the trigger.
+fn trigger_input_mapping(
+    kind: &str,
+    raw: Option<&Json>,
+    input_names: &BTreeSet<&str>,
+    place: Place,
+    path: &str,
+    errors: &mut Errors,
+) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(raw) = raw else {
+        return out;
+    };
+    let Json::Object(map) = raw else {
+        errors.push(
+            place,
+            format!("{path}.inputs"),
+            "expected a mapping of input name to a template over the trigger (e.g. `ip: \"{{ alert.entity['source.ip'] }}\"`)",
+        );
+        return out;
+    };
+    let keys = crate::payload::payload_keys(kind);
+    let sandbox = garrison_expr::default_sandbox();
+    for (name, value) in map {
+        let at = format!("{path}.inputs.{name}");
+        if !input_names.contains(name.as_str()) {
+            errors.push(
+                place,
+                &at,
+                format!(
+                    "not a declared input (declared: {})",
+                    list_or_none(input_names)
+                ),
+            );
+            continue;
+        }
+        let template = match value {
+            Json::String(t) => t.clone(),
+            other => {
+                errors.push(
+                    place,
+                    &at,
+                    format!(
+                        "expected a template string, got {}",
+                        garrison_expr::json_type(other)
+                    ),
+                );
+                continue;
+            }
+        };
+        match sandbox.check_template(&at, &template) {
+            Ok(refs) => {
+                for p in &refs.paths {
+                    let root = p.split('.').next().unwrap_or("");
+                    if root != "trigger"
+                        && root != "kind"
+                        && !keys.contains(&root)
+                        && !GLOBALS.contains(&root)
+                    {
+                        errors.push(
+                            place,
+                            &at,
+                            format!(
+                                "undefined variable `{p}` (a {kind} trigger gives {}, and `trigger`)",
+                                if keys.is_empty() { "nothing".to_string() } else { keys.join(", ") }
+                            ),
+                        );
+                    } else if let Some(e) = crate::payload::check_payload_path(p) {
+                        errors.push(place, &at, e);
+                    }
+                }
+            }
+            Err(e) => errors.push(place, &at, template_message(&e)),
+        }
+        out.insert(name.clone(), template);
+    }
+    out
 }

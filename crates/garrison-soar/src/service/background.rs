@@ -255,6 +255,7 @@ impl Soar {
                                 inputs: json!({}),
                                 trigger: json!({"kind": "schedule", "at": next.to_string()}),
                                 run_id: Some(run_id),
+                                by_trigger: Some(i),
                                 ..Default::default()
                             },
                         )

@@ -47,7 +47,7 @@ impl Soar {
             let Some(trigger) = pb
                 .triggers
                 .iter()
-                .find(|t| trigger_matches(t, event, &summary.name))
+                .position(|t| trigger_matches(t, event, &summary.name))
             else {
                 continue;
             };
@@ -60,7 +60,6 @@ impl Soar {
                     json!({"kind": "sla_breach", "stage": stage, "incident": incident})
                 }
             };
-            let _ = trigger;
             let run_id = format!(
                 "trg-{}",
                 &secret_hash(&format!("{}\u{0}{}\u{0}{dedupe}", summary.name, v))[..26]
@@ -74,6 +73,7 @@ impl Soar {
                         inputs: json!({}),
                         trigger: payload,
                         run_id: Some(run_id.clone()),
+                        by_trigger: Some(trigger),
                         ..Default::default()
                     },
                 )
@@ -86,8 +86,10 @@ impl Soar {
                 // Transient: the caller retries the occurrence (run ids are deterministic, so
                 // the runs started already are not started again).
                 Err(e @ (SoarError::Store(_) | SoarError::Contention(_))) => return Err(e),
+                // Kept as a failed run with the reason (see `StartRun::by_trigger`).
                 Err(e) => {
-                    tracing::warn!(playbook = %summary.name, error = %e, "triggered run not started")
+                    tracing::warn!(playbook = %summary.name, %run_id, error = %e, "triggered run not started");
+                    started.push(run_id)
                 }
             }
         }
@@ -118,7 +120,7 @@ fn trigger_span(tenant: TenantId, event: &TriggerEvent, dedupe: &str) -> tracing
 
 fn trigger_matches(trigger: &Trigger, event: &TriggerEvent, playbook: &str) -> bool {
     match (trigger, event) {
-        (Trigger::Alert { condition }, TriggerEvent::Alert(alert)) => match condition {
+        (Trigger::Alert { condition, .. }, TriggerEvent::Alert(alert)) => match condition {
             None => true,
             Some(c) => {
                 match garrison_expr::eval_bool(
@@ -135,7 +137,7 @@ fn trigger_matches(trigger: &Trigger, event: &TriggerEvent, playbook: &str) -> b
             }
         },
         (
-            Trigger::IncidentState { to, from },
+            Trigger::IncidentState { to, from, .. },
             TriggerEvent::IncidentState {
                 from: was, to: now, ..
             },
@@ -143,7 +145,7 @@ fn trigger_matches(trigger: &Trigger, event: &TriggerEvent, playbook: &str) -> b
             to.as_ref().is_none_or(|t| t == now)
                 && from.as_ref().is_none_or(|f| was.as_ref() == Some(f))
         }
-        (Trigger::SlaBreach { stage }, TriggerEvent::SlaBreach { stage: s, .. }) => {
+        (Trigger::SlaBreach { stage, .. }, TriggerEvent::SlaBreach { stage: s, .. }) => {
             stage.as_ref().is_none_or(|x| x == s)
         }
         _ => false,

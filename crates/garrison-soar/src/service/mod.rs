@@ -137,6 +137,10 @@ pub struct StartRun {
     pub parent: Option<ParentRef>,
     /// Start even when the playbook is disabled (child runs).
     pub even_if_disabled: bool,
+    /// Started by this trigger of the playbook (its index in `triggers`): the inputs come from
+    /// `trigger` (the payload) by the trigger's mapping, not from `inputs`, and a run that
+    /// cannot start is kept as a failed run with the reason, where the API and CLI show it.
+    pub by_trigger: Option<usize>,
 }
 
 /// Something from the live pipeline that may start playbooks (`garrison-server`'s trigger

@@ -74,7 +74,56 @@ impl Soar {
             return Ok(state);
         }
         let now = Timestamp::now();
-        let mut state = RunState::new(&run_id, &pb, version, &req.inputs, req.trigger, now)?;
+        let started = match req.by_trigger {
+            Some(i) => match pb.triggers.get(i) {
+                Some(trigger) => pb
+                    .trigger_inputs(trigger, &req.trigger)
+                    .map_err(|e| (format!("the {} trigger's inputs", trigger.kind()), e))
+                    .and_then(|inputs| {
+                        RunState::new(&run_id, &pb, version, &inputs, req.trigger.clone(), now)
+                            .map_err(|e| (format!("the {} trigger's inputs", trigger.kind()), e.0))
+                    }),
+                None => Err((
+                    "the trigger".to_string(),
+                    vec![format!("trigger {i} is not in version {version}")],
+                )),
+            },
+            None => RunState::new(&run_id, &pb, version, &req.inputs, req.trigger.clone(), now)
+                .map_err(|e| ("inputs".to_string(), e.0)),
+        };
+        let mut state = match started {
+            Ok(state) => state,
+            Err((what, problems)) => {
+                if req.by_trigger.is_some() {
+                    // Kept as a failed run: the reason is where an analyst looks for runs.
+                    let reason = format!("not started: {what}: {}", problems.join("; "));
+                    let failed = RunState::not_started(
+                        &run_id,
+                        &pb,
+                        version,
+                        req.trigger.clone(),
+                        reason,
+                        now,
+                    );
+                    let mut work = Work {
+                        tenant,
+                        pb,
+                        state: failed,
+                        rev: None,
+                        dirty: true,
+                        add: Vec::new(),
+                        remove: Vec::new(),
+                        follow: Vec::new(),
+                        audit: Vec::new(),
+                    };
+                    match self.persist(&mut work).await {
+                        Ok(()) | Err(SoarError::Refused(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                return Err(SoarError::Inputs(garrison_playbook::InputErrors(problems)));
+            }
+        };
         state.parent = req.parent;
         state.dry_run = req.dry_run;
         let mut work = Work {
@@ -295,6 +344,7 @@ impl Soar {
                                         step: step.clone(),
                                     }),
                                     even_if_disabled: true,
+                                    by_trigger: None,
                                 },
                             )
                             .await;

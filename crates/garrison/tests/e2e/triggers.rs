@@ -14,6 +14,8 @@ struct Sink {
     paths: Arc<Mutex<Vec<String>>>,
     /// (path, Idempotency-Key) of every call.
     keys: Arc<Mutex<Vec<(String, String)>>>,
+    /// (path, body) of every call.
+    bodies: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 impl Sink {
@@ -27,6 +29,10 @@ impl Sink {
                     .lock()
                     .expect("lock")
                     .push((request.path.clone(), request.idempotency_key));
+                s.bodies.lock().expect("lock").push((
+                    request.path.clone(),
+                    String::from_utf8_lossy(&request.body).into_owned(),
+                ));
                 s.paths.lock().expect("lock").push(request.path);
                 (200, "{\"ok\":true}".to_string())
             }
@@ -539,4 +545,131 @@ async fn one_alerts_path_from_ingest_to_its_run_reads_in_the_log() {
         started["span"]["alert_id"], alert,
         "the trigger's span names the alert: {started}"
     );
+}
+
+/// The shipped brute-force pair, as an operator sets it up: the scenario rules and the
+/// playbook from the repository, sshd failures arriving over syslog. The correlation's alert
+/// starts `block-brute-force-source` with the attacker's address mapped from the alert, the
+/// firewall receives the block and the run holds it under a lease. A playbook whose required
+/// input no trigger fills is kept as a failed run that says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_brute_force_alert_blocks_its_source_through_the_shipped_pair() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = repo.join("rules/scenarios/ssh-authentication.yml");
+    cli(
+        dir.path(),
+        &["rules", "import", rules.to_str().expect("path"), "--enable"],
+    );
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let env = [
+        ("GARRISON_TRIGGER_POLL_INTERVAL", "100ms"),
+        ("GARRISON_FIREWALL_URL", sink_url.as_str()),
+    ];
+    let service = Service::start_with(dir.path(), free_port(), free_port(), &env);
+
+    let shipped = std::fs::read_to_string(repo.join("playbooks/block-brute-force-source.yml"))
+        .expect("shipped playbook");
+    // Needs a host that an alert trigger's payload does not give.
+    let unmappable = "name: needs-host\ninputs:\n  host: {type: string}\ntriggers:\n  - alert: {}\nsteps:\n  - id: say\n    action: core.log\n    with: {message: \"{{ inputs.host }}\"}\n";
+    for source in [shipped.as_str(), unmappable] {
+        let (status, body) = send(
+            &service,
+            "POST",
+            "/api/v1/playbooks",
+            &admin,
+            json!({ "source": source }),
+        )
+        .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    let lines: Vec<String> = (0..12)
+        .map(|i| {
+            format!(
+                "<38>Dec  7 10:02:{:02} bastion sshd[9{i:02}]: Failed password for root from 203.0.113.77 port {} ssh2",
+                i * 3,
+                50000 + i
+            )
+        })
+        .collect();
+    let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+    send_syslog(&service, &lines);
+
+    // The firewall is asked to block the attacker, once.
+    let started = Instant::now();
+    let blocks = loop {
+        let blocks: Vec<String> = sink
+            .bodies
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|(p, _)| p.starts_with("/block"))
+            .map(|(_, b)| b.clone())
+            .collect();
+        if !blocks.is_empty() || started.elapsed() > Duration::from_secs(30) {
+            break blocks;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(blocks.len(), 1, "{blocks:?}");
+    assert!(blocks[0].contains("203.0.113.77"), "{}", blocks[0]);
+    assert!(
+        blocks[0].contains("SSH brute force from one address"),
+        "the alert's title is in the comment: {}",
+        blocks[0]
+    );
+
+    let run_of = |playbook: &'static str| {
+        let service = &service;
+        let admin = admin.clone();
+        async move {
+            let started = Instant::now();
+            loop {
+                let runs = get_json(
+                    service,
+                    &format!("/api/v1/runs?playbook={playbook}"),
+                    &admin,
+                )
+                .await;
+                let runs = runs.as_array().cloned().unwrap_or_default();
+                if let Some(run) = runs.iter().find(|r| {
+                    // A succeeded run holding a lease stays active until the lease ends.
+                    matches!(
+                        r["status"].as_str(),
+                        Some("succeeded" | "failed" | "cancelled")
+                    )
+                }) {
+                    let id = run["run_id"].as_str().expect("run id").to_string();
+                    return get_json(service, &format!("/api/v1/runs/{id}"), &admin).await;
+                }
+                assert!(
+                    started.elapsed() < Duration::from_secs(30),
+                    "{playbook}: {runs:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let blocked = run_of("block-brute-force-source").await;
+    let run = &blocked;
+    assert_eq!(run["status"], "succeeded", "{blocked:#}");
+    assert_eq!(run["inputs"]["ip"], "203.0.113.77");
+    assert_eq!(run["inputs"]["rule"], "SSH brute force from one address");
+    assert_eq!(run["trigger"]["kind"], "alert");
+    let leases = run["leases"].as_array().cloned().unwrap_or_default();
+    assert_eq!(leases.len(), 1, "the block is held under a lease: {run:#}");
+    assert_eq!(leases[0]["target"], "203.0.113.77");
+
+    let refused = run_of("needs-host").await;
+    let run = &refused;
+    assert_eq!(run["status"], "failed", "{refused:#}");
+    let error = run["error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("not started: the alert trigger's inputs")
+            && error.contains("inputs.host: required"),
+        "{error}"
+    );
+    drop(service);
 }
