@@ -456,7 +456,7 @@ async fn alert_triggers_start_matching_enabled_playbooks_once() {
     let soar = service(repo.clone(), Arc::default());
     soar.save_playbook(
         tenant,
-        "name: on-high\ntriggers:\n  - alert: {condition: \"alert.severity == 'high'\"}\nsteps:\n  - {id: a, action: core.set, with: {id: \"{{ trigger.alert.id }}\"}}\n",
+        "name: on-high\ntriggers:\n  - alert: {condition: \"alert.level == 'high'\"}\nsteps:\n  - {id: a, action: core.set, with: {id: \"{{ trigger.alert.alert_id }}\"}}\n",
         None,
     )
     .await
@@ -468,13 +468,13 @@ async fn alert_triggers_start_matching_enabled_playbooks_once() {
     )
     .await
     .expect("save");
-    let low = TriggerEvent::Alert(json!({"id": "A1", "severity": "low"}));
+    let low = TriggerEvent::Alert(json!({"alert_id": "A1", "level": "low"}));
     assert!(soar
         .dispatch_trigger(tenant, &low, "A1")
         .await
         .expect("dispatch")
         .is_empty());
-    let high = TriggerEvent::Alert(json!({"id": "A2", "severity": "high"}));
+    let high = TriggerEvent::Alert(json!({"alert_id": "A2", "level": "high"}));
     let started = soar
         .dispatch_trigger(tenant, &high, "A2")
         .await
