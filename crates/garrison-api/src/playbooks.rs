@@ -195,6 +195,10 @@ pub struct LinkBody {
     pub step: String,
     /// Seconds the link stays valid (default 86400).
     pub valid_for_seconds: Option<u64>,
+    /// The user the link is for: required when the approval names its approvers, and then one
+    /// of them (by name or role). The decision made through the link is recorded as theirs.
+    #[serde(default)]
+    pub approver: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -202,6 +206,9 @@ pub struct LinkView {
     /// Open (GET) to see the approval, POST `{"choice": ...}` to decide; works once.
     pub path: String,
     pub expires: String,
+    /// The user it was issued to, when the approval names its approvers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub approver: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -221,6 +228,9 @@ pub struct ExtendBody {
 pub struct ImportBody {
     /// Playbook texts (YAML or JSON), e.g. the files of a folder.
     pub sources: Vec<String>,
+    /// What each source is called (its file), in the same order: errors name it.
+    #[serde(default)]
+    pub paths: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -337,20 +337,34 @@ impl App {
         actor.require_any(PLAYBOOK_WRITERS)?;
         let soar = self.soar()?;
         let mut errors = Vec::new();
+        let mut bad_files = Vec::new();
         for (i, source) in body.sources.iter().enumerate() {
             if let Err(SoarError::Invalid(list)) = soar.validate(source) {
+                // Each error names its file (or its place in `sources`), as `validate` does.
+                let name = body
+                    .paths
+                    .get(i)
+                    .cloned()
+                    .unwrap_or_else(|| format!("sources[{i}]"));
                 for e in list {
                     let mut v = validation_error_json(&e);
                     if let Some(o) = v.as_object_mut() {
                         o.insert("source".into(), json!(i));
+                        o.insert("file".into(), json!(name));
+                        o.insert("text".into(), json!(format!("{name}:{e}")));
                     }
                     errors.push(v);
                 }
+                bad_files.push(name);
             }
         }
         if !errors.is_empty() {
             return Err(AppError::InvalidWithErrors {
-                message: format!("{} error(s); nothing was imported", errors.len()),
+                message: format!(
+                    "{} error(s) in {}; nothing was imported",
+                    errors.len(),
+                    bad_files.join(", ")
+                ),
                 errors,
             });
         }
@@ -559,6 +573,8 @@ impl App {
         actor.require_any(PLAYBOOK_WRITERS)?;
         let (run, _) = self.load_run(actor.tenant, id).await?;
         let by = self.run_actor(actor).await;
+        // An admin outside the approvers may decide: an override, said in the audit line.
+        let mut overridden = false;
         if let Some(approval) = run.step(&body.step).and_then(|s| s.approval.as_ref()) {
             let roles: Vec<&str> = actor.roles.iter().map(|r| r.as_str()).collect();
             if !garrison_soar::may_approve(&approval.approvers, &by, &roles) {
@@ -566,18 +582,20 @@ impl App {
                     "you are not among this approval's approvers",
                 ));
             }
+            let without_admin: Vec<&str> =
+                roles.iter().copied().filter(|r| *r != "admin").collect();
+            overridden = !garrison_soar::may_approve(&approval.approvers, &by, &without_admin);
         }
         let run = self
             .soar()?
             .decide(actor.tenant, id, &body.step, &body.choice, &by)
             .await?;
-        self.record(
-            actor,
-            "run.approve",
-            id,
-            json!({"step": body.step, "choice": body.choice}),
-        )
-        .await;
+        let detail = if overridden {
+            json!({"step": body.step, "choice": body.choice, "override": "admin outside the approvers"})
+        } else {
+            json!({"step": body.step, "choice": body.choice})
+        };
+        self.record(actor, "run.approve", id, detail).await;
         Ok(run)
     }
 
@@ -668,7 +686,9 @@ impl App {
     // ------------------------------------------------------------ approval links
 
     /// A single-use link that decides one approval without a token; valid 1 minute to 30 days
-    /// (a day when not said).
+    /// (a day when not said). When the approval names its approvers, the link is issued to one
+    /// of them (`approver`) and the decision made through it is recorded as theirs: a link never
+    /// lets someone outside the list decide.
     pub async fn create_approval_link(
         &self,
         actor: &Actor,
@@ -676,7 +696,41 @@ impl App {
         body: LinkBody,
     ) -> Result<LinkView> {
         actor.require_any(PLAYBOOK_WRITERS)?;
-        self.load_run(actor.tenant, id).await?;
+        let (run, _) = self.load_run(actor.tenant, id).await?;
+        let approvers = run
+            .step(&body.step)
+            .and_then(|s| s.approval.as_ref())
+            .map(|a| a.approvers.clone())
+            .unwrap_or_default();
+        let limited = !approvers.users.is_empty() || !approvers.roles.is_empty();
+        let approver = match (&body.approver, limited) {
+            (None, false) => None,
+            (None, true) => {
+                return Err(AppError::invalid(format!(
+                "name the approver the link is for (`approver`): this approval is limited to {}",
+                approvers_text(&approvers)
+            )))
+            }
+            (Some(name), _) => {
+                let user = self
+                    .store()
+                    .list_users(actor.tenant)
+                    .await?
+                    .into_iter()
+                    .find(|u| &u.username == name && !u.disabled)
+                    .ok_or_else(|| {
+                        AppError::invalid(format!("approver: no active user named {name:?}"))
+                    })?;
+                let roles: Vec<&str> = user.roles.iter().map(|r| r.as_str()).collect();
+                if !garrison_soar::may_approve(&approvers, &user.username, &roles) {
+                    return Err(AppError::forbidden(format!(
+                        "{name} is not among this approval's approvers ({})",
+                        approvers_text(&approvers)
+                    )));
+                }
+                Some(user.username)
+            }
+        };
         let valid = std::time::Duration::from_secs(
             body.valid_for_seconds
                 .unwrap_or(86_400)
@@ -684,18 +738,19 @@ impl App {
         );
         let (secret, expires) = self
             .soar()?
-            .create_approval_link(actor.tenant, id, &body.step, valid)
+            .create_approval_link(actor.tenant, id, &body.step, valid, approver.as_deref())
             .await?;
         self.record(
             actor,
             "run.approval_link.create",
             id,
-            json!({"step": body.step, "expires": expires.to_string()}),
+            json!({"step": body.step, "expires": expires.to_string(), "approver": approver}),
         )
         .await;
         Ok(LinkView {
             path: format!("/api/v1/approval-links/{secret}"),
             expires: expires.to_string(),
+            approver,
         })
     }
 
@@ -735,12 +790,18 @@ impl App {
             other => other?,
         };
         if let Some(link) = link {
+            // The person the link was issued to decided; the audit line names them.
+            let who = link
+                .issued_to
+                .as_deref()
+                .map(|p| format!("approval-link:{p}"))
+                .unwrap_or_else(|| "approval-link".to_string());
             self.record_named(
                 link.tenant_id,
-                "approval-link",
+                &who,
                 "run.approve",
                 &run.run_id,
-                json!({"step": link.step, "choice": body.choice, "via": "approval link"}),
+                json!({"step": link.step, "choice": body.choice, "via": "approval link", "approver": link.issued_to}),
             )
             .await;
         }
@@ -751,13 +812,16 @@ impl App {
 
     /// Starts the latest version of `playbook` in the tenant named `tenant`, when `secret` is
     /// one of the playbook's webhook secrets. `body` is any JSON (or nothing); its keys fill the
-    /// declared inputs they name (or the trigger's `inputs` mapping reads it). Every refusal before the secret is checked reads the
+    /// declared inputs they name (or the trigger's `inputs` mapping reads it). A `delivery` id
+    /// names the run (per tenant and playbook), so a redelivered request answers the run the
+    /// first one started instead of starting a second. Every refusal before the secret is checked reads the
     /// same, and the body is read only after.
     pub async fn start_run_by_webhook(
         &self,
         tenant: &str,
         playbook: String,
         secret: Option<&str>,
+        delivery: Option<&str>,
         body: &[u8],
     ) -> Result<RunRef> {
         let refused = || AppError::Unauthenticated(WEBHOOK_REFUSED.into());
@@ -807,6 +871,10 @@ impl App {
         let inputs = pb.trigger_inputs(trigger, &payload).map_err(|problems| {
             AppError::invalid(format!("the webhook's inputs: {}", problems.join("; ")))
         })?;
+        let run_id = delivery.map(|d| {
+            let key = format!("{}\u{0}{playbook}\u{0}{d}", tenant.id.0);
+            format!("whk-{}", &garrison_soar::secret_hash(&key)[..26])
+        });
         let run = soar
             .start_run(
                 tenant.id,
@@ -815,6 +883,7 @@ impl App {
                     version: Some(version),
                     inputs,
                     trigger: payload,
+                    run_id,
                     ..Default::default()
                 },
             )
@@ -952,6 +1021,18 @@ impl App {
             .ok_or_else(|| AppError::NotFound(format!("lease {lease:?}")))?;
         Ok(containment_view(&run, l))
     }
+}
+
+/// `users a, b; roles responder` for messages.
+fn approvers_text(approvers: &garrison_playbook::Approvers) -> String {
+    let mut parts = Vec::new();
+    if !approvers.users.is_empty() {
+        parts.push(format!("users {}", approvers.users.join(", ")));
+    }
+    if !approvers.roles.is_empty() {
+        parts.push(format!("roles {}", approvers.roles.join(", ")));
+    }
+    parts.join("; ")
 }
 
 #[cfg(test)]

@@ -77,10 +77,10 @@ impl FromStr for Duration {
             let unit = rest[..unit_len].trim();
             rest = rest[unit_len..].trim_start();
             let factor: u64 = match unit {
-                "ms" => 1,
-                "s" | "sec" | "secs" => 1000,
-                "m" | "min" | "mins" => 60_000,
-                "h" | "hr" | "hrs" => 3_600_000,
+                "ms" | "millisecond" | "milliseconds" => 1,
+                "s" | "sec" | "secs" | "second" | "seconds" => 1000,
+                "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
+                "h" | "hr" | "hrs" | "hour" | "hours" => 3_600_000,
                 "d" | "day" | "days" => 86_400_000,
                 "w" | "week" | "weeks" => 7 * 86_400_000,
                 "" => {

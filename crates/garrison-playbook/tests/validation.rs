@@ -251,6 +251,13 @@ fn schedule_next_fire_uses_time_zone() {
 fn durations() {
     assert_eq!("1h30m".parse::<Duration>(), Ok(Duration(5_400_000)));
     assert_eq!("250ms".parse::<Duration>(), Ok(Duration(250)));
+    // Words as people write them in a playbook.
+    assert_eq!("10 minutes".parse::<Duration>(), Ok(Duration(600_000)));
+    assert_eq!(
+        "1 hour 30 minutes".parse::<Duration>(),
+        Ok(Duration(5_400_000))
+    );
+    assert_eq!("45 seconds".parse::<Duration>(), Ok(Duration(45_000)));
     assert_eq!(
         "2d".parse::<Duration>().map(|d| d.to_string()),
         Ok("2d".into())
@@ -280,4 +287,19 @@ proptest! {
         }
         let _ = validate(&y, &registry());
     }
+}
+
+#[test]
+fn a_choice_read_as_a_boolean_is_named_with_the_fix() {
+    let yaml = "name: b\nsteps:\n  - id: ask\n    approval:\n      message: go?\n      approvers: {roles: [responder]}\n      choices: [true, \"no\"]\n";
+    let errs = errors(yaml);
+    has(&errs, "steps.ask.approval.choices[0]");
+    has(&errs, "quote the choice");
+}
+
+#[test]
+fn a_cron_value_out_of_range_names_its_field() {
+    let yaml = "name: c\ntriggers:\n  - schedule: {cron: \"0 25 * * *\"}\nsteps:\n  - id: a\n    action: core.log\n    with: {message: hi}\n";
+    let errs = errors(yaml);
+    has(&errs, "the hour field has 25; it takes 0-23");
 }

@@ -336,7 +336,7 @@ async fn approvals_cancel_and_links() {
 
     let run = soar.start_run(tenant, start()).await.expect("start");
     let (secret, _) = soar
-        .create_approval_link(tenant, &run.run_id, "ask", Duration::from_secs(60))
+        .create_approval_link(tenant, &run.run_id, "ask", Duration::from_secs(60), None)
         .await
         .expect("link");
     assert!(soar.decide_by_link(&secret, "nope").await.is_err());

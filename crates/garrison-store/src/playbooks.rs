@@ -206,6 +206,8 @@ pub struct ApprovalLink {
     pub run_id: String,
     pub step: String,
     pub expires: Timestamp,
+    /// The approver it was issued to (None: an approval open to any responder).
+    pub issued_to: Option<String>,
 }
 
 const VERSION_COLUMNS: &str =
@@ -730,13 +732,14 @@ impl PlaybookRepo for SqlStore {
 
     async fn create_approval_link(&self, link: &ApprovalLink) -> Result<()> {
         sqlx::query(
-            "INSERT INTO playbook_approval_links (link_hash, tenant_id, run_id, step, expires_us) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO playbook_approval_links (link_hash, tenant_id, run_id, step, expires_us, issued_to) VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind(&link.link_hash)
         .bind(link.tenant_id.0)
         .bind(&link.run_id)
         .bind(&link.step)
         .bind(to_micros(link.expires))
+        .bind(&link.issued_to)
         .execute(self.pool())
         .await
         .map_err(StoreError::from_write)?;
@@ -745,7 +748,7 @@ impl PlaybookRepo for SqlStore {
 
     async fn approval_link(&self, link_hash: &str, now: Timestamp) -> Result<Option<ApprovalLink>> {
         let row = sqlx::query(
-            "SELECT link_hash, tenant_id, run_id, step, expires_us FROM playbook_approval_links WHERE link_hash = $1 AND used_us IS NULL AND expires_us > $2",
+            "SELECT link_hash, tenant_id, run_id, step, expires_us, issued_to FROM playbook_approval_links WHERE link_hash = $1 AND used_us IS NULL AND expires_us > $2",
         )
         .bind(link_hash)
         .bind(to_micros(now))
@@ -758,6 +761,7 @@ impl PlaybookRepo for SqlStore {
                 run_id: r.try_get("run_id")?,
                 step: r.try_get("step")?,
                 expires: from_micros(r.try_get("expires_us")?),
+                issued_to: r.try_get("issued_to")?,
             })
         })
         .transpose()

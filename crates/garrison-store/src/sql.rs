@@ -60,6 +60,10 @@ impl Dialect {
                     8,
                     include_str!("../migrations/sqlite/0008_alert_updates.sql"),
                 ),
+                (
+                    9,
+                    include_str!("../migrations/sqlite/0009_approval_link_person.sql"),
+                ),
             ],
             Dialect::Postgres => &[
                 (
@@ -84,6 +88,10 @@ impl Dialect {
                 (
                     8,
                     include_str!("../migrations/postgres/0008_alert_updates.sql"),
+                ),
+                (
+                    9,
+                    include_str!("../migrations/postgres/0009_approval_link_person.sql"),
                 ),
             ],
         }

@@ -223,15 +223,20 @@ pub async fn run(command: PlaybookCommand) -> Result<()> {
         PlaybookCommand::Sync { dir, api } => sync(&dir, &api).await,
         PlaybookCommand::Import { paths, api } => {
             let mut sources = Vec::new();
+            let mut names = Vec::new();
             for file in playbook_files(&paths)? {
                 sources.push(
                     std::fs::read_to_string(&file)
                         .with_context(|| format!("cannot read {}", file.display()))?,
                 );
+                names.push(file.display().to_string());
             }
             let saved = api
                 .client()?
-                .import_playbooks(&ImportBody { sources })
+                .import_playbooks(&ImportBody {
+                    sources,
+                    paths: names,
+                })
                 .await?;
             for v in &saved {
                 println!("{} v{}", v.name, v.version);

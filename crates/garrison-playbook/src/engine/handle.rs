@@ -1,6 +1,6 @@
 //! Applying one event to the run: starts, action results, timers, approvals, cancellations.
 
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 use crate::model::*;
 
@@ -103,7 +103,17 @@ impl Cx<'_> {
                 if status == RunStatus::Succeeded {
                     self.succeed_step(i, output);
                 } else {
-                    self.fail_step(i, format!("child run ended {status:?}").to_lowercase());
+                    // A child that could not start sends its reason as text: keep it, with the
+                    // child's id, so the parent's step says what to look at.
+                    let child = self.st.steps[i].child_run.clone().unwrap_or_default();
+                    let ended = format!("{status:?}").to_lowercase();
+                    let message = match &output {
+                        Json::String(reason) => {
+                            format!("child run {child} could not start: {reason}")
+                        }
+                        _ => format!("child run {child} ended {ended}"),
+                    };
+                    self.fail_step(i, message);
                 }
             }
             Event::UndoFinished {

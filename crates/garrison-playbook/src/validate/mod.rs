@@ -270,10 +270,11 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                         "required: a cron pattern such as `0 */6 * * *`",
                     );
                 } else if let Err(e) = cron.parse::<croner::Cron>() {
+                    let why = cron_field_problem(&cron).unwrap_or_else(|| e.to_string());
                     errors.push(
                         place,
                         format!("{path}.cron"),
-                        format!("invalid cron pattern `{cron}`: {e}"),
+                        format!("invalid cron pattern `{cron}`: {why}"),
                     );
                 }
                 let timezone = field("timezone").unwrap_or_else(|| "UTC".into());
@@ -714,4 +715,40 @@ fn trigger_input_mapping(
         out.insert(name.clone(), template);
     }
     out
+}
+
+/// Which field of a cron pattern holds a number out of its range, said by name (`the hour
+/// field has 25; hours are 0-23`): the cron parser's own message does not name the field.
+fn cron_field_problem(cron: &str) -> Option<String> {
+    let fields: Vec<&str> = cron.split_whitespace().collect();
+    let names: &[(&str, u32, u32)] = match fields.len() {
+        5 => &[
+            ("minute", 0, 59),
+            ("hour", 0, 23),
+            ("day-of-month", 1, 31),
+            ("month", 1, 12),
+            ("day-of-week", 0, 7),
+        ],
+        6 => &[
+            ("second", 0, 59),
+            ("minute", 0, 59),
+            ("hour", 0, 23),
+            ("day-of-month", 1, 31),
+            ("month", 1, 12),
+            ("day-of-week", 0, 7),
+        ],
+        n => return Some(format!("{n} fields; a pattern has 5 (minute hour day-of-month month day-of-week) or 6 (with seconds first)")),
+    };
+    for (field, (name, low, high)) in fields.iter().zip(names) {
+        // Numbers of a field: `1,5-7,*/15` → 1, 5, 7 (a step is not a value).
+        for part in field.split(',') {
+            let range = part.split('/').next().unwrap_or(part);
+            for n in range.split('-').filter_map(|x| x.parse::<u32>().ok()) {
+                if n < *low || n > *high {
+                    return Some(format!("the {name} field has {n}; it takes {low}-{high}"));
+                }
+            }
+        }
+    }
+    None
 }

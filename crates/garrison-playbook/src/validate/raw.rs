@@ -125,8 +125,10 @@ pub(super) struct RawApproval {
     pub(super) message: Option<String>,
     #[serde(default)]
     pub(super) approvers: Approvers,
+    /// Read as JSON values: an unquoted `yes` / `no` / `on` / `off` is a boolean to YAML 1.1
+    /// readers, and the error should say so with the fix, not "expected a string".
     #[serde(default)]
-    pub(super) choices: Option<Vec<String>>,
+    pub(super) choices: Option<Vec<Json>>,
     #[serde(default)]
     pub(super) timeout: Option<Json>,
     #[serde(default)]

@@ -1,6 +1,6 @@
 //! Compiling one step: its kind, action call, options, and the templates it uses.
 
-use serde_json::Value as Json;
+use serde_json::{json, Value as Json};
 
 use crate::model::*;
 use crate::registry::ActionRegistry;
@@ -416,9 +416,28 @@ pub(super) fn compile_step(
                 }
             }
         } else if let Some(a) = raw.approval {
-            let choices = a
+            let mut choices = Vec::new();
+            for (i, c) in a
                 .choices
-                .unwrap_or_else(|| vec!["approve".into(), "reject".into()]);
+                .unwrap_or_else(|| vec![json!("approve"), json!("reject")])
+                .into_iter()
+                .enumerate()
+            {
+                match c {
+                    Json::String(s) => choices.push(s),
+                    Json::Bool(b) => errors.push(
+                        place,
+                        format!("{label}.approval.choices[{i}]"),
+                        format!("read as the boolean {b}: YAML takes unquoted yes/no/on/off/true/false for booleans; quote the choice (e.g. \"yes\")"),
+                    ),
+                    Json::Number(n) => choices.push(n.to_string()),
+                    other => errors.push(
+                        place,
+                        format!("{label}.approval.choices[{i}]"),
+                        format!("expected a word, got {}", garrison_expr::json_type(&other)),
+                    ),
+                }
+            }
             if choices.is_empty() {
                 errors.push(
                     place,

@@ -320,7 +320,7 @@ pub async fn use_link(
 
 #[utoipa::path(post, path = "/api/v1/webhooks/{tenant}/{playbook}", tag = "playbooks",
     params(("tenant" = String, Path, description = "Tenant name"), ("playbook" = String, Path)),
-    request_body(content = Object, description = "Any JSON; `inputs` (an object) become the run's inputs"),
+    request_body(content = Object, description = "Any JSON; its keys fill the declared inputs they name (or the trigger's `inputs` mapping reads it). A delivery id header (`X-Garrison-Delivery`, `X-GitHub-Delivery`, `X-Delivery-Id` or `Idempotency-Key`) makes a redelivery answer the run it started instead of starting another"),
     responses((status = 202, description = "Run started", body = RunRef), (status = 401, body = Problem), (status = 404, body = Problem)))]
 pub async fn webhook(
     State(state): State<AppState>,
@@ -332,9 +332,19 @@ pub async fn webhook(
     let secret = headers
         .get("x-garrison-webhook-secret")
         .and_then(|v| v.to_str().ok());
+    let delivery = [
+        "x-garrison-delivery",
+        "x-github-delivery",
+        "x-delivery-id",
+        "idempotency-key",
+    ]
+    .iter()
+    .find_map(|h| headers.get(*h).and_then(|v| v.to_str().ok()))
+    .map(str::trim)
+    .filter(|d| !d.is_empty());
     let run = state
         .app()
-        .start_run_by_webhook(&tenant, playbook, secret, &body)
+        .start_run_by_webhook(&tenant, playbook, secret, delivery, &body)
         .await?;
     Ok((StatusCode::ACCEPTED, Json(run)))
 }

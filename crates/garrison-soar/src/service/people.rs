@@ -126,6 +126,7 @@ impl Soar {
         run_id: &str,
         step: &str,
         valid_for: Duration,
+        issued_to: Option<&str>,
     ) -> Result<(String, Timestamp), SoarError> {
         let (state, _) = self
             .load(tenant, run_id)
@@ -156,6 +157,7 @@ impl Soar {
                 run_id: run_id.to_owned(),
                 step: step.to_owned(),
                 expires,
+                issued_to: issued_to.map(str::to_owned),
             })
             .await?;
         Ok((secret, expires))
@@ -203,7 +205,11 @@ impl Soar {
                 "the link is unknown, used or expired".into(),
             ));
         }
-        let by = format!("approval link {}", &hash[..12.min(hash.len())]);
+        // The person it was issued to decides; a link of an open approval is named by its hash.
+        let by = link
+            .issued_to
+            .clone()
+            .unwrap_or_else(|| format!("approval link {}", &hash[..12.min(hash.len())]));
         self.decide(link.tenant_id, &link.run_id, &link.step, choice, &by)
             .await
     }

@@ -289,6 +289,7 @@ pub async fn blobs_secrets_and_links_are_scoped_and_single_use(store: &SqlStore)
         run_id: "rb".into(),
         step: "ask".into(),
         expires: at(100),
+        issued_to: Some("rita".into()),
     };
     store.create_approval_link(&link).await.expect("link");
     assert_eq!(

@@ -677,6 +677,22 @@ async fn playbook_routes_are_tenant_scoped_and_role_checked() {
     let alpha = cli(dir.path(), &["token", "create", "--role", "admin"]);
     let viewer = cli(dir.path(), &["token", "create", "--role", "viewer"]);
     let responder = cli(dir.path(), &["token", "create", "--role", "responder"]);
+    // People an approval link can be issued to: one of the approvers, one not.
+    cli(
+        dir.path(),
+        &[
+            "user",
+            "create",
+            "--username",
+            "rita",
+            "--role",
+            "responder",
+        ],
+    );
+    cli(
+        dir.path(),
+        &["user", "create", "--username", "vic", "--role", "viewer"],
+    );
     cli(dir.path(), &["tenant", "create", "bravo"]);
     let bravo = cli(
         dir.path(),
@@ -759,15 +775,36 @@ async fn playbook_routes_are_tenant_scoped_and_role_checked() {
         .expect("get");
     assert_eq!(r.status().as_u16(), 401, "no token");
 
-    // A single-use link, made by a responder, decides once.
+    // A link goes to the approvers the step names, never around them: none without saying
+    // whom it is for, none for someone outside the list.
+    let links = format!("/api/v1/runs/{id}/approval-links");
+    let (status, refused) = post(&service, &links, &responder, json!({"step": "ask"})).await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["detail"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("roles responder"),
+        "{refused}"
+    );
+    let (status, refused) = post(
+        &service,
+        &links,
+        &responder,
+        json!({"step": "ask", "approver": "vic"}),
+    )
+    .await;
+    assert_eq!(status, 403, "{refused}");
+    // A single-use link, made by a responder for an approver, decides once, as that approver.
     let (status, link) = post(
         &service,
-        &format!("/api/v1/runs/{id}/approval-links"),
+        &links,
         &responder,
-        json!({"step": "ask"}),
+        json!({"step": "ask", "approver": "rita"}),
     )
     .await;
     assert_eq!(status, 201, "{link}");
+    assert_eq!(link["approver"], "rita");
     let path = link["path"].as_str().expect("path").to_string();
     let shown: Value = c
         .get(service.url(&path))
@@ -794,6 +831,15 @@ async fn playbook_routes_are_tenant_scoped_and_role_checked() {
     assert_eq!(r.status().as_u16(), 401, "a link works once");
     let done = get_json(&service, &format!("/api/v1/runs/{id}"), &alpha).await;
     assert_eq!(done["status"], "succeeded", "{done}");
+    let ask = done["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["id"] == "ask"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        ask["output"]["by"], "rita",
+        "decided as the person: {ask:#}"
+    );
 
     // A webhook trigger checks its secret.
     let hook = "name: hooked\ntriggers:\n  - webhook: {secret: hook-secret}\nsteps:\n  - id: a\n    action: core.set\n    with: {got: \"{{ trigger.body.x }}\"}\n";
@@ -838,6 +884,43 @@ async fn playbook_routes_are_tenant_scoped_and_role_checked() {
     )
     .await;
     assert_eq!(run["steps"][0]["output"]["got"], 1, "{run}");
+    // A sender's redelivery (same delivery id) answers the run the first delivery started;
+    // another id starts another run. The body's keys are the inputs, unwrapped.
+    let typed = "name: typed-hook\ninputs:\n  ip: {type: ip}\ntriggers:\n  - webhook: {secret: hook-secret}\nsteps:\n  - id: a\n    action: core.set\n    with: {ip: \"{{ inputs.ip }}\"}\n";
+    let (status, body) = post(
+        &service,
+        "/api/v1/playbooks",
+        &alpha,
+        json!({"source": typed}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let deliver = |id: &'static str| {
+        let c = c.clone();
+        let url = service.url("/api/v1/webhooks/default/typed-hook");
+        async move {
+            let r = c
+                .post(&url)
+                .header("x-garrison-webhook-secret", "s3cret-s3cret-s3cret")
+                .header("x-github-delivery", id)
+                .json(&json!({"ip": "198.51.100.9", "action": "opened"}))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(r.status().as_u16(), 202);
+            let v: Value = r.json().await.expect("json");
+            v["run_id"].as_str().expect("id").to_string()
+        }
+    };
+    let first = deliver("d-1").await;
+    assert_eq!(
+        deliver("d-1").await,
+        first,
+        "a redelivery starts nothing new"
+    );
+    assert_ne!(deliver("d-2").await, first);
+    let run = get_json(&service, &format!("/api/v1/runs/{first}"), &alpha).await;
+    assert_eq!(run["inputs"]["ip"], "198.51.100.9", "{run}");
     let r = c
         .post(service.url("/api/v1/webhooks/bravo/hooked"))
         .header("x-garrison-webhook-secret", "s3cret-s3cret-s3cret")
