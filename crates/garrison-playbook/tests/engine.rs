@@ -36,7 +36,7 @@ fn actions_flow_outputs_through_templates() {
     assert_eq!(s.st.status, RunStatus::Succeeded);
     let a = s.st.step("a").expect("a");
     assert_eq!(a.attempts.len(), 1);
-    assert_eq!(a.attempts[0].idempotency_key, "r1/a/1");
+    assert_eq!(a.attempts[0].idempotency_key, "r1/a");
     assert!(a.started_at.is_some() && a.finished_at.is_some());
 }
 
@@ -913,4 +913,86 @@ proptest! {
             s.send(ev);
         }
     }
+}
+
+const SLOW_LEASE: &str = r#"
+name: slow-lease
+inputs:
+  ip: {type: ip}
+steps:
+  - id: block
+    action: fw.block_ip
+    with: {ip: "{{ inputs.ip }}"}
+    lease: {for: 24h, target: "{{ inputs.ip }}"}
+    retry: {max_attempts: 2, backoff: 1s}
+    timeout: 1s
+"#;
+
+/// A reversible action whose attempts time out may have been applied on the target: its lease
+/// is held (and undone when it ends) even though no attempt answered, and every attempt of the
+/// step carries one idempotency key, so a target that applied the first does not apply the
+/// retry again.
+#[test]
+fn a_timed_out_reversible_action_keeps_one_key_and_holds_its_lease() {
+    let mut s = Sim::new(SLOW_LEASE, json!({"ip": "192.0.2.7"}));
+    let first = s.take_calls();
+    assert_eq!(first.len(), 1);
+    let timeout = |attempt: u32| TimerKind::StepTimeout {
+        step: "block".into(),
+        item: None,
+        attempt,
+    };
+    s.at(1);
+    s.send(Event::TimerFired(timeout(1)));
+    let lease =
+        s.st.lease("r1/block")
+            .expect("a lease is held after a timeout")
+            .clone();
+    assert_eq!(lease.target, json!("192.0.2.7"));
+    assert_eq!(lease.output["outcome"], "unknown", "{:?}", lease.output);
+    s.at(2);
+    s.send(Event::TimerFired(TimerKind::Retry {
+        step: "block".into(),
+        item: None,
+        attempt: 2,
+    }));
+    assert_eq!(s.take_calls().len(), 1, "the retry is sent");
+    s.at(3);
+    s.send(Event::TimerFired(timeout(2)));
+    assert_eq!(s.st.status, RunStatus::Failed);
+    let step = s.st.step("block").expect("step");
+    let keys: std::collections::BTreeSet<&str> = step
+        .attempts
+        .iter()
+        .map(|a| a.idempotency_key.as_str())
+        .collect();
+    assert_eq!(keys.len(), 1, "one key for every attempt: {keys:?}");
+    // Still held: undone when it ends, not forgotten.
+    assert!(!s.st.is_quiescent(), "{:?}", s.st.leases);
+    assert!(s.timers().iter().any(|t| matches!(
+        &t.kind,
+        TimerKind::LeaseExpiry { lease } if lease == "r1/block"
+    )));
+}
+
+/// A target's `Retry-After` is honoured when it asks for longer than the step's backoff.
+#[test]
+fn a_retry_waits_at_least_what_the_target_asked() {
+    let mut s = Sim::new(RETRY, json!({}));
+    s.take_calls();
+    s.send(Event::ActionFinished {
+        step: "a".into(),
+        item: None,
+        attempt: 1,
+        result: Err(
+            ActionFailure::retryable("status 429").retry_after(std::time::Duration::from_secs(8))
+        ),
+        logs: vec![],
+    });
+    let retry = s
+        .timers()
+        .into_iter()
+        .find(|t| matches!(t.kind, TimerKind::Retry { .. }))
+        .expect("retry timer");
+    assert_eq!(retry.due, secs(t0(), 8), "8 s asked, 2 s backoff");
 }

@@ -1,7 +1,7 @@
 //! The actions the service can run: the `core.*` built-ins and the firewall connector
 //! (`firewall.block_ip`, reversible by `firewall.unblock_ip` and re-checked by
-//! `firewall.check_ip`), which calls a configured HTTP endpoint with the attempt's
-//! `Idempotency-Key`.
+//! `firewall.check_ip`), which calls a configured HTTP endpoint with the step's
+//! `Idempotency-Key` (the same for every attempt; `X-Garrison-Attempt` says which).
 
 use async_trait::async_trait;
 use garrison_playbook::{

@@ -67,7 +67,9 @@ impl CoreActions {
             .client()?
             .request(method, parsed)
             .timeout(std::time::Duration::from_millis(timeout.as_millis()))
-            .header("Idempotency-Key", &req.idempotency_key);
+            .header("Idempotency-Key", &req.idempotency_key)
+            // The key is the same for every attempt of a step; which attempt this is.
+            .header("X-Garrison-Attempt", req.attempt.to_string());
         if let Some(Json::Object(h)) = input.get("headers") {
             for (k, v) in h {
                 let v = match v {
@@ -89,6 +91,7 @@ impl CoreActions {
             .await
             .map_err(|e| ActionFailure::retryable(format!("core.http: {e}")))?;
         let status = response.status().as_u16();
+        let wait = retry_after(response.headers());
         let mut headers = serde_json::Map::new();
         for (k, v) in response.headers() {
             if let Ok(v) = v.to_str() {
@@ -120,15 +123,31 @@ impl CoreActions {
         if accepted {
             Ok(output)
         } else if status >= 500 || status == 429 || status == 408 {
-            Err(ActionFailure::retryable(format!(
-                "core.http: status {status}"
-            )))
+            let failure = ActionFailure::retryable(format!("core.http: status {status}"));
+            Err(match wait {
+                Some(w) => failure.retry_after(w),
+                None => failure,
+            })
         } else {
             Err(ActionFailure::permanent(format!(
                 "core.http: status {status}"
             )))
         }
     }
+}
+
+/// How long a target asks to be left alone (`Retry-After`: seconds, or an HTTP date).
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<std::time::Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(std::time::Duration::from_secs(secs));
+    }
+    let when = jiff::fmt::rfc2822::parse(value).ok()?.timestamp();
+    std::time::Duration::try_from(when.duration_since(jiff::Timestamp::now())).ok()
 }
 
 #[async_trait]

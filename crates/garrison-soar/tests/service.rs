@@ -221,7 +221,7 @@ async fn a_run_killed_during_a_call_resends_that_attempt_once_with_its_key() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     first.shutdown_background(); // kill -9, as far as this run is concerned
-    let key = format!("{run_id}/call/1");
+    let key = format!("{run_id}/call");
     assert_eq!(hanging.calls(), HashMap::from([(key.clone(), 1)]));
 
     // The second process (its own connections to the same database) resumes: the same

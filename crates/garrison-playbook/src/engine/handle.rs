@@ -63,7 +63,13 @@ impl Cx<'_> {
                 }
                 match result {
                     Ok(output) => self.unit_succeeded(i, item, output),
-                    Err(f) => self.unit_attempt_failed(i, item, f.message, f.retryable),
+                    Err(f) => self.unit_attempt_failed_after(
+                        i,
+                        item,
+                        f.message,
+                        f.retryable,
+                        f.retry_after_ms.map(Duration),
+                    ),
                 }
             }
             Event::TimerFired(kind) => self.timer_fired(kind),
@@ -278,7 +284,8 @@ impl Cx<'_> {
                     && current == attempt
                     && self.st.status == RunStatus::Running
                 {
-                    let key = idempotency_key(&self.st.run_id, &step, item, attempt);
+                    let round = self.st.steps[i].attempt_base;
+                    let key = idempotency_key(&self.st.run_id, &step, item, round);
                     self.effects.push(Effect::CancelAction {
                         step: step.clone(),
                         item,
@@ -294,6 +301,29 @@ impl Cx<'_> {
                     {
                         rec.finished_at = Some(now);
                         rec.error = Some(format!("timed out after {t}"));
+                    }
+                    // A reversible action that timed out may have been applied: hold its
+                    // lease, so it is undone when the lease ends even if no attempt answers.
+                    if let Some(call) = self.call_of(i) {
+                        if let Some(lease) = call.lease.clone() {
+                            let action = call.action.clone();
+                            let input = match item {
+                                None => self.st.steps[i].input.clone(),
+                                Some(k) => self.st.steps[i]
+                                    .items
+                                    .get(k)
+                                    .and_then(|it| it.input.clone()),
+                            };
+                            self.take_lease(
+                                i,
+                                item,
+                                &action,
+                                &lease,
+                                input.unwrap_or(Json::Null),
+                                json!({"outcome": "unknown", "reason": format!("attempt {attempt} timed out after {t}")}),
+                            );
+                            self.log(i, format!("attempt {attempt} timed out: it may have been applied, so its lease is held and undone when it ends"));
+                        }
                     }
                     self.unit_attempt_failed(i, item, format!("timed out after {t}"), true);
                 }

@@ -6,11 +6,20 @@ use serde_json::Value as Json;
 
 use crate::model::*;
 
-/// The key passed to an action attempt: the same for a resend of the same attempt.
-pub fn idempotency_key(run_id: &str, step: &str, item: Option<usize>, attempt: u32) -> String {
-    match item {
-        Some(i) => format!("{run_id}/{step}[{i}]/{attempt}"),
-        None => format!("{run_id}/{step}/{attempt}"),
+/// The key passed to an action call: the same for every attempt and every resend of one step
+/// (or `for_each` item), so a target that already applied a timed-out attempt does not apply
+/// the retry again. A rerun after a failure is a new execution: `round` (the attempts made
+/// before it, the step's `attempt_base`) tells it apart. The attempt number travels beside the
+/// key (`ActionRequest::attempt`).
+pub fn idempotency_key(run_id: &str, step: &str, item: Option<usize>, round: u32) -> String {
+    let key = match item {
+        Some(i) => format!("{run_id}/{step}[{i}]"),
+        None => format!("{run_id}/{step}"),
+    };
+    if round == 0 {
+        key
+    } else {
+        format!("{key}/r{round}")
     }
 }
 
@@ -22,6 +31,10 @@ pub struct ActionFailure {
     pub message: String,
     /// Worth another attempt (network, 5xx) or not (bad input, 4xx).
     pub retryable: bool,
+    /// The target asked to wait this long before the next attempt (`Retry-After` on a 429 or
+    /// 503): the retry waits at least that, whatever the step's backoff says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
 }
 
 impl ActionFailure {
@@ -30,6 +43,7 @@ impl ActionFailure {
         ActionFailure {
             message: message.into(),
             retryable: true,
+            retry_after_ms: None,
         }
     }
 
@@ -38,7 +52,14 @@ impl ActionFailure {
         ActionFailure {
             message: message.into(),
             retryable: false,
+            retry_after_ms: None,
         }
+    }
+
+    /// The same failure, with the wait the target asked for before the next attempt.
+    pub fn retry_after(mut self, wait: std::time::Duration) -> Self {
+        self.retry_after_ms = Some(u64::try_from(wait.as_millis()).unwrap_or(u64::MAX));
+        self
     }
 }
 

@@ -118,7 +118,7 @@ impl Cx<'_> {
         }
     }
 
-    fn take_lease(
+    pub(super) fn take_lease(
         &mut self,
         i: usize,
         item: Option<usize>,
@@ -149,7 +149,12 @@ impl Cx<'_> {
             Some(k) => format!("{}/{step_id}[{k}]", self.st.run_id),
             None => format!("{}/{step_id}", self.st.run_id),
         };
-        if self.st.leases.iter().any(|l| l.id == id) {
+        if let Some(held) = self.st.leases.iter_mut().find(|l| l.id == id) {
+            // Taken when an attempt timed out (outcome unknown): a later attempt that answered
+            // says what was done.
+            if held.status == LeaseStatus::Active {
+                held.output = output;
+            }
             return;
         }
         let expires_at = add(self.now, spec.duration);
@@ -183,6 +188,19 @@ impl Cx<'_> {
         message: String,
         retryable: bool,
     ) {
+        self.unit_attempt_failed_after(i, item, message, retryable, None)
+    }
+
+    /// Like [`Self::unit_attempt_failed`], the next attempt no sooner than `at_least` (the
+    /// target's `Retry-After`, at most a day).
+    pub(super) fn unit_attempt_failed_after(
+        &mut self,
+        i: usize,
+        item: Option<usize>,
+        message: String,
+        retryable: bool,
+        at_least: Option<Duration>,
+    ) {
         let policy = self.pb.steps[i].retry;
         let base = self.st.steps[i].attempt_base;
         let (_, attempt) = self.unit_status(i, item);
@@ -193,6 +211,10 @@ impl Cx<'_> {
         };
         if retryable && used < policy.max_attempts {
             let delay = policy.delay_after(used);
+            let delay = match at_least {
+                Some(wait) if wait.0 > delay.0 => Duration(wait.0.min(86_400_000)),
+                _ => delay,
+            };
             self.log(i, format!("{label} failed: {message}; retrying in {delay}"));
             match item {
                 None => self.st.steps[i].status = StepStatus::Retrying,
@@ -230,6 +252,7 @@ impl Cx<'_> {
     pub(super) fn stop_items(&mut self, i: usize) {
         let step = self.pb.steps[i].id.clone();
         let run = self.st.run_id.clone();
+        let round = self.st.steps[i].attempt_base;
         let mut cancels = Vec::new();
         for (k, it) in self.st.steps[i].items.iter_mut().enumerate() {
             match it.status {
@@ -237,7 +260,7 @@ impl Cx<'_> {
                     cancels.push(Effect::CancelAction {
                         step: step.clone(),
                         item: Some(k),
-                        idempotency_key: idempotency_key(&run, &step, Some(k), it.attempt),
+                        idempotency_key: idempotency_key(&run, &step, Some(k), round),
                     });
                     it.status = StepStatus::Cancelled;
                 }
@@ -286,7 +309,7 @@ impl Cx<'_> {
         let step = s.id.clone();
         match (&self.pb.steps[j].kind, s.status) {
             (StepKind::Action(_), StepStatus::Running) => {
-                let key = idempotency_key(&self.st.run_id, &step, None, s.attempt);
+                let key = idempotency_key(&self.st.run_id, &step, None, s.attempt_base);
                 self.effects.push(Effect::CancelAction {
                     step: step.clone(),
                     item: None,

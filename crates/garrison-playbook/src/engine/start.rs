@@ -310,7 +310,8 @@ impl Cx<'_> {
         let Some(call) = self.call_of(i) else { return };
         let action = call.action.clone();
         let step_id = self.pb.steps[i].id.clone();
-        let key = idempotency_key(&self.st.run_id, &step_id, item, attempt);
+        let round = self.st.steps[i].attempt_base;
+        let key = idempotency_key(&self.st.run_id, &step_id, item, round);
         let now = self.now;
         let s = &mut self.st.steps[i];
         let input = match item {

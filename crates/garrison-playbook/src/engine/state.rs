@@ -464,7 +464,12 @@ impl RunState {
                         step: st.id.clone(),
                         item: None,
                         attempt: st.attempt,
-                        idempotency_key: idempotency_key(&self.run_id, &st.id, None, st.attempt),
+                        idempotency_key: idempotency_key(
+                            &self.run_id,
+                            &st.id,
+                            None,
+                            st.attempt_base,
+                        ),
                         action: call.action.clone(),
                         input: input.clone(),
                     });
@@ -481,7 +486,7 @@ impl RunState {
                                 &self.run_id,
                                 &st.id,
                                 Some(k),
-                                it.attempt,
+                                st.attempt_base,
                             ),
                             action: call.action.clone(),
                             input: it.input.clone().unwrap_or(Json::Null),

@@ -417,12 +417,11 @@ pub(super) fn compile_step(
             }
         } else if let Some(a) = raw.approval {
             let mut choices = Vec::new();
-            for (i, c) in a
+            let given = a
                 .choices
-                .unwrap_or_else(|| vec![json!("approve"), json!("reject")])
-                .into_iter()
-                .enumerate()
-            {
+                .unwrap_or_else(|| vec![json!("approve"), json!("reject")]);
+            let given_count = given.len();
+            for (i, c) in given.into_iter().enumerate() {
                 match c {
                     Json::String(s) => choices.push(s),
                     Json::Bool(b) => errors.push(
@@ -438,7 +437,7 @@ pub(super) fn compile_step(
                     ),
                 }
             }
-            if choices.is_empty() {
+            if given_count == 0 {
                 errors.push(
                     place,
                     format!("{label}.approval.choices"),

@@ -337,6 +337,8 @@ pub struct HttpRequest {
     pub path: String,
     /// The `Idempotency-Key` header, empty when absent.
     pub idempotency_key: String,
+    /// The `X-Garrison-Attempt` header (0 when absent).
+    pub attempt: u32,
     pub body: Vec<u8>,
 }
 
@@ -379,11 +381,13 @@ where
                         .and_then(|l| l.split(' ').nth(1))
                         .unwrap_or("")
                         .to_string();
-                    let (mut length, mut idempotency_key) = (0usize, String::new());
+                    let (mut length, mut idempotency_key, mut attempt) =
+                        (0usize, String::new(), 0u32);
                     for (k, v) in lines.filter_map(|l| l.split_once(':')) {
                         match k.trim().to_ascii_lowercase().as_str() {
                             "content-length" => length = v.trim().parse().unwrap_or(0),
                             "idempotency-key" => idempotency_key = v.trim().to_string(),
+                            "x-garrison-attempt" => attempt = v.trim().parse().unwrap_or(0),
                             _ => {}
                         }
                     }
@@ -399,6 +403,7 @@ where
                     let (status, answer) = handle(HttpRequest {
                         path,
                         idempotency_key,
+                        attempt,
                         body,
                     })
                     .await;

@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 struct Call {
     path: String,
     key: String,
+    attempt: u32,
     at: Instant,
     status: u16,
 }
@@ -44,6 +45,7 @@ impl Sink {
         let HttpRequest {
             path,
             idempotency_key: key,
+            attempt,
             body,
         } = request;
         let body: Value = serde_json::from_slice(&body).unwrap_or_default();
@@ -70,7 +72,7 @@ impl Sink {
             }
             _ => {}
         }
-        let first_attempt = key.ends_with("/1");
+        let first_attempt = attempt == 1;
         let status = if path.starts_with("/flaky/") && first_attempt {
             500
         } else {
@@ -92,6 +94,7 @@ impl Sink {
         self.calls.lock().expect("lock").push(Call {
             path,
             key,
+            attempt,
             at: arrived,
             status,
         });
@@ -213,7 +216,7 @@ async fn approve_waiting(url: &str, token: &str) -> usize {
 
 /// 200 runs with an HTTP call, a delay, a failing-then-retried call, an approval and a last
 /// call; the service is killed (-9) twice while they run. Every run completes, and the sink
-/// sees each side effect once: per (run, step) exactly one idempotency key got a 2xx answer,
+/// sees each side effect once: per (run, step) exactly one attempt got a 2xx answer,
 /// and a key was sent more than once only when its first send was in flight at a kill (the
 /// first send before the kill, the resend after the restart).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -303,15 +306,24 @@ async fn runs_survive_two_kill_9_and_apply_each_effect_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     let calls = sink.calls();
-    let mut by_key: HashMap<&str, Vec<&Call>> = HashMap::new();
+    // One send is one (key, attempt): the key is the step's, the same for its attempts.
+    let mut by_key: HashMap<String, Vec<&Call>> = HashMap::new();
     for c in &calls {
-        by_key.entry(c.key.as_str()).or_default().push(c);
+        by_key
+            .entry(format!("{}#{}", c.key, c.attempt))
+            .or_default()
+            .push(c);
     }
-    // Side effects: per (run, step), the keys that got a 2xx.
+    // Side effects: per (run, step), the attempts that got a 2xx.
     let mut effects: HashMap<(String, String), Vec<&str>> = HashMap::new();
     for (key, cs) in &by_key {
-        let parts: Vec<&str> = key.split('/').collect();
-        assert_eq!(parts.len(), 3, "key {key:?} is run/step/attempt");
+        let step_key = key.split('#').next().unwrap_or_default();
+        let parts: Vec<&str> = step_key.split('/').collect();
+        assert_eq!(
+            parts.len(),
+            2,
+            "key {key:?} is run/step, whatever the attempt"
+        );
         if cs.iter().any(|c| c.status == 200) {
             effects
                 .entry((parts[0].to_string(), parts[1].to_string()))
@@ -344,7 +356,7 @@ async fn runs_survive_two_kill_9_and_apply_each_effect_once() {
             let across_a_kill = kills.iter().any(|k| pair[0] <= *k && pair[1] > *k);
             assert!(
                 across_a_kill,
-                "key {key:?} was sent twice without a crash in between: sends at {:?} after the start, kills at {:?}",
+                "send {key:?} was sent twice without a crash in between: sends at {:?} after the start, kills at {:?}",
                 times.iter().map(|t| t.duration_since(started)).collect::<Vec<_>>(),
                 kills.iter().map(|t| t.duration_since(started)).collect::<Vec<_>>()
             );
@@ -355,7 +367,7 @@ async fn runs_survive_two_kill_9_and_apply_each_effect_once() {
         "sink: {} calls, {distinct} distinct keys, {resent} resends of calls in flight at a kill",
         calls.len()
     );
-    // 200 runs x (first, flaky attempt 1 and 2, last): 800 keys.
+    // 200 runs x (first, flaky attempt 1 and 2, last): 800 sends (600 keys).
     assert_eq!(distinct, 800);
     drop(service);
     assert!(resent > 0, "the kills should have caught calls in flight");
