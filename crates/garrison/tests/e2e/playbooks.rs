@@ -1464,3 +1464,87 @@ async fn a_cancel_does_not_wait_for_the_call_in_flight() {
     .await;
     assert_eq!(status, 200, "{again}");
 }
+
+const CONTAIN_SLOW: &str = r#"
+name: contain-slow
+inputs:
+  ip: {type: ip}
+steps:
+  - id: block
+    action: firewall.block_ip
+    with: {ip: "{{ inputs.ip }}"}
+    lease: {for: 4s, target: "{{ inputs.ip }}"}
+    timeout: 1s
+    retry: {max_attempts: 2, backoff: 1s}
+"#;
+
+/// A firewall slower than the step's timeout (3 s for 1 s): both attempts time out, yet the
+/// firewall applies them. It sees one idempotency key for both (so it can apply the block
+/// once), the run keeps the block as a lease whose outcome is unknown, and the lease is undone
+/// when it ends: nothing is left blocked and forgotten.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timed_out_block_keeps_one_key_and_its_lease_is_undone() {
+    let (sink, sink_url) = Sink::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let admin = cli(dir.path(), &["token", "create", "--role", "admin"]);
+    let firewall = format!("{sink_url}/slow");
+    let env = [("GARRISON_FIREWALL_URL", firewall.as_str())];
+    let service = Service::start_with(dir.path(), free_port(), free_port(), &env);
+    let url = format!("http://{}", service.http);
+    let (status, body) = post(
+        &service,
+        "/api/v1/playbooks",
+        &admin,
+        json!({"source": CONTAIN_SLOW}),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, run) = post(
+        &service,
+        "/api/v1/playbooks/contain-slow/runs",
+        &admin,
+        json!({"inputs": {"ip": "192.0.2.9"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{run}");
+    let run_id = run["run_id"].as_str().expect("id").to_string();
+    wait_status(&url, &admin, &run_id, "failed").await;
+    let detail = get_json(&service, &format!("/api/v1/runs/{run_id}"), &admin).await;
+    let lease = &detail["leases"][0];
+    assert_eq!(lease["target"], "192.0.2.9", "{detail:#}");
+    assert_eq!(lease["output"]["outcome"], "unknown", "{detail:#}");
+
+    let calls_to = |path: &str| {
+        sink.calls()
+            .into_iter()
+            .filter(|c| c.path == path)
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while calls_to("/slow/unblock").is_empty() || calls_to("/slow/block").len() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "blocks {:?}, unblocks {:?}",
+            calls_to("/slow/block"),
+            calls_to("/slow/unblock")
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let blocks = calls_to("/slow/block");
+    let keys: std::collections::BTreeSet<&str> = blocks.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys.len(), 1, "one key for both attempts: {blocks:?}");
+    let mut attempts: Vec<u32> = blocks.iter().map(|c| c.attempt).collect();
+    attempts.sort();
+    assert_eq!(attempts, vec![1, 2], "{blocks:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls_to("/slow/unblock").len(), 1, "undone once");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let detail = get_json(&service, &format!("/api/v1/runs/{run_id}"), &admin).await;
+        if detail["leases"][0]["status"] == "released" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{detail:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
