@@ -338,8 +338,32 @@ impl App {
         let soar = self.soar()?;
         let mut errors = Vec::new();
         let mut bad_files = Vec::new();
+        // Children may be among the sources: each is checked against the saved playbooks and
+        // the others imported with it, before anything is saved (all or nothing).
+        let mut batch = garrison_soar::Batch::new();
+        let mut valid = Vec::new();
         for (i, source) in body.sources.iter().enumerate() {
-            if let Err(SoarError::Invalid(list)) = soar.validate(source) {
+            if let Ok(p) = soar.validate(source) {
+                batch.insert(p.name.clone(), p.inputs.clone());
+                valid.push((i, p));
+            }
+        }
+        let mut child_errors = std::collections::HashMap::new();
+        for (i, p) in &valid {
+            match soar.check_children(actor.tenant, p, &batch).await {
+                Ok(()) => {}
+                Err(SoarError::Invalid(list)) => {
+                    child_errors.insert(*i, list);
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for (i, source) in body.sources.iter().enumerate() {
+            let invalid = match soar.validate(source) {
+                Err(SoarError::Invalid(list)) => Some(list),
+                _ => child_errors.remove(&i),
+            };
+            if let Some(list) = invalid {
                 // Each error names its file (or its place in `sources`), as `validate` does.
                 let name = body
                     .paths
@@ -372,7 +396,7 @@ impl App {
         let mut saved: Vec<PlaybookVersionView> = Vec::new();
         for source in &body.sources {
             saved.push(
-                soar.save_playbook(actor.tenant, source, Some(&by))
+                soar.save_playbook_with(actor.tenant, source, Some(&by), &batch)
                     .await?
                     .into(),
             );
@@ -422,6 +446,13 @@ impl App {
         };
         // Which file defined each name first: a second file with the same name is an error.
         let mut names: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        // Children may be among the files: the ones that validate are known to each other.
+        let batch: garrison_soar::Batch = body
+            .files
+            .iter()
+            .filter_map(|f| soar.validate(&f.source).ok())
+            .map(|p| (p.name, p.inputs))
+            .collect();
         for file in body.files {
             let mut result = SyncFileResult {
                 path: file.path.clone(),
@@ -455,7 +486,7 @@ impl App {
                 } else {
                     names.insert(name, file.path.clone());
                     match soar
-                        .sync_playbook(actor.tenant, &file.source, Some(&by))
+                        .sync_playbook(actor.tenant, &file.source, Some(&by), &batch)
                         .await
                     {
                         Ok((version, status)) => {

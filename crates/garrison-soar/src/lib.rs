@@ -37,7 +37,7 @@ pub use actions::{is_pure, registry, SoarActions};
 pub use core_actions::CoreActions;
 pub use replay::{path_taken, Replay};
 pub use service::{
-    constant_time_eq, may_approve, secret_hash, CancelOutcome, Soar, SoarConfig, SoarError,
+    constant_time_eq, may_approve, secret_hash, Batch, CancelOutcome, Soar, SoarConfig, SoarError,
     StartRun, SyncStatus, TriggerEvent,
 };
 pub use store::{

@@ -892,3 +892,56 @@ mod core_actions {
         assert!(first.contains(r#"{"ip":"1.2.3.4"}"#));
     }
 }
+
+/// A parent that calls a child playbook is checked when it is saved: the child must exist and
+/// accept the inputs given; saved together (import, sync), the child may come after it.
+#[tokio::test]
+async fn child_references_are_checked_at_save_time() {
+    let (repo, tenant, _dir) = store().await;
+    let soar = service(repo.clone(), Arc::default());
+    let parent = "name: parent\nsteps:\n  - id: call\n    playbook: {name: child, with: {host: ws-1, colour: red}}\n";
+    let missing = soar
+        .save_playbook(tenant, parent, None)
+        .await
+        .expect_err("no child yet");
+    let SoarError::Invalid(errors) = missing else {
+        panic!("{missing:?}")
+    };
+    assert!(
+        errors[0].message.contains("no playbook `child`"),
+        "{errors:?}"
+    );
+    let child = "name: child\ninputs:\n  host: {type: string}\n  reason: {type: string}\nsteps:\n  - id: a\n    action: core.set\n    with: {h: \"{{ inputs.host }}\"}\n";
+    // Saved together, the child may come second; its inputs are checked all the same.
+    let mut batch = garrison_soar::Batch::new();
+    let child_pb = soar.validate(child).expect("child");
+    batch.insert(child_pb.name.clone(), child_pb.inputs.clone());
+    let wrong = soar
+        .save_playbook_with(tenant, parent, None, &batch)
+        .await
+        .expect_err("bad inputs");
+    let SoarError::Invalid(errors) = wrong else {
+        panic!("{wrong:?}")
+    };
+    let messages: Vec<&str> = errors.iter().map(|e| e.message.as_str()).collect();
+    assert!(
+        messages.iter().any(|m| m.contains("has no input `colour`")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("needs its input `reason`")),
+        "{messages:?}"
+    );
+    let fixed = parent.replace("colour: red", "reason: test");
+    soar.save_playbook_with(tenant, &fixed, None, &batch)
+        .await
+        .expect("child in the batch");
+    soar.save_playbook(tenant, child, None)
+        .await
+        .expect("child");
+    soar.save_playbook(tenant, &fixed, None)
+        .await
+        .expect("child saved");
+}

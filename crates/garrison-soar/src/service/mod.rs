@@ -36,6 +36,7 @@ mod dispatch;
 mod drive;
 mod people;
 mod playbooks;
+pub use playbooks::Batch;
 mod runs;
 
 /// A failure of the service.
