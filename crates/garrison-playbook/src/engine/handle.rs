@@ -307,13 +307,7 @@ impl Cx<'_> {
                     if let Some(call) = self.call_of(i) {
                         if let Some(lease) = call.lease.clone() {
                             let action = call.action.clone();
-                            let input = match item {
-                                None => self.st.steps[i].input.clone(),
-                                Some(k) => self.st.steps[i]
-                                    .items
-                                    .get(k)
-                                    .and_then(|it| it.input.clone()),
-                            };
+                            let input = self.unit_input(i, item);
                             self.take_lease(
                                 i,
                                 item,

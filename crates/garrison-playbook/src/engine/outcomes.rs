@@ -10,14 +10,19 @@ use super::{
 };
 
 impl Cx<'_> {
-    pub(super) fn unit_succeeded(&mut self, i: usize, item: Option<usize>, output: Json) {
-        let lease_input = match item {
+    /// The rendered input of a step's call, or of one of its `for_each` items.
+    pub(super) fn unit_input(&self, i: usize, item: Option<usize>) -> Option<Json> {
+        match item {
             None => self.st.steps[i].input.clone(),
             Some(k) => self.st.steps[i]
                 .items
                 .get(k)
                 .and_then(|it| it.input.clone()),
-        };
+        }
+    }
+
+    pub(super) fn unit_succeeded(&mut self, i: usize, item: Option<usize>, output: Json) {
+        let lease_input = self.unit_input(i, item);
         if let Some(call) = self.call_of(i) {
             if let Some(lease) = call.lease.clone() {
                 self.take_lease(

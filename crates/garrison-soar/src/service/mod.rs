@@ -181,6 +181,23 @@ struct Work {
     audit: Vec<garrison_store::NewAuditEntry>,
 }
 
+impl Work {
+    /// A run to work on: a stored one at revision `rev`, or (`None`) a new one to save.
+    fn new(tenant: TenantId, pb: Arc<Playbook>, state: RunState, rev: Option<i64>) -> Work {
+        Work {
+            tenant,
+            pb,
+            state,
+            rev,
+            dirty: rev.is_none(),
+            add: Vec::new(),
+            remove: Vec::new(),
+            follow: Vec::new(),
+            audit: Vec::new(),
+        }
+    }
+}
+
 type RunLock = Arc<tokio::sync::Mutex<()>>;
 type WeakRunLock = Weak<tokio::sync::Mutex<()>>;
 

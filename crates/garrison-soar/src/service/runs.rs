@@ -105,17 +105,7 @@ impl Soar {
                         reason,
                         now,
                     );
-                    let mut work = Work {
-                        tenant,
-                        pb,
-                        state: failed,
-                        rev: None,
-                        dirty: true,
-                        add: Vec::new(),
-                        remove: Vec::new(),
-                        follow: Vec::new(),
-                        audit: Vec::new(),
-                    };
+                    let mut work = Work::new(tenant, pb, failed, None);
                     match self.persist(&mut work).await {
                         Ok(()) | Err(SoarError::Refused(_)) => {}
                         Err(e) => return Err(e),
@@ -126,17 +116,7 @@ impl Soar {
         };
         state.parent = req.parent;
         state.dry_run = req.dry_run;
-        let mut work = Work {
-            tenant,
-            pb,
-            state,
-            rev: None,
-            dirty: true,
-            add: Vec::new(),
-            remove: Vec::new(),
-            follow: Vec::new(),
-            audit: Vec::new(),
-        };
+        let mut work = Work::new(tenant, pb, state, None);
         self.apply(&mut work, Event::Start);
         let pending = self.drive(&mut work, true).await?;
         match self.persist(&mut work).await {
@@ -222,17 +202,7 @@ impl Soar {
             let (pb, _) = self
                 .playbook(tenant, &state.playbook, Some(state.version))
                 .await?;
-            let mut work = Work {
-                tenant,
-                pb,
-                state,
-                rev: Some(rev),
-                dirty: false,
-                add: Vec::new(),
-                remove: Vec::new(),
-                follow: Vec::new(),
-                audit: Vec::new(),
-            };
+            let mut work = Work::new(tenant, pb, state, Some(rev));
             if let Some(id) = &fired_timer {
                 work.remove.push(id.clone());
                 work.dirty = true;
