@@ -340,47 +340,38 @@ impl App {
         let mut bad_files = Vec::new();
         // Children may be among the sources: each is checked against the saved playbooks and
         // the others imported with it, before anything is saved (all or nothing).
-        let mut batch = garrison_soar::Batch::new();
-        let mut valid = Vec::new();
-        for (i, source) in body.sources.iter().enumerate() {
-            if let Ok(p) = soar.validate(source) {
-                batch.insert(p.name.clone(), p.inputs.clone());
-                valid.push((i, p));
-            }
-        }
-        let mut child_errors = std::collections::HashMap::new();
-        for (i, p) in &valid {
-            match soar.check_children(actor.tenant, p, &batch).await {
-                Ok(()) => {}
-                Err(SoarError::Invalid(list)) => {
-                    child_errors.insert(*i, list);
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        for (i, source) in body.sources.iter().enumerate() {
-            let invalid = match soar.validate(source) {
-                Err(SoarError::Invalid(list)) => Some(list),
-                _ => child_errors.remove(&i),
+        let validated: Vec<_> = body.sources.iter().map(|s| soar.validate(s)).collect();
+        let batch: garrison_soar::Batch = validated
+            .iter()
+            .flatten()
+            .map(|p| (p.name.clone(), p.inputs.clone()))
+            .collect();
+        for (i, result) in validated.into_iter().enumerate() {
+            let checked = match result {
+                Ok(p) => soar.check_children(actor.tenant, &p, &batch).await,
+                Err(e) => Err(e),
             };
-            if let Some(list) = invalid {
-                // Each error names its file (or its place in `sources`), as `validate` does.
-                let name = body
-                    .paths
-                    .get(i)
-                    .cloned()
-                    .unwrap_or_else(|| format!("sources[{i}]"));
-                for e in list {
-                    let mut v = validation_error_json(&e);
-                    if let Some(o) = v.as_object_mut() {
-                        o.insert("source".into(), json!(i));
-                        o.insert("file".into(), json!(name));
-                        o.insert("text".into(), json!(format!("{name}:{e}")));
-                    }
-                    errors.push(v);
+            let list = match checked {
+                Ok(()) => continue,
+                Err(SoarError::Invalid(list)) => list,
+                Err(e) => return Err(e.into()),
+            };
+            // Each error names its file (or its place in `sources`), as `validate` does.
+            let name = body
+                .paths
+                .get(i)
+                .cloned()
+                .unwrap_or_else(|| format!("sources[{i}]"));
+            for e in list {
+                let mut v = validation_error_json(&e);
+                if let Some(o) = v.as_object_mut() {
+                    o.insert("source".into(), json!(i));
+                    o.insert("file".into(), json!(name));
+                    o.insert("text".into(), json!(format!("{name}:{e}")));
                 }
-                bad_files.push(name);
+                errors.push(v);
             }
+            bad_files.push(name);
         }
         if !errors.is_empty() {
             return Err(AppError::InvalidWithErrors {

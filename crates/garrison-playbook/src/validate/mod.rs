@@ -240,7 +240,7 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                                 let root = p.split('.').next().unwrap_or("");
                                 if root != "alert" && !GLOBALS.contains(&root) {
                                     errors.push(place, format!("{path}.condition"), format!("undefined variable `{p}` (an alert condition can read `alert`)"));
-                                } else if let Some(e) = garrison_payload_check(p) {
+                                } else if let Some(e) = crate::payload::check_payload_path(p) {
                                     errors.push(place, format!("{path}.condition"), e);
                                 }
                             }
@@ -587,7 +587,7 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
                         }
                     }
                     "trigger" => {
-                        if let Some(e) = garrison_payload_check(p) {
+                        if let Some(e) = crate::payload::check_payload_path(p) {
                             errors.push(places[i], &u.path, e);
                         }
                     }
@@ -631,10 +631,6 @@ pub fn validate(text: &str, registry: &ActionRegistry) -> (Option<Playbook>, Vec
         steps,
     };
     (Some(playbook), Vec::new())
-}
-
-fn garrison_payload_check(path: &str) -> Option<String> {
-    crate::payload::check_payload_path(path)
 }
 
 /// A trigger's `inputs`: declared input name → template over the payload. Every problem is
@@ -721,22 +717,18 @@ fn trigger_input_mapping(
 /// field has 25; hours are 0-23`): the cron parser's own message does not name the field.
 fn cron_field_problem(cron: &str) -> Option<String> {
     let fields: Vec<&str> = cron.split_whitespace().collect();
+    // The six-field form has seconds first; the five-field form is the rest.
+    const FIELDS: [(&str, u32, u32); 6] = [
+        ("second", 0, 59),
+        ("minute", 0, 59),
+        ("hour", 0, 23),
+        ("day-of-month", 1, 31),
+        ("month", 1, 12),
+        ("day-of-week", 0, 7),
+    ];
     let names: &[(&str, u32, u32)] = match fields.len() {
-        5 => &[
-            ("minute", 0, 59),
-            ("hour", 0, 23),
-            ("day-of-month", 1, 31),
-            ("month", 1, 12),
-            ("day-of-week", 0, 7),
-        ],
-        6 => &[
-            ("second", 0, 59),
-            ("minute", 0, 59),
-            ("hour", 0, 23),
-            ("day-of-month", 1, 31),
-            ("month", 1, 12),
-            ("day-of-week", 0, 7),
-        ],
+        5 => &FIELDS[1..],
+        6 => &FIELDS,
         n => return Some(format!("{n} fields; a pattern has 5 (minute hour day-of-month month day-of-week) or 6 (with seconds first)")),
     };
     for (field, (name, low, high)) in fields.iter().zip(names) {
